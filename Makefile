@@ -1,0 +1,61 @@
+# rewind — build, test and generate. `make help` lists the targets.
+
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+GO      ?= go
+# The BPF objects are generated with a pinned clang from Debian (bookworm:
+# clang-16); `make generate` needs it, `go build` does not.
+CLANG   ?= clang-16
+STRIP   ?= llvm-strip-16
+export BPF_CLANG := $(CLANG)
+export BPF_STRIP := $(STRIP)
+export BPF_CFLAGS := -O2 -g -Wall -Werror
+
+.PHONY: all build test test-unit test-setup generate bench lint demo fuzz help clean
+
+all: build
+
+help:
+	@echo "make build      build bin/rewind"
+	@echo "make demo       analyze the bundled sample capture (records a demo workload first when root)"
+	@echo "make test       install test dependencies (CI), then run every test tier"
+	@echo "make test-unit  unprivileged tests only, no set-up"
+	@echo "make generate   regenerate the BPF objects (needs $(CLANG))"
+	@echo "make bench      run the Go benchmarks"
+	@echo "make fuzz       run each fuzz target briefly"
+	@echo "make lint       gofmt and go vet"
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/rewind ./cmd/rewind
+
+# test: set up what the tiers need (system packages in CI or as root), lint,
+# then run all tests, then a short bounded fuzz pass.
+test: test-setup lint
+	$(GO) test -count=1 -timeout 40m ./...
+	$(MAKE) fuzz FUZZTIME=10s
+
+test-setup:
+	@./scripts/test-setup.sh
+
+test-unit:
+	$(GO) test -count=1 ./...
+
+generate:
+	$(GO) generate ./bpf/...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+FUZZTIME ?= 30s
+fuzz:
+	@./scripts/fuzz.sh $(FUZZTIME)
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+demo: build
+	@./scripts/demo.sh
+
+clean:
+	rm -rf bin

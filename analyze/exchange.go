@@ -1,0 +1,242 @@
+// Package analyze replays a capture into HTTP exchanges: it orders events,
+// tracks connections, reassembles byte streams, detects protocols, parses
+// HTTP/1.x and HTTP/2, pairs requests with responses and measures timings.
+// Output writers in package format consume its [Exchange] values through the
+// [Sink] interface; all sinks are fed in one pass over the capture.
+package analyze
+
+import (
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/rewind-tools/rewind/capture"
+)
+
+// Conn is one TCP connection as seen by one process: a (pid, fd, generation)
+// for recorded captures, a 4-tuple for pcap input.
+type Conn struct {
+	// ID is stable for a given capture: "c1", "c2", … in order of first
+	// appearance in the event stream.
+	ID   string
+	PID  uint32 // 0 for pcap input
+	Comm string // process name, "" when unknown
+	Exe  string
+	FD   int32
+	Gen  uint32
+	Role capture.Role
+	// TLS names the TLS library whose plaintext was captured ("openssl",
+	// "gnutls", "go-tls", …) or "none".
+	TLS    string
+	Local  netip.AddrPort // invalid when unknown
+	Remote netip.AddrPort
+	// Proto is the application protocol detected: "HTTP/1.1", "HTTP/2", or
+	// "" for connections that carried no HTTP.
+	Proto string
+	// Start and End are the monotonic times of the first and last events.
+	Start, End uint64
+	// BytesIn and BytesOut count bytes the process received and sent.
+	BytesIn, BytesOut int64
+	// Retransmits counts TCP retransmissions seen in packets.
+	Retransmits int
+}
+
+// Field is one header field, name in its original case.
+type Field struct {
+	Name, Value string
+}
+
+// Fields is an ordered list of header fields.
+type Fields []Field
+
+// Get returns the first value of the named field, case-insensitively.
+func (f Fields) Get(name string) string {
+	for _, x := range f {
+		if strings.EqualFold(x.Name, name) {
+			return x.Value
+		}
+	}
+	return ""
+}
+
+// Message is the part common to requests and responses.
+type Message struct {
+	Proto   string // "HTTP/1.1", "HTTP/1.0", "HTTP/2"
+	Header  Fields
+	Trailer Fields
+	// BodyBytes is the body's length on the wire after transfer decoding
+	// (chunked framing removed), before content decoding; -1 when unknown.
+	BodyBytes int64
+	// Body holds up to the configured capture limit of the body, as sent
+	// (still content-encoded); BodyTruncated says bytes are missing from it.
+	Body          []byte
+	BodyTruncated bool
+	// Start and End are the monotonic times of the first and the last byte.
+	Start, End uint64
+	// HeaderBytes counts the bytes of the start line and header block.
+	HeaderBytes int64
+}
+
+// Request is an HTTP request.
+type Request struct {
+	Message
+	Method string
+	// Target is the request-target as sent ("/a/b?x=1", or absolute form).
+	Target string
+	Host   string // Host header or :authority
+	Path   string // Target without query
+	Query  string // without the '?'
+}
+
+// Response is an HTTP response. Status is 0 when none was seen.
+type Response struct {
+	Message
+	Status int
+	Reason string
+}
+
+// Timings are an exchange's latency components in nanoseconds; a value is
+// [Unknown] when it cannot be measured.
+//
+// Seen from a server: Server is request's last byte read → response's first
+// byte written; Transfer is response's first → last byte written; Total is
+// request's first byte read → response's last byte written. A client's are
+// mirrored: Server is request's last byte written → response's first byte
+// read. Network is response's last byte written → the ACK that covers it.
+type Timings struct {
+	Server, Transfer, Network, Total int64
+}
+
+// Unknown marks a timing that could not be measured.
+const Unknown int64 = -1
+
+// Flags qualify an exchange; see the constants.
+type Flags uint16
+
+// Exchange flags.
+const (
+	// FlagIncomplete: the request or response is only partly in the capture
+	// (recording began or ended mid-exchange, or the connection closed).
+	FlagIncomplete Flags = 1 << iota
+	// FlagTruncated: body bytes are missing (snaplen or lost events), but
+	// the messages' framing is intact.
+	FlagTruncated
+	// FlagDesynced: the parser lost its place in the stream and resynced;
+	// or (HTTP/2) header fields could not be decoded.
+	FlagDesynced
+	// FlagReset: the stream or connection was reset before completion.
+	FlagReset
+	// FlagNoResponse: a request that never got a response.
+	FlagNoResponse
+	// FlagUpgrade: the exchange switched protocols (101, CONNECT tunnel).
+	FlagUpgrade
+	// FlagMalformed: a message violated HTTP syntax in a way the parser
+	// could tolerate.
+	FlagMalformed
+)
+
+var flagNames = []struct {
+	f    Flags
+	name string
+}{
+	{FlagIncomplete, "incomplete"},
+	{FlagTruncated, "truncated"},
+	{FlagDesynced, "desynced"},
+	{FlagReset, "reset"},
+	{FlagNoResponse, "no_response"},
+	{FlagUpgrade, "upgrade"},
+	{FlagMalformed, "malformed"},
+}
+
+// Names returns the flags' names in a fixed order.
+func (f Flags) Names() []string {
+	var out []string
+	for _, n := range flagNames {
+		if f&n.f != 0 {
+			out = append(out, n.name)
+		}
+	}
+	return out
+}
+
+// Exchange is one request with its response on a connection, with timings.
+type Exchange struct {
+	// Seq numbers exchanges from 1 in the order they are emitted.
+	Seq  int
+	Conn *Conn
+	// Proto is "HTTP/1.1", "HTTP/1.0" or "HTTP/2".
+	Proto string
+	// StreamID is the HTTP/2 stream id, 0 for HTTP/1.x.
+	StreamID uint32
+	Request  Request
+	Response Response
+	Timings  Timings
+	Flags    Flags
+	// GRPC holds gRPC details when the exchange is a gRPC call.
+	GRPC *GRPC
+}
+
+// GRPC describes a gRPC call carried by an HTTP/2 exchange.
+type GRPC struct {
+	Service, Method string
+	Status          int // grpc-status, -1 when absent
+	Message         string
+	RequestMsgs     int
+	ResponseMsgs    int
+}
+
+// Start returns the exchange's first byte time (monotonic ns).
+func (e *Exchange) Start() uint64 {
+	if e.Request.Start != 0 {
+		return e.Request.Start
+	}
+	return e.Response.Start
+}
+
+// End returns the exchange's last byte time (monotonic ns).
+func (e *Exchange) End() uint64 {
+	if e.Response.End != 0 {
+		return e.Response.End
+	}
+	return e.Request.End
+}
+
+// CaptureInfo describes the input being replayed; sinks get it first.
+type CaptureInfo struct {
+	// Path is the input file's name as given.
+	Path string
+	// Format is "rewind", "pcap" or "pcapng".
+	Format string
+	Header capture.Header
+}
+
+// Wall converts a monotonic timestamp of this capture to wall-clock time.
+func (c *CaptureInfo) Wall(mono uint64) time.Time { return c.Header.Clock.Wall(mono) }
+
+// Summary is what the replay saw as a whole; sinks get it last.
+type Summary struct {
+	Exchanges  int
+	ByFlag     map[string]int // exchanges per flag name
+	Conns      int            // connections seen
+	HTTPConns  int
+	OtherConns int // connections with data that was not HTTP
+	// First and Last are the capture's first and last event times.
+	First, Last uint64
+	// Lost is the number of events the recorder lost; Warnings holds
+	// salvage and loss warnings in a fixed order, for every report.
+	Lost     uint64
+	Salvaged bool
+	Warnings []string
+	Stats    capture.Stats
+}
+
+// Sink consumes the replay's output. Begin is called once before any
+// exchange, Exchange once per exchange in emission order, End once at the
+// end. The pipeline never reuses an Exchange, so a sink may keep it; sinks
+// that keep every exchange make memory grow with the capture, so aggregate
+// or stream instead.
+type Sink interface {
+	Begin(info *CaptureInfo) error
+	Exchange(ex *Exchange) error
+	End(sum *Summary) error
+}

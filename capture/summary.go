@@ -1,0 +1,123 @@
+package capture
+
+import (
+	"errors"
+	"io"
+	"sort"
+	"time"
+)
+
+// Summary describes a whole capture: what `rewind info` shows.
+type Summary struct {
+	Header  Header
+	Trailer *Trailer // nil when the file was not closed cleanly
+	Stats   Stats
+
+	// First and Last are the smallest and largest event timestamps
+	// (monotonic ns), 0 when there are no events.
+	First, Last uint64
+
+	SnapshotProcesses int
+	SnapshotSockets   int
+	// Connections counts distinct connects and accepts seen.
+	Connections int
+	// BytesIn and BytesOut count bytes that calls moved (Data.Len, counted
+	// once per call), by direction; CapturedBytes counts payload kept.
+	BytesIn, BytesOut uint64
+	CapturedBytes     uint64
+	TLSBytes          uint64
+	// Comms counts data events per process name, for a quick "who talked".
+	Comms map[string]uint64
+	// Lost sums Loss events by source name.
+	LostBySource map[string]uint64
+}
+
+// Summarize reads a capture to its end and summarizes it. Damage is not an
+// error: it shows in Summary.Stats. It fails only when r is not a readable
+// capture at all.
+func Summarize(r io.Reader) (*Summary, error) {
+	rd, err := NewReader(r)
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	s := &Summary{Header: rd.Header(), Comms: map[string]uint64{}, LostBySource: map[string]uint64{}}
+	comm := map[uint32]string{}
+	for {
+		ev, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if t := ev.Time(); t != 0 {
+			if s.First == 0 || t < s.First {
+				s.First = t
+			}
+			if t > s.Last {
+				s.Last = t
+			}
+		}
+		switch e := ev.(type) {
+		case *Process:
+			if rd.InSnapshot() {
+				s.SnapshotProcesses++
+			}
+			comm[e.PID] = e.Comm
+		case *Socket:
+			s.SnapshotSockets++
+		case *Connect, *Accept:
+			s.Connections++
+		case *Data:
+			if e.Offset == 0 {
+				if e.Dir == Ingress {
+					s.BytesIn += uint64(e.Len)
+				} else {
+					s.BytesOut += uint64(e.Len)
+				}
+				if e.Source.IsTLS() {
+					s.TLSBytes += uint64(e.Len)
+				}
+				name := comm[e.PID]
+				if name == "" {
+					name = "?"
+				}
+				s.Comms[name]++
+			}
+			s.CapturedBytes += uint64(len(e.Payload))
+		case *Loss:
+			s.LostBySource[e.Source.String()] += e.Count
+		}
+	}
+	s.Stats = *rd.Stats()
+	s.Trailer = rd.Trailer()
+	return s, nil
+}
+
+// Span returns the wall-clock times of the first and last events.
+func (s *Summary) Span() (start, end time.Time) {
+	if s.First == 0 {
+		return time.Time{}, time.Time{}
+	}
+	return s.Header.Clock.Wall(s.First), s.Header.Clock.Wall(s.Last)
+}
+
+// TopComms returns up to n process names by data events, most first, ties
+// by name.
+func (s *Summary) TopComms(n int) []string {
+	names := make([]string, 0, len(s.Comms))
+	for c := range s.Comms {
+		names = append(names, c)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		if s.Comms[names[i]] != s.Comms[names[j]] {
+			return s.Comms[names[i]] > s.Comms[names[j]]
+		}
+		return names[i] < names[j]
+	})
+	if len(names) > n {
+		names = names[:n]
+	}
+	return names
+}

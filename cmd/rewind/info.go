@@ -1,0 +1,218 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/rewind-tools/rewind/capture"
+)
+
+func newInfoCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "info",
+		Usage:     "describe a capture: header, snapshot, event counts, losses, integrity",
+		ArgsUsage: "FILE",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "json", Usage: "print one JSON object instead of text"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return usagef("info takes exactly one capture file")
+			}
+			path := c.Args().First()
+			f, err := os.Open(path)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			s, err := capture.Summarize(f)
+			if err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			if c.Bool("json") {
+				return writeInfoJSON(c.App.Writer, s)
+			}
+			writeInfoText(c.App.Writer, path, s)
+			return nil
+		},
+	}
+}
+
+// infoJSON is the stable shape of `rewind info --json`.
+type infoJSON struct {
+	FormatVersion   int                      `json:"format_version"`
+	RecorderVersion string                   `json:"recorder_version"`
+	Host            string                   `json:"host"`
+	Kernel          string                   `json:"kernel"`
+	Start           string                   `json:"start,omitempty"`
+	End             string                   `json:"end,omitempty"`
+	DurationSeconds float64                  `json:"duration_s"`
+	Options         capture.RecordingOptions `json:"options"`
+	Probes          []string                 `json:"probes,omitempty"`
+	Snapshot        struct {
+		Processes int `json:"processes"`
+		Sockets   int `json:"sockets"`
+	} `json:"snapshot"`
+	EventsTotal     uint64            `json:"events_total"`
+	EventsByKind    map[string]uint64 `json:"events_by_kind"`
+	Connections     int               `json:"connections"`
+	BytesIn         uint64            `json:"bytes_in"`
+	BytesOut        uint64            `json:"bytes_out"`
+	CapturedBytes   uint64            `json:"captured_bytes"`
+	TLSBytes        uint64            `json:"tls_bytes"`
+	LostEvents      uint64            `json:"lost_events"`
+	LostBySource    map[string]uint64 `json:"lost_by_source"`
+	CleanClose      bool              `json:"clean_close"`
+	StopReason      string            `json:"stop_reason,omitempty"`
+	ChunksRecovered int               `json:"chunks_recovered"`
+	ChunksSkipped   int               `json:"chunks_skipped"`
+	BytesSkipped    int64             `json:"bytes_skipped"`
+	Truncated       bool              `json:"truncated"`
+	UnknownKinds    uint64            `json:"unknown_kinds"`
+	BadRecords      uint64            `json:"bad_records"`
+	Damage          []capture.Damage  `json:"damage,omitempty"`
+}
+
+func writeInfoJSON(w io.Writer, s *capture.Summary) error {
+	var j infoJSON
+	h := s.Header
+	j.FormatVersion, j.RecorderVersion, j.Host, j.Kernel = h.FormatVersion, h.RecorderVersion, h.Host, h.Kernel
+	if start, end := s.Span(); !start.IsZero() {
+		j.Start, j.End = start.Format(time.RFC3339Nano), end.Format(time.RFC3339Nano)
+		j.DurationSeconds = end.Sub(start).Seconds()
+	}
+	j.Options, j.Probes = h.Options, h.Probes
+	j.Snapshot.Processes, j.Snapshot.Sockets = s.SnapshotProcesses, s.SnapshotSockets
+	j.EventsTotal = s.Stats.Events
+	j.EventsByKind = map[string]uint64{}
+	for _, k := range capture.Kinds() {
+		j.EventsByKind[k.String()] = s.Stats.EventsByKind[k]
+	}
+	j.Connections, j.BytesIn, j.BytesOut, j.CapturedBytes, j.TLSBytes = s.Connections, s.BytesIn, s.BytesOut, s.CapturedBytes, s.TLSBytes
+	j.LostEvents, j.LostBySource = s.Stats.Lost, s.LostBySource
+	j.CleanClose = s.Stats.CleanClose
+	if s.Trailer != nil {
+		j.StopReason = s.Trailer.StopReason
+	}
+	j.ChunksRecovered, j.ChunksSkipped, j.BytesSkipped = s.Stats.ChunksRecovered, s.Stats.ChunksSkipped, s.Stats.BytesSkipped
+	j.Truncated, j.UnknownKinds, j.BadRecords, j.Damage = s.Stats.Truncated, s.Stats.UnknownKinds, s.Stats.BadRecords, s.Stats.Damage
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(j)
+}
+
+func writeInfoText(w io.Writer, path string, s *capture.Summary) {
+	h := s.Header
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "capture\t%s\n", path)
+	fmt.Fprintf(tw, "format\tversion %d, written by rewind %s\n", h.FormatVersion, h.RecorderVersion)
+	fmt.Fprintf(tw, "host\t%s (kernel %s)\n", h.Host, h.Kernel)
+	if start, end := s.Span(); !start.IsZero() {
+		fmt.Fprintf(tw, "recorded\t%s → %s (%s)\n", start.Format(time.RFC3339), end.Format(time.RFC3339),
+			end.Sub(start).Round(time.Millisecond))
+	}
+	fmt.Fprintf(tw, "options\t%s\n", describeOptions(h.Options))
+	if len(h.Probes) > 0 {
+		fmt.Fprintf(tw, "probes\t%d attached\n", len(h.Probes))
+	}
+	fmt.Fprintf(tw, "snapshot\t%d processes, %d sockets\n", s.SnapshotProcesses, s.SnapshotSockets)
+	var kinds []string
+	for _, k := range capture.Kinds() {
+		if n := s.Stats.EventsByKind[k]; n > 0 {
+			kinds = append(kinds, fmt.Sprintf("%s %d", k, n))
+		}
+	}
+	fmt.Fprintf(tw, "events\t%d (%s)\n", s.Stats.Events, strings.Join(kinds, ", "))
+	fmt.Fprintf(tw, "traffic\t%d connections opened; %s in, %s out (%s captured, %s TLS plaintext)\n",
+		s.Connections, bytesHuman(s.BytesIn), bytesHuman(s.BytesOut), bytesHuman(s.CapturedBytes), bytesHuman(s.TLSBytes))
+	if top := s.TopComms(5); len(top) > 0 {
+		parts := make([]string, len(top))
+		for i, c := range top {
+			parts[i] = fmt.Sprintf("%s (%d)", c, s.Comms[c])
+		}
+		fmt.Fprintf(tw, "processes\t%s\n", strings.Join(parts, ", "))
+	}
+	if s.Stats.Lost > 0 {
+		var srcs []string
+		for src, n := range s.LostBySource {
+			srcs = append(srcs, fmt.Sprintf("%s %d", src, n))
+		}
+		sort.Strings(srcs)
+		fmt.Fprintf(tw, "lost\t%d events (%s)\n", s.Stats.Lost, strings.Join(srcs, ", "))
+	} else {
+		fmt.Fprintf(tw, "lost\t0 events\n")
+	}
+	st := s.Stats
+	if st.CleanClose && !st.Salvaged() {
+		reason := ""
+		if s.Trailer != nil && s.Trailer.StopReason != "" {
+			reason = ", stopped by " + s.Trailer.StopReason
+		}
+		fmt.Fprintf(tw, "integrity\tclosed cleanly, %d chunks intact%s\n", st.ChunksRecovered, reason)
+	} else {
+		state := "closed cleanly"
+		if !st.CleanClose {
+			state = "NOT closed cleanly (recording cut off)"
+		}
+		fmt.Fprintf(tw, "integrity\t%s: salvaged %d chunks, skipped %d chunks (%d bytes)\n",
+			state, st.ChunksRecovered, st.ChunksSkipped, st.BytesSkipped)
+		for _, d := range st.Damage {
+			fmt.Fprintf(tw, "\tat byte %d: %s (%d bytes, %d chunks)\n", d.Offset, d.Reason, d.Length, d.Chunks)
+		}
+	}
+	if st.UnknownKinds > 0 {
+		fmt.Fprintf(tw, "warning\t%d events of kinds this rewind does not know were skipped: upgrade rewind\n", st.UnknownKinds)
+	}
+	if st.BadRecords > 0 {
+		fmt.Fprintf(tw, "warning\t%d undecodable records; the rest of their chunks was skipped\n", st.BadRecords)
+	}
+	tw.Flush()
+}
+
+func describeOptions(o capture.RecordingOptions) string {
+	var parts []string
+	for _, p := range o.PIDs {
+		parts = append(parts, fmt.Sprintf("--pid %d", p))
+	}
+	for _, c := range o.Comms {
+		parts = append(parts, "--comm "+c)
+	}
+	for _, p := range o.Ports {
+		parts = append(parts, fmt.Sprintf("--port %d", p))
+	}
+	if o.Duration != "" {
+		parts = append(parts, "--duration "+o.Duration)
+	}
+	if o.MaxSize > 0 {
+		parts = append(parts, "--max-size "+bytesHuman(uint64(o.MaxSize)))
+	}
+	parts = append(parts, fmt.Sprintf("snaplen %s", bytesHuman(uint64(o.Snaplen))))
+	if !o.TLS {
+		parts = append(parts, "no TLS")
+	}
+	if !o.Packets {
+		parts = append(parts, "no packets")
+	}
+	return strings.Join(parts, ", ")
+}
+
+func bytesHuman(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,93 @@
+// Command rewind records what a Linux host's processes say over TCP and
+// replays it offline into SLI reports, HAR and pcapng.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+)
+
+// version is set by the Makefile through -ldflags.
+var version = "dev"
+
+// Exit codes, part of the command-line contract.
+const (
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+	exitSLO   = 3
+)
+
+// usageError marks a mistake in the command line (exit code 2).
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+// exitCodeError carries a specific exit code with its message (the message
+// may be empty when the command already said everything).
+type exitCodeError struct {
+	code int
+	msg  string
+}
+
+func (e exitCodeError) Error() string { return e.msg }
+
+func newApp() *cli.App {
+	return &cli.App{
+		Name:    "rewind",
+		Usage:   "record what processes say over TCP with eBPF, replay it offline",
+		Version: version,
+		Description: "rewind record writes raw probe events (syscalls, TLS plaintext, packets) into one\n" +
+			"compressed capture file; rewind analyze replays it deterministically into HTTP\n" +
+			"exchanges, SLI reports, HAR and pcapng; rewind info describes a capture.",
+		Commands: []*cli.Command{
+			newRecordCommand(),
+			newAnalyzeCommand(),
+			newInfoCommand(),
+		},
+		HideHelpCommand:      true,
+		EnableBashCompletion: true,
+		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
+			return usageError{err.Error()}
+		},
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args))
+}
+
+// run executes the command line and returns the process exit code.
+func run(ctx context.Context, args []string) int {
+	app := newApp()
+	app.ExitErrHandler = func(*cli.Context, error) {} // exit codes are ours
+	err := app.RunContext(ctx, args)
+	if err == nil {
+		return exitOK
+	}
+	var ue usageError
+	var ce exitCodeError
+	switch {
+	case errors.As(err, &ce):
+		if ce.msg != "" {
+			fmt.Fprintf(os.Stderr, "rewind: %s\n", ce.msg)
+		}
+		return ce.code
+	case errors.As(err, &ue):
+		fmt.Fprintf(os.Stderr, "rewind: %s\nRun 'rewind --help' for usage.\n", ue.msg)
+		return exitUsage
+	default:
+		fmt.Fprintf(os.Stderr, "rewind: %s\n", err)
+		return exitError
+	}
+}
