@@ -1,0 +1,266 @@
+package analyze
+
+import (
+	"github.com/rewind-tools/rewind/capture"
+)
+
+// connKey identifies a connection in a recorded capture.
+type connKey struct {
+	pid uint32
+	fd  int32
+	gen uint32
+}
+
+func (a connKey) less(b connKey) bool {
+	if a.pid != b.pid {
+		return a.pid < b.pid
+	}
+	if a.fd != b.fd {
+		return a.fd < b.fd
+	}
+	return a.gen < b.gen
+}
+
+// pidFD identifies a socket slot of a process, whatever its generation.
+type pidFD struct {
+	pid uint32
+	fd  int32
+}
+
+type procInfo struct {
+	comm, exe string
+}
+
+// tracker owns the connections of a replay and routes events to them.
+type tracker struct {
+	opts  Options
+	sinks []Sink
+	err   error
+
+	procs   map[uint32]procInfo
+	sockets map[pidFD]capture.Socket // from the snapshot or the recorder
+	conns   map[connKey]*connState
+	open    map[pidFD]connKey // the live generation of each slot
+
+	nextID     int
+	exchanges  int
+	connsSeen  int
+	httpConns  int
+	otherConns int
+	byFlag     map[string]int
+	first      uint64
+	last       uint64
+}
+
+func newTracker(opts Options, sinks []Sink) *tracker {
+	return &tracker{
+		opts:    opts,
+		sinks:   sinks,
+		procs:   map[uint32]procInfo{},
+		sockets: map[pidFD]capture.Socket{},
+		conns:   map[connKey]*connState{},
+		open:    map[pidFD]connKey{},
+		byFlag:  map[string]int{},
+	}
+}
+
+// handle applies one event, in replay order.
+func (t *tracker) handle(ev capture.Event) {
+	if ts := ev.Time(); ts != 0 {
+		if t.first == 0 || ts < t.first {
+			t.first = ts
+		}
+		if ts > t.last {
+			t.last = ts
+		}
+	}
+	switch e := ev.(type) {
+	case *capture.Process:
+		t.procs[e.PID] = procInfo{comm: e.Comm, exe: e.Exe}
+	case *capture.Socket:
+		t.sockets[pidFD{e.PID, e.FD}] = *e
+		if k, ok := t.open[pidFD{e.PID, e.FD}]; ok {
+			cs := t.conns[k]
+			if !cs.c.Local.IsValid() {
+				cs.c.Local, cs.c.Remote = e.Local, e.Remote
+			}
+			if cs.c.Role == capture.RoleUnknown {
+				cs.c.Role = e.Role
+			}
+		}
+	case *capture.Connect:
+		cs := t.begin(connKey{e.PID, e.FD, e.Gen}, e.Timestamp)
+		cs.c.Role = capture.RoleClient
+		cs.c.Local, cs.c.Remote = e.Local, e.Remote
+		cs.announced = true
+	case *capture.Accept:
+		cs := t.begin(connKey{e.PID, e.FD, e.Gen}, e.Timestamp)
+		cs.c.Role = capture.RoleServer
+		cs.c.Local, cs.c.Remote = e.Local, e.Remote
+		cs.announced = true
+	case *capture.Close:
+		k := connKey{e.PID, e.FD, e.Gen}
+		if cs, ok := t.conns[k]; ok {
+			t.end(k, cs, e.Timestamp)
+		}
+	case *capture.Data:
+		k := connKey{e.PID, e.FD, e.Gen}
+		cs, ok := t.conns[k]
+		if !ok {
+			cs = t.begin(k, e.Timestamp)
+			if s, ok := t.sockets[pidFD{e.PID, e.FD}]; ok {
+				cs.c.Local, cs.c.Remote, cs.c.Role = s.Local, s.Remote, s.Role
+			}
+		}
+		cs.data(e)
+	}
+}
+
+// begin starts tracking a connection, ending any older generation of the
+// same fd whose close was not seen.
+func (t *tracker) begin(k connKey, ts uint64) *connState {
+	slot := pidFD{k.pid, k.fd}
+	if old, ok := t.open[slot]; ok && old != k {
+		t.end(old, t.conns[old], ts)
+	}
+	if cs, ok := t.conns[k]; ok {
+		return cs
+	}
+	t.nextID++
+	t.connsSeen++
+	p := t.procs[k.pid]
+	cs := &connState{t: t, c: &Conn{
+		ID: connID(t.nextID), PID: k.pid, Comm: p.comm, Exe: p.exe, FD: k.fd, Gen: k.gen,
+		TLS: "none", Start: ts, End: ts,
+	}}
+	t.conns[k] = cs
+	t.open[slot] = k
+	return cs
+}
+
+// end finishes a connection: its parsers see the end of their streams.
+func (t *tracker) end(k connKey, cs *connState, ts uint64) {
+	if ts > cs.c.End {
+		cs.c.End = ts
+	}
+	cs.close(ts)
+	delete(t.conns, k)
+	if t.open[pidFD{k.pid, k.fd}] == k {
+		delete(t.open, pidFD{k.pid, k.fd})
+	}
+	switch {
+	case cs.isHTTP():
+		t.httpConns++
+	case cs.c.BytesIn+cs.c.BytesOut > 0:
+		t.otherConns++
+	}
+}
+
+// finish ends every connection still open, in a fixed order.
+func (t *tracker) finish() {
+	for _, k := range sortedKeys(t.conns) {
+		t.end(k, t.conns[k], t.last)
+	}
+}
+
+// emit hands a finished exchange to the sinks.
+func (t *tracker) emit(ex *Exchange) {
+	if t.err != nil {
+		return
+	}
+	if ex.Conn.Comm == "" {
+		if p, ok := t.procs[ex.Conn.PID]; ok {
+			ex.Conn.Comm, ex.Conn.Exe = p.comm, p.exe
+		}
+	}
+	if t.opts.Filter != nil && !t.opts.Filter(ex) {
+		return
+	}
+	t.exchanges++
+	ex.Seq = t.exchanges
+	for _, n := range flagNames {
+		if ex.Flags&n.f != 0 {
+			t.byFlag[n.name]++
+		}
+	}
+	for _, s := range t.sinks {
+		if err := s.Exchange(ex); err != nil {
+			t.err = err
+			return
+		}
+	}
+}
+
+// layerIdx selects a connection's plaintext layer: what the syscalls moved,
+// or what a TLS library decrypted.
+const (
+	layerSyscall = 0
+	layerTLS     = 1
+)
+
+// connState is a connection during replay.
+type connState struct {
+	t         *tracker
+	c         *Conn
+	announced bool // seen connect or accept, so the stream starts at byte 0
+	layers    [2]*layer
+}
+
+func dirIdx(d capture.Direction) int {
+	if d == capture.Egress {
+		return 1
+	}
+	return 0
+}
+
+func (cs *connState) data(e *capture.Data) {
+	if e.Timestamp > cs.c.End {
+		cs.c.End = e.Timestamp
+	}
+	li := layerSyscall
+	if e.Source.IsTLS() {
+		li = layerTLS
+		if cs.c.TLS == "none" {
+			cs.c.TLS = e.Source.String()
+		}
+	}
+	if e.Offset == 0 {
+		if e.Dir == capture.Ingress {
+			if li == layerTLS || cs.layers[layerTLS] == nil {
+				cs.c.BytesIn += int64(e.Len)
+			}
+		} else if li == layerTLS || cs.layers[layerTLS] == nil {
+			cs.c.BytesOut += int64(e.Len)
+		}
+	}
+	l := cs.layers[li]
+	if l == nil {
+		l = &layer{cs: cs, tls: li == layerTLS}
+		cs.layers[li] = l
+		if li == layerTLS && cs.layers[layerSyscall] != nil {
+			// The syscall layer carried ciphertext all along.
+			cs.layers[layerSyscall].setKind(kindTLSCipher)
+		}
+	}
+	if li == layerSyscall && cs.layers[layerTLS] != nil {
+		return // ciphertext of a connection whose plaintext we have
+	}
+	l.data(e)
+}
+
+func (cs *connState) close(ts uint64) {
+	for _, l := range cs.layers {
+		if l != nil {
+			l.close(ts)
+		}
+	}
+}
+
+func (cs *connState) isHTTP() bool {
+	for _, l := range cs.layers {
+		if l != nil && (l.kind == kindHTTP1 || l.kind == kindHTTP2) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,282 @@
+package analyze
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/rewind-tools/rewind/analyze/http1"
+)
+
+// h1Conn pairs the requests and responses of one HTTP/1.x layer, in order
+// (pipelining included): the n-th final response answers the n-th request.
+type h1Conn struct {
+	l      *layer
+	reqDir int
+	req    *http1.Parser
+	resp   *http1.Parser
+	// pending are requests whose headers are parsed and that wait for a
+	// response, oldest first; cur is the request still being received.
+	pending []*Exchange
+	cur     *Exchange
+	// joined says the recording began mid-connection: a response before
+	// any request answers a request that was never seen.
+	joined bool
+	// seenReq and seenResp say a message was already reported on that side:
+	// on a joined connection the first message's resync is expected, not
+	// a loss of sync.
+	seenReq, seenResp bool
+
+	emitReq, emitResp func(*http1.Message)
+}
+
+func newH1Conn(l *layer, reqDir int, joined bool) *h1Conn {
+	opts := http1.Options{MaxBodyCapture: l.cs.t.opts.MaxBodyCapture, MidStream: joined}
+	h := &h1Conn{
+		l:      l,
+		reqDir: reqDir,
+		req:    http1.NewParser(http1.Request, opts),
+		resp:   http1.NewParser(http1.Response, opts),
+		joined: joined,
+	}
+	h.emitReq = h.onRequest
+	h.emitResp = h.onResponse
+	return h
+}
+
+func (h *h1Conn) feed(d int, p []byte, t http1.Times) {
+	if d == h.reqDir {
+		h.req.Feed(p, t, h.emitReq)
+	} else {
+		h.resp.Feed(p, t, h.emitResp)
+	}
+}
+
+func (h *h1Conn) gap(d int, n int64, t http1.Times) {
+	if d == h.reqDir {
+		h.req.Gap(n, t, h.emitReq)
+	} else {
+		h.resp.Gap(n, t, h.emitResp)
+	}
+}
+
+func (h *h1Conn) close(t http1.Times) {
+	h.req.Close(t, h.emitReq)
+	h.resp.Close(t, h.emitResp)
+	// Requests that never got a response.
+	for _, ex := range h.pending {
+		ex.Flags |= FlagNoResponse | FlagIncomplete
+		h.finish(ex)
+	}
+	h.pending = nil
+	h.cur = nil
+}
+
+func (h *h1Conn) newExchange() *Exchange {
+	return &Exchange{Conn: h.l.cs.c, Timings: Timings{Unknown, Unknown, Unknown, Unknown}}
+}
+
+func (h *h1Conn) onRequest(m *http1.Message) {
+	if m.State == http1.HeadersComplete {
+		ex := h.newExchange()
+		fillRequest(&ex.Request, m)
+		ex.Proto = ex.Request.Proto
+		h.pending = append(h.pending, ex)
+		h.cur = ex
+		h.resp.ExpectResponseTo(m.Method)
+		return
+	}
+	// Complete.
+	ex := h.cur
+	h.cur = nil
+	if ex == nil {
+		if m.Method == "" {
+			return // nothing recognisable: no exchange to report
+		}
+		// Emitted without HeadersComplete: malformed or cut headers.
+		ex = h.newExchange()
+		fillRequest(&ex.Request, m)
+		ex.Proto = ex.Request.Proto
+		h.pending = append(h.pending, ex)
+		h.resp.ExpectResponseTo(m.Method)
+	}
+	if ex.Seq != 0 {
+		return // already answered and emitted
+	}
+	fillBody(&ex.Request.Message, m)
+	ex.Flags |= h.messageFlags(m, &h.seenReq)
+}
+
+func (h *h1Conn) onResponse(m *http1.Message) {
+	if m.State != http1.Complete || m.Interim {
+		return
+	}
+	var ex *Exchange
+	if len(h.pending) > 0 {
+		ex = h.pending[0]
+		h.pending = h.pending[1:]
+	} else {
+		// A response to a request we did not see (the recording joined
+		// mid-connection, or the request was lost).
+		ex = h.newExchange()
+		ex.Flags |= FlagIncomplete
+	}
+	fillResponse(&ex.Response, m)
+	fillBody(&ex.Response.Message, m)
+	ex.Flags |= h.messageFlags(m, &h.seenResp)
+	if ex.Proto == "" {
+		ex.Proto = ex.Response.Proto
+	}
+	if m.Upgrade {
+		ex.Flags |= FlagUpgrade
+	}
+	h.finish(ex)
+}
+
+// finish computes timings and emits the exchange.
+func (h *h1Conn) finish(ex *Exchange) {
+	rq, rs := &ex.Request, &ex.Response
+	if rq.Start != 0 && rs.Start != 0 {
+		ex.Timings.Server = span(rq.End, rs.Start)
+		ex.Timings.Total = span(rq.Start, rs.End)
+	}
+	if rs.Start != 0 && rs.End != 0 {
+		ex.Timings.Transfer = span(rs.Start, rs.End)
+	}
+	if ex.Flags&FlagIncomplete != 0 && rq.Start != 0 && rs.Start != 0 {
+		// A cut message's ends are not real ends.
+		if rs.Status == 0 || rq.End == 0 {
+			ex.Timings.Server = Unknown
+		}
+	}
+	ex.Seq = -1 // mark as emitted for onRequest; emit renumbers
+	h.l.cs.t.emit(ex)
+}
+
+// span returns b-a, or Unknown when either is missing or time runs back.
+func span(a, b uint64) int64 {
+	if a == 0 || b == 0 || b < a {
+		return Unknown
+	}
+	return int64(b - a)
+}
+
+func (h *h1Conn) messageFlags(m *http1.Message, seen *bool) Flags {
+	first := !*seen
+	*seen = true
+	var f Flags
+	if m.Incomplete {
+		f |= FlagIncomplete
+	}
+	if m.Truncated {
+		f |= FlagTruncated
+	}
+	if m.Resynced && !(first && h.joined) {
+		f |= FlagDesynced
+	}
+	if m.Error {
+		f |= FlagMalformed
+	}
+	return f
+}
+
+func protoString(major, minor int) string {
+	switch {
+	case major == 1 && minor == 1:
+		return "HTTP/1.1"
+	case major == 1 && minor == 0:
+		return "HTTP/1.0"
+	case major == 0 && minor == 9:
+		return "HTTP/0.9"
+	}
+	return "HTTP/" + strconv.Itoa(major) + "." + strconv.Itoa(minor)
+}
+
+func fillRequest(r *Request, m *http1.Message) {
+	r.Method = m.Method
+	r.Proto = protoString(m.ProtoMajor, m.ProtoMinor)
+	r.Start = m.Start
+	r.Header = copyFields(m.NumHeaders(), m.HeaderAt)
+	r.HeaderBytes = m.HeaderBytes
+	r.BodyBytes = -1
+	r.Target = string(m.Target)
+	r.Host = r.Header.Get("Host")
+	target := r.Target
+	if i := strings.Index(target, "://"); i > 0 && !strings.HasPrefix(target, "/") {
+		// absolute-form: scheme://authority/path?query
+		rest := target[i+3:]
+		slash := strings.IndexByte(rest, '/')
+		if slash < 0 {
+			if r.Host == "" {
+				r.Host = rest
+			}
+			target = "/"
+		} else {
+			if r.Host == "" {
+				r.Host = rest[:slash]
+			}
+			target = rest[slash:]
+		}
+	}
+	if q := strings.IndexByte(target, '?'); q >= 0 {
+		r.Path, r.Query = target[:q], target[q+1:]
+	} else {
+		r.Path = target
+	}
+}
+
+func fillResponse(r *Response, m *http1.Message) {
+	r.Status = m.StatusCode
+	r.Reason = string(m.Reason)
+	r.Proto = protoString(m.ProtoMajor, m.ProtoMinor)
+	r.Start = m.Start
+	r.Header = copyFields(m.NumHeaders(), m.HeaderAt)
+	r.HeaderBytes = m.HeaderBytes
+}
+
+func fillBody(msg *Message, m *http1.Message) {
+	if msg.Start == 0 {
+		msg.Start = m.Start
+	}
+	msg.End = m.End
+	msg.BodyBytes = m.BodyBytes
+	if len(m.Body) > 0 {
+		msg.Body = append([]byte(nil), m.Body...)
+	}
+	msg.BodyTruncated = m.BodyTruncated
+	if m.NumTrailers() > 0 {
+		msg.Trailer = copyFields(m.NumTrailers(), m.TrailerAt)
+	}
+	if msg.HeaderBytes == 0 {
+		msg.HeaderBytes = m.HeaderBytes
+	}
+}
+
+// copyFields copies n fields into one string allocation shared by all.
+func copyFields(n int, at func(int) ([]byte, []byte)) Fields {
+	if n == 0 {
+		return nil
+	}
+	size := 0
+	for i := 0; i < n; i++ {
+		k, v := at(i)
+		size += len(k) + len(v)
+	}
+	var sb strings.Builder
+	sb.Grow(size)
+	for i := 0; i < n; i++ {
+		k, v := at(i)
+		sb.Write(k)
+		sb.Write(v)
+	}
+	all := sb.String()
+	out := make(Fields, n)
+	off := 0
+	for i := 0; i < n; i++ {
+		k, v := at(i)
+		out[i].Name = all[off : off+len(k)]
+		off += len(k)
+		out[i].Value = all[off : off+len(v)]
+		off += len(v)
+	}
+	return out
+}

@@ -1,0 +1,162 @@
+package analyze
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+
+	"github.com/rewind-tools/rewind/capture"
+)
+
+// Options tune a replay. The zero value is ready to use.
+type Options struct {
+	// MaxBodyCapture is how many bytes of each body are kept on exchanges
+	// (default 64 KiB; negative keeps none). Lengths are always exact.
+	MaxBodyCapture int
+	// ReorderWindow is the reorder window in ns (default
+	// DefaultReorderWindow).
+	ReorderWindow uint64
+	// Filter, when set, keeps only exchanges it returns true for. It sees
+	// exchanges before sinks do.
+	Filter func(*Exchange) bool
+}
+
+// EventSource yields capture events in file order, like [capture.Reader].
+type EventSource interface {
+	Next() (capture.Event, error)
+}
+
+// statsSource is implemented by sources that know what they recovered.
+type statsSource interface {
+	Stats() *capture.Stats
+}
+
+// Replay runs the pipeline over src and feeds every sink in one pass. info is
+// passed to the sinks' Begin. It returns the summary also given to End.
+// Damage in the capture is not an error: it is counted and reported in the
+// summary's warnings.
+func Replay(ctx context.Context, src EventSource, info *CaptureInfo, opts Options, sinks ...Sink) (*Summary, error) {
+	if opts.MaxBodyCapture == 0 {
+		opts.MaxBodyCapture = 64 << 10
+	}
+	if opts.MaxBodyCapture < 0 {
+		opts.MaxBodyCapture = 0
+	}
+	if opts.ReorderWindow == 0 {
+		opts.ReorderWindow = DefaultReorderWindow
+	}
+	for _, s := range sinks {
+		if err := s.Begin(info); err != nil {
+			return nil, fmt.Errorf("starting output: %w", err)
+		}
+	}
+	t := newTracker(opts, sinks)
+	ro := newReorderer(opts.ReorderWindow)
+	release := t.handle
+	for n := 0; ; n++ {
+		if n&1023 == 0 && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		ev, err := src.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if t.err != nil {
+			return nil, t.err
+		}
+		if ev.Time() == 0 || isSnapshot(src) {
+			// Snapshot entries describe the start state: apply them at once.
+			t.handle(ev)
+			continue
+		}
+		ro.push(ev, release)
+	}
+	ro.flush(release)
+	t.finish()
+	if t.err != nil {
+		return nil, t.err
+	}
+	sum := t.summary()
+	if ss, ok := src.(statsSource); ok {
+		sum.Stats = *ss.Stats()
+		sum.Lost = sum.Stats.Lost
+		sum.Salvaged = sum.Stats.Salvaged()
+	}
+	sum.Warnings = warnings(sum, ro.late)
+	for _, s := range sinks {
+		if err := s.End(sum); err != nil {
+			return nil, fmt.Errorf("finishing output: %w", err)
+		}
+	}
+	return sum, nil
+}
+
+type snapshotSource interface{ InSnapshot() bool }
+
+func isSnapshot(src EventSource) bool {
+	s, ok := src.(snapshotSource)
+	return ok && s.InSnapshot()
+}
+
+// warnings lists, in a fixed order, what a reader of any report must know.
+func warnings(s *Summary, late uint64) []string {
+	var w []string
+	st := &s.Stats
+	if !st.CleanClose && st.ChunksRecovered > 0 {
+		w = append(w, "the capture was not closed cleanly (recording cut off): exchanges at its end may be incomplete")
+	}
+	if st.ChunksSkipped > 0 || st.BytesSkipped > 0 {
+		w = append(w, fmt.Sprintf("the capture is damaged: %d chunks (%d bytes) were skipped; exchanges in them are missing",
+			st.ChunksSkipped, st.BytesSkipped))
+	}
+	if st.Lost > 0 {
+		w = append(w, fmt.Sprintf("the recorder lost %d events (ring buffer full): some exchanges are missing or incomplete", st.Lost))
+	}
+	if st.UnknownKinds > 0 {
+		w = append(w, fmt.Sprintf("%d events of kinds this rewind does not know were skipped: upgrade rewind", st.UnknownKinds))
+	}
+	if st.BadRecords > 0 {
+		w = append(w, fmt.Sprintf("%d undecodable records were skipped", st.BadRecords))
+	}
+	if late > 0 {
+		w = append(w, fmt.Sprintf("%d events arrived later than the reorder window and were replayed out of order", late))
+	}
+	if n := s.ByFlag["desynced"]; n > 0 {
+		w = append(w, fmt.Sprintf("%d exchanges were parsed after the parser lost its place in the stream (desynced)", n))
+	}
+	return w
+}
+
+func (t *tracker) summary() *Summary {
+	s := &Summary{
+		Exchanges:  t.exchanges,
+		ByFlag:     map[string]int{},
+		Conns:      t.connsSeen,
+		HTTPConns:  t.httpConns,
+		OtherConns: t.otherConns,
+		First:      t.first,
+		Last:       t.last,
+	}
+	for name, n := range t.byFlag {
+		s.ByFlag[name] = n
+	}
+	return s
+}
+
+// sortedKeys returns m's keys in order, for deterministic iteration.
+func sortedKeys[V any](m map[connKey]V) []connKey {
+	keys := make([]connKey, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].less(keys[j]) })
+	return keys
+}
+
+func connID(n int) string { return "c" + strconv.Itoa(n) }

@@ -1,0 +1,170 @@
+package analyze_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rewind-tools/rewind/analyze"
+	"github.com/rewind-tools/rewind/capture"
+	"github.com/rewind-tools/rewind/capture/capturetest"
+)
+
+// collect is a Sink that keeps every exchange.
+type collect struct {
+	info *analyze.CaptureInfo
+	exs  []*analyze.Exchange
+	sum  *analyze.Summary
+}
+
+func (c *collect) Begin(i *analyze.CaptureInfo) error { c.info = i; return nil }
+func (c *collect) Exchange(e *analyze.Exchange) error { c.exs = append(c.exs, e); return nil }
+func (c *collect) End(s *analyze.Summary) error       { c.sum = s; return nil }
+
+func replay(t *testing.T, b *capturetest.Builder, opts analyze.Options) *collect {
+	t.Helper()
+	in, err := analyze.OpenReader(bytes.NewReader(b.Bytes(t)), "test.rwd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	var c collect
+	if _, err := analyze.Replay(context.Background(), in.Source, in.Info, opts, &c); err != nil {
+		t.Fatal(err)
+	}
+	return &c
+}
+
+// line renders the essentials of an exchange for comparison.
+func line(e *analyze.Exchange) string {
+	return fmt.Sprintf("%s %s %s %s %s%s -> %d req=%d resp=%d flags=%v",
+		e.Conn.ID, e.Conn.Role, e.Proto, e.Request.Method, e.Request.Host, e.Request.Path, e.Response.Status,
+		e.Request.BodyBytes, e.Response.BodyBytes, e.Flags.Names())
+}
+
+func TestServerKeepAliveAndPipelining(t *testing.T) {
+	b := capturetest.New()
+	srv := b.Process(100, "nginx")
+	c := srv.Accept(0, "127.0.0.1:8080", "127.0.0.1:40000")
+	c.Read("GET /a HTTP/1.1\r\nHost: example\r\n\r\n")
+	b.Advance(3 * time.Millisecond)
+	c.Write("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+	// pipelined: two requests in one read, responses in separate writes
+	c.Read("POST /b HTTP/1.1\r\nHost: example\r\nContent-Length: 3\r\n\r\nabcHEAD /c HTTP/1.1\r\nHost: example\r\n\r\n")
+	c.Write("HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nxyz\r\n0\r\n\r\n")
+	c.Write("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+	c.Read("GET /missing HTTP/1.1\r\nHost: example\r\n\r\n")
+	c.Write("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+	c.Close()
+	got := replay(t, b, analyze.Options{})
+	want := []string{
+		"c1 server HTTP/1.1 GET example/a -> 200 req=0 resp=5 flags=[]",
+		"c1 server HTTP/1.1 POST example/b -> 201 req=3 resp=3 flags=[]",
+		"c1 server HTTP/1.1 HEAD example/c -> 200 req=0 resp=0 flags=[]",
+		"c1 server HTTP/1.1 GET example/missing -> 404 req=0 resp=0 flags=[]",
+	}
+	if len(got.exs) != len(want) {
+		for _, e := range got.exs {
+			t.Log(line(e))
+		}
+		t.Fatalf("%d exchanges, want %d", len(got.exs), len(want))
+	}
+	for i, e := range got.exs {
+		if l := line(e); l != want[i] {
+			t.Errorf("exchange %d:\n got %s\nwant %s", i, l, want[i])
+		}
+	}
+	first := got.exs[0]
+	// request read at +10µs (exit), response written at entry 3ms+1ms later
+	if first.Timings.Server <= 0 || first.Timings.Total < first.Timings.Server || first.Timings.Transfer < 0 {
+		t.Errorf("timings %+v", first.Timings)
+	}
+	if first.Conn.Comm != "nginx" || first.Conn.Local.String() != "127.0.0.1:8080" {
+		t.Errorf("conn %+v", first.Conn)
+	}
+}
+
+func TestClientAndNoResponse(t *testing.T) {
+	b := capturetest.New()
+	cl := b.Process(200, "curl")
+	c := cl.Connect(0, "127.0.0.1:40001", "127.0.0.1:8080")
+	c.Write("GET /x?q=1 HTTP/1.1\r\nHost: h\r\n\r\n")
+	c.Read("HTTP/1.1 500 Internal Server Error\r\nContent-Length: 2\r\n\r\nno")
+	c.Write("GET /y HTTP/1.1\r\nHost: h\r\n\r\n")
+	got := replay(t, b, analyze.Options{})
+	if len(got.exs) != 2 {
+		t.Fatalf("%d exchanges", len(got.exs))
+	}
+	if l := line(got.exs[0]); l != "c1 client HTTP/1.1 GET h/x -> 500 req=0 resp=2 flags=[]" {
+		t.Error(l)
+	}
+	if got.exs[0].Request.Query != "q=1" {
+		t.Errorf("query %q", got.exs[0].Request.Query)
+	}
+	if l := line(got.exs[1]); !strings.Contains(l, "flags=[incomplete no_response]") {
+		t.Error(l)
+	}
+}
+
+func TestJoinedMidConnection(t *testing.T) {
+	b := capturetest.New()
+	srv := b.Process(100, "app")
+	c := srv.Existing(7, "127.0.0.1:8080", "127.0.0.1:40002", capture.RoleServer)
+	// The recording starts in the middle of a response body.
+	c.Write("tail of an earlier body\r\n")
+	c.Read("GET /after HTTP/1.1\r\nHost: h\r\n\r\n")
+	c.Write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	got := replay(t, b, analyze.Options{})
+	if len(got.exs) != 1 {
+		for _, e := range got.exs {
+			t.Log(line(e))
+		}
+		t.Fatalf("%d exchanges", len(got.exs))
+	}
+	e := got.exs[0]
+	if l := line(e); l != "c1 server HTTP/1.1 GET h/after -> 200 req=0 resp=2 flags=[]" {
+		t.Error(l)
+	}
+	if e.Conn.Remote.String() != "127.0.0.1:40002" {
+		t.Errorf("remote %v", e.Conn.Remote)
+	}
+}
+
+func TestTruncatedBody(t *testing.T) {
+	b := capturetest.New()
+	srv := b.Process(100, "app")
+	c := srv.Accept(0, "127.0.0.1:8080", "127.0.0.1:40003")
+	c.Read("GET /big HTTP/1.1\r\nHost: h\r\n\r\n")
+	body := strings.Repeat("x", 100)
+	hdr := "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n"
+	c.WriteTruncated(hdr+body, len(hdr)+100000)
+	c.Read("GET /next HTTP/1.1\r\nHost: h\r\n\r\n")
+	c.Write("HTTP/1.1 204 No Content\r\n\r\n")
+	got := replay(t, b, analyze.Options{})
+	if len(got.exs) != 2 {
+		t.Fatalf("%d exchanges", len(got.exs))
+	}
+	if l := line(got.exs[0]); l != "c1 server HTTP/1.1 GET h/big -> 200 req=0 resp=100000 flags=[truncated]" {
+		t.Error(l)
+	}
+	if l := line(got.exs[1]); l != "c1 server HTTP/1.1 GET h/next -> 204 req=0 resp=0 flags=[]" {
+		t.Error(l)
+	}
+}
+
+func TestTLSPlaintextPreferred(t *testing.T) {
+	b := capturetest.New()
+	srv := b.Process(100, "nginx")
+	c := srv.Accept(0, "127.0.0.1:443", "127.0.0.1:40004")
+	c.Read("\x16\x03\x01\x00\x05hello") // ClientHello ciphertext
+	c.TLS(capture.SourceOpenSSL)
+	c.Read("GET /secure HTTP/1.1\r\nHost: h\r\n\r\n")
+	c.Write("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+	got := replay(t, b, analyze.Options{})
+	if len(got.exs) != 1 || got.exs[0].Conn.TLS != "openssl" || got.exs[0].Request.Path != "/secure" {
+		t.Fatalf("%d exchanges %+v", len(got.exs), got.exs)
+	}
+}

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# test-setup: install the system packages the test tiers use (live servers and
+# clients, tshark, a browser). It runs for real in CI (CI=true) and when
+# REWIND_SETUP=1; otherwise it only lists what is missing, and the tests that
+# need it skip with that reason.
+set -euo pipefail
+
+# command -> Debian package
+declare -A want=(
+  [nginx]=nginx-light
+  [curl]=curl
+  [tshark]=tshark
+  [tcpdump]=tcpdump
+  [h2load]=nghttp2-client
+  [nghttp]=nghttp2-client
+  [gnutls-cli]=gnutls-bin
+  [openssl]=openssl
+  [wrk]=wrk
+  [chromium]=chromium
+)
+
+missing=()
+for cmd in "${!want[@]}"; do
+  if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ]; then
+    missing+=("${want[$cmd]}")
+  fi
+done
+# unique, sorted
+if [ ${#missing[@]} -gt 0 ]; then
+  mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+fi
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "test-setup: all test tools present"
+  exit 0
+fi
+
+if [ "${CI:-}" != "true" ] && [ "${REWIND_SETUP:-}" != "1" ]; then
+  echo "test-setup: missing ${missing[*]} (tests that need them skip; REWIND_SETUP=1 make test installs them)"
+  exit 0
+fi
+
+if [ "$(id -u)" != 0 ]; then
+  echo "test-setup: need root to install ${missing[*]}" >&2
+  exit 1
+fi
+
+echo "test-setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >/dev/null
+apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+# nginx must not hold ports: tests start their own instances.
+systemctl stop nginx >/dev/null 2>&1 || true
+service nginx stop >/dev/null 2>&1 || true
+echo "test-setup: done"
