@@ -1,0 +1,136 @@
+package sli
+
+import (
+	"math"
+	"slices"
+
+	"github.com/DataDog/sketches-go/ddsketch"
+)
+
+// RelativeAccuracy is the relative error bound of the percentiles reported
+// for distributions of more than [ExactLimit] samples: a reported p99 of
+// 100 ms means the true p99 lies within 99–101 ms.
+const RelativeAccuracy = 0.01
+
+// ExactLimit is the number of samples up to which a distribution keeps every
+// value and reports exact percentiles.
+const ExactLimit = 100
+
+// maxBins bounds a sketch's memory (8 bytes a bin): at 1% accuracy, 2048
+// bins span over 17 orders of magnitude before the lowest bins collapse.
+const maxBins = 2048
+
+// quantiles reported, in [Latency] field order.
+var quantiles = [3]float64{0.50, 0.90, 0.99}
+
+// dist is a latency distribution: exact values while few, then a DDSketch.
+// Both are deterministic and mergeable, so services can be summed from their
+// endpoints.
+type dist struct {
+	n      int
+	max    int64
+	exact  []int64 // the values while n <= ExactLimit; nil once sketched
+	sketch *ddsketch.DDSketch
+}
+
+func newSketch() *ddsketch.DDSketch {
+	s, err := ddsketch.LogCollapsingLowestDenseDDSketch(RelativeAccuracy, maxBins)
+	if err != nil {
+		panic("sli: creating sketch: " + err.Error()) // constant arguments: cannot fail
+	}
+	return s
+}
+
+// add records v, a duration in ns; negative values ([analyze.Unknown]) are
+// not samples and are ignored.
+func (d *dist) add(v int64) {
+	if v < 0 {
+		return
+	}
+	d.n++
+	if v > d.max {
+		d.max = v
+	}
+	if d.sketch == nil {
+		if d.exact == nil {
+			d.exact = make([]int64, 0, ExactLimit)
+		}
+		if len(d.exact) < ExactLimit {
+			d.exact = append(d.exact, v)
+			return
+		}
+		d.toSketch()
+	}
+	_ = d.sketch.Add(float64(v)) // v >= 0 and finite: cannot fail
+}
+
+// toSketch moves the exact values into a new sketch.
+func (d *dist) toSketch() {
+	d.sketch = newSketch()
+	for _, x := range d.exact {
+		_ = d.sketch.Add(float64(x))
+	}
+	d.exact = nil
+}
+
+// merge adds o's samples to d.
+func (d *dist) merge(o *dist) {
+	if o.n == 0 {
+		return
+	}
+	if o.max > d.max {
+		d.max = o.max
+	}
+	if d.sketch == nil && o.sketch == nil && d.n+o.n <= ExactLimit {
+		d.exact = append(d.exact, o.exact...)
+		d.n += o.n
+		return
+	}
+	if d.sketch == nil {
+		d.toSketch()
+	}
+	if o.sketch != nil {
+		_ = d.sketch.MergeWith(o.sketch) // same mapping: cannot fail
+	} else {
+		for _, x := range o.exact {
+			_ = d.sketch.Add(float64(x))
+		}
+	}
+	d.n += o.n
+}
+
+// latency summarises d.
+func (d *dist) latency() Latency {
+	l := Latency{Count: d.n, Exact: d.sketch == nil}
+	if d.n == 0 {
+		return l
+	}
+	l.Max = d.max
+	var p [3]int64
+	if d.sketch == nil {
+		s := slices.Clone(d.exact)
+		slices.Sort(s)
+		for i, q := range quantiles {
+			p[i] = s[rank(q, len(s))]
+		}
+	} else {
+		for i, q := range quantiles {
+			v, err := d.sketch.GetValueAtQuantile(q)
+			if err != nil {
+				continue
+			}
+			// The sketch answers with its bucket's representative value,
+			// which may lie up to 1% above the largest sample.
+			p[i] = min(int64(math.Round(v)), d.max)
+		}
+	}
+	l.P50, l.P90, l.P99 = p[0], p[1], p[2]
+	return l
+}
+
+// rank is the index of quantile q among n sorted values by the nearest-rank
+// method: the smallest value with at least q·n values at or below it, so
+// that the p99 of two samples is the larger one.
+func rank(q float64, n int) int {
+	return max(int(math.Ceil(q*float64(n)))-1, 0)
+}

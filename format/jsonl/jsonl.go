@@ -1,0 +1,248 @@
+// Package jsonl writes exchanges as JSON Lines (`rewind analyze
+// --exchanges FILE.jsonl`): one JSON object per exchange, in emission
+// order. The schema is documented in SCHEMA.md.
+package jsonl
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/rewind-tools/rewind/analyze"
+	"github.com/rewind-tools/rewind/format/internal/jsonenc"
+)
+
+// tsLayout is RFC 3339 with nanoseconds kept to a fixed width, so that
+// timestamps sort as text.
+const tsLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
+// Writer is an [analyze.Sink] writing one line per exchange. Output is
+// buffered: End flushes it, and must be called before w is closed.
+type Writer struct {
+	w   *bufio.Writer
+	buf []byte
+	ts  timestamps
+}
+
+// timestamps formats exchange start times. base is the wall-clock time of
+// monotonic 0 in the capture's zone: adding a monotonic time gives exactly
+// [analyze.CaptureInfo.Wall] without creating a time zone per exchange.
+// Exchanges come in bursts within one second, so the text up to the
+// seconds and the zone suffix are kept from the previous call.
+type timestamps struct {
+	base   time.Time
+	sec    int64  // Unix second of prefix; valid when prefix is set
+	prefix []byte // "2006-01-02T15:04:05."
+	zone   []byte // "+02:00" or "Z"
+}
+
+func (ts *timestamps) append(b []byte, mono uint64) []byte {
+	t := ts.base.Add(time.Duration(mono))
+	sec, ns := t.Unix(), t.Nanosecond()
+	if ts.prefix == nil || sec != ts.sec {
+		full := t.AppendFormat(nil, tsLayout)
+		i := len("2006-01-02T15:04:05.")
+		ts.prefix, ts.zone, ts.sec = full[:i], full[i+9:], sec
+	}
+	b = append(b, ts.prefix...)
+	var digits [9]byte
+	for i := 8; i >= 0; i-- {
+		digits[i] = byte('0' + ns%10)
+		ns /= 10
+	}
+	b = append(b, digits[:]...)
+	return append(b, ts.zone...)
+}
+
+// New returns a Writer to w.
+func New(w io.Writer) *Writer {
+	return &Writer{w: bufio.NewWriterSize(w, 64<<10), buf: make([]byte, 0, 1024)}
+}
+
+// Begin implements [analyze.Sink].
+func (w *Writer) Begin(info *analyze.CaptureInfo) error {
+	w.ts = timestamps{base: info.Wall(0)}
+	return nil
+}
+
+// Exchange implements [analyze.Sink].
+func (w *Writer) Exchange(ex *analyze.Exchange) error {
+	w.buf = w.appendExchange(w.buf[:0], ex)
+	w.buf = append(w.buf, '\n')
+	if _, err := w.w.Write(w.buf); err != nil {
+		return fmt.Errorf("writing exchange %d: %w", ex.Seq, err)
+	}
+	return nil
+}
+
+// End implements [analyze.Sink]: it flushes the output.
+func (w *Writer) End(*analyze.Summary) error {
+	if err := w.w.Flush(); err != nil {
+		return fmt.Errorf("writing exchanges: %w", err)
+	}
+	return nil
+}
+
+// appendExchange appends ex's JSON object, without a newline, to b.
+func (w *Writer) appendExchange(b []byte, ex *analyze.Exchange) []byte {
+	c := ex.Conn
+	if c == nil {
+		c = &analyze.Conn{}
+	}
+	b = append(b, '{')
+	b = jsonenc.Key(b, "ts")
+	b = append(b, '"')
+	b = w.ts.append(b, ex.Start())
+	b = append(b, '"', ',')
+	b = jsonenc.Key(b, "seq")
+	b = jsonenc.Int(b, int64(ex.Seq))
+	b = append(b, ',')
+	b = jsonenc.Key(b, "conn")
+	b = jsonenc.String(b, c.ID)
+	b = append(b, ',')
+	b = jsonenc.Key(b, "pid")
+	b = jsonenc.Uint(b, uint64(c.PID))
+	b = append(b, ',')
+	b = jsonenc.Key(b, "comm")
+	b = jsonenc.String(b, c.Comm)
+	b = append(b, ',')
+	b = jsonenc.Key(b, "role")
+	b = jsonenc.String(b, c.Role.String())
+	b = append(b, ',')
+	b = jsonenc.Key(b, "tls")
+	tls := c.TLS
+	if tls == "" {
+		tls = "none"
+	}
+	b = jsonenc.String(b, tls)
+	if c.Local.IsValid() {
+		b = append(b, ',')
+		b = jsonenc.Key(b, "local")
+		b = append(b, '"')
+		b = c.Local.AppendTo(b)
+		b = append(b, '"')
+	}
+	if c.Remote.IsValid() {
+		b = append(b, ',')
+		b = jsonenc.Key(b, "remote")
+		b = append(b, '"')
+		b = c.Remote.AppendTo(b)
+		b = append(b, '"')
+	}
+	b = append(b, ',')
+	b = jsonenc.Key(b, "proto")
+	b = jsonenc.String(b, ex.Proto)
+	if ex.StreamID != 0 {
+		b = append(b, ',')
+		b = jsonenc.Key(b, "stream_id")
+		b = jsonenc.Uint(b, uint64(ex.StreamID))
+	}
+	b = append(b, ',')
+	b = jsonenc.Key(b, "method")
+	b = jsonenc.String(b, ex.Request.Method)
+	b = append(b, ',')
+	b = jsonenc.Key(b, "host")
+	b = jsonenc.String(b, ex.Request.Host)
+	b = append(b, ',')
+	b = jsonenc.Key(b, "path")
+	b = jsonenc.String(b, ex.Request.Path)
+	if ex.Request.Query != "" {
+		b = append(b, ',')
+		b = jsonenc.Key(b, "query")
+		b = jsonenc.String(b, ex.Request.Query)
+	}
+	if ex.Response.Status != 0 {
+		b = append(b, ',')
+		b = jsonenc.Key(b, "status")
+		b = jsonenc.Int(b, int64(ex.Response.Status))
+	}
+	if n := ex.Request.BodyBytes; n >= 0 {
+		b = append(b, ',')
+		b = jsonenc.Key(b, "req_body_bytes")
+		b = jsonenc.Int(b, n)
+	}
+	if n := ex.Response.BodyBytes; n >= 0 && ex.Response.Status != 0 {
+		b = append(b, ',')
+		b = jsonenc.Key(b, "resp_body_bytes")
+		b = jsonenc.Int(b, n)
+	}
+	if ct := ex.Response.Header.Get("Content-Type"); ct != "" {
+		b = append(b, ',')
+		b = jsonenc.Key(b, "resp_content_type")
+		b = jsonenc.String(b, ct)
+	}
+	b = append(b, ',')
+	b = jsonenc.Key(b, "timings")
+	b = append(b, '{')
+	n := 0
+	for _, t := range [...]struct {
+		name string
+		v    int64
+	}{{"server", ex.Timings.Server}, {"transfer", ex.Timings.Transfer}, {"network", ex.Timings.Network}, {"total", ex.Timings.Total}} {
+		if t.v < 0 {
+			continue
+		}
+		if n > 0 {
+			b = append(b, ',')
+		}
+		n++
+		b = jsonenc.Key(b, t.name)
+		b = jsonenc.Int(b, t.v)
+	}
+	b = append(b, '}', ',')
+	b = jsonenc.Key(b, "flags")
+	b = append(b, '[')
+	n = 0
+	for i, names := range singleFlagNames {
+		if ex.Flags&(analyze.Flags(1)<<i) == 0 {
+			continue
+		}
+		for _, name := range names {
+			if n > 0 {
+				b = append(b, ',')
+			}
+			n++
+			b = jsonenc.String(b, name)
+		}
+	}
+	b = append(b, ']')
+	if g := ex.GRPC; g != nil {
+		b = append(b, ',')
+		b = jsonenc.Key(b, "grpc")
+		b = append(b, '{')
+		b = jsonenc.Key(b, "service")
+		b = jsonenc.String(b, g.Service)
+		b = append(b, ',')
+		b = jsonenc.Key(b, "method")
+		b = jsonenc.String(b, g.Method)
+		if g.Status >= 0 {
+			b = append(b, ',')
+			b = jsonenc.Key(b, "status")
+			b = jsonenc.Int(b, int64(g.Status))
+		}
+		if g.Message != "" {
+			b = append(b, ',')
+			b = jsonenc.Key(b, "message")
+			b = jsonenc.String(b, g.Message)
+		}
+		b = append(b, ',')
+		b = jsonenc.Key(b, "req_msgs")
+		b = jsonenc.Int(b, int64(g.RequestMsgs))
+		b = append(b, ',')
+		b = jsonenc.Key(b, "resp_msgs")
+		b = jsonenc.Int(b, int64(g.ResponseMsgs))
+		b = append(b, '}')
+	}
+	return append(b, '}')
+}
+
+// singleFlagNames holds the names of each flag bit, in Flags.Names's
+// order: Flags.Names allocates, and this runs once per exchange.
+var singleFlagNames [16][]string
+
+func init() {
+	for i := range singleFlagNames {
+		singleFlagNames[i] = (analyze.Flags(1) << i).Names()
+	}
+}

@@ -1,0 +1,106 @@
+package jsonl
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/rewind-tools/rewind/analyze"
+	"github.com/rewind-tools/rewind/format/internal/fixture"
+	"github.com/rewind-tools/rewind/format/internal/golden"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func write(t *testing.T, exs []*analyze.Exchange) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w := New(&buf)
+	if err := w.Begin(fixture.Info()); err != nil {
+		t.Fatal(err)
+	}
+	for _, ex := range exs {
+		if err := w.Exchange(ex); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.End(fixture.Summary()); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestGolden(t *testing.T) {
+	got := write(t, fixture.Exchanges())
+	golden.Check(t, "testdata/exchanges.jsonl", got, *update)
+	if again := write(t, fixture.Exchanges()); !bytes.Equal(got, again) {
+		t.Error("two runs over the same input differ")
+	}
+}
+
+// TestLines checks each line is a JSON object with the documented fields and
+// that ts equals CaptureInfo.Wall of the exchange's start.
+func TestLines(t *testing.T) {
+	info := fixture.Info()
+	exs := fixture.Exchanges()
+	lines := bytes.Split(bytes.TrimSuffix(write(t, exs), []byte("\n")), []byte("\n"))
+	if len(lines) != len(exs) {
+		t.Fatalf("%d lines for %d exchanges", len(lines), len(exs))
+	}
+	for i, line := range lines {
+		var obj map[string]any
+		if err := json.Unmarshal(line, &obj); err != nil {
+			t.Fatalf("line %d: %v", i+1, err)
+		}
+		for _, k := range []string{"ts", "conn", "pid", "comm", "role", "tls", "proto", "method", "host", "path", "timings", "flags"} {
+			if _, ok := obj[k]; !ok {
+				t.Errorf("line %d: no %q", i+1, k)
+			}
+		}
+		ts, err := time.Parse(time.RFC3339Nano, obj["ts"].(string))
+		if err != nil {
+			t.Fatalf("line %d: %v", i+1, err)
+		}
+		want := info.Wall(exs[i].Start())
+		if !ts.Equal(want) || ts.Format(time.RFC3339Nano) != want.Format(time.RFC3339Nano) {
+			t.Errorf("line %d: ts %v, want %v", i+1, ts, want)
+		}
+	}
+	var incomplete map[string]any
+	_ = json.Unmarshal(lines[4], &incomplete)
+	if _, ok := incomplete["status"]; ok {
+		t.Error("exchange without response has a status")
+	}
+	if tm := incomplete["timings"].(map[string]any); len(tm) != 0 {
+		t.Errorf("unknown timings written: %v", tm)
+	}
+}
+
+func BenchmarkWriter(b *testing.B) {
+	w := New(io.Discard)
+	_ = w.Begin(fixture.Info())
+	ex := fixture.Small()
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = w.Exchange(ex)
+	}
+}
+
+// TestTimestamps checks the cached formatting against CaptureInfo.Wall
+// across seconds and zones.
+func TestTimestamps(t *testing.T) {
+	for _, zone := range []int{0, 7200, -16200} {
+		info := fixture.Info()
+		info.Header.Clock.ZoneOffset = zone
+		ts := timestamps{base: info.Wall(0)}
+		for _, mono := range []uint64{fixture.Base, fixture.Base + 999_999_999, fixture.Base + 1_000_000_000, fixture.Base + 1, fixture.Base + 86_400_000_000_123} {
+			got := string(ts.append(nil, mono))
+			if want := info.Wall(mono).Format(tsLayout); got != want {
+				t.Errorf("zone %d, mono %d: %s, want %s", zone, mono, got, want)
+			}
+		}
+	}
+}

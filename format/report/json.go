@@ -1,0 +1,197 @@
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/rewind-tools/rewind/analyze/sli"
+)
+
+// SchemaVersion is the version of the JSON report schema; it changes only
+// when a field is removed or changes meaning, not when one is added.
+const SchemaVersion = 1
+
+// The types below are the JSON schema (documented in SCHEMA.md); they are
+// kept apart from package sli's types so that the schema stays stable when
+// those change.
+
+type jsonReport struct {
+	SchemaVersion int             `json:"schema_version"`
+	Capture       jsonCapture     `json:"capture"`
+	Percentiles   jsonPercentiles `json:"percentiles"`
+	MaxEndpoints  int             `json:"max_endpoints_per_service"`
+	Services      []jsonService   `json:"services"`
+}
+
+type jsonCapture struct {
+	Path       string         `json:"path"`
+	Format     string         `json:"format"`
+	Host       string         `json:"host,omitempty"`
+	Start      string         `json:"start,omitempty"`
+	End        string         `json:"end,omitempty"`
+	SpanNS     int64          `json:"span_ns"`
+	Exchanges  int            `json:"exchanges"`
+	Conns      int            `json:"conns"`
+	HTTPConns  int            `json:"http_conns"`
+	OtherConns int            `json:"other_conns"`
+	Lost       uint64         `json:"lost_events"`
+	Salvaged   bool           `json:"salvaged"`
+	Warnings   []string       `json:"warnings"`
+	Flags      map[string]int `json:"flags"`
+}
+
+type jsonPercentiles struct {
+	Method           string  `json:"method"`
+	RelativeAccuracy float64 `json:"relative_accuracy"`
+	ExactUpTo        int     `json:"exact_up_to"`
+}
+
+type jsonService struct {
+	Name string `json:"name"`
+	Role string `json:"role"`
+	PID  uint32 `json:"pid"`
+	Comm string `json:"comm"`
+	Addr string `json:"addr,omitempty"`
+	jsonStats
+	Endpoints []jsonEndpoint `json:"endpoints"`
+}
+
+type jsonEndpoint struct {
+	Method string `json:"method"`
+	Host   string `json:"host"`
+	Path   string `json:"path"`
+	Other  bool   `json:"other,omitempty"`
+	jsonStats
+}
+
+type jsonStats struct {
+	Count         int           `json:"count"`
+	Rate          float64       `json:"rate_per_s"`
+	Responses     int           `json:"responses"`
+	Availability  *float64      `json:"availability"`
+	Status        jsonStatus    `json:"status"`
+	Incomplete    int           `json:"incomplete"`
+	ReqBodyBytes  int64         `json:"req_body_bytes"`
+	RespBodyBytes int64         `json:"resp_body_bytes"`
+	Latency       jsonLatencies `json:"latency"`
+}
+
+type jsonStatus struct {
+	S1xx  int `json:"1xx"`
+	S2xx  int `json:"2xx"`
+	S3xx  int `json:"3xx"`
+	S4xx  int `json:"4xx"`
+	S5xx  int `json:"5xx"`
+	Other int `json:"other"`
+}
+
+type jsonLatencies struct {
+	Server   *jsonLatency `json:"server"`
+	Transfer *jsonLatency `json:"transfer"`
+	Network  *jsonLatency `json:"network"`
+	Total    *jsonLatency `json:"total"`
+}
+
+type jsonLatency struct {
+	Count int   `json:"count"`
+	P50   int64 `json:"p50_ns"`
+	P90   int64 `json:"p90_ns"`
+	P99   int64 `json:"p99_ns"`
+	Max   int64 `json:"max_ns"`
+	Exact bool  `json:"exact"`
+}
+
+// WriteJSON writes r as one indented JSON document (schema in SCHEMA.md).
+func WriteJSON(w io.Writer, r *sli.Report) error {
+	b, err := json.MarshalIndent(toJSON(r), "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding report: %w", err)
+	}
+	b = append(b, '\n')
+	if _, err := w.Write(b); err != nil {
+		return fmt.Errorf("writing report: %w", err)
+	}
+	return nil
+}
+
+func toJSON(r *sli.Report) *jsonReport {
+	c := &r.Capture
+	out := &jsonReport{
+		SchemaVersion: SchemaVersion,
+		Capture: jsonCapture{
+			Path: c.Path, Format: c.Format, Host: c.Host,
+			SpanNS: c.SpanNS, Exchanges: c.Exchanges,
+			Conns: c.Conns, HTTPConns: c.HTTPConns, OtherConns: c.OtherConns,
+			Lost: c.Lost, Salvaged: c.Salvaged,
+			Warnings: c.Warnings,
+			Flags:    make(map[string]int, len(c.Flags)),
+		},
+		Percentiles: jsonPercentiles{
+			Method:           "ddsketch",
+			RelativeAccuracy: r.RelativeAccuracy,
+			ExactUpTo:        r.ExactLimit,
+		},
+		MaxEndpoints: r.MaxEndpoints,
+		Services:     make([]jsonService, 0, len(r.Services)),
+	}
+	if !c.Start.IsZero() {
+		out.Capture.Start = c.Start.Format(time.RFC3339Nano)
+		out.Capture.End = c.End.Format(time.RFC3339Nano)
+	}
+	if out.Capture.Warnings == nil {
+		out.Capture.Warnings = []string{}
+	}
+	for _, f := range c.Flags {
+		out.Capture.Flags[f.Name] = f.Count
+	}
+	for i := range r.Services {
+		s := &r.Services[i]
+		js := jsonService{
+			Name: s.Name(), Role: s.Role, PID: s.PID, Comm: s.Comm, Addr: s.Addr,
+			jsonStats: statsJSON(&s.Stats),
+			Endpoints: make([]jsonEndpoint, 0, len(s.Endpoints)),
+		}
+		for j := range s.Endpoints {
+			e := &s.Endpoints[j]
+			js.Endpoints = append(js.Endpoints, jsonEndpoint{
+				Method: e.Key.Method, Host: e.Key.Host, Path: e.Key.Path, Other: e.Other,
+				jsonStats: statsJSON(&e.Stats),
+			})
+		}
+		out.Services = append(out.Services, js)
+	}
+	return out
+}
+
+func statsJSON(s *sli.Stats) jsonStats {
+	j := jsonStats{
+		Count: s.Count, Rate: s.Rate, Responses: s.Responses,
+		Status: jsonStatus{
+			S1xx: s.Status1xx, S2xx: s.Status2xx, S3xx: s.Status3xx,
+			S4xx: s.Status4xx, S5xx: s.Status5xx, Other: s.StatusOther,
+		},
+		Incomplete:    s.Incomplete,
+		ReqBodyBytes:  s.ReqBodyBytes,
+		RespBodyBytes: s.RespBodyBytes,
+		Latency: jsonLatencies{
+			Server:   latencyJSON(s.Server),
+			Transfer: latencyJSON(s.Transfer),
+			Network:  latencyJSON(s.Network),
+			Total:    latencyJSON(s.Total),
+		},
+	}
+	if s.Availability >= 0 {
+		a := s.Availability
+		j.Availability = &a
+	}
+	return j
+}
+
+func latencyJSON(l sli.Latency) *jsonLatency {
+	if l.Count == 0 {
+		return nil
+	}
+	return &jsonLatency{Count: l.Count, P50: l.P50, P90: l.P90, P99: l.P99, Max: l.Max, Exact: l.Exact}
+}

@@ -1,0 +1,99 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"io"
+	"testing"
+
+	"github.com/rewind-tools/rewind/analyze/sli"
+	"github.com/rewind-tools/rewind/format/internal/fixture"
+	"github.com/rewind-tools/rewind/format/internal/golden"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func render(t *testing.T, f Format) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w := NewWriter(&buf, f, sli.Options{})
+	if err := w.Begin(fixture.Info()); err != nil {
+		t.Fatal(err)
+	}
+	for _, ex := range fixture.Exchanges() {
+		if err := w.Exchange(ex); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.End(fixture.Summary()); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestGolden(t *testing.T) {
+	for _, c := range []struct {
+		f    Format
+		file string
+	}{{Text, "testdata/report.txt"}, {JSON, "testdata/report.json"}} {
+		t.Run(string(c.f), func(t *testing.T) {
+			got := render(t, c.f)
+			golden.Check(t, c.file, got, *update)
+			if again := render(t, c.f); !bytes.Equal(got, again) {
+				t.Error("two renderings of the same input differ")
+			}
+		})
+	}
+}
+
+func TestJSONSchema(t *testing.T) {
+	var doc map[string]any
+	if err := json.Unmarshal(render(t, JSON), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc["schema_version"] != float64(1) {
+		t.Errorf("schema_version %v", doc["schema_version"])
+	}
+	svcs := doc["services"].([]any)
+	first := svcs[0].(map[string]any)
+	for _, k := range []string{"name", "role", "pid", "comm", "count", "rate_per_s", "availability", "status", "incomplete", "req_body_bytes", "resp_body_bytes", "latency", "endpoints"} {
+		if _, ok := first[k]; !ok {
+			t.Errorf("service has no %q", k)
+		}
+	}
+}
+
+func TestParseFormat(t *testing.T) {
+	if f, err := ParseFormat("json"); err != nil || f != JSON {
+		t.Errorf("json: %v %v", f, err)
+	}
+	for _, s := range []string{"html", "xml"} {
+		if _, err := ParseFormat(s); err == nil {
+			t.Errorf("%s: no error", s)
+		}
+	}
+}
+
+func TestUnits(t *testing.T) {
+	for ns, want := range map[int64]string{42_000: "0.042ms", 1_480_000: "1.48ms", 12_345_000: "12.3ms", 250_000_000: "250ms", 12_000_000_000: "12.0s"} {
+		if got := Duration(ns); got != want {
+			t.Errorf("Duration(%d) = %s, want %s", ns, got, want)
+		}
+	}
+	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1536: "1.5 KiB", 48213: "47.1 KiB", 1 << 30: "1.0 GiB", 300 << 20: "300 MiB"} {
+		if got := Bytes(n); got != want {
+			t.Errorf("Bytes(%d) = %s, want %s", n, got, want)
+		}
+	}
+}
+
+func BenchmarkWriter(b *testing.B) {
+	w := NewWriter(io.Discard, JSON, sli.Options{})
+	_ = w.Begin(fixture.Info())
+	ex := fixture.Small()
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = w.Exchange(ex)
+	}
+}
