@@ -1,0 +1,330 @@
+package http1
+
+import "bytes"
+
+// tchar marks the bytes allowed in a token (RFC 9110 §5.6.2).
+var tchar [256]bool
+
+// vchar marks the bytes allowed in a field value: VCHAR, obs-text, SP, HTAB.
+var vchar [256]bool
+
+func init() {
+	for c := 'a'; c <= 'z'; c++ {
+		tchar[c] = true
+		tchar[c-'a'+'A'] = true
+	}
+	for c := '0'; c <= '9'; c++ {
+		tchar[c] = true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		tchar[c] = true
+	}
+	for c := 0x21; c < 0x100; c++ {
+		vchar[c] = c != 0x7f
+	}
+	vchar[' '] = true
+	vchar['\t'] = true
+}
+
+// Messages given as Err. Constant strings: reporting costs no allocation.
+const (
+	errBareLF          = "line ends with LF without CR"
+	errMethod          = "invalid request method"
+	errTarget          = "invalid request target"
+	errVersion         = "invalid HTTP version"
+	errVersionUnknown  = "unsupported HTTP version"
+	errTargetNonASCII  = "non-ASCII byte in request target"
+	errStartLine       = "invalid start line"
+	errStatus          = "invalid status code"
+	errReason          = "invalid character in reason phrase"
+	errFieldLine       = "invalid header field line (no colon)"
+	errFieldName       = "invalid character in header field name"
+	errFieldValue      = "invalid character in header field value"
+	errLeadingWS       = "whitespace before the first header field"
+	errObsFold         = "obsolete line folding in header field"
+	errCLInvalid       = "invalid Content-Length"
+	errCLConflict      = "conflicting Content-Length values"
+	errCLDuplicate     = "duplicate Content-Length"
+	errTECL            = "both Transfer-Encoding and Content-Length (Transfer-Encoding wins)"
+	errTERequest       = "request Transfer-Encoding does not end in chunked"
+	errTEChunkedTwice  = "chunked applied more than once"
+	errHeaderTooLarge  = "header block exceeds the size limit"
+	errChunkSize       = "invalid chunk size"
+	errChunkExt        = "invalid chunk extension"
+	errChunkTooLarge   = "chunk size line exceeds the size limit"
+	errChunkEnd        = "missing CRLF after chunk data"
+	errTrailerTooLarge = "trailer section exceeds the size limit"
+)
+
+// knownMethod returns b as an interned string when it is a well-known
+// method, so that the common case costs no allocation.
+func knownMethod(b []byte) (string, bool) {
+	switch string(b) {
+	case "GET":
+		return "GET", true
+	case "POST":
+		return "POST", true
+	case "PUT":
+		return "PUT", true
+	case "HEAD":
+		return "HEAD", true
+	case "DELETE":
+		return "DELETE", true
+	case "OPTIONS":
+		return "OPTIONS", true
+	case "PATCH":
+		return "PATCH", true
+	case "CONNECT":
+		return "CONNECT", true
+	case "TRACE":
+		return "TRACE", true
+	case "PROPFIND":
+		return "PROPFIND", true
+	case "PROPPATCH":
+		return "PROPPATCH", true
+	case "MKCOL":
+		return "MKCOL", true
+	case "COPY":
+		return "COPY", true
+	case "MOVE":
+		return "MOVE", true
+	case "LOCK":
+		return "LOCK", true
+	case "UNLOCK":
+		return "UNLOCK", true
+	case "SEARCH":
+		return "SEARCH", true
+	case "REPORT":
+		return "REPORT", true
+	case "MKACTIVITY":
+		return "MKACTIVITY", true
+	case "CHECKOUT":
+		return "CHECKOUT", true
+	case "MERGE":
+		return "MERGE", true
+	case "M-SEARCH":
+		return "M-SEARCH", true
+	case "NOTIFY":
+		return "NOTIFY", true
+	case "SUBSCRIBE":
+		return "SUBSCRIBE", true
+	case "UNSUBSCRIBE":
+		return "UNSUBSCRIBE", true
+	case "PURGE":
+		return "PURGE", true
+	case "MKCALENDAR":
+		return "MKCALENDAR", true
+	case "LINK":
+		return "LINK", true
+	case "UNLINK":
+		return "UNLINK", true
+	case "BIND":
+		return "BIND", true
+	case "REBIND":
+		return "REBIND", true
+	case "UNBIND":
+		return "UNBIND", true
+	case "ACL":
+		return "ACL", true
+	case "QUERY":
+		return "QUERY", true
+	case "PRI":
+		return "PRI", true
+	}
+	return "", false
+}
+
+// methodString returns the method as a string, interned when known.
+func methodString(b []byte) string {
+	if s, ok := knownMethod(b); ok {
+		return s
+	}
+	return string(b)
+}
+
+// trimEOL removes the line end ("\r\n" or "\n") from line and says whether
+// it was a bare LF.
+func trimEOL(line []byte) ([]byte, bool) {
+	if n := len(line); n > 0 && line[n-1] == '\n' {
+		line = line[:n-1]
+		if n := len(line); n > 0 && line[n-1] == '\r' {
+			return line[:n-1], false
+		}
+		return line, true
+	}
+	return line, false
+}
+
+// isBlank reports whether line (with its line end) is empty.
+func isBlank(line []byte) bool {
+	return len(line) == 1 && line[0] == '\n' || len(line) == 2 && line[0] == '\r' && line[1] == '\n'
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// parseVersion parses "HTTP/d.d".
+func parseVersion(b []byte) (major, minor int, ok bool) {
+	if len(b) != 8 || string(b[:5]) != "HTTP/" || !isDigit(b[5]) || b[6] != '.' || !isDigit(b[7]) {
+		return 0, 0, false
+	}
+	return int(b[5] - '0'), int(b[7] - '0'), true
+}
+
+// startLine is a parsed request or status line; offsets are into the line.
+type startLine struct {
+	method               []byte
+	tOff, tLen           int
+	rOff, rLen           int
+	major, minor, status int
+	simple               bool   // HTTP/0.9 simple request
+	warn                 string // non-fatal problem
+}
+
+// parseRequestLine parses line (line end included). It returns a fatal
+// error message, or "" when the line is usable.
+func parseRequestLine(line []byte, sl *startLine) string {
+	content, bare := trimEOL(line)
+	if bare {
+		sl.warn = errBareLF
+	}
+	sp := bytes.IndexByte(content, ' ')
+	if sp <= 0 {
+		if sp < 0 && len(content) > 0 && allTchar(content) {
+			return errStartLine
+		}
+		return errMethod
+	}
+	if !allTchar(content[:sp]) {
+		return errMethod
+	}
+	sl.method = content[:sp]
+	rest := content[sp+1:]
+	sp2 := bytes.IndexByte(rest, ' ')
+	if sp2 < 0 {
+		// HTTP/0.9 simple request: GET SP target.
+		if string(sl.method) == "GET" && validTarget(rest) {
+			sl.tOff, sl.tLen = sp+1, len(rest)
+			sl.major, sl.minor, sl.simple = 0, 9, true
+			return ""
+		}
+		return errStartLine
+	}
+	target := rest[:sp2]
+	if !validTarget(target) {
+		return errTarget
+	}
+	for _, c := range target {
+		if c >= 0x80 {
+			sl.warn = errTargetNonASCII
+			break
+		}
+	}
+	sl.tOff, sl.tLen = sp+1, sp2
+	maj, min, ok := parseVersion(rest[sp2+1:])
+	if !ok {
+		return errVersion
+	}
+	sl.major, sl.minor = maj, min
+	if !knownVersion(maj, min) && sl.warn == "" {
+		sl.warn = errVersionUnknown
+	}
+	return ""
+}
+
+// parseStatusLine parses line (line end included).
+func parseStatusLine(line []byte, sl *startLine) string {
+	content, bare := trimEOL(line)
+	if bare {
+		sl.warn = errBareLF
+	}
+	if len(content) < 12 {
+		return errStartLine
+	}
+	maj, min, ok := parseVersion(content[:8])
+	if !ok {
+		return errVersion
+	}
+	sl.major, sl.minor = maj, min
+	if !knownVersion(maj, min) && sl.warn == "" {
+		sl.warn = errVersionUnknown
+	}
+	if content[8] != ' ' || !isDigit(content[9]) || !isDigit(content[10]) || !isDigit(content[11]) {
+		return errStatus
+	}
+	sl.status = int(content[9]-'0')*100 + int(content[10]-'0')*10 + int(content[11]-'0')
+	if sl.status < 100 {
+		return errStatus
+	}
+	sl.rOff, sl.rLen = 12, 0
+	if len(content) > 12 {
+		if content[12] != ' ' {
+			return errStatus
+		}
+		sl.rOff, sl.rLen = 13, len(content)-13
+		for _, c := range content[13:] {
+			if !vchar[c] {
+				if sl.warn == "" {
+					sl.warn = errReason
+				}
+				break
+			}
+		}
+	}
+	return ""
+}
+
+// knownVersion reports whether HTTP/maj.min is a version that exists.
+func knownVersion(maj, min int) bool {
+	return maj == 1 && min <= 1 || maj == 0 && min == 9 || maj == 2 && min == 0
+}
+
+func allTchar(b []byte) bool {
+	for _, c := range b {
+		if !tchar[c] {
+			return false
+		}
+	}
+	return true
+}
+
+// validTarget accepts any non-empty run of bytes other than CTL and SP
+// (obs-text included: real clients send raw UTF-8).
+func validTarget(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if c <= ' ' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// trimOWS removes leading and trailing SP and HTAB.
+func trimOWS(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// hasToken reports whether the comma-separated list v holds token tok
+// (ASCII case-insensitive).
+func hasToken(v []byte, tok string) bool {
+	for len(v) > 0 {
+		var elem []byte
+		if i := bytes.IndexByte(v, ','); i >= 0 {
+			elem, v = v[:i], v[i+1:]
+		} else {
+			elem, v = v, nil
+		}
+		if equalFold(trimOWS(elem), tok) {
+			return true
+		}
+	}
+	return false
+}
