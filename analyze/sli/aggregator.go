@@ -61,7 +61,7 @@ func MethodHostPath(ex *analyze.Exchange) EndpointKey {
 
 // Options configure an [Aggregator]. The zero value is usable.
 type Options struct {
-	// Endpoint keys exchanges into endpoints; nil means [MethodHostPath].
+	// Endpoint keys exchanges into endpoints; nil means [MethodHostRoute].
 	Endpoint EndpointFunc
 	// MaxEndpoints caps distinct endpoints per service; 0 means
 	// [DefaultMaxEndpoints].
@@ -96,7 +96,7 @@ func New(opts Options) *Aggregator {
 		services:     make(map[serviceKey]*service),
 	}
 	if a.endpoint == nil {
-		a.endpoint = MethodHostPath
+		a.endpoint = MethodHostRoute
 	}
 	if a.maxEndpoints <= 0 {
 		a.maxEndpoints = DefaultMaxEndpoints

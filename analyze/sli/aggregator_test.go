@@ -122,7 +122,7 @@ func TestEndpointCap(t *testing.T) {
 	for i := range 10 {
 		exs = append(exs, exchange(nginx, "GET", fmt.Sprintf("/u/%d", i), 200, uint64(i+1)*1e8, 1000))
 	}
-	r := run(t, New(Options{MaxEndpoints: 3}), exs)
+	r := run(t, New(Options{MaxEndpoints: 3, Endpoint: MethodHostPath}), exs)
 	eps := r.Services[0].Endpoints
 	if len(eps) != 4 || !eps[3].Other || eps[3].Count != 7 || eps[3].Key != OtherKey {
 		t.Fatalf("endpoints %+v", eps)
