@@ -11,7 +11,7 @@ export BPF_CLANG := $(CLANG)
 export BPF_STRIP := $(STRIP)
 export BPF_CFLAGS := -O2 -g -Wall -Werror
 
-.PHONY: all build test test-unit test-setup generate bench lint demo fuzz help clean
+.PHONY: all build test test-unit test-setup generate bench bench-record bench-pcap lint demo fuzz help clean
 
 all: build
 
@@ -22,6 +22,7 @@ help:
 	@echo "make test-unit  unprivileged tests only, no set-up"
 	@echo "make generate   regenerate the BPF objects (needs $(CLANG))"
 	@echo "make bench      run the Go benchmarks"
+	@echo "make bench-record  throughput with and without recording (root)"
 	@echo "make fuzz       run each fuzz target briefly"
 	@echo "make lint       gofmt and go vet"
 
@@ -45,6 +46,14 @@ generate:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# bench-record: loopback HTTP load without and with `rewind record` (root).
+bench-record:
+	@./scripts/bench-record.sh
+
+# bench-pcap: rewind analyze vs tshark on a loopback pcap of >=100k exchanges (root).
+bench-pcap:
+	@./scripts/bench-pcap.sh
 
 FUZZTIME ?= 30s
 fuzz:

@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/rewind-tools/rewind/capture"
+	"github.com/rewind-tools/rewind/capture/pcapin"
 )
 
 // Input is an opened capture ready to replay.
@@ -61,19 +62,34 @@ func OpenReader(r io.Reader, name string) (*Input, error) {
 			Info:   &CaptureInfo{Path: name, Format: "rewind", Header: rd.Header()},
 			close:  rd.Close,
 		}, nil
-	case isPcap(head):
-		return nil, fmt.Errorf("%s is a pcap/pcapng file: reading those is not built yet", name)
+	case pcapin.IsCompressed(head):
+		// gzip or zstd around any of the formats: look inside.
+		dr, err := pcapin.Decompress(br)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", name, err)
+		}
+		in, err := OpenReader(dr, name)
+		if err != nil {
+			dr.Close()
+			return nil, err
+		}
+		inner := in.close
+		in.close = func() error {
+			err := inner()
+			dr.Close()
+			return err
+		}
+		return in, nil
+	case pcapin.IsPcap(head):
+		rd, err := pcapin.NewReader(br, pcapin.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", name, err)
+		}
+		return &Input{
+			Source: rd,
+			Info:   &CaptureInfo{Path: name, Format: rd.Format(), Header: rd.Header()},
+			close:  rd.Close,
+		}, nil
 	}
 	return nil, ErrUnknownInput
-}
-
-func isPcap(head []byte) bool {
-	if len(head) < 4 {
-		return false
-	}
-	switch string(head[:4]) {
-	case "\xd4\xc3\xb2\xa1", "\xa1\xb2\xc3\xd4", "\x4d\x3c\xb2\xa1", "\xa1\xb2\x3c\x4d", "\x0a\x0d\x0d\x0a":
-		return true
-	}
-	return false
 }

@@ -282,6 +282,10 @@ const (
 	TCPRetransmit  TCPEventType = 1
 	TCPReset       TCPEventType = 2
 	TCPStateChange TCPEventType = 3
+	// TCPAck: Remote acknowledged Local's bytes up to stream offset Seq
+	// (mod 2^32, counted from the first byte Local sent). Emitted by packet
+	// input when an ACK advances over data, for network timing.
+	TCPAck TCPEventType = 4
 )
 
 // TCP records a TCP-level event on a connection, identified by its addresses.
@@ -304,6 +308,7 @@ const (
 	LossRingbuf LossSource = 1 // the event ring buffer was full
 	LossPacket  LossSource = 2 // the packet socket dropped packets
 	LossTooBig  LossSource = 3 // a payload did not fit in the per-CPU scratch space
+	LossState   LossSource = 4 // the per-call state table was full: calls not followed
 )
 
 // String names the loss source.
@@ -315,6 +320,8 @@ func (s LossSource) String() string {
 		return "packet"
 	case LossTooBig:
 		return "too-big"
+	case LossState:
+		return "state"
 	}
 	return fmt.Sprintf("loss(%d)", uint8(s))
 }

@@ -1,16 +1,250 @@
 package main
 
 import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
 	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+
+	"github.com/rewind-tools/rewind/analyze"
+	"github.com/rewind-tools/rewind/analyze/sli"
+	"github.com/rewind-tools/rewind/format/har"
+	"github.com/rewind-tools/rewind/format/jsonl"
+	"github.com/rewind-tools/rewind/format/report"
 )
 
 func newAnalyzeCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "analyze",
-		Usage:     "replay a capture (or pcap/pcapng) into SLI reports, exchanges, HAR and pcapng",
+		Usage:     "replay a capture (or pcap/pcapng) into an SLI report, exchanges, HAR and pcapng",
 		ArgsUsage: "FILE",
-		Action: func(c *cli.Context) error {
-			return exitCodeError{code: exitError, msg: "analyze is not built yet (issue: `rewind analyze`: replay, HTTP/1.x pairing, SLI report, exchanges, HAR)"}
+		Description: "All outputs are written in one pass over FILE. The report goes to standard output\n" +
+			"unless -o names a file. Salvage and loss warnings go to stderr and into every report.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "report", Value: "text", Usage: "report format: text or json"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the report to `FILE` instead of standard output"},
+			&cli.StringFlag{Name: "exchanges", Usage: "write every exchange as JSON lines to `FILE`"},
+			&cli.StringFlag{Name: "har", Usage: "write a HAR 1.2 archive to `FILE`"},
+			&cli.StringFlag{Name: "pcapng", Usage: "write a pcapng with decrypted payloads to `FILE`"},
+			&cli.StringFlag{Name: "slo", Usage: "objectives such as 'availability>=99.9%,p99<300ms'; exit 3 when violated"},
+			&cli.IntSliceFlag{Name: "pid", Usage: "only exchanges of process `PID` (repeatable)"},
+			&cli.StringSliceFlag{Name: "comm", Usage: "only exchanges of processes named `NAME` (repeatable)"},
+			&cli.StringFlag{Name: "role", Usage: "only `server` or `client` side exchanges"},
+			&cli.StringSliceFlag{Name: "host", Usage: "only requests for `HOST` (repeatable)"},
+			&cli.StringSliceFlag{Name: "method", Usage: "only requests with `METHOD` (repeatable)"},
+			&cli.StringFlag{Name: "path-prefix", Usage: "only requests whose path starts with `PREFIX`"},
+			&cli.IntFlag{Name: "max-body", Value: 1 << 20, Usage: "body bytes kept per message for HAR (lengths stay exact)"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress or warnings on stderr"},
 		},
+		Action: runAnalyze,
 	}
+}
+
+func runAnalyze(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return usagef("analyze takes exactly one capture file (try 'rewind demo' for a sample)")
+	}
+	format, err := report.ParseFormat(c.String("report"))
+	if err != nil {
+		return usagef("--report: %v", err)
+	}
+	for _, name := range []string{"pcapng", "slo"} {
+		if c.IsSet(name) {
+			return usagef("--%s is not built yet in this version of rewind", name)
+		}
+	}
+	filter, err := analyzeFilter(c)
+	if err != nil {
+		return err
+	}
+	path := c.Args().First()
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	progress := newProgress(f, !c.Bool("quiet") && term.IsTerminal(int(os.Stderr.Fd())))
+	in, err := analyze.OpenReader(progress, path)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	defer in.Close()
+
+	var outs outputs
+	defer outs.closeAll()
+	reportOut := c.App.Writer
+	if p := c.String("output"); p != "" && p != "-" {
+		if reportOut, err = outs.create(p); err != nil {
+			return err
+		}
+	}
+	sinks := []analyze.Sink{report.NewWriter(reportOut, format, sli.Options{})}
+	if p := c.String("exchanges"); p != "" {
+		w, err := outs.create(p)
+		if err != nil {
+			return err
+		}
+		sinks = append(sinks, jsonl.New(w))
+	}
+	if p := c.String("har"); p != "" {
+		w, err := outs.create(p)
+		if err != nil {
+			return err
+		}
+		sinks = append(sinks, har.New(w, har.Options{MaxBodyBytes: c.Int("max-body"), Version: version}))
+	}
+
+	stop := progress.start()
+	sum, err := analyze.Replay(c.Context, in.Source, in.Info, analyze.Options{
+		MaxBodyCapture: c.Int("max-body"),
+		Filter:         filter,
+	}, sinks...)
+	stop()
+	if err != nil {
+		return fmt.Errorf("analyzing %s: %w", path, err)
+	}
+	if err := outs.closeAll(); err != nil {
+		return err
+	}
+	if !c.Bool("quiet") {
+		for _, w := range sum.Warnings {
+			fmt.Fprintf(os.Stderr, "rewind: warning: %s\n", w)
+		}
+	}
+	return nil
+}
+
+// analyzeFilter builds the exchange filter from the filter flags, or nil.
+func analyzeFilter(c *cli.Context) (func(*analyze.Exchange) bool, error) {
+	pids := map[uint32]bool{}
+	for _, p := range c.IntSlice("pid") {
+		pids[uint32(p)] = true
+	}
+	set := func(vals []string, fold bool) map[string]bool {
+		m := map[string]bool{}
+		for _, v := range vals {
+			if fold {
+				v = strings.ToUpper(v)
+			}
+			m[v] = true
+		}
+		return m
+	}
+	comms, hosts, methods := set(c.StringSlice("comm"), false), set(c.StringSlice("host"), false), set(c.StringSlice("method"), true)
+	role := c.String("role")
+	if role != "" && role != "server" && role != "client" {
+		return nil, usagef("--role must be server or client, not %q", role)
+	}
+	prefix := c.String("path-prefix")
+	if len(pids) == 0 && len(comms) == 0 && len(hosts) == 0 && len(methods) == 0 && role == "" && prefix == "" {
+		return nil, nil
+	}
+	return func(ex *analyze.Exchange) bool {
+		switch {
+		case len(pids) > 0 && !pids[ex.Conn.PID],
+			len(comms) > 0 && !comms[ex.Conn.Comm],
+			len(hosts) > 0 && !hosts[ex.Request.Host],
+			len(methods) > 0 && !methods[ex.Request.Method],
+			role != "" && ex.Conn.Role.String() != role,
+			prefix != "" && !strings.HasPrefix(ex.Request.Path, prefix):
+			return false
+		}
+		return true
+	}, nil
+}
+
+// outputs tracks the files analyze writes, so that all are closed (and
+// their close errors reported) once.
+type outputs struct {
+	files []*os.File
+	bufs  []*bufio.Writer
+}
+
+func (o *outputs) create(path string) (io.Writer, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	bw := bufio.NewWriterSize(f, 256<<10)
+	o.files = append(o.files, f)
+	o.bufs = append(o.bufs, bw)
+	return bw, nil
+}
+
+func (o *outputs) closeAll() error {
+	var first error
+	for i, f := range o.files {
+		if err := o.bufs[i].Flush(); err != nil && first == nil {
+			first = fmt.Errorf("writing %s: %w", f.Name(), err)
+		}
+		if err := f.Close(); err != nil && first == nil {
+			first = fmt.Errorf("closing %s: %w", f.Name(), err)
+		}
+	}
+	o.files, o.bufs = nil, nil
+	return first
+}
+
+// progress counts bytes read from the input and, on a terminal, shows how
+// far the replay is once it has run for a second.
+type progress struct {
+	r     io.Reader
+	n     atomic.Int64
+	total int64
+	on    bool
+}
+
+func newProgress(f *os.File, on bool) *progress {
+	p := &progress{r: f, on: on}
+	if st, err := f.Stat(); err == nil {
+		p.total = st.Size()
+	}
+	return p
+}
+
+func (p *progress) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.n.Add(int64(n))
+	return n, err
+}
+
+func (p *progress) start() (stop func()) {
+	if !p.on {
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		begin := time.Now()
+		shown := false
+		for {
+			select {
+			case <-done:
+				if shown {
+					fmt.Fprint(os.Stderr, "\r\033[K")
+				}
+				return
+			case <-t.C:
+				if time.Since(begin) < time.Second {
+					continue
+				}
+				shown = true
+				pct := ""
+				if p.total > 0 {
+					pct = fmt.Sprintf(" (%d%%)", p.n.Load()*100/p.total)
+				}
+				fmt.Fprintf(os.Stderr, "\r\033[Kanalyzing: %s read%s", bytesHuman(uint64(p.n.Load())), pct)
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -52,6 +53,8 @@ func newApp() *cli.App {
 			newRecordCommand(),
 			newAnalyzeCommand(),
 			newInfoCommand(),
+			newDemoCommand(),
+			newDemoWorkloadCommand(),
 		},
 		HideHelpCommand:      true,
 		EnableBashCompletion: true,
@@ -71,7 +74,7 @@ func main() {
 func run(ctx context.Context, args []string) int {
 	app := newApp()
 	app.ExitErrHandler = func(*cli.Context, error) {} // exit codes are ours
-	err := app.RunContext(ctx, args)
+	err := app.RunContext(ctx, flagsFirst(app, args))
 	if err == nil {
 		return exitOK
 	}
@@ -90,4 +93,52 @@ func run(ctx context.Context, args []string) int {
 		fmt.Fprintf(os.Stderr, "rewind: %s\n", err)
 		return exitError
 	}
+}
+
+// flagsFirst moves a subcommand's positional arguments after its flags, so
+// that `rewind analyze FILE --report json` works as well as the flags-first
+// order urfave/cli expects.
+func flagsFirst(app *cli.App, args []string) []string {
+	if len(args) < 3 {
+		return args
+	}
+	cmd := app.Command(args[1])
+	if cmd == nil {
+		return args
+	}
+	takesValue := map[string]bool{}
+	for _, f := range cmd.Flags {
+		_, isBool := f.(*cli.BoolFlag)
+		for _, n := range f.Names() {
+			takesValue[n] = !isBool
+		}
+	}
+	var flags, pos []string
+	rest := args[2:]
+	for i := 0; i < len(rest); i++ {
+		a := rest[i]
+		if a == "--" {
+			pos = append(pos, rest[i+1:]...)
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			pos = append(pos, a)
+			continue
+		}
+		flags = append(flags, a)
+		name := strings.TrimLeft(a, "-")
+		if strings.Contains(name, "=") {
+			continue
+		}
+		if takesValue[name] && i+1 < len(rest) {
+			i++
+			flags = append(flags, rest[i])
+		}
+	}
+	out := append([]string{args[0], args[1]}, flags...)
+	if len(pos) > 0 {
+		out = append(out, "--")
+		out = append(out, pos...)
+	}
+	return out
 }

@@ -1,16 +1,168 @@
 package main
 
 import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/rewind-tools/rewind/bpf"
+	"github.com/rewind-tools/rewind/capture"
 )
 
 func newRecordCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "record",
-		Usage:     "record processes' TCP traffic with eBPF into a capture file (root)",
+		Name:  "record",
+		Usage: "record processes' TCP traffic with eBPF into a capture file (root)",
+		Description: "Records what processes send and receive on TCP sockets (syscall tracepoints) into one\n" +
+			"compressed capture file, until --duration, --max-size, or Ctrl-C/SIGTERM. Needs root, or\n" +
+			"CAP_BPF and CAP_PERFMON. Once every probe is attached it prints\n" +
+			"\"rewind: recording (N probes attached)\" on stderr.",
 		ArgsUsage: " ",
-		Action: func(c *cli.Context) error {
-			return exitCodeError{code: exitError, msg: "record is not built yet (issue: `rewind record`: syscall tracepoints into a capture file)"}
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "capture `FILE` to write (created with mode 0600; required)"},
+			&cli.IntSliceFlag{Name: "pid", Usage: "record this `PID` and the children it starts (repeatable)"},
+			&cli.StringSliceFlag{Name: "comm", Usage: "record processes with this task `NAME` (repeatable)"},
+			&cli.IntSliceFlag{Name: "port", Usage: "record connections with this local or remote `PORT` (repeatable)"},
+			&cli.DurationFlag{Name: "duration", Usage: "stop after this long (e.g. 30s); 0: until Ctrl-C"},
+			&cli.StringFlag{Name: "max-size", Usage: "stop when the file reaches `SIZE` (e.g. 1GiB)"},
+			&cli.StringFlag{Name: "snaplen", Value: "16KiB", Usage: "payload `SIZE` kept per call; longer calls are recorded with their length, flagged truncated"},
+			&cli.BoolFlag{Name: "no-tls", Usage: "do not capture TLS plaintext"},
+			&cli.BoolFlag{Name: "no-packets", Usage: "do not capture packets"},
+			&cli.StringFlag{Name: "iface", Usage: "interface `NAME` for packet capture (default: all)"},
+			&cli.StringFlag{Name: "verifier-log", Usage: "write the BPF verifier's log to `FILE` if the kernel refuses a program"},
 		},
+		Action: runRecord,
 	}
+}
+
+func runRecord(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return usagef("record takes no arguments, got %q", c.Args().First())
+	}
+	out := c.String("output")
+	if out == "" {
+		return usagef("record needs -o FILE.rwd: where to write the capture")
+	}
+	opts := capture.RecordOptions{
+		PIDs:        c.IntSlice("pid"),
+		Comms:       c.StringSlice("comm"),
+		Ports:       c.IntSlice("port"),
+		Duration:    c.Duration("duration"),
+		TLS:         !c.Bool("no-tls"),
+		Packets:     !c.Bool("no-packets"),
+		Iface:       c.String("iface"),
+		VerifierLog: c.String("verifier-log"),
+		Version:     version,
+		Log:         os.Stderr,
+	}
+	for _, p := range opts.PIDs {
+		if p <= 0 {
+			return usagef("--pid %d: must be a positive process id", p)
+		}
+	}
+	for _, p := range opts.Ports {
+		if p <= 0 || p > 65535 {
+			return usagef("--port %d: must be 1-65535", p)
+		}
+	}
+	if opts.Duration < 0 {
+		return usagef("--duration %s: must not be negative", opts.Duration)
+	}
+	if s := c.String("max-size"); s != "" {
+		n, err := parseSize(s)
+		if err != nil {
+			return usagef("--max-size: %v", err)
+		}
+		opts.MaxSize = n
+	}
+	snap, err := parseSize(c.String("snaplen"))
+	if err != nil {
+		return usagef("--snaplen: %v", err)
+	}
+	if snap < 1 || snap > 64<<20 {
+		return usagef("--snaplen %s: must be between 1 B and 64 MiB", c.String("snaplen"))
+	}
+	opts.Snaplen = int(snap)
+	if isTerminal(os.Stderr) {
+		opts.Progress = func(p capture.RecordProgress) {
+			fmt.Fprintf(os.Stderr, "\r\x1b[K%s  %d events  %s written  %d lost",
+				p.Elapsed.Truncate(time.Second), p.Events, formatSize(p.Bytes), p.Lost)
+		}
+	}
+
+	res, err := capture.RecordFile(c.Context, opts, out)
+	if opts.Progress != nil && res != nil {
+		fmt.Fprint(os.Stderr, "\r\x1b[K")
+	}
+	if err != nil {
+		var pe *bpf.PrivilegeError
+		if errors.As(err, &pe) {
+			return exitCodeError{code: exitError, msg: pe.Error()}
+		}
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "rewind: wrote %s: %d events, %s, %d lost (stopped: %s)\n",
+		out, res.Events, formatSize(res.Bytes), res.Lost, res.StopReason)
+	if res.Lost > 0 {
+		fmt.Fprintf(os.Stderr, "rewind: warning: the kernel lost %d events (ring buffer full); the capture says where\n", res.Lost)
+	}
+	return nil
+}
+
+// parseSize reads a byte size: a number with an optional unit, binary
+// (KiB, MiB, GiB, TiB, or K, M, G, T) or decimal (kB, MB, GB, TB); "B" or no
+// unit means bytes.
+func parseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	i := 0
+	for i < len(t) && (t[i] >= '0' && t[i] <= '9' || t[i] == '.') {
+		i++
+	}
+	num, unit := t[:i], strings.TrimSpace(t[i:])
+	if num == "" {
+		return 0, fmt.Errorf("size %q: want a number with an optional unit such as 16KiB or 1GiB", s)
+	}
+	v, err := strconv.ParseFloat(num, 64)
+	if err != nil {
+		return 0, fmt.Errorf("size %q: %w", s, err)
+	}
+	mult := map[string]float64{
+		"": 1, "b": 1,
+		"k": 1 << 10, "kib": 1 << 10, "kb": 1e3,
+		"m": 1 << 20, "mib": 1 << 20, "mb": 1e6,
+		"g": 1 << 30, "gib": 1 << 30, "gb": 1e9,
+		"t": 1 << 40, "tib": 1 << 40, "tb": 1e12,
+	}[strings.ToLower(unit)]
+	if mult == 0 {
+		return 0, fmt.Errorf("size %q: unknown unit %q (use B, KiB, MiB, GiB, TiB, kB, MB, GB, TB)", s, unit)
+	}
+	n := v * mult
+	if n > math.MaxInt64 {
+		return 0, fmt.Errorf("size %q is too large", s)
+	}
+	return int64(n), nil
+}
+
+func formatSize(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }

@@ -89,6 +89,20 @@ func TestSchema(t *testing.T) {
 		"small cap": write(t, Options{MaxBodyBytes: 5}, fixture.Exchanges()),
 		"empty":     write(t, testOpts, nil),
 	}
+	// The archives analyze wrote for the captures recorded from real
+	// programs (testdata/golden/*/har.json, rewritten by the cmd/rewind
+	// golden test).
+	recorded, _ := filepath.Glob("../../testdata/golden/*/har.json")
+	if len(recorded) == 0 {
+		t.Error("no recorded-capture HAR files under testdata/golden")
+	}
+	for _, f := range recorded {
+		doc, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cases[f] = doc
+	}
 	for name, doc := range cases {
 		t.Run(name, func(t *testing.T) {
 			inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(doc))

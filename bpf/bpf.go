@@ -1,0 +1,473 @@
+// Package bpf loads and attaches rewind's eBPF programs and streams the raw
+// records they write: socket data, connects, accepts, closes, process execs
+// and exits. It knows nothing of the capture file format; package capture
+// turns its records into capture events.
+//
+// The programs use syscall tracepoints (enter and exit) and sched tp_btf
+// tracepoints only: no kprobes and no fentry, which many kernels lack. See
+// README.md in this folder for how they decide what to record.
+package bpf
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+	"unsafe"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
+)
+
+// FragmentSize is the largest payload of one [DataEvent]: a call that moved
+// more is split into several records with increasing Offset.
+const FragmentSize = 16384
+
+// DefaultSnaplen is the default number of payload bytes kept per call.
+const DefaultSnaplen = 16 << 10
+
+// DefaultRingSize is the default size of the ring buffer.
+const DefaultRingSize = 32 << 20
+
+// Record types, the first field of every record.
+const (
+	EventData    uint32 = 1 // [DataEvent] and its payload
+	EventConnect uint32 = 2 // [ConnEvent]: connect returned 0 or -EINPROGRESS
+	EventAccept  uint32 = 3 // [ConnEvent]: accept returned a socket
+	EventClose   uint32 = 4 // [CloseEvent]
+	EventSocket  uint32 = 5 // [ConnEvent]: a socket first seen with data (opened before recording)
+	EventExec    uint32 = 6 // [ProcEvent]
+	EventExit    uint32 = 7 // [ProcEvent]
+)
+
+// Data directions, as in DataEvent.Dir.
+const (
+	DirIngress uint8 = 1
+	DirEgress  uint8 = 2
+)
+
+// DataTruncated in DataEvent.Flags: the call moved bytes beyond this
+// fragment's payload that no record holds (snaplen, or a user-memory fault).
+const DataTruncated uint8 = 1
+
+// Socket families in ConnEvent.Family.
+const (
+	AFInet  = 2
+	AFInet6 = 10
+)
+
+// DataEvent is the header of a data record; Cap payload bytes follow it.
+// Source numbers the syscall (1 read … 11 sendfile) or, from 32 up, a TLS
+// library, with the same values as capture.Source.
+type DataEvent = rewindDataEvent
+
+// ConnEvent is a connect, accept or socket record: the connection's
+// generation and addresses (IPv4 in the first 4 bytes of Laddr and Raddr).
+type ConnEvent = rewindConnEvent
+
+// CloseEvent is the close of a socket fd the recording knew.
+type CloseEvent = rewindCloseEvent
+
+// ProcEvent is a process exec or exit.
+type ProcEvent = rewindProcEvent
+
+// Record is one record read from the ring buffer. Type says which of the
+// other fields is set.
+type Record struct {
+	Type  uint32
+	Data  DataEvent
+	Conn  ConnEvent
+	Close CloseEvent
+	Proc  ProcEvent
+	// Payload holds the data record's bytes. It aliases the reader's buffer
+	// and is valid until the next [Tracer.Read].
+	Payload []byte
+
+	raw ringbuf.Record
+}
+
+// Options select what the programs record.
+type Options struct {
+	// PIDs and Comms select processes (their union); empty means all. The
+	// children a selected PID starts later are traced too.
+	PIDs  []uint32
+	Comms []string
+	// Ports keeps connections whose local or remote port is listed; empty
+	// means all.
+	Ports []uint16
+	// Snaplen is the payload bytes kept per call (default DefaultSnaplen).
+	Snaplen uint32
+	// RingSize is the ring buffer size in bytes, a power of two (default
+	// DefaultRingSize).
+	RingSize uint32
+	// SelfPID is never traced; default the calling process.
+	SelfPID uint32
+	// VerifierLog, when set, receives the verifier's full log if the kernel
+	// refuses a program.
+	VerifierLog string
+}
+
+// Tracer is the loaded and attached set of programs. Close detaches them.
+type Tracer struct {
+	objs   rewindObjects
+	links  []link.Link
+	probes []string
+	rd     *ringbuf.Reader
+}
+
+// probe is one program and where it attaches.
+type probe struct {
+	prog  *ebpf.Program
+	kind  string // "tracepoint" or "tp_btf"
+	group string
+	name  string
+}
+
+// LoadError says that the kernel refused a program; Log is the verifier's
+// log, written to LogPath when the caller asked for a file.
+type LoadError struct {
+	Program string
+	Err     error
+	Log     []string
+	LogPath string
+}
+
+func (e *LoadError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "the kernel refused BPF program %s: %v", e.Program, e.Err)
+	if e.LogPath != "" {
+		fmt.Fprintf(&b, " (full verifier log in %s)", e.LogPath)
+	}
+	b.WriteString("; rewind needs a kernel >= 5.17 with BTF (/sys/kernel/btf/vmlinux), BPF ring buffers, bpf_loop and syscall tracepoints (CONFIG_FTRACE_SYSCALLS)")
+	return b.String()
+}
+
+func (e *LoadError) Unwrap() error { return e.Err }
+
+// Load checks privileges, mounts tracefs when missing, loads the programs
+// configured by opts and attaches every probe. The caller must Close the
+// Tracer.
+func Load(opts Options) (*Tracer, error) {
+	if err := CheckPrivileges(); err != nil {
+		return nil, err
+	}
+	if err := EnsureTracefs(); err != nil {
+		return nil, err
+	}
+	if err := rlimit.RemoveMemlock(); err != nil {
+		// Kernels >= 5.11 account BPF memory to the cgroup instead.
+		_ = err
+	}
+	if opts.Snaplen == 0 {
+		opts.Snaplen = DefaultSnaplen
+	}
+	if opts.RingSize == 0 {
+		opts.RingSize = DefaultRingSize
+	}
+	if opts.RingSize&(opts.RingSize-1) != 0 || opts.RingSize < 1<<16 {
+		return nil, fmt.Errorf("ring buffer size %d: must be a power of two of at least 64 KiB", opts.RingSize)
+	}
+	if opts.SelfPID == 0 {
+		opts.SelfPID = uint32(os.Getpid())
+	}
+	spec, err := loadRewind()
+	if err != nil {
+		return nil, fmt.Errorf("reading embedded BPF object: %w", err)
+	}
+	ncpu, err := ebpf.PossibleCPU()
+	if err != nil {
+		return nil, fmt.Errorf("counting CPUs: %w", err)
+	}
+	spec.Maps[rewindMapEvents].MaxEntries = opts.RingSize
+	spec.Maps[rewindMapScratch].MaxEntries = uint32(ncpu)
+	set := func(name string, v any) error {
+		vs, ok := spec.Variables[name]
+		if !ok {
+			return fmt.Errorf("BPF object has no variable %s", name)
+		}
+		if err := vs.Set(v); err != nil {
+			return fmt.Errorf("setting BPF variable %s: %w", name, err)
+		}
+		return nil
+	}
+	b := func(v bool) uint8 {
+		if v {
+			return 1
+		}
+		return 0
+	}
+	for _, kv := range []struct {
+		name string
+		v    any
+	}{
+		{"self_tgid", opts.SelfPID},
+		{"snaplen", opts.Snaplen},
+		{"filter_pids", b(len(opts.PIDs) > 0)},
+		{"filter_comms", b(len(opts.Comms) > 0)},
+		{"filter_ports", b(len(opts.Ports) > 0)},
+		{"wakeup_bytes", uint64(opts.RingSize / 8)},
+	} {
+		if err := set(kv.name, kv.v); err != nil {
+			return nil, err
+		}
+	}
+
+	t := &Tracer{}
+	if err := spec.LoadAndAssign(&t.objs, &ebpf.CollectionOptions{}); err != nil {
+		return nil, loadError(err, opts.VerifierLog)
+	}
+	if err := t.fillFilters(opts); err != nil {
+		t.Close()
+		return nil, err
+	}
+	if err := t.attach(); err != nil {
+		t.Close()
+		return nil, err
+	}
+	t.rd, err = ringbuf.NewReader(t.objs.Events)
+	if err != nil {
+		t.Close()
+		return nil, fmt.Errorf("opening ring buffer: %w", err)
+	}
+	return t, nil
+}
+
+func loadError(err error, logPath string) error {
+	var ve *ebpf.VerifierError
+	if !errors.As(err, &ve) {
+		return fmt.Errorf("loading BPF programs: %w", err)
+	}
+	le := &LoadError{Program: programName(err.Error()), Err: ve.Cause, Log: ve.Log}
+	if le.Err == nil {
+		le.Err = err
+	}
+	if logPath == "" {
+		f, ferr := os.CreateTemp("", "rewind-verifier-*.log")
+		if ferr == nil {
+			logPath = f.Name()
+			f.Close()
+		}
+	}
+	if logPath != "" {
+		text := strings.Join(ve.Log, "\n") + "\n"
+		if werr := os.WriteFile(logPath, []byte(text), 0o600); werr == nil {
+			le.LogPath = logPath
+		}
+	}
+	return le
+}
+
+// programName finds the program's name in cilium/ebpf's error text
+// ("field EnterRead: program enter_read: load program: …").
+func programName(msg string) string {
+	if i := strings.Index(msg, "program "); i >= 0 {
+		rest := msg[i+len("program "):]
+		if j := strings.IndexByte(rest, ':'); j > 0 {
+			return rest[:j]
+		}
+	}
+	return "(unknown)"
+}
+
+func (t *Tracer) fillFilters(opts Options) error {
+	one := uint8(1)
+	for _, pid := range opts.PIDs {
+		if err := t.objs.TracedTgids.Put(pid, one); err != nil {
+			return fmt.Errorf("adding pid %d to the filter: %w", pid, err)
+		}
+	}
+	for _, c := range opts.Comms {
+		var k rewindCommKey
+		if len(c) >= len(k.Comm) {
+			c = c[:len(k.Comm)-1] // the kernel keeps 15 bytes of a task name
+		}
+		for i := 0; i < len(c); i++ {
+			k.Comm[i] = int8(c[i])
+		}
+		if err := t.objs.TracedComms.Put(k, one); err != nil {
+			return fmt.Errorf("adding comm %q to the filter: %w", c, err)
+		}
+	}
+	for _, p := range opts.Ports {
+		if err := t.objs.TracedPorts.Put(p, one); err != nil {
+			return fmt.Errorf("adding port %d to the filter: %w", p, err)
+		}
+	}
+	return nil
+}
+
+func (t *Tracer) probeList() []probe {
+	p := &t.objs.rewindPrograms
+	tp := func(prog *ebpf.Program, name string) probe {
+		return probe{prog: prog, kind: "tracepoint", group: "syscalls", name: name}
+	}
+	return []probe{
+		// Process lifecycle first, so that children forked while the rest
+		// attaches are already followed.
+		{prog: p.OnFork, kind: "tp_btf", name: "sched_process_fork"},
+		{prog: p.OnExec, kind: "tp_btf", name: "sched_process_exec"},
+		{prog: p.OnExit, kind: "tp_btf", name: "sched_process_exit"},
+		// Exits before enters: an enter whose exit is not attached yet
+		// would leave state behind.
+		tp(p.ExitConnect, "sys_exit_connect"), tp(p.EnterConnect, "sys_enter_connect"),
+		tp(p.ExitAccept, "sys_exit_accept"), tp(p.EnterAccept, "sys_enter_accept"),
+		tp(p.ExitAccept4, "sys_exit_accept4"), tp(p.EnterAccept4, "sys_enter_accept4"),
+		tp(p.EnterClose, "sys_enter_close"),
+		tp(p.ExitRead, "sys_exit_read"), tp(p.EnterRead, "sys_enter_read"),
+		tp(p.ExitWrite, "sys_exit_write"), tp(p.EnterWrite, "sys_enter_write"),
+		tp(p.ExitReadv, "sys_exit_readv"), tp(p.EnterReadv, "sys_enter_readv"),
+		tp(p.ExitWritev, "sys_exit_writev"), tp(p.EnterWritev, "sys_enter_writev"),
+		tp(p.ExitSendto, "sys_exit_sendto"), tp(p.EnterSendto, "sys_enter_sendto"),
+		tp(p.ExitRecvfrom, "sys_exit_recvfrom"), tp(p.EnterRecvfrom, "sys_enter_recvfrom"),
+		tp(p.ExitSendmsg, "sys_exit_sendmsg"), tp(p.EnterSendmsg, "sys_enter_sendmsg"),
+		tp(p.ExitRecvmsg, "sys_exit_recvmsg"), tp(p.EnterRecvmsg, "sys_enter_recvmsg"),
+		tp(p.ExitSendmmsg, "sys_exit_sendmmsg"), tp(p.EnterSendmmsg, "sys_enter_sendmmsg"),
+		tp(p.ExitRecvmmsg, "sys_exit_recvmmsg"), tp(p.EnterRecvmmsg, "sys_enter_recvmmsg"),
+		tp(p.ExitSendfile64, "sys_exit_sendfile64"), tp(p.EnterSendfile64, "sys_enter_sendfile64"),
+	}
+}
+
+func (t *Tracer) attach() error {
+	for _, p := range t.probeList() {
+		var (
+			l   link.Link
+			err error
+			id  string
+		)
+		switch p.kind {
+		case "tracepoint":
+			id = "tracepoint:" + p.group + ":" + p.name
+			l, err = link.Tracepoint(p.group, p.name, p.prog, nil)
+		case "tp_btf":
+			id = "tp_btf:" + p.name
+			l, err = link.AttachTracing(link.TracingOptions{Program: p.prog})
+		}
+		if err != nil {
+			return fmt.Errorf("attaching %s: %w", id, err)
+		}
+		t.links = append(t.links, l)
+		t.probes = append(t.probes, id)
+	}
+	return nil
+}
+
+// Probes lists the attached probes ("tracepoint:syscalls:sys_enter_read",
+// "tp_btf:sched_process_fork", …).
+func (t *Tracer) Probes() []string { return append([]string(nil), t.probes...) }
+
+// SetDeadline makes Read return os.ErrDeadlineExceeded once the ring is
+// empty after deadline. The programs wake the reader only when the ring
+// fills up, so a reader should poll with a short deadline.
+func (t *Tracer) SetDeadline(deadline time.Time) { t.rd.SetDeadline(deadline) }
+
+// Read reads the next record into rec. It returns [ErrClosed] after Close
+// and os.ErrDeadlineExceeded when the deadline passed with the ring empty.
+// Records it cannot decode are returned as errors wrapping
+// [ErrBadRecord]; reading may go on after them.
+func (t *Tracer) Read(rec *Record) error {
+	if err := t.rd.ReadInto(&rec.raw); err != nil {
+		if errors.Is(err, ringbuf.ErrClosed) || errors.Is(err, os.ErrClosed) {
+			return ErrClosed
+		}
+		return err
+	}
+	raw := rec.raw.RawSample
+	if len(raw) < 4 {
+		return fmt.Errorf("%w: %d bytes", ErrBadRecord, len(raw))
+	}
+	rec.Type = le32(raw)
+	rec.Payload = nil
+	ok := false
+	switch rec.Type {
+	case EventData:
+		if ok = decode(&rec.Data, raw); ok {
+			n := int(unsafe.Sizeof(rec.Data))
+			end := n + int(rec.Data.Cap)
+			if ok = end <= len(raw); ok {
+				rec.Payload = raw[n:end]
+			}
+		}
+	case EventConnect, EventAccept, EventSocket:
+		ok = decode(&rec.Conn, raw)
+	case EventClose:
+		ok = decode(&rec.Close, raw)
+	case EventExec, EventExit:
+		ok = decode(&rec.Proc, raw)
+	}
+	if !ok {
+		return fmt.Errorf("%w: type %d, %d bytes", ErrBadRecord, rec.Type, len(raw))
+	}
+	return nil
+}
+
+// ErrClosed is returned by [Tracer.Read] after [Tracer.Close].
+var ErrClosed = errors.New("bpf tracer closed")
+
+// ErrBadRecord is wrapped by [Tracer.Read] errors for records of an unknown
+// type or size.
+var ErrBadRecord = errors.New("malformed BPF record")
+
+func le32(b []byte) uint32 {
+	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+}
+
+// decode copies the fixed-size record at the start of raw into dst; the
+// generated types have the C structs' layout (structs.HostLayout).
+func decode[T any](dst *T, raw []byte) bool {
+	n := int(unsafe.Sizeof(*dst))
+	if len(raw) < n {
+		return false
+	}
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(dst)), n), raw[:n])
+	return true
+}
+
+// LossCause says why events were lost.
+type LossCause uint32
+
+// Loss causes, the keys of the per-CPU losses map.
+const (
+	// LossRingbuf counts records dropped because the ring buffer was full.
+	LossRingbuf LossCause = 0
+	// LossState counts calls not followed because the per-call state table
+	// was full.
+	LossState LossCause = 1
+)
+
+// LossCauses lists every LossCause.
+var LossCauses = []LossCause{LossRingbuf, LossState}
+
+// Losses returns, per CPU, how many events were lost for cause since
+// loading. The counts only grow.
+func (t *Tracer) Losses(cause LossCause) ([]uint64, error) {
+	var per []uint64
+	if err := t.objs.Losses.Lookup(uint32(cause), &per); err != nil {
+		return nil, fmt.Errorf("reading loss counters: %w", err)
+	}
+	return per, nil
+}
+
+// Detach detaches every probe; records already in the ring buffer can
+// still be read (until Read reports the deadline with the ring empty).
+func (t *Tracer) Detach() error {
+	var errs []error
+	for i := len(t.links) - 1; i >= 0; i-- {
+		errs = append(errs, t.links[i].Close())
+	}
+	t.links = nil
+	return errors.Join(errs...)
+}
+
+// Close detaches every probe, closes the ring buffer (interrupting Read)
+// and frees the programs and maps.
+func (t *Tracer) Close() error {
+	errs := []error{t.Detach()}
+	if t.rd != nil {
+		errs = append(errs, t.rd.Close())
+	}
+	errs = append(errs, t.objs.Close())
+	return errors.Join(errs...)
+}

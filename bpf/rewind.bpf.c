@@ -1,0 +1,708 @@
+//go:build ignore
+
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * rewind's syscall probes: what processes send and receive on TCP sockets.
+ *
+ * Every traced socket syscall has an enter program, which decides whether the
+ * call is worth following (traced process, TCP socket fd, port filter) and
+ * saves its arguments per thread, and an exit program, which reads the
+ * payload the call really moved and writes it to the ring buffer.
+ *
+ * Only tracepoints are used (syscalls:*, sched:* as tp_btf): no kprobes, no
+ * fentry. See README.md in this folder for the design.
+ */
+#include "vmlinux.h"
+#include "bpf_helpers.h"
+#include "bpf_core_read.h"
+#include "bpf_tracing.h"
+#include "bpf_endian.h"
+
+#include "rewind.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define AF_INET 2
+#define AF_INET6 10
+#define SOCK_STREAM 1
+#define IPPROTO_TCP 6
+#define IPPROTO_MPTCP 262
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#define EINPROGRESS 115
+
+/* Settings written by the loader before the programs are loaded. */
+const volatile __u32 self_tgid = 0;	/* the recorder: never traced */
+const volatile __u32 snaplen = 16384;	/* payload bytes kept per call */
+const volatile __u8 filter_pids = 0;	/* traced_tgids decides */
+const volatile __u8 filter_comms = 0;	/* traced_comms decides */
+const volatile __u8 filter_ports = 0;	/* traced_ports decides */
+/* Above this many unread bytes in the ring a submit wakes the reader up;
+ * below, the reader finds records on its own short poll. */
+const volatile __u64 wakeup_bytes = 1 << 20;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 32 << 20); /* resized by the loader */
+} events SEC(".maps");
+
+/* Events that could not be delivered, per CPU, by cause (LOSS_*). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, LOSS_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} losses SEC(".maps");
+
+/* Processes selected by --pid, and their descendants (added at fork). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __u8);
+} traced_tgids SEC(".maps");
+
+struct comm_key {
+	char comm[TASK_COMM_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, struct comm_key);
+	__type(value, __u8);
+} traced_comms SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u16);
+	__type(value, __u8);
+} traced_ports SEC(".maps");
+
+/* A syscall between its enter and exit programs. */
+struct call {
+	__u64 start_ns;
+	__u64 buf;	/* buffer, iovec array, msghdr or mmsghdr array */
+	__u64 count;	/* buffer length, iovec count or message count */
+	__u64 sk;	/* struct sock *, kept as a number for bpf2go */
+	__s32 fd;
+	__u8 kind;	/* CALL_* */
+	__u8 source;	/* SOURCE_* */
+	__u8 dir;	/* DIR_* */
+	__u8 _pad;
+};
+
+enum {
+	CALL_BUF = 1,
+	CALL_IOV = 2,
+	CALL_MSG = 3,
+	CALL_MMSG = 4,
+	CALL_SIZE = 5,	/* size only (sendfile) */
+	CALL_CONNECT = 6,
+	CALL_ACCEPT = 7,
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);	/* pid_tgid */
+	__type(value, struct call);
+} calls SEC(".maps");
+
+/* The connection generation of each (tgid, fd) seen: a fresh number from
+ * the global gen_counter at every connect and accept (so unique across all
+ * fds, not only per fd), 0 for a socket first met with data (opened before
+ * the recording; announced by an EVENT_SOCKET); deleted at close, so fd reuse
+ * never merges two connections. LRU:
+ * entries of processes that exit without closing age out. */
+struct conn_key {
+	__u32 tgid;
+	__s32 fd;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 131072);
+	__type(key, struct conn_key);
+	__type(value, __u32);
+} conns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} gen_counter SEC(".maps");
+
+
+
+/* Force bpf2go to emit Go types for these. */
+const struct data_event *unused_data_event __attribute__((unused));
+const struct conn_event *unused_conn_event __attribute__((unused));
+const struct proc_event *unused_proc_event __attribute__((unused));
+const struct close_event *unused_close_event __attribute__((unused));
+
+static __always_inline void count_loss(__u32 cause)
+{
+	__u64 *n = bpf_map_lookup_elem(&losses, &cause);
+	if (n)
+		*n += 1;
+}
+
+static __always_inline __u64 wakeup_flag(void)
+{
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+									     : BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline void submit(void *data, __u64 size)
+{
+	if (bpf_ringbuf_output(&events, data, size, wakeup_flag()))
+		count_loss(LOSS_RINGBUF);
+}
+
+/* --- which processes are traced ------------------------------------------ */
+
+static __always_inline bool tgid_traced(__u32 tgid)
+{
+	if (tgid == self_tgid)
+		return false;
+	if (!filter_pids && !filter_comms)
+		return true;
+	if (filter_pids && bpf_map_lookup_elem(&traced_tgids, &tgid))
+		return true;
+	if (filter_comms) {
+		struct comm_key k = {};
+		bpf_get_current_comm(k.comm, sizeof(k.comm));
+		if (bpf_map_lookup_elem(&traced_comms, &k))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Extension point for TLS (uprobes on SSL_read/SSL_write and friends): a
+ * library probe can mark the thread as inside a TLS call in a per-thread map;
+ * this hook then tells the syscall programs to leave that call's ciphertext to
+ * the TLS probe (which records the plaintext and borrows the fd seen here).
+ * Without TLS probes it never claims a call.
+ */
+static __always_inline bool tls_claims_call(__u64 pid_tgid, int fd)
+{
+	return false;
+}
+
+/* --- fd -> TCP socket ------------------------------------------------------ */
+
+/* tcp_sock_of_fd returns the socket behind fd in the current process when it
+ * is a TCP socket of family AF_INET or AF_INET6, and NULL otherwise (regular
+ * files, pipes, unix sockets, UDP...). */
+static __always_inline struct sock *tcp_sock_of_fd(int fd)
+{
+	if (fd < 0)
+		return NULL;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt)
+		return NULL;
+	if ((unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *f = NULL;
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+		return NULL;
+	umode_t mode = BPF_CORE_READ(f, f_inode, i_mode);
+	if ((mode & S_IFMT) != S_IFSOCK)
+		return NULL;
+	struct socket *sock = BPF_CORE_READ(f, private_data);
+	if (!sock || BPF_CORE_READ(sock, type) != SOCK_STREAM)
+		return NULL;
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return NULL;
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != AF_INET && family != AF_INET6)
+		return NULL;
+	__u16 proto = BPF_CORE_READ(sk, sk_protocol);
+	if (proto != IPPROTO_TCP && proto != IPPROTO_MPTCP)
+		return NULL;
+	return sk;
+}
+
+static __always_inline bool ports_traced(struct sock *sk)
+{
+	if (!filter_ports)
+		return true;
+	__u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	__u16 rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	return bpf_map_lookup_elem(&traced_ports, &lport) || bpf_map_lookup_elem(&traced_ports, &rport);
+}
+
+static __always_inline void read_addrs(struct sock *sk, struct conn_event *e)
+{
+	e->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	e->state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	e->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	e->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (e->family == AF_INET) {
+		__be32 l = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__be32 r = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(e->laddr, &l, 4);
+		__builtin_memcpy(e->raddr, &r, 4);
+	} else {
+		BPF_CORE_READ_INTO(&e->laddr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO(&e->raddr, sk, __sk_common.skc_v6_daddr);
+	}
+}
+
+static __always_inline __u32 next_gen(void)
+{
+	__u32 zero = 0;
+	__u32 *g = bpf_map_lookup_elem(&gen_counter, &zero);
+	if (!g)
+		return 0;
+	return __sync_fetch_and_add(g, 1) + 1;
+}
+
+/* emit_conn writes a connect, accept or socket event for sk on fd. */
+static __always_inline void emit_conn(__u32 type, __u64 pid_tgid, __u64 start, int fd, int listen_fd,
+				      __u32 gen, int ret, struct sock *sk)
+{
+	struct conn_event e = {};
+	e.type = type;
+	e.pid = pid_tgid >> 32;
+	e.tid = (__u32)pid_tgid;
+	e.fd = fd;
+	e.listen_fd = listen_fd;
+	e.start_ns = start;
+	e.ts_ns = bpf_ktime_get_ns();
+	e.gen = gen;
+	e.ret = ret;
+	if (sk) {
+		read_addrs(sk, &e);
+		struct socket *sock = BPF_CORE_READ(sk, sk_socket);
+		e.inode = BPF_CORE_READ(sock, file, f_inode, i_ino);
+	}
+	submit(&e, sizeof(e));
+}
+
+/* conn_gen returns the generation of the connection on (tgid, fd). A socket
+ * met for the first time (opened before recording started, or passed in) gets
+ * generation 0 and its addresses are announced with an EVENT_SOCKET. */
+static __always_inline __u32 conn_gen(__u64 pid_tgid, int fd, struct sock *sk)
+{
+	struct conn_key k = { .tgid = pid_tgid >> 32, .fd = fd };
+	__u32 *g = bpf_map_lookup_elem(&conns, &k);
+	if (g)
+		return *g;
+	__u32 gen = 0; /* FORMAT.md: generation 0 is a connection that predates the recording */
+	bpf_map_update_elem(&conns, &k, &gen, BPF_ANY);
+	emit_conn(EVENT_SOCKET, pid_tgid, 0, fd, -1, gen, 0, sk);
+	return gen;
+}
+
+/* --- payload --------------------------------------------------------------- */
+
+/* The walk over a call's bytes: a plain buffer is one segment, an iovec array
+ * many. The payload is copied into the scratch fragment buffer, which is sent
+ * whenever it is full or the walk ends. */
+struct walk {
+	__u64 iov;	/* user iovec array, 0 for a single buffer */
+	__u64 nseg;	/* iovec count */
+	__u64 seg;	/* next iovec to load */
+	__u64 base;	/* current segment */
+	__u64 seg_len;
+	__u64 seg_off;
+	__u32 total;	/* bytes to capture: min(call length, snaplen) */
+	__u32 done;	/* bytes captured */
+	__u32 frag_used;	/* bytes in the scratch fragment */
+	__u32 frag_off;	/* call offset of the scratch fragment */
+	__u32 sent;	/* fragments sent */
+	__u32 fault;	/* a user-memory read failed: the rest is missing */
+};
+
+/* Per-CPU scratch space for a data event and its payload fragment. It is
+ * twice FRAG_SIZE so that the verifier can prove that a copy of at most
+ * FRAG_SIZE bytes at an offset below FRAG_SIZE stays inside. A plain array
+ * indexed by CPU (max_entries set to the CPU count by the loader) because
+ * per-CPU array values are limited to 32 KiB. The walk state lives here too,
+ * not on the stack: the verifier then sees its counters as unknown scalars and
+ * the bpf_loop callback converges after one pass instead of being simulated
+ * iteration by iteration. */
+struct scratch {
+	struct walk w;
+	struct data_event ev;
+	__u8 buf[2 * FRAG_SIZE];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1); /* resized to the number of possible CPUs */
+	__type(key, __u32);
+	__type(value, struct scratch);
+} scratch SEC(".maps");
+
+static __always_inline struct scratch *get_scratch(void)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+	return bpf_map_lookup_elem(&scratch, &cpu);
+}
+
+/* send_fragment writes the scratch fragment. final marks the walk's end, where
+ * a fragment is sent even when empty if nothing was sent yet, so every call
+ * yields at least one event with its length. */
+static __always_inline void send_fragment(struct walk *w, struct scratch *s, bool final)
+{
+	if (w->frag_used == 0 && (!final || w->sent > 0))
+		return;
+	__u32 cap = w->frag_used;
+	if (cap > FRAG_SIZE)
+		cap = FRAG_SIZE;
+	s->ev.offset = w->frag_off;
+	s->ev.cap = cap;
+	s->ev.flags = 0;
+	if (final && w->frag_off + cap < s->ev.len)
+		s->ev.flags |= DATA_TRUNCATED;
+	submit(&s->ev, sizeof(struct data_event) + cap);
+	w->sent++;
+	w->frag_off += cap;
+	w->frag_used = 0;
+}
+
+static long walk_step(__u64 index, void *ctx)
+{
+	struct scratch *s = get_scratch();
+	if (!s)
+		return 1;
+	struct walk *w = &s->w;
+	if (w->done >= w->total || w->fault) {
+		send_fragment(w, s, true);
+		return 1;
+	}
+	if (w->seg_off >= w->seg_len) {
+		if (!w->iov || w->seg >= w->nseg) {
+			send_fragment(w, s, true);
+			return 1;
+		}
+		struct iovec v;
+		if (bpf_probe_read_user(&v, sizeof(v), (void *)(w->iov + w->seg * sizeof(struct iovec)))) {
+			w->fault = 1;
+			return 0;
+		}
+		w->base = (__u64)v.iov_base;
+		w->seg_len = v.iov_len;
+		w->seg_off = 0;
+		w->seg++;
+		return 0;
+	}
+	__u64 n = w->seg_len - w->seg_off;
+	__u32 at = w->frag_used;
+	if (at >= FRAG_SIZE)
+		return 1;
+	if (n > FRAG_SIZE - at)
+		n = FRAG_SIZE - at;
+	if (n > w->total - w->done)
+		n = w->total - w->done;
+	if (n > FRAG_SIZE)
+		return 1;
+	if (bpf_probe_read_user(&s->buf[at], n, (void *)(w->base + w->seg_off))) {
+		w->fault = 1;
+		return 0;
+	}
+	w->seg_off += n;
+	w->frag_used += n;
+	w->done += n;
+	if (w->frag_used >= FRAG_SIZE)
+		send_fragment(w, s, w->done >= w->total);
+	return 0;
+}
+
+/* The bytes of one call (or one message of an mmsg call): from buf when iov
+ * is 0, else from the iovec array iov[nseg]. */
+struct span {
+	__u64 buf;
+	__u64 iov;
+	__u64 nseg;
+	__u64 ts;
+	__u32 len;
+	__u32 gen;
+};
+
+/* emit_data writes the data events of one call. */
+static __noinline int emit_data(struct call *c, struct span *sp)
+{
+	__u64 buf = sp->buf, iov = sp->iov, nseg = sp->nseg, ts = sp->ts;
+	__u32 len = sp->len, gen = sp->gen;
+	struct scratch *s = get_scratch();
+	if (!s)
+		return 0;
+	__u64 id = bpf_get_current_pid_tgid();
+	s->ev.type = EVENT_DATA;
+	s->ev.pid = id >> 32;
+	s->ev.tid = (__u32)id;
+	s->ev.fd = c->fd;
+	s->ev.start_ns = c->start_ns;
+	s->ev.ts_ns = ts;
+	s->ev.tls_conn = 0;
+	s->ev.gen = gen;
+	s->ev.len = len;
+	s->ev.source = c->source;
+	s->ev.dir = c->dir;
+
+	struct walk *w = &s->w;
+	__builtin_memset(w, 0, sizeof(*w));
+	w->total = len < snaplen ? len : snaplen;
+	if (c->kind == CALL_SIZE)
+		w->total = 0;
+	if (iov) {
+		w->iov = iov;
+		w->nseg = nseg;
+	} else {
+		w->base = buf;
+		w->seg_len = len;
+	}
+	/* Each step copies up to a fragment or loads an iovec. */
+	bpf_loop(MAX_WALK_STEPS, walk_step, NULL, 0);
+	s = get_scratch();
+	if (s && (s->w.sent == 0 || s->w.frag_used > 0))
+		send_fragment(&s->w, s, true);
+	return 0;
+}
+
+struct mmsg_walk {
+	struct call *c;
+	__u64 ts;
+	__u32 gen;
+	__u32 n;
+};
+
+static long mmsg_step(__u64 i, void *ctx)
+{
+	struct mmsg_walk *m = ctx;
+	if (i >= m->n)
+		return 1;
+	struct mmsghdr h;
+	struct call *c = m->c;
+	if (bpf_probe_read_user(&h, sizeof(h), (void *)(c->buf + i * sizeof(struct mmsghdr))))
+		return 1;
+	struct span sp = {
+		.iov = (__u64)h.msg_hdr.msg_iov, .nseg = h.msg_hdr.msg_iovlen, .ts = m->ts, .len = h.msg_len, .gen = m->gen,
+	};
+	emit_data(c, &sp);
+	return 0;
+}
+
+/* --- enter and exit -------------------------------------------------------- */
+
+static __always_inline int enter_call(int fd, __u64 buf, __u64 count, __u8 kind, __u8 source, __u8 dir)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	if (!tgid_traced(id >> 32))
+		return 0;
+	if (tls_claims_call(id, fd))
+		return 0;
+	struct call c = {
+		.start_ns = bpf_ktime_get_ns(),
+		.buf = buf,
+		.count = count,
+		.fd = fd,
+		.kind = kind,
+		.source = source,
+		.dir = dir,
+	};
+	if (kind != CALL_CONNECT && kind != CALL_ACCEPT) {
+		struct sock *sk = tcp_sock_of_fd(fd);
+		if (!sk || !ports_traced(sk))
+			return 0;
+		c.sk = (__u64)sk;
+	}
+	if (bpf_map_update_elem(&calls, &id, &c, BPF_ANY))
+		count_loss(LOSS_STATE);
+	return 0;
+}
+
+static __always_inline int exit_call(long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct call *p = bpf_map_lookup_elem(&calls, &id);
+	if (!p)
+		return 0;
+	struct call c = *p;
+	bpf_map_delete_elem(&calls, &id);
+	__u64 ts = bpf_ktime_get_ns();
+
+	if (c.kind == CALL_CONNECT) {
+		if (ret != 0 && ret != -EINPROGRESS)
+			return 0;
+		struct sock *sk = tcp_sock_of_fd(c.fd);
+		if (!sk || !ports_traced(sk))
+			return 0;
+		struct conn_key k = { .tgid = id >> 32, .fd = c.fd };
+		__u32 gen = next_gen();
+		bpf_map_update_elem(&conns, &k, &gen, BPF_ANY);
+		emit_conn(EVENT_CONNECT, id, c.start_ns, c.fd, -1, gen, ret, sk);
+		return 0;
+	}
+	if (c.kind == CALL_ACCEPT) {
+		if (ret < 0)
+			return 0;
+		struct sock *sk = tcp_sock_of_fd(ret);
+		if (!sk || !ports_traced(sk))
+			return 0;
+		struct conn_key k = { .tgid = id >> 32, .fd = ret };
+		__u32 gen = next_gen();
+		bpf_map_update_elem(&conns, &k, &gen, BPF_ANY);
+		emit_conn(EVENT_ACCEPT, id, c.start_ns, ret, c.fd, gen, 0, sk);
+		return 0;
+	}
+
+	if (ret <= 0)
+		return 0;
+	__u32 gen = conn_gen(id, c.fd, (struct sock *)c.sk);
+	struct span sp = { .ts = ts, .len = ret, .gen = gen };
+	switch (c.kind) {
+	case CALL_BUF:
+	case CALL_SIZE:
+		sp.buf = c.buf;
+		emit_data(&c, &sp);
+		break;
+	case CALL_IOV:
+		sp.iov = c.buf;
+		sp.nseg = c.count;
+		emit_data(&c, &sp);
+		break;
+	case CALL_MSG: {
+		struct user_msghdr m;
+		if (bpf_probe_read_user(&m, sizeof(m), (void *)c.buf))
+			__builtin_memset(&m, 0, sizeof(m));
+		sp.iov = (__u64)m.msg_iov;
+		sp.nseg = m.msg_iovlen;
+		emit_data(&c, &sp);
+		break;
+	}
+	case CALL_MMSG: {
+		struct mmsg_walk mw = { .c = &c, .ts = ts, .gen = gen, .n = ret };
+		bpf_loop(MAX_MMSG, mmsg_step, &mw, 0);
+		break;
+	}
+	}
+	return 0;
+}
+
+#define ENTER(name) SEC("tracepoint/syscalls/sys_enter_" #name) int enter_##name(struct syscall_enter_ctx *ctx)
+#define EXIT(name)                                                                 \
+	SEC("tracepoint/syscalls/sys_exit_" #name) int exit_##name(struct syscall_exit_ctx *ctx) \
+	{                                                                          \
+		return exit_call(ctx->ret);                                        \
+	}
+
+ENTER(read) { return enter_call(ctx->args[0], ctx->args[1], ctx->args[2], CALL_BUF, SOURCE_READ, DIR_INGRESS); }
+EXIT(read)
+ENTER(write) { return enter_call(ctx->args[0], ctx->args[1], ctx->args[2], CALL_BUF, SOURCE_WRITE, DIR_EGRESS); }
+EXIT(write)
+ENTER(readv) { return enter_call(ctx->args[0], ctx->args[1], ctx->args[2], CALL_IOV, SOURCE_READV, DIR_INGRESS); }
+EXIT(readv)
+ENTER(writev) { return enter_call(ctx->args[0], ctx->args[1], ctx->args[2], CALL_IOV, SOURCE_WRITEV, DIR_EGRESS); }
+EXIT(writev)
+ENTER(recvfrom) { return enter_call(ctx->args[0], ctx->args[1], ctx->args[2], CALL_BUF, SOURCE_RECVFROM, DIR_INGRESS); }
+EXIT(recvfrom)
+ENTER(sendto) { return enter_call(ctx->args[0], ctx->args[1], ctx->args[2], CALL_BUF, SOURCE_SENDTO, DIR_EGRESS); }
+EXIT(sendto)
+ENTER(recvmsg) { return enter_call(ctx->args[0], ctx->args[1], 0, CALL_MSG, SOURCE_RECVMSG, DIR_INGRESS); }
+EXIT(recvmsg)
+ENTER(sendmsg) { return enter_call(ctx->args[0], ctx->args[1], 0, CALL_MSG, SOURCE_SENDMSG, DIR_EGRESS); }
+EXIT(sendmsg)
+ENTER(recvmmsg) { return enter_call(ctx->args[0], ctx->args[1], ctx->args[2], CALL_MMSG, SOURCE_RECVMMSG, DIR_INGRESS); }
+EXIT(recvmmsg)
+ENTER(sendmmsg) { return enter_call(ctx->args[0], ctx->args[1], ctx->args[2], CALL_MMSG, SOURCE_SENDMMSG, DIR_EGRESS); }
+EXIT(sendmmsg)
+/* sendfile(out_fd, in_fd, offset, count): the bytes come from a file, only
+ * their count is recorded. */
+ENTER(sendfile64) { return enter_call(ctx->args[0], 0, ctx->args[3], CALL_SIZE, SOURCE_SENDFILE, DIR_EGRESS); }
+EXIT(sendfile64)
+ENTER(connect) { return enter_call(ctx->args[0], 0, 0, CALL_CONNECT, 0, 0); }
+EXIT(connect)
+ENTER(accept) { return enter_call(ctx->args[0], 0, 0, CALL_ACCEPT, 0, 0); }
+EXIT(accept)
+ENTER(accept4) { return enter_call(ctx->args[0], 0, 0, CALL_ACCEPT, 0, 0); }
+EXIT(accept4)
+
+/* close: the fd is gone at exit, so the event is written at enter, for the
+ * connections this recording knows. */
+SEC("tracepoint/syscalls/sys_enter_close")
+int enter_close(struct syscall_enter_ctx *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	if (id >> 32 == self_tgid)
+		return 0;
+	struct conn_key k = { .tgid = id >> 32, .fd = ctx->args[0] };
+	__u32 *g = bpf_map_lookup_elem(&conns, &k);
+	if (!g)
+		return 0;
+	struct close_event e = {
+		.type = EVENT_CLOSE,
+		.pid = id >> 32,
+		.tid = (__u32)id,
+		.fd = k.fd,
+		.ts_ns = bpf_ktime_get_ns(),
+		.gen = *g,
+	};
+	bpf_map_delete_elem(&conns, &k);
+	submit(&e, sizeof(e));
+	return 0;
+}
+
+/* --- processes ------------------------------------------------------------- */
+
+static __always_inline void emit_proc(__u32 type, struct task_struct *task)
+{
+	struct proc_event e = {};
+	e.type = type;
+	e.ts_ns = bpf_ktime_get_ns();
+	e.pid = BPF_CORE_READ(task, tgid);
+	e.tid = BPF_CORE_READ(task, pid);
+	e.ppid = BPF_CORE_READ(task, real_parent, tgid);
+	e.uid = (__u32)bpf_get_current_uid_gid();
+	e.exit_code = BPF_CORE_READ(task, exit_code);
+	BPF_CORE_READ_STR_INTO(&e.comm, task, comm);
+	submit(&e, sizeof(e));
+}
+
+/* Children of traced processes are traced too. */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
+{
+	if (!filter_pids)
+		return 0;
+	__u32 ptgid = BPF_CORE_READ(parent, tgid);
+	__u32 ctgid = BPF_CORE_READ(child, tgid);
+	if (ptgid == ctgid || !bpf_map_lookup_elem(&traced_tgids, &ptgid))
+		return 0;
+	__u8 one = 1;
+	bpf_map_update_elem(&traced_tgids, &ctgid, &one, BPF_ANY);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, void *bprm)
+{
+	if (!tgid_traced(BPF_CORE_READ(task, tgid)))
+		return 0;
+	emit_proc(EVENT_EXEC, task);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(on_exit, struct task_struct *task)
+{
+	__u32 tgid = BPF_CORE_READ(task, tgid);
+	if (BPF_CORE_READ(task, pid) != tgid)
+		return 0; /* a thread, not the process */
+	if (!tgid_traced(tgid))
+		return 0;
+	emit_proc(EVENT_EXIT, task);
+	if (filter_pids)
+		bpf_map_delete_elem(&traced_tgids, &tgid);
+	return 0;
+}

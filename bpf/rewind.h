@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Records rewind's BPF programs write to the ring buffer. Every record starts
+ * with a __u32 type (EVENT_*). The structs are naturally aligned, without
+ * packing: the layout the kernel writes is the layout Go reads, through the
+ * types bpf2go generates from them (-type).
+ */
+#ifndef __REWIND_H__
+#define __REWIND_H__
+
+#define TASK_COMM_LEN 16
+
+/* A data event carries at most FRAG_SIZE payload bytes; larger calls are split
+ * into several events. Must be a power of two. */
+#define FRAG_SIZE 16384
+/* Bounds of the payload walk: steps (one per fragment or iovec) and messages
+ * of a sendmmsg/recvmmsg call. */
+#define MAX_WALK_STEPS (1 << 16)
+#define MAX_MMSG 1024
+
+enum event_type {
+	EVENT_DATA = 1,
+	EVENT_CONNECT = 2,
+	EVENT_ACCEPT = 3,
+	EVENT_CLOSE = 4,
+	EVENT_SOCKET = 5, /* a socket first seen with data: opened before recording */
+	EVENT_EXEC = 6,
+	EVENT_EXIT = 7,
+};
+
+/* Values of data_event.source: the syscall, or (from 32 up) a TLS library,
+ * numbered like capture.Source. */
+enum data_source {
+	SOURCE_READ = 1,
+	SOURCE_WRITE = 2,
+	SOURCE_READV = 3,
+	SOURCE_WRITEV = 4,
+	SOURCE_SENDTO = 5,
+	SOURCE_RECVFROM = 6,
+	SOURCE_SENDMSG = 7,
+	SOURCE_RECVMSG = 8,
+	SOURCE_SENDMMSG = 9,
+	SOURCE_RECVMMSG = 10,
+	SOURCE_SENDFILE = 11,
+	SOURCE_OPENSSL = 32,
+};
+
+enum data_dir {
+	DIR_INGRESS = 1,
+	DIR_EGRESS = 2,
+};
+
+enum data_flags {
+	DATA_TRUNCATED = 1,
+};
+
+/* Indexes of the per-CPU losses array. */
+enum loss_cause {
+	LOSS_RINGBUF = 0, /* ring buffer full: an event was dropped */
+	LOSS_STATE = 1,	  /* per-call state table full: a call was not followed */
+	LOSS_MAX = 2,
+};
+
+/* One fragment of the bytes a call moved; cap payload bytes follow. */
+struct data_event {
+	__u32 type;
+	__u32 pid; /* thread group id */
+	__u32 tid;
+	__s32 fd;
+	__u64 start_ns; /* call entry, CLOCK_MONOTONIC */
+	__u64 ts_ns;	/* call exit */
+	__u64 tls_conn; /* TLS library connection object; 0 for syscalls */
+	__u32 gen;	/* connection generation of (pid, fd) */
+	__u32 len;	/* bytes the whole call moved */
+	__u32 offset;	/* where this fragment starts in the call's bytes */
+	__u32 cap;	/* payload bytes that follow this header */
+	__u8 source;
+	__u8 dir;
+	__u8 flags;
+	__u8 _pad[5];
+};
+
+/* connect, accept or a socket first seen. */
+struct conn_event {
+	__u32 type;
+	__u32 pid;
+	__u32 tid;
+	__s32 fd;
+	__u64 start_ns;
+	__u64 ts_ns;
+	__u64 inode;	 /* socket inode, to match /proc/PID/fd */
+	__s32 listen_fd; /* accept: the listening socket */
+	__u32 gen;
+	__s32 ret; /* connect: 0 or -EINPROGRESS */
+	__u16 family;
+	__u16 lport;
+	__u16 rport;
+	__u8 state;
+	__u8 _pad[5];
+	__u8 laddr[16]; /* IPv4 in the first 4 bytes */
+	__u8 raddr[16];
+};
+
+struct close_event {
+	__u32 type;
+	__u32 pid;
+	__u32 tid;
+	__s32 fd;
+	__u64 ts_ns;
+	__u32 gen;
+	__u32 _pad;
+};
+
+/* exec or exit of a process (thread group). */
+struct proc_event {
+	__u32 type;
+	__u32 pid;
+	__u32 tid;
+	__u32 ppid;
+	__u64 ts_ns;
+	__s32 exit_code;
+	__u32 uid;
+	char comm[TASK_COMM_LEN];
+};
+
+#endif /* __REWIND_H__ */

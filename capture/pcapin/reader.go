@@ -1,0 +1,287 @@
+// Package pcapin reads classic pcap and pcapng files (plain, gzip or zstd
+// compressed) as capture events, so that packet captures enter the replay
+// pipeline in the same shape as rewind's own recordings.
+//
+// Each TCP connection is reassembled per direction and described from the
+// server's point of view: process 0, a synthetic file descriptor per
+// connection (1, 2, 3, … in order of first appearance) and generation 1. A
+// connection whose SYN was seen starts with a [capture.Accept] (the SYN's
+// sender is the client); one joined mid-stream starts with a
+// [capture.Socket] of unknown role, so that the pipeline searches for a
+// message start and decides the role from content. Bytes the capture lacks
+// become [capture.Data] gaps: Len bytes, no payload, [capture.DataTruncated].
+// Acknowledgements that advance over data become [capture.TCP] events of type
+// [capture.TCPAck], for network timing.
+//
+// Timestamps are packet times in nanoseconds since the Unix epoch; the
+// header's clock mapping is the identity (MonoNS 0, WallUnixNS 0).
+package pcapin
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/rewind-tools/rewind/capture"
+)
+
+// Options tune a [Reader]. The zero value is ready to use.
+type Options struct {
+	// MaxBuffered bounds the out-of-order bytes held per direction of a
+	// connection (default 4 MiB). When it is exceeded the oldest hole is
+	// given up and reported as a gap.
+	MaxBuffered int
+}
+
+// Counts says what a [Reader] saw in the packets, beyond the events.
+type Counts struct {
+	Packets          uint64 // packets read
+	NonTCP           uint64 // packets that were not TCP over IPv4/IPv6 (skipped)
+	Fragments        uint64 // IP fragments (skipped: not reassembled)
+	Malformed        uint64 // packets whose headers were cut or invalid
+	TruncatedPackets uint64 // TCP segments with payload beyond the capture length
+	Retransmissions  uint64 // segments that carried only bytes already delivered
+	OutOfOrder       uint64 // segments buffered ahead of a hole
+	Gaps             uint64 // holes given up
+	GapBytes         uint64 // bytes in those holes
+	Connections      uint64 // connections seen
+	// ReadError is why reading stopped before the end of the file, if it
+	// did (a cut or damaged file); everything before it was delivered.
+	ReadError string
+}
+
+// Reader turns a pcap or pcapng file into capture events. Events returned by
+// Next are owned by the reader and valid until the next call, as with
+// [capture.Reader].
+type Reader struct {
+	format string
+	pkts   packetSource
+	closer func() error
+	opts   Options
+	counts Counts
+	stats  capture.Stats
+
+	asm    assembler
+	eof    bool
+	queue  []capture.Event
+	qi     int
+	lastTS uint64
+}
+
+type packetSource interface {
+	ZeroCopyReadPacketData() ([]byte, gopacket.CaptureInfo, error)
+}
+
+// Magic numbers recognised by [Sniff].
+var (
+	magicGzip = []byte{0x1f, 0x8b}
+	magicZstd = []byte{0x28, 0xb5, 0x2f, 0xfd}
+)
+
+// IsPcap reports whether head (the first bytes of a file) starts like a pcap
+// (either byte order, µs or ns) or pcapng file.
+func IsPcap(head []byte) bool {
+	if len(head) < 4 {
+		return false
+	}
+	switch string(head[:4]) {
+	case "\xd4\xc3\xb2\xa1", "\xa1\xb2\xc3\xd4", "\x4d\x3c\xb2\xa1", "\xa1\xb2\x3c\x4d", "\x0a\x0d\x0d\x0a":
+		return true
+	}
+	return false
+}
+
+// IsCompressed reports whether head starts a gzip or zstd stream.
+func IsCompressed(head []byte) bool {
+	return bytes.HasPrefix(head, magicGzip) || bytes.HasPrefix(head, magicZstd)
+}
+
+// Decompress returns the decompressed content of a gzip or zstd stream,
+// recognised by its magic number. Close releases the decoder, not r.
+func Decompress(r io.Reader) (io.ReadCloser, error) {
+	br, ok := r.(*bufio.Reader)
+	if !ok {
+		br = bufio.NewReaderSize(r, 64<<10)
+	}
+	head, _ := br.Peek(4)
+	switch {
+	case bytes.HasPrefix(head, magicGzip):
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("opening gzip stream: %w", err)
+		}
+		return zr, nil
+	case bytes.HasPrefix(head, magicZstd):
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+			zstd.WithDecoderMaxWindow(64<<20))
+		if err != nil {
+			return nil, fmt.Errorf("opening zstd stream: %w", err)
+		}
+		return zstdCloser{zr}, nil
+	}
+	return nil, errors.New("decompressing: not a gzip or zstd stream")
+}
+
+type zstdCloser struct{ *zstd.Decoder }
+
+func (z zstdCloser) Close() error { z.Decoder.Close(); return nil }
+
+// NewReader opens a pcap or pcapng file, gzip- or zstd-compressed or not,
+// recognising each by its magic number. Close releases the decompressor, not
+// r.
+func NewReader(r io.Reader, opts Options) (*Reader, error) {
+	if opts.MaxBuffered <= 0 {
+		opts.MaxBuffered = 4 << 20
+	}
+	br := bufio.NewReaderSize(r, 256<<10)
+	rd := &Reader{opts: opts, closer: func() error { return nil }}
+	head, _ := br.Peek(4)
+	if IsCompressed(head) {
+		dr, err := Decompress(br)
+		if err != nil {
+			return nil, err
+		}
+		rd.closer = dr.Close
+		br = bufio.NewReaderSize(dr, 256<<10)
+		head, _ = br.Peek(4)
+	}
+	var err error
+	switch {
+	case bytes.Equal(head, []byte{0x0a, 0x0d, 0x0d, 0x0a}):
+		rd.format = "pcapng"
+		var ng *pcapgo.NgReader
+		ng, err = pcapgo.NewNgReader(br, pcapgo.NgReaderOptions{WantMixedLinkType: true, SkipUnknownVersion: true})
+		if err == nil {
+			rd.pkts = ngSource{ng}
+		}
+	case IsPcap(head):
+		rd.format = "pcap"
+		var pr *pcapgo.Reader
+		pr, err = pcapgo.NewReader(br)
+		if err == nil {
+			rd.pkts = pcapSource{pr, int(pr.LinkType())}
+		}
+	default:
+		err = errors.New("not a pcap or pcapng file")
+	}
+	if err != nil {
+		rd.closer()
+		return nil, fmt.Errorf("opening %s: %w", orPacket(rd.format), err)
+	}
+	rd.asm.init(opts.MaxBuffered, &rd.counts)
+	return rd, nil
+}
+
+func orPacket(f string) string {
+	if f == "" {
+		return "packet capture"
+	}
+	return f
+}
+
+// pcapSource reads a classic pcap file, whose link type is fixed.
+type pcapSource struct {
+	r    *pcapgo.Reader
+	link int
+}
+
+func (s pcapSource) ZeroCopyReadPacketData() ([]byte, gopacket.CaptureInfo, error) {
+	data, ci, err := s.r.ZeroCopyReadPacketData()
+	ci.InterfaceIndex = s.link
+	return data, ci, err
+}
+
+// ngSource reads a pcapng file, whose interfaces may differ in link type.
+type ngSource struct{ r *pcapgo.NgReader }
+
+func (s ngSource) ZeroCopyReadPacketData() ([]byte, gopacket.CaptureInfo, error) {
+	data, ci, err := s.r.ZeroCopyReadPacketData()
+	ci.InterfaceIndex = -1
+	if len(ci.AncillaryData) > 0 {
+		if lt, ok := ci.AncillaryData[0].(layers.LinkType); ok {
+			ci.InterfaceIndex = int(lt)
+		}
+	}
+	return data, ci, err
+}
+
+// Format returns "pcap" or "pcapng".
+func (r *Reader) Format() string { return r.format }
+
+// Header returns the capture header the pipeline needs: an identity clock
+// mapping, since event times are already Unix nanoseconds.
+func (r *Reader) Header() capture.Header {
+	return capture.Header{RecorderVersion: r.format, Clock: capture.ClockMapping{MonoNS: 0, WallUnixNS: 0}}
+}
+
+// Counts returns what the reader saw so far; after Next returns io.EOF it
+// describes the whole file.
+func (r *Reader) Counts() Counts { return r.counts }
+
+// Stats returns the event counts in the form the pipeline reports. A file
+// cut off mid-packet is reported as not closed cleanly.
+func (r *Reader) Stats() *capture.Stats {
+	s := r.stats
+	s.CleanClose = r.eof && r.counts.ReadError == ""
+	s.Truncated = r.counts.ReadError != ""
+	if s.Truncated {
+		s.Damage = []capture.Damage{{Reason: r.counts.ReadError}}
+	}
+	return &s
+}
+
+// Close releases the decompressor, if any.
+func (r *Reader) Close() error { return r.closer() }
+
+// Next returns the next event, or io.EOF after the last. Damage in the file
+// after its header is not an error: reading stops there, the open
+// connections are ended, and [Counts.ReadError] says why.
+func (r *Reader) Next() (capture.Event, error) {
+	for {
+		if r.qi < len(r.queue) {
+			ev := r.queue[r.qi]
+			r.queue[r.qi] = nil
+			r.qi++
+			r.stats.Events++
+			r.stats.EventsByKind[ev.Kind()]++
+			return ev, nil
+		}
+		r.queue, r.qi = r.queue[:0], 0
+		r.asm.recycle()
+		if r.eof {
+			return nil, io.EOF
+		}
+		data, ci, err := r.pkts.ZeroCopyReadPacketData()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				r.counts.ReadError = fmt.Sprintf("reading packet %d: %v", r.counts.Packets+1, err)
+			}
+			r.eof = true
+			r.queue = r.asm.finish(r.lastTS, r.queue)
+			continue
+		}
+		r.counts.Packets++
+		ts := unixNS(ci.Timestamp)
+		if ts > r.lastTS {
+			r.lastTS = ts
+		}
+		r.queue = r.asm.packet(ci.InterfaceIndex, data, ts, r.queue)
+	}
+}
+
+func unixNS(t time.Time) uint64 {
+	ns := t.UnixNano()
+	if ns < 0 {
+		return 0
+	}
+	return uint64(ns)
+}

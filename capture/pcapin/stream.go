@@ -1,0 +1,555 @@
+package pcapin
+
+import (
+	"net/netip"
+	"slices"
+
+	"github.com/rewind-tools/rewind/capture"
+)
+
+// Reassembly limits.
+const (
+	// maxGapEvent bounds the Len of one gap event; larger holes take several.
+	maxGapEvent = 1 << 30
+	// tombstoneNS is how long a closed connection's 4-tuple keeps absorbing
+	// late packets (final ACKs, retransmitted FINs) before a packet without
+	// SYN may open a new, mid-stream connection on it.
+	tombstoneNS = 120e9
+	// maxTombstones bounds the closed connections remembered.
+	maxTombstones = 1 << 16
+	// maxSegments bounds the out-of-order segments held per direction.
+	maxSegments = 4096
+)
+
+// conn is one TCP connection, identified by its 4-tuple. Directions are
+// indexed as the pipeline sees them from the "local" end: 0 is remote→local
+// (Ingress), 1 is local→remote (Egress). Local is the server when the
+// handshake was seen, the first packet's destination otherwise.
+type conn struct {
+	fd            int32
+	keyIn         flowKey // the 4-tuple of direction 0
+	local, remote netip.AddrPort
+	h             [2]half
+	syn           bool // the handshake was seen: an Accept was emitted
+	closed        bool
+	closedAt      uint64
+}
+
+// half is one direction of a connection: its sequence space and the
+// out-of-order segments waiting for a hole to fill.
+type half struct {
+	started bool
+	syn     bool   // its SYN was seen
+	synSeq  uint32 // the SYN's sequence number, to spot retransmitted SYNs
+	base    uint32 // sequence number of stream offset 0
+	next    uint32 // next sequence number to deliver
+	off     uint64 // stream bytes delivered, gaps included
+	fin     bool
+	finSeq  uint32 // sequence number just after the last byte
+	done    bool   // delivered up to the FIN
+	// ackedRel is the highest stream offset reported acknowledged.
+	ackedRel uint32
+	// ackAhead is set when the peer acknowledged bytes beyond next: they
+	// were sent but not captured, and become a gap unless the very next
+	// packet of the connection brings them (capture reordering).
+	ackAhead    bool
+	ackAheadSeq uint32
+	ackAheadPkt uint64
+	ooo         []held
+	oooBytes    int
+}
+
+// held is an out-of-order segment, copied out of the packet buffer.
+type held struct {
+	seq  uint32
+	wire uint32 // length on the wire; buf may hold fewer bytes (snaplen)
+	buf  []byte
+}
+
+func (h *half) start(seq uint32) {
+	h.started = true
+	h.base, h.next = seq, seq
+}
+
+// seqLess reports a < b in sequence space.
+func seqDiff(a, b uint32) int32 { return int32(a - b) }
+
+// assembler turns TCP segments into pipeline events.
+type assembler struct {
+	maxBuf int
+	counts *Counts
+	conns  map[flowKey]*conn
+	// one-entry lookup cache: keep-alive traffic hits it almost always.
+	last    *conn
+	lastKey flowKey
+	lastDir int
+	nextFD  int32
+	closed  []*conn // tombstones, oldest first
+	pktNo   uint64
+
+	seg segment
+	q   []capture.Event
+	// pools of events handed out until the queue is drained.
+	datas []*capture.Data
+	dn    int
+	tcps  []*capture.TCP
+	tn    int
+	used  [][]byte // out-of-order buffers delivered in this round
+	spare [][]byte
+}
+
+func (a *assembler) init(maxBuf int, counts *Counts) {
+	a.maxBuf = maxBuf
+	a.counts = counts
+	a.conns = map[flowKey]*conn{}
+}
+
+// recycle is called when every queued event has been consumed.
+func (a *assembler) recycle() {
+	a.dn, a.tn = 0, 0
+	for i, b := range a.used {
+		if len(a.spare) < 64 {
+			a.spare = append(a.spare, b[:0])
+		}
+		a.used[i] = nil
+	}
+	a.used = a.used[:0]
+}
+
+func (a *assembler) newData() *capture.Data {
+	if a.dn == len(a.datas) {
+		a.datas = append(a.datas, new(capture.Data))
+	}
+	d := a.datas[a.dn]
+	a.dn++
+	return d
+}
+
+func (a *assembler) newTCP() *capture.TCP {
+	if a.tn == len(a.tcps) {
+		a.tcps = append(a.tcps, new(capture.TCP))
+	}
+	t := a.tcps[a.tn]
+	a.tn++
+	return t
+}
+
+func (a *assembler) lookup(k flowKey) (*conn, int) {
+	if a.last != nil && k == a.lastKey {
+		return a.last, a.lastDir
+	}
+	c := a.conns[k]
+	if c == nil {
+		return nil, 0
+	}
+	d := 1
+	if k == c.keyIn {
+		d = 0
+	}
+	a.last, a.lastKey, a.lastDir = c, k, d
+	return c, d
+}
+
+// packet handles one captured packet and appends the events it causes to q.
+func (a *assembler) packet(link int, data []byte, ts uint64, q []capture.Event) []capture.Event {
+	a.q = q
+	a.pktNo++
+	seg := &a.seg
+	switch decode(link, data, seg) {
+	case decodedTCP:
+	case decodedFragment:
+		a.counts.Fragments++
+		return a.q
+	case decodedBad:
+		a.counts.Malformed++
+		return a.q
+	default:
+		a.counts.NonTCP++
+		return a.q
+	}
+	if seg.wireLen > uint32(len(seg.payload)) {
+		a.counts.TruncatedPackets++
+	}
+	syn := seg.flags&flagSYN != 0
+	c, d := a.lookup(seg.key)
+	if c != nil && syn {
+		h := &c.h[d]
+		if h.syn && h.synSeq == seg.seq {
+			if c.closed {
+				return a.q // a duplicate of the old connection's SYN
+			}
+		} else if c.closed || seg.flags&flagACK == 0 {
+			// A new connection on this 4-tuple.
+			if !c.closed {
+				a.end(c, ts)
+			}
+			a.forget(c)
+			c = nil
+		}
+	}
+	if c != nil && c.closed {
+		return a.q // late packets of a closed connection
+	}
+	if c == nil {
+		if seg.flags&flagRST != 0 || (!syn && seg.wireLen == 0) {
+			return a.q // nothing to start a connection from
+		}
+		c, d = a.create(seg, ts)
+	}
+	a.segment(c, d, seg, ts)
+	return a.q
+}
+
+// create starts a connection at its first useful packet.
+func (a *assembler) create(seg *segment, ts uint64) (*conn, int) {
+	a.nextFD++
+	a.counts.Connections++
+	src := addrPort(seg.key.src, seg.key.sport, seg.v6)
+	dst := addrPort(seg.key.dst, seg.key.dport, seg.v6)
+	c := &conn{fd: a.nextFD}
+	d := 0
+	syn := seg.flags&flagSYN != 0
+	if syn && seg.flags&flagACK != 0 {
+		// SYN-ACK without the SYN: its sender is the server.
+		d = 1
+	}
+	if d == 0 {
+		c.local, c.remote = dst, src
+		c.keyIn = seg.key
+	} else {
+		c.local, c.remote = src, dst
+		c.keyIn = reverse(seg.key)
+	}
+	a.conns[c.keyIn] = c
+	a.conns[reverse(c.keyIn)] = c
+	a.last, a.lastKey, a.lastDir = c, seg.key, d
+	if syn {
+		c.syn = true
+		a.q = append(a.q, &capture.Accept{Start: ts, Timestamp: ts, FD: c.fd, Gen: 1, Local: c.local, Remote: c.remote})
+	} else {
+		a.q = append(a.q, &capture.Socket{Timestamp: ts, FD: c.fd, Role: capture.RoleUnknown, State: 1,
+			Local: c.local, Remote: c.remote})
+	}
+	return c, d
+}
+
+func reverse(k flowKey) flowKey {
+	return flowKey{src: k.dst, dst: k.src, sport: k.dport, dport: k.sport}
+}
+
+func addrPort(a [16]byte, port uint16, v6 bool) netip.AddrPort {
+	if !v6 {
+		return netip.AddrPortFrom(netip.AddrFrom4([4]byte(a[12:16])), port)
+	}
+	return netip.AddrPortFrom(netip.AddrFrom16(a), port)
+}
+
+// segment applies one segment of direction d.
+func (a *assembler) segment(c *conn, d int, seg *segment, ts uint64) {
+	for i := range c.h {
+		if h := &c.h[i]; h.ackAhead && h.ackAheadPkt < a.pktNo {
+			a.fillTo(c, i, h.ackAheadSeq, ts)
+			h.ackAhead = false
+		}
+	}
+	h := &c.h[d]
+	seq := seg.seq
+	if seg.flags&flagSYN != 0 {
+		if !h.started {
+			h.start(seq + 1)
+			h.syn, h.synSeq = true, seq
+		}
+		seq++
+		if seg.flags&flagACK != 0 && c.syn && !c.h[1-d].started {
+			c.h[1-d].start(seg.ack)
+		}
+	} else if !h.started {
+		h.start(seq)
+	}
+	if seg.wireLen > 0 {
+		a.data(c, d, seq, seg.payload, seg.wireLen, ts)
+	}
+	if seg.flags&flagFIN != 0 && !h.fin {
+		h.fin, h.finSeq = true, seq+seg.wireLen
+	}
+	if seg.flags&flagACK != 0 {
+		a.acked(c, 1-d, seg.ack, ts)
+	}
+	if seg.flags&flagRST != 0 {
+		a.end(c, ts)
+		return
+	}
+	if !c.closed {
+		a.checkFin(c, ts)
+	}
+}
+
+// data delivers or buffers payload starting at sequence number seq.
+func (a *assembler) data(c *conn, d int, seq uint32, p []byte, wire uint32, ts uint64) {
+	h := &c.h[d]
+	if h.done {
+		a.retransmit(c, d, seq, ts)
+		return
+	}
+	diff := seqDiff(seq, h.next)
+	if diff < 0 {
+		trim := uint32(-int64(diff))
+		if trim >= wire {
+			a.retransmit(c, d, seq, ts)
+			return
+		}
+		if int(trim) < len(p) {
+			p = p[trim:]
+		} else {
+			p = nil
+		}
+		wire -= trim
+		seq = h.next
+	} else if diff > 0 {
+		a.hold(h, seq, p, wire)
+		for h.oooBytes > a.maxBuf || len(h.ooo) > maxSegments {
+			a.giveUpHole(c, d, ts)
+		}
+		return
+	}
+	a.deliver(c, d, p, wire, ts)
+	a.drain(c, d, ts)
+}
+
+func (a *assembler) retransmit(c *conn, d int, seq uint32, ts uint64) {
+	a.counts.Retransmissions++
+	h := &c.h[d]
+	t := a.newTCP()
+	*t = capture.TCP{Timestamp: ts, Type: capture.TCPRetransmit, Seq: seq - h.base}
+	t.Local, t.Remote = c.ends(d)
+	a.q = append(a.q, t)
+}
+
+// ends returns the sender and the receiver of direction d.
+func (c *conn) ends(d int) (from, to netip.AddrPort) {
+	if d == 0 {
+		return c.remote, c.local
+	}
+	return c.local, c.remote
+}
+
+// hold copies an out-of-order segment into the direction's buffer, in
+// sequence order.
+func (a *assembler) hold(h *half, seq uint32, p []byte, wire uint32) {
+	a.counts.OutOfOrder++
+	var buf []byte
+	if n := len(a.spare); n > 0 && cap(a.spare[n-1]) >= len(p) {
+		buf = a.spare[n-1][:0]
+		a.spare = a.spare[:n-1]
+	}
+	buf = append(buf, p...)
+	i := len(h.ooo)
+	for i > 0 && seqDiff(h.ooo[i-1].seq, seq) > 0 {
+		i--
+	}
+	h.ooo = slices.Insert(h.ooo, i, held{seq: seq, wire: wire, buf: buf})
+	h.oooBytes += len(buf)
+}
+
+// drain delivers held segments that the stream has reached.
+func (a *assembler) drain(c *conn, d int, ts uint64) {
+	h := &c.h[d]
+	for len(h.ooo) > 0 {
+		s := h.ooo[0]
+		diff := seqDiff(s.seq, h.next)
+		if diff > 0 {
+			return
+		}
+		copy(h.ooo, h.ooo[1:])
+		h.ooo[len(h.ooo)-1] = held{}
+		h.ooo = h.ooo[:len(h.ooo)-1]
+		h.oooBytes -= len(s.buf)
+		a.used = append(a.used, s.buf)
+		trim := uint32(-int64(diff))
+		if trim >= s.wire {
+			continue
+		}
+		p := s.buf
+		if int(trim) < len(p) {
+			p = p[trim:]
+		} else {
+			p = nil
+		}
+		a.deliver(c, d, p, s.wire-trim, ts)
+	}
+}
+
+// fillTo advances direction d to sequence number end, delivering held
+// segments where it can and gaps where the capture has nothing.
+func (a *assembler) fillTo(c *conn, d int, end uint32, ts uint64) {
+	h := &c.h[d]
+	for seqDiff(end, h.next) > 0 {
+		to := end
+		if len(h.ooo) > 0 && seqDiff(h.ooo[0].seq, to) < 0 {
+			to = h.ooo[0].seq
+		}
+		if n := seqDiff(to, h.next); n > 0 {
+			a.gap(c, d, uint64(uint32(n)), ts)
+		}
+		a.drain(c, d, ts)
+	}
+	a.drain(c, d, ts)
+}
+
+// giveUpHole reports the hole before the first held segment as a gap and
+// delivers what follows it.
+func (a *assembler) giveUpHole(c *conn, d int, ts uint64) {
+	h := &c.h[d]
+	n := len(h.ooo)
+	a.fillTo(c, d, h.ooo[0].seq, ts)
+	if len(h.ooo) == n {
+		// No progress (cannot happen with consistent state): drop the
+		// buffer rather than loop.
+		for _, s := range h.ooo {
+			a.used = append(a.used, s.buf)
+		}
+		h.ooo, h.oooBytes = h.ooo[:0], 0
+	}
+}
+
+// deliver emits bytes at the direction's next sequence number. wire may
+// exceed len(p): the rest of the segment was not captured.
+func (a *assembler) deliver(c *conn, d int, p []byte, wire uint32, ts uint64) {
+	h := &c.h[d]
+	ev := a.newData()
+	flags := capture.DataFlags(0)
+	if uint32(len(p)) < wire {
+		flags = capture.DataTruncated
+	}
+	*ev = capture.Data{Start: ts, Timestamp: ts, FD: c.fd, Gen: 1, Dir: dirOf(d), Flags: flags,
+		Len: wire, Payload: p}
+	a.q = append(a.q, ev)
+	h.next += wire
+	h.off += uint64(wire)
+}
+
+// gap emits n missing bytes at the direction's next sequence number.
+func (a *assembler) gap(c *conn, d int, n uint64, ts uint64) {
+	a.counts.Gaps++
+	a.counts.GapBytes += n
+	for n > 0 {
+		m := min(n, maxGapEvent)
+		a.deliver(c, d, nil, uint32(m), ts)
+		n -= m
+	}
+}
+
+func dirOf(d int) capture.Direction {
+	if d == 0 {
+		return capture.Ingress
+	}
+	return capture.Egress
+}
+
+// acked applies an acknowledgement of direction d's bytes, sent by the
+// other end.
+func (a *assembler) acked(c *conn, d int, ack uint32, ts uint64) {
+	h := &c.h[d]
+	if !h.started {
+		if c.syn {
+			// The handshake's ACK gives the sequence space of a side whose
+			// SYN-ACK was not captured.
+			h.start(ack)
+		}
+		return
+	}
+	if ahead := seqDiff(ack, h.next); ahead > 0 && ahead < 1<<30 {
+		end := ack
+		if h.fin && seqDiff(end, h.finSeq) > 0 {
+			end = h.finSeq
+		}
+		if seqDiff(end, h.next) > 0 {
+			h.ackAhead, h.ackAheadSeq, h.ackAheadPkt = true, end, a.pktNo
+		}
+	}
+	if c.syn && d == 0 {
+		// Network timing needs the acknowledgement of what the server
+		// sent; when the handshake named the server, skip the rest.
+		return
+	}
+	rel := ack - h.base
+	if uint64(rel) > h.off && h.off < 1<<32 {
+		rel = uint32(h.off)
+	}
+	if seqDiff(rel, h.ackedRel) <= 0 {
+		return
+	}
+	h.ackedRel = rel
+	t := a.newTCP()
+	*t = capture.TCP{Timestamp: ts, Type: capture.TCPAck, Seq: rel}
+	t.Local, t.Remote = c.ends(d)
+	a.q = append(a.q, t)
+}
+
+// checkFin ends the connection once both directions delivered up to their
+// FIN.
+func (a *assembler) checkFin(c *conn, ts uint64) {
+	for i := range c.h {
+		h := &c.h[i]
+		if h.fin && !h.done && seqDiff(h.next, h.finSeq) >= 0 {
+			h.done = true
+		}
+	}
+	if c.h[0].done && c.h[1].done {
+		a.end(c, ts)
+	}
+}
+
+// end closes a connection: holes before held segments become gaps, then a
+// Close event. The 4-tuple stays known for a while to absorb late packets.
+func (a *assembler) end(c *conn, ts uint64) {
+	for d := range c.h {
+		h := &c.h[d]
+		if h.ackAhead {
+			a.fillTo(c, d, h.ackAheadSeq, ts)
+			h.ackAhead = false
+		}
+		for len(h.ooo) > 0 {
+			a.giveUpHole(c, d, ts)
+		}
+	}
+	a.q = append(a.q, &capture.Close{Timestamp: ts, FD: c.fd, Gen: 1})
+	c.closed, c.closedAt = true, ts
+	c.h = [2]half{c.h[0].tomb(), c.h[1].tomb()}
+	a.closed = append(a.closed, c)
+	for len(a.closed) > 0 && (len(a.closed) > maxTombstones || a.closed[0].closedAt+tombstoneNS < ts) {
+		a.forget(a.closed[0])
+		a.closed = a.closed[1:]
+	}
+}
+
+// tomb keeps what a closed direction needs to recognise a duplicate SYN.
+func (h *half) tomb() half { return half{syn: h.syn, synSeq: h.synSeq} }
+
+// forget drops a connection's 4-tuple.
+func (a *assembler) forget(c *conn) {
+	if a.conns[c.keyIn] == c {
+		delete(a.conns, c.keyIn)
+		delete(a.conns, reverse(c.keyIn))
+	}
+	if a.last == c {
+		a.last = nil
+	}
+}
+
+// finish ends every open connection at the end of the file, in the order
+// they appeared.
+func (a *assembler) finish(ts uint64, q []capture.Event) []capture.Event {
+	a.q = q
+	var open []*conn
+	for k, c := range a.conns {
+		if !c.closed && k == c.keyIn {
+			open = append(open, c)
+		}
+	}
+	slices.SortFunc(open, func(x, y *conn) int { return int(x.fd - y.fd) })
+	for _, c := range open {
+		a.end(c, ts)
+	}
+	return a.q
+}

@@ -1,0 +1,528 @@
+package capture
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/rewind-tools/rewind/bpf"
+)
+
+// RecordOptions configure a recording session ([Record]).
+type RecordOptions struct {
+	// PIDs and Comms select the processes to record (their union); empty
+	// records every process but the recorder. Children a selected PID starts
+	// during the recording are recorded too.
+	PIDs  []int
+	Comms []string
+	// Ports keeps connections whose local or remote port is listed.
+	Ports []int
+	// Duration stops the recording after this long; 0 records until ctx is
+	// cancelled or MaxSize is reached.
+	Duration time.Duration
+	// MaxSize stops the recording once the file reaches about this many
+	// bytes; 0 means no limit.
+	MaxSize int64
+	// Snaplen is the payload bytes kept per call (default 16 KiB). Calls that
+	// moved more are recorded with their full length and flagged truncated.
+	Snaplen int
+	// TLS and Packets ask for TLS plaintext and packet capture. They are
+	// not built yet: the recorder says so on Log and records syscall data.
+	TLS     bool
+	Packets bool
+	Iface   string
+	// RingSize is the kernel ring buffer size in bytes (a power of two;
+	// default 32 MiB).
+	RingSize int
+	// VerifierLog is where the verifier's log goes if the kernel refuses a
+	// program (default a temporary file); the error names the file.
+	VerifierLog string
+	// Version is the recorder version written into the header.
+	Version string
+	// ReorderWindow is how long events wait to be sorted by timestamp
+	// before being written (default 100ms): events of different CPUs reach
+	// the ring buffer slightly out of order.
+	ReorderWindow time.Duration
+	// Log receives the recorder's messages (nil discards them): the line
+	// that says every probe is attached, and notices.
+	Log io.Writer
+	// Ready, when set, is called once every probe is attached and the
+	// snapshot written, before any traffic is drained.
+	Ready func(probes []string)
+	// Progress, when set, is called about once a second.
+	Progress func(RecordProgress)
+}
+
+// RecordProgress is the live state of a recording.
+type RecordProgress struct {
+	Elapsed time.Duration
+	Events  uint64 // events written, snapshot included
+	Bytes   int64  // file bytes written
+	Lost    uint64 // events the kernel could not deliver
+}
+
+// RecordResult says what a recording wrote.
+type RecordResult struct {
+	Events     uint64
+	Bytes      int64
+	Lost       uint64
+	StopReason string
+	Probes     []string
+}
+
+// AttachedMessage is the prefix of the line the recorder writes to
+// RecordOptions.Log once every probe is attached; scripts wait for it.
+const AttachedMessage = "rewind: recording"
+
+// RecordFile records into a new file at path (mode 0600), created once the
+// probes are attached. See [Record].
+func RecordFile(ctx context.Context, opts RecordOptions, path string) (*RecordResult, error) {
+	var f *os.File
+	create := func() (io.Writer, error) {
+		var err error
+		f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("creating capture file: %w", err)
+		}
+		return f, nil
+	}
+	res, err := record(ctx, opts, create)
+	if f != nil {
+		if cerr := f.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("closing capture file: %w", cerr)
+		}
+	}
+	return res, err
+}
+
+// Record loads and attaches the probes, writes the header and the /proc and
+// sock_diag snapshot to w, then drains the kernel's records into it until
+// ctx is cancelled (stop reason "signal"), Duration passes ("duration") or
+// MaxSize is reached ("max-size"), and closes the capture with its trailer.
+// It flushes at least once a second, so a file cut off loses at most about
+// a second. It needs root, or CAP_BPF and CAP_PERFMON.
+func Record(ctx context.Context, opts RecordOptions, w io.Writer) (*RecordResult, error) {
+	return record(ctx, opts, func() (io.Writer, error) { return w, nil })
+}
+
+func record(ctx context.Context, opts RecordOptions, open func() (io.Writer, error)) (*RecordResult, error) {
+	log := opts.Log
+	if log == nil {
+		log = io.Discard
+	}
+	if opts.Snaplen <= 0 {
+		opts.Snaplen = bpf.DefaultSnaplen
+	}
+	if opts.ReorderWindow <= 0 {
+		opts.ReorderWindow = 100 * time.Millisecond
+	}
+	bo := bpf.Options{Snaplen: uint32(opts.Snaplen), RingSize: uint32(opts.RingSize), VerifierLog: opts.VerifierLog}
+	for _, p := range opts.PIDs {
+		if p <= 0 {
+			return nil, fmt.Errorf("pid %d: must be positive", p)
+		}
+		bo.PIDs = append(bo.PIDs, uint32(p))
+	}
+	for _, p := range opts.Ports {
+		if p <= 0 || p > 65535 {
+			return nil, fmt.Errorf("port %d: must be 1-65535", p)
+		}
+		bo.Ports = append(bo.Ports, uint16(p))
+	}
+	bo.Comms = opts.Comms
+
+	tr, err := bpf.Load(bo)
+	if err != nil {
+		return nil, err
+	}
+	defer tr.Close()
+	probes := tr.Probes()
+
+	if opts.TLS {
+		fmt.Fprintln(log, "rewind: TLS plaintext capture is not available in this build yet: recording syscall data only (TLS connections appear as ciphertext)")
+	}
+	if opts.Packets {
+		fmt.Fprintln(log, "rewind: packet capture is not available in this build yet: recording without packets (no network timings)")
+	}
+
+	hdr := newHeader(opts, probes)
+	out, err := open()
+	if err != nil {
+		return nil, err
+	}
+	cw, err := NewWriter(out, hdr, WriterOptions{})
+	if err != nil {
+		return nil, err
+	}
+	snap, err := TakeSnapshot(SnapshotOptions{PIDs: opts.PIDs, Comms: opts.Comms, Ports: opts.Ports})
+	if err != nil {
+		fmt.Fprintf(log, "rewind: snapshot incomplete: %v\n", err)
+	}
+	for _, ev := range snap.Events() {
+		if err := cw.WriteSnapshot(ev); err != nil {
+			return nil, err
+		}
+	}
+	if err := cw.Flush(); err != nil {
+		return nil, err
+	}
+
+	s := &session{
+		opts:      opts,
+		tr:        tr,
+		w:         cw,
+		listening: snap.ListeningPorts,
+		lastLoss:  map[bpf.LossCause][]uint64{},
+	}
+	fmt.Fprintf(log, "%s (%d probes attached) — press Ctrl-C to stop\n", AttachedMessage, len(probes))
+	if opts.Ready != nil {
+		opts.Ready(probes)
+	}
+	reason, runErr := s.run(ctx)
+	if runErr != nil {
+		reason = "error: " + runErr.Error()
+	}
+	cw.SetStopReason(reason)
+	if err := cw.Close(); err != nil && runErr == nil {
+		runErr = err
+	}
+	res := &RecordResult{Events: cw.Events(), Bytes: cw.Size(), Lost: cw.Lost(), StopReason: reason, Probes: probes}
+	return res, runErr
+}
+
+func newHeader(opts RecordOptions, probes []string) Header {
+	h := Header{
+		RecorderVersion: opts.Version,
+		Arch:            runtime.GOARCH,
+		Probes:          probes,
+		Options: RecordingOptions{
+			PIDs:    opts.PIDs,
+			Comms:   opts.Comms,
+			Ports:   opts.Ports,
+			MaxSize: opts.MaxSize,
+			Snaplen: opts.Snaplen,
+			// What the capture can contain: TLS and packets are not built.
+			TLS:     false,
+			Packets: false,
+			Iface:   opts.Iface,
+		},
+	}
+	if opts.Duration > 0 {
+		h.Options.Duration = opts.Duration.String()
+	}
+	h.Host, _ = os.Hostname()
+	var u unix.Utsname
+	if unix.Uname(&u) == nil {
+		h.Kernel = unix.ByteSliceToString(u.Release[:]) + " " + unix.ByteSliceToString(u.Version[:])
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/random/boot_id"); err == nil {
+		h.BootID = strings.TrimSpace(string(b))
+	}
+	h.Clock = readClocks()
+	return h
+}
+
+// readClocks reads CLOCK_MONOTONIC (bpf_ktime_get_ns), CLOCK_REALTIME and
+// CLOCK_BOOTTIME back to back.
+func readClocks() ClockMapping {
+	var mono, wall, boot unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &mono)
+	_ = unix.ClockGettime(unix.CLOCK_REALTIME, &wall)
+	_ = unix.ClockGettime(unix.CLOCK_BOOTTIME, &boot)
+	_, off := time.Unix(0, wall.Nano()).Zone()
+	return ClockMapping{
+		MonoNS:     uint64(mono.Nano()),
+		WallUnixNS: wall.Nano(),
+		BoottimeNS: uint64(boot.Nano()),
+		ZoneOffset: off,
+	}
+}
+
+func monoNow() uint64 {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return uint64(ts.Nano())
+}
+
+// session drains the tracer into the writer.
+type session struct {
+	opts      RecordOptions
+	tr        *bpf.Tracer
+	w         *Writer
+	listening map[uint16]bool
+	pending   eventHeap
+	seq       uint64
+	free      [][]byte // payload buffers to reuse once written
+	lastLoss  map[bpf.LossCause][]uint64
+	bad       uint64
+}
+
+// pollInterval bounds how long a read waits for records: the programs only
+// wake the reader when the ring fills up.
+const pollInterval = 50 * time.Millisecond
+
+func (s *session) run(ctx context.Context) (string, error) {
+	start := time.Now()
+	var deadline <-chan time.Time
+	if s.opts.Duration > 0 {
+		t := time.NewTimer(s.opts.Duration)
+		defer t.Stop()
+		deadline = t.C
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var rec bpf.Record
+	reason := ""
+	for reason == "" {
+		select {
+		case <-ctx.Done():
+			reason = "signal"
+			continue
+		case <-deadline:
+			reason = "duration"
+			continue
+		case <-tick.C:
+			if err := s.tick(start); err != nil {
+				return "", err
+			}
+		default:
+		}
+		s.tr.SetDeadline(time.Now().Add(pollInterval))
+		// Read what is there, up to a batch, then let the loop look at
+		// its timers and the reorder window.
+		for i := 0; i < 4096; i++ {
+			err := s.tr.Read(&rec)
+			if err != nil {
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					break
+				}
+				if errors.Is(err, bpf.ErrBadRecord) {
+					s.bad++
+					continue
+				}
+				return "", fmt.Errorf("reading ring buffer: %w", err)
+			}
+			s.add(&rec)
+		}
+		if err := s.release(monoNow() - uint64(s.opts.ReorderWindow)); err != nil {
+			return "", err
+		}
+		if s.opts.MaxSize > 0 && s.w.Size()+int64(s.w.Pending()) >= s.opts.MaxSize {
+			reason = "max-size"
+		}
+	}
+	// Stop the probes, then drain what they wrote before they stopped.
+	if err := s.tr.Detach(); err != nil {
+		return "", fmt.Errorf("detaching probes: %w", err)
+	}
+	if reason != "max-size" {
+		for {
+			s.tr.SetDeadline(time.Now())
+			err := s.tr.Read(&rec)
+			if err != nil {
+				if errors.Is(err, bpf.ErrBadRecord) {
+					continue
+				}
+				break
+			}
+			s.add(&rec)
+		}
+	}
+	if err := s.release(^uint64(0)); err != nil {
+		return "", err
+	}
+	if err := s.writeLosses(); err != nil {
+		return "", err
+	}
+	return reason, nil
+}
+
+func (s *session) tick(start time.Time) error {
+	if err := s.writeLosses(); err != nil {
+		return err
+	}
+	if err := s.w.Flush(); err != nil {
+		return err
+	}
+	if s.opts.Progress != nil {
+		s.opts.Progress(RecordProgress{Elapsed: time.Since(start), Events: s.w.Events(), Bytes: s.w.Size(), Lost: s.w.Lost()})
+	}
+	return nil
+}
+
+var lossSources = map[bpf.LossCause]LossSource{
+	bpf.LossRingbuf: LossRingbuf,
+	bpf.LossState:   LossState,
+}
+
+// writeLosses turns the growth of the kernel's per-CPU loss counters into
+// Loss events. They are written right away, not through the reorder window.
+func (s *session) writeLosses() error {
+	now := monoNow()
+	for _, cause := range bpf.LossCauses {
+		per, err := s.tr.Losses(cause)
+		if err != nil {
+			return err
+		}
+		last := s.lastLoss[cause]
+		for cpu, n := range per {
+			var prev uint64
+			if cpu < len(last) {
+				prev = last[cpu]
+			}
+			if n > prev {
+				if err := s.w.Write(&Loss{Timestamp: now, CPU: uint32(cpu), Source: lossSources[cause], Count: n - prev}); err != nil {
+					return err
+				}
+			}
+		}
+		s.lastLoss[cause] = per
+	}
+	return nil
+}
+
+// add converts a kernel record into a capture event and queues it in the
+// reorder window.
+func (s *session) add(rec *bpf.Record) {
+	var ev Event
+	switch rec.Type {
+	case bpf.EventData:
+		d := &rec.Data
+		buf := s.payloadBuf(len(rec.Payload))
+		buf = append(buf, rec.Payload...)
+		e := &Data{
+			Start: d.StartNs, Timestamp: d.TsNs, PID: d.Pid, TID: d.Tid, FD: d.Fd, Gen: d.Gen,
+			Source: Source(d.Source), Dir: Direction(d.Dir), Len: d.Len, Offset: d.Offset,
+			TLSConn: d.TlsConn, Payload: buf,
+		}
+		if d.Flags&bpf.DataTruncated != 0 {
+			e.Flags |= DataTruncated
+		}
+		ev = e
+	case bpf.EventConnect:
+		c := &rec.Conn
+		l, r := connAddrs(c)
+		ev = &Connect{Start: c.StartNs, Timestamp: c.TsNs, PID: c.Pid, TID: c.Tid, FD: c.Fd, Gen: c.Gen, Ret: c.Ret, Local: l, Remote: r}
+	case bpf.EventAccept:
+		c := &rec.Conn
+		l, r := connAddrs(c)
+		ev = &Accept{Start: c.StartNs, Timestamp: c.TsNs, PID: c.Pid, TID: c.Tid, ListenFD: c.ListenFd, FD: c.Fd, Gen: c.Gen, Local: l, Remote: r}
+	case bpf.EventSocket:
+		c := &rec.Conn
+		l, r := connAddrs(c)
+		role := RoleClient
+		if s.listening[l.Port()] {
+			role = RoleServer
+		}
+		ev = &Socket{Timestamp: c.TsNs, PID: c.Pid, FD: c.Fd, Inode: c.Inode, Role: role, State: c.State, Local: l, Remote: r}
+	case bpf.EventClose:
+		c := &rec.Close
+		ev = &Close{Timestamp: c.TsNs, PID: c.Pid, TID: c.Tid, FD: c.Fd, Gen: c.Gen}
+	case bpf.EventExec:
+		p := &rec.Proc
+		proc := &Process{Timestamp: p.TsNs, PID: p.Pid, PPID: p.Ppid, UID: p.Uid, Comm: commString(p.Comm[:])}
+		fillProcess(proc)
+		ev = proc
+	case bpf.EventExit:
+		p := &rec.Proc
+		ev = &Exit{Timestamp: p.TsNs, PID: p.Pid, Code: p.ExitCode}
+	default:
+		s.bad++
+		return
+	}
+	s.seq++
+	heap.Push(&s.pending, pendingEvent{ev: ev, seq: s.seq})
+}
+
+func (s *session) payloadBuf(n int) []byte {
+	if k := len(s.free); k > 0 && n <= bpf.FragmentSize {
+		b := s.free[k-1]
+		s.free = s.free[:k-1]
+		return b[:0]
+	}
+	if n <= bpf.FragmentSize {
+		return make([]byte, 0, bpf.FragmentSize)
+	}
+	return make([]byte, 0, n)
+}
+
+// release writes the queued events stamped at or before upTo, in timestamp
+// order.
+func (s *session) release(upTo uint64) error {
+	for len(s.pending) > 0 && s.pending[0].ev.Time() <= upTo {
+		p := heap.Pop(&s.pending).(pendingEvent)
+		if err := s.w.Write(p.ev); err != nil {
+			return err
+		}
+		if d, ok := p.ev.(*Data); ok && cap(d.Payload) == bpf.FragmentSize && len(s.free) < 1024 {
+			s.free = append(s.free, d.Payload[:0])
+		}
+	}
+	return nil
+}
+
+type pendingEvent struct {
+	ev  Event
+	seq uint64
+}
+
+// eventHeap orders events by timestamp, then by arrival (so the fragments
+// of one call, which share a timestamp, keep their order).
+type eventHeap []pendingEvent
+
+func (h eventHeap) Len() int { return len(h) }
+func (h eventHeap) Less(i, j int) bool {
+	ti, tj := h[i].ev.Time(), h[j].ev.Time()
+	if ti != tj {
+		return ti < tj
+	}
+	return h[i].seq < h[j].seq
+}
+func (h eventHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *eventHeap) Push(x any)   { *h = append(*h, x.(pendingEvent)) }
+func (h *eventHeap) Pop() any {
+	old := *h
+	n := len(old)
+	x := old[n-1]
+	old[n-1] = pendingEvent{}
+	*h = old[:n-1]
+	return x
+}
+
+// connAddrs returns a connection record's local and remote addresses;
+// IPv4-mapped IPv6 addresses (dual-stack sockets) are unmapped so both ends
+// of a loopback connection show the same addresses.
+func connAddrs(c *bpf.ConnEvent) (local, remote netip.AddrPort) {
+	var l, r netip.Addr
+	switch c.Family {
+	case bpf.AFInet:
+		l = netip.AddrFrom4([4]byte(c.Laddr[:4]))
+		r = netip.AddrFrom4([4]byte(c.Raddr[:4]))
+	case bpf.AFInet6:
+		l = netip.AddrFrom16(c.Laddr).Unmap()
+		r = netip.AddrFrom16(c.Raddr).Unmap()
+	default:
+		return netip.AddrPort{}, netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(l, c.Lport), netip.AddrPortFrom(r, c.Rport)
+}
+
+func commString(b []int8) string {
+	out := make([]byte, 0, len(b))
+	for _, c := range b {
+		if c == 0 {
+			break
+		}
+		out = append(out, byte(c))
+	}
+	return string(out)
+}

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rewind-tools/rewind/capture/capturetest"
+)
+
+// runCLI runs the command line in-process and returns exit code, stdout and
+// stderr.
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	oldOut, oldErr := os.Stdout, os.Stderr
+	ro, wo, _ := os.Pipe()
+	re, we, _ := os.Pipe()
+	os.Stdout, os.Stderr = wo, we
+	outc, errc := make(chan string), make(chan string)
+	go func() { b, _ := io.ReadAll(ro); outc <- string(b) }()
+	go func() { b, _ := io.ReadAll(re); errc <- string(b) }()
+	code := run(context.Background(), append([]string{"rewind"}, args...))
+	wo.Close()
+	we.Close()
+	os.Stdout, os.Stderr = oldOut, oldErr
+	return code, <-outc, <-errc
+}
+
+func syntheticCapture(t *testing.T) string {
+	b := capturetest.New()
+	srv := b.Process(100, "nginx")
+	c := srv.Accept(0, "127.0.0.1:8080", "127.0.0.1:40000")
+	for _, p := range []string{"/a", "/b", "/missing"} {
+		c.Read("GET " + p + " HTTP/1.1\r\nHost: example\r\n\r\n")
+		if p == "/missing" {
+			c.Write("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+		} else {
+			c.Write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+	}
+	c.Close()
+	path := filepath.Join(t.TempDir(), "s.rwd")
+	b.WriteFile(t, path)
+	return path
+}
+
+func TestInfoJSON(t *testing.T) {
+	path := syntheticCapture(t)
+	code, out, errOut := runCLI(t, "info", "--json", path)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var j map[string]any
+	if err := json.Unmarshal([]byte(out), &j); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"format_version", "events_total", "events_by_kind", "lost_events", "clean_close", "chunks_recovered", "chunks_skipped"} {
+		if _, ok := j[k]; !ok {
+			t.Errorf("info --json lacks %q", k)
+		}
+	}
+	if j["clean_close"] != true || j["events_total"].(float64) != 9 {
+		t.Errorf("info: %s", out)
+	}
+}
+
+func TestInfoCutFile(t *testing.T) {
+	path := syntheticCapture(t)
+	data, _ := os.ReadFile(path)
+	cut := filepath.Join(t.TempDir(), "cut.rwd")
+	os.WriteFile(cut, data[:len(data)-10], 0o600)
+	code, out, _ := runCLI(t, "info", cut)
+	if code != 0 || !strings.Contains(out, "NOT closed cleanly") || !strings.Contains(out, "skipped 1 chunks") {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+}
+
+func TestInfoNotACapture(t *testing.T) {
+	code, _, errOut := runCLI(t, "info", "/etc/hostname")
+	if code != 1 || strings.Count(strings.TrimSpace(errOut), "\n") != 0 || !strings.Contains(errOut, "not a rewind capture") {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	if code, _, _ := runCLI(t, "info"); code != 2 {
+		t.Errorf("info without file: exit %d, want 2", code)
+	}
+	if code, _, _ := runCLI(t, "analyze", "--report", "yaml", "x"); code != 2 {
+		t.Errorf("bad --report: exit %d, want 2", code)
+	}
+	if code, _, _ := runCLI(t, "no-such-command"); code == 0 {
+		t.Errorf("unknown command: exit 0")
+	}
+}
+
+func TestAnalyzeOutputs(t *testing.T) {
+	path := syntheticCapture(t)
+	dir := t.TempDir()
+	ex := filepath.Join(dir, "ex.jsonl")
+	rep := filepath.Join(dir, "r.json")
+	code, _, errOut := runCLI(t, "analyze", path, "--report", "json", "-o", rep, "--exchanges", ex)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	lines, _ := os.ReadFile(ex)
+	if n := bytes.Count(lines, []byte("\n")); n != 3 {
+		t.Fatalf("%d exchange lines:\n%s", n, lines)
+	}
+	var first map[string]any
+	json.Unmarshal(bytes.SplitN(lines, []byte("\n"), 2)[0], &first)
+	if first["method"] != "GET" || first["path"] != "/a" || first["status"].(float64) != 200 || first["role"] != "server" {
+		t.Errorf("first exchange: %s", lines)
+	}
+	if b, _ := os.ReadFile(rep); !json.Valid(b) {
+		t.Errorf("report is not JSON: %s", b)
+	}
+}

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# bench-pcap: record a loopback pcap of many keep-alive HTTP/1.1 exchanges
+# (nginx + h2load --h1, captured by tcpdump), then time `rewind analyze` and
+# tshark on the same file and compare what each found.
+#
+# Needs root (tcpdump), nginx, h2load, tcpdump, tshark and GNU time
+# (scripts/test-setup.sh installs them). Environment: N (requests, default
+# 120000), CONNS (default 8), PORT (default 18089), KEEP=1 keeps the pcap.
+set -euo pipefail
+
+N=${N:-120000}
+CONNS=${CONNS:-8}
+PORT=${PORT:-18089}
+cd "$(dirname "$0")/.."
+
+for cmd in nginx h2load tcpdump tshark /usr/bin/time; do
+  if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ]; then
+    echo "bench-pcap: $cmd is missing (REWIND_SETUP=1 scripts/test-setup.sh installs it)" >&2
+    exit 1
+  fi
+done
+if [ "$(id -u)" != 0 ]; then
+  echo "bench-pcap: tcpdump needs root" >&2
+  exit 1
+fi
+
+tmp=$(mktemp -d /tmp/rewind-bench-pcap.XXXXXX)
+chmod 755 "$tmp"
+ngx_pid="" dump_pid=""
+cleanup() {
+  [ -n "$dump_pid" ] && kill "$dump_pid" 2>/dev/null || true
+  [ -n "$ngx_pid" ] && kill "$ngx_pid" 2>/dev/null || true
+  wait 2>/dev/null || true
+  if [ "${KEEP:-}" = 1 ]; then echo "kept $tmp"; else rm -rf "$tmp"; fi
+}
+trap cleanup EXIT
+
+echo "building rewind"
+go build -o bin/rewind ./cmd/rewind
+
+mkdir -p "$tmp/html" "$tmp/logs"
+head -c 600 /dev/zero | tr '\0' 'x' >"$tmp/html/index.html"
+cat >"$tmp/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $tmp/nginx.pid;
+error_log $tmp/logs/error.log;
+events { worker_connections 1024; }
+http {
+  access_log $tmp/logs/access.log;
+  keepalive_requests 10000000;
+  server {
+    listen 127.0.0.1:$PORT;
+    root $tmp/html;
+  }
+}
+CONF
+nginx -p "$tmp" -c "$tmp/nginx.conf" &
+ngx_pid=$!
+
+tcpdump -i lo -s 0 -B 65536 -U -w "$tmp/bench.pcap" "tcp port $PORT" 2>"$tmp/tcpdump.err" &
+dump_pid=$!
+for _ in $(seq 50); do
+  grep -q listening "$tmp/tcpdump.err" 2>/dev/null && break
+  sleep 0.1
+done
+sleep 0.5
+
+echo "generating $N requests over $CONNS keep-alive connections"
+timeout 300 h2load --h1 -n "$N" -c "$CONNS" -m 1 "http://127.0.0.1:$PORT/index.html" | grep -E '^(finished|requests|status codes)'
+sleep 1
+kill -INT "$dump_pid"; wait "$dump_pid" || true; dump_pid=""
+grep -E 'captured|dropped' "$tmp/tcpdump.err" || true
+kill "$ngx_pid"; wait "$ngx_pid" || true; ngx_pid=""
+server=$(wc -l <"$tmp/logs/access.log")
+size=$(du -h "$tmp/bench.pcap" | cut -f1)
+echo "pcap: $size, server logged $server requests"
+
+t0=$(date +%s.%N)
+/usr/bin/time -v -o "$tmp/time.txt" bin/rewind analyze "$tmp/bench.pcap" --report json -o "$tmp/report.json" --exchanges /dev/null -q
+t1=$(date +%s.%N)
+tshark -r "$tmp/bench.pcap" -Y http.response -T fields -e http.response.code -e http.response_for.uri >"$tmp/tshark.txt" 2>"$tmp/tshark.err"
+t2=$(date +%s.%N)
+
+rewind_n=$(grep -o '"exchanges": *[0-9]*' "$tmp/report.json" | head -1 | grep -o '[0-9]*$')
+tshark_n=$(wc -l <"$tmp/tshark.txt")
+rss_kb=$(grep 'Maximum resident set size' "$tmp/time.txt" | grep -o '[0-9]*$')
+awk -v r="$(echo "$t1 - $t0" | bc)" -v t="$(echo "$t2 - $t1" | bc)" \
+  -v rn="$rewind_n" -v tn="$tshark_n" -v sn="$server" -v rss="$rss_kb" 'BEGIN {
+  printf "server log:   %d requests\n", sn
+  printf "rewind:       %d exchanges in %.2fs, peak RSS %.1f MiB\n", rn, r, rss/1024
+  printf "tshark:       %d responses in %.2fs\n", tn, t
+  printf "speed ratio:  rewind %.1fx faster than tshark\n", t/r
+  ok = (rn == tn && rn == sn && t/r >= 30 && rss/1024 <= 100)
+  printf "targets (same count as tshark and server, >=30x, <=100 MiB): %s\n", ok ? "met" : "NOT met"
+}'
