@@ -208,10 +208,19 @@ type CaptureInfo struct {
 	// Format is "rewind", "pcap" or "pcapng".
 	Format string
 	Header capture.Header
+
+	zone *time.Location // the recording host's zone, made once
 }
 
-// Wall converts a monotonic timestamp of this capture to wall-clock time.
-func (c *CaptureInfo) Wall(mono uint64) time.Time { return c.Header.Clock.Wall(mono) }
+// Wall converts a monotonic timestamp of this capture to wall-clock time in
+// the recording host's zone.
+func (c *CaptureInfo) Wall(mono uint64) time.Time {
+	if c.zone == nil {
+		c.zone = time.FixedZone("", c.Header.Clock.ZoneOffset)
+	}
+	clk := &c.Header.Clock
+	return time.Unix(0, clk.WallUnixNS+int64(mono)-int64(clk.MonoNS)).In(c.zone)
+}
 
 // Summary is what the replay saw as a whole; sinks get it last.
 type Summary struct {

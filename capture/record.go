@@ -264,6 +264,7 @@ type session struct {
 	free      [][]byte // payload buffers to reuse once written
 	lastLoss  map[bpf.LossCause][]uint64
 	bad       uint64
+	full      bool // MaxSize reached
 }
 
 // pollInterval bounds how long a read waits for records: the programs only
@@ -316,7 +317,7 @@ func (s *session) run(ctx context.Context) (string, error) {
 		if err := s.release(monoNow() - uint64(s.opts.ReorderWindow)); err != nil {
 			return "", err
 		}
-		if s.opts.MaxSize > 0 && s.w.Size()+int64(s.w.Pending()) >= s.opts.MaxSize {
+		if s.full {
 			reason = "max-size"
 		}
 	}
@@ -337,8 +338,10 @@ func (s *session) run(ctx context.Context) (string, error) {
 			s.add(&rec)
 		}
 	}
-	if err := s.release(^uint64(0)); err != nil {
-		return "", err
+	if reason != "max-size" {
+		if err := s.release(^uint64(0)); err != nil {
+			return "", err
+		}
 	}
 	if err := s.writeLosses(); err != nil {
 		return "", err
@@ -458,10 +461,18 @@ func (s *session) payloadBuf(n int) []byte {
 // release writes the queued events stamped at or before upTo, in timestamp
 // order.
 func (s *session) release(upTo uint64) error {
-	for len(s.pending) > 0 && s.pending[0].ev.Time() <= upTo {
+	for len(s.pending) > 0 && s.pending[0].ev.Time() <= upTo && !s.full {
 		p := heap.Pop(&s.pending).(pendingEvent)
 		if err := s.w.Write(p.ev); err != nil {
 			return err
+		}
+		// Pending is uncompressed: when it could reach the limit, flush
+		// and look at what the file really holds.
+		if s.opts.MaxSize > 0 && s.w.Size()+int64(s.w.Pending()) >= s.opts.MaxSize {
+			if err := s.w.Flush(); err != nil {
+				return err
+			}
+			s.full = s.w.Size() >= s.opts.MaxSize
 		}
 		if d, ok := p.ev.(*Data); ok && cap(d.Payload) == bpf.FragmentSize && len(s.free) < 1024 {
 			s.free = append(s.free, d.Payload[:0])

@@ -15,8 +15,6 @@ declare -A want=(
   [nghttp]=nghttp2-client
   [gnutls-cli]=gnutls-bin
   [openssl]=openssl
-  [wrk]=wrk
-  [chromium]=chromium
 )
 
 missing=()
