@@ -176,6 +176,9 @@ func (t *tracker) emit(ex *Exchange) {
 	if t.opts.Filter != nil && !t.opts.Filter(ex) {
 		return
 	}
+	if !t.opts.Redact.Empty() {
+		redactExchange(t.opts.Redact, ex)
+	}
 	t.exchanges++
 	ex.Seq = t.exchanges
 	for _, n := range flagNames {

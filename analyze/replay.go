@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/rewind-tools/rewind/capture"
+	"github.com/rewind-tools/rewind/capture/redact"
 )
 
 // Options tune a replay. The zero value is ready to use.
@@ -22,6 +23,9 @@ type Options struct {
 	// Filter, when set, keeps only exchanges it returns true for. It sees
 	// exchanges before sinks do.
 	Filter func(*Exchange) bool
+	// Redact, when set, removes credentials from exchanges before sinks see
+	// them (header values, and pattern matches in targets and bodies).
+	Redact *redact.Policy
 }
 
 // EventSource yields capture events in file order, like [capture.Reader].

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/rewind-tools/rewind/analyze"
 	"github.com/rewind-tools/rewind/capture"
 	"github.com/rewind-tools/rewind/capture/capturetest"
+	"github.com/rewind-tools/rewind/capture/redact"
 )
 
 // collect is a Sink that keeps every exchange.
@@ -166,5 +168,30 @@ func TestTLSPlaintextPreferred(t *testing.T) {
 	got := replay(t, b, analyze.Options{})
 	if len(got.exs) != 1 || got.exs[0].Conn.TLS != "openssl" || got.exs[0].Request.Path != "/secure" {
 		t.Fatalf("%d exchanges %+v", len(got.exs), got.exs)
+	}
+}
+
+func TestRedactCredentials(t *testing.T) {
+	b := capturetest.New()
+	srv := b.Process(100, "app")
+	c := srv.Accept(0, "127.0.0.1:8080", "127.0.0.1:40005")
+	c.Read("POST /login?token=abc HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer s3cr3t\r\nCookie: sid=1\r\nContent-Length: 25\r\n\r\nuser=a&password=hunter2&x")
+	c.Write("HTTP/1.1 200 OK\r\nSet-Cookie: sid=2\r\nContent-Length: 0\r\n\r\n")
+	policy := redact.NewPolicy(redact.DefaultHeaders, []*regexp.Regexp{regexp.MustCompile(`(password|token)=[^&]*`)})
+	got := replay(t, b, analyze.Options{Redact: policy})
+	if len(got.exs) != 1 {
+		t.Fatalf("%d exchanges", len(got.exs))
+	}
+	e := got.exs[0]
+	for _, f := range append(e.Request.Header, e.Response.Header...) {
+		if strings.Contains(f.Value, "s3cr3t") || strings.Contains(f.Value, "sid=") {
+			t.Errorf("header %s: %q not redacted", f.Name, f.Value)
+		}
+	}
+	if strings.Contains(string(e.Request.Body), "hunter2") || strings.Contains(e.Request.Query, "abc") || strings.Contains(e.Request.Target, "abc") {
+		t.Errorf("body %q query %q target %q not redacted", e.Request.Body, e.Request.Query, e.Request.Target)
+	}
+	if e.Request.Header.Get("Host") != "h" {
+		t.Error("Host was redacted")
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"io"
 	"sort"
 	"time"
+
+	"github.com/rewind-tools/rewind/capture/redact"
 )
 
 // Summary describes a whole capture: what `rewind info` shows.
@@ -30,6 +32,10 @@ type Summary struct {
 	Comms map[string]uint64
 	// Lost sums Loss events by source name.
 	LostBySource map[string]uint64
+	// Credentials counts data events whose payload holds an unmasked
+	// credential header (Authorization, Cookie, …), by header name as
+	// written.
+	Credentials map[string]uint64
 }
 
 // Summarize reads a capture to its end and summarizes it. Damage is not an
@@ -41,7 +47,9 @@ func Summarize(r io.Reader) (*Summary, error) {
 		return nil, err
 	}
 	defer rd.Close()
-	s := &Summary{Header: rd.Header(), Comms: map[string]uint64{}, LostBySource: map[string]uint64{}}
+	s := &Summary{Header: rd.Header(), Comms: map[string]uint64{}, LostBySource: map[string]uint64{},
+		Credentials: map[string]uint64{}}
+	creds := redact.Default()
 	comm := map[uint32]string{}
 	for {
 		ev, err := rd.Next()
@@ -86,6 +94,9 @@ func Summarize(r io.Reader) (*Summary, error) {
 				s.Comms[name]++
 			}
 			s.CapturedBytes += uint64(len(e.Payload))
+			if name, ok := creds.Find(e.Payload); ok {
+				s.Credentials[name]++
+			}
 		case *Loss:
 			s.LostBySource[e.Source.String()] += e.Count
 		}

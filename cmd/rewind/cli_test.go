@@ -121,3 +121,29 @@ func TestAnalyzeOutputs(t *testing.T) {
 		t.Errorf("report is not JSON: %s", b)
 	}
 }
+
+func TestInfoWarnsAboutCredentials(t *testing.T) {
+	b := capturetest.New()
+	c := b.Process(1, "curl").Connect(0, "127.0.0.1:4000", "127.0.0.1:80")
+	c.Write("GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Basic dXNlcjpwYXNz\r\n\r\n")
+	path := filepath.Join(t.TempDir(), "creds.rwd")
+	b.WriteFile(t, path)
+	code, out, _ := runCLI(t, "info", path)
+	if code != 0 || !strings.Contains(out, "unredacted credentials (Authorization in 1 payloads)") {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	dir := t.TempDir()
+	har := filepath.Join(dir, "x.har")
+	if code, _, e := runCLI(t, "analyze", path, "--har", har, "-o", os.DevNull); code != 0 {
+		t.Fatalf("analyze: %d %s", code, e)
+	}
+	if b, _ := os.ReadFile(har); bytes.Contains(b, []byte("dXNlcjpwYXNz")) || !bytes.Contains(b, []byte("[REDACTED]")) {
+		t.Errorf("HAR keeps the credential by default:\n%s", b)
+	}
+	if code, _, e := runCLI(t, "analyze", path, "--har", har, "-o", os.DevNull, "--no-redact"); code != 0 {
+		t.Fatalf("analyze: %d %s", code, e)
+	}
+	if b, _ := os.ReadFile(har); !bytes.Contains(b, []byte("dXNlcjpwYXNz")) {
+		t.Errorf("--no-redact removed the credential")
+	}
+}

@@ -79,6 +79,8 @@ type infoJSON struct {
 	UnknownKinds    uint64            `json:"unknown_kinds"`
 	BadRecords      uint64            `json:"bad_records"`
 	Damage          []capture.Damage  `json:"damage,omitempty"`
+	// Credentials counts payloads holding unmasked credential headers.
+	Credentials map[string]uint64 `json:"unredacted_credentials"`
 }
 
 func writeInfoJSON(w io.Writer, s *capture.Summary) error {
@@ -103,6 +105,7 @@ func writeInfoJSON(w io.Writer, s *capture.Summary) error {
 		j.StopReason = s.Trailer.StopReason
 	}
 	j.ChunksRecovered, j.ChunksSkipped, j.BytesSkipped = s.Stats.ChunksRecovered, s.Stats.ChunksSkipped, s.Stats.BytesSkipped
+	j.Credentials = s.Credentials
 	j.Truncated, j.UnknownKinds, j.BadRecords, j.Damage = s.Stats.Truncated, s.Stats.UnknownKinds, s.Stats.BadRecords, s.Stats.Damage
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -167,6 +170,15 @@ func writeInfoText(w io.Writer, path string, s *capture.Summary) {
 		for _, d := range st.Damage {
 			fmt.Fprintf(tw, "\tat byte %d: %s (%d bytes, %d chunks)\n", d.Offset, d.Reason, d.Length, d.Chunks)
 		}
+	}
+	if len(s.Credentials) > 0 {
+		var names []string
+		for n, c := range s.Credentials {
+			names = append(names, fmt.Sprintf("%s in %d payloads", n, c))
+		}
+		sort.Strings(names)
+		fmt.Fprintf(tw, "warning\tthe capture holds unredacted credentials (%s): share it with care, or record with --redact\n",
+			strings.Join(names, ", "))
 	}
 	if st.UnknownKinds > 0 {
 		fmt.Fprintf(tw, "warning\t%d events of kinds this rewind does not know were skipped: upgrade rewind\n", st.UnknownKinds)
