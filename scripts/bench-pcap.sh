@@ -58,7 +58,7 @@ CONF
 nginx -p "$tmp" -c "$tmp/nginx.conf" &
 ngx_pid=$!
 
-tcpdump -i lo -s 0 -B 65536 -U -w "$tmp/bench.pcap" "tcp port $PORT" 2>"$tmp/tcpdump.err" &
+tcpdump -i lo -s 0 -B 65536 -U --immediate-mode -w "$tmp/bench.pcap" "tcp port $PORT" 2>"$tmp/tcpdump.err" &
 dump_pid=$!
 for _ in $(seq 50); do
   grep -q listening "$tmp/tcpdump.err" 2>/dev/null && break
