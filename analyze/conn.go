@@ -36,6 +36,10 @@ type tracker struct {
 	opts  Options
 	sinks []Sink
 	err   error
+	// streams and packets are the sinks that also take byte streams or
+	// packets (stream.go); nil when none does.
+	streams []StreamSink
+	packets []PacketSink
 
 	procs   map[uint32]procInfo
 	sockets map[pidFD]capture.Socket // from the snapshot or the recorder
@@ -53,7 +57,7 @@ type tracker struct {
 }
 
 func newTracker(opts Options, sinks []Sink) *tracker {
-	return &tracker{
+	t := &tracker{
 		opts:    opts,
 		sinks:   sinks,
 		procs:   map[uint32]procInfo{},
@@ -62,6 +66,8 @@ func newTracker(opts Options, sinks []Sink) *tracker {
 		open:    map[pidFD]connKey{},
 		byFlag:  map[string]int{},
 	}
+	t.streams, t.packets = streamSinks(sinks)
+	return t
 }
 
 // handle applies one event, in replay order.
@@ -93,11 +99,13 @@ func (t *tracker) handle(ev capture.Event) {
 		cs.c.Role = capture.RoleClient
 		cs.c.Local, cs.c.Remote = e.Local, e.Remote
 		cs.announced = true
+		t.streamOpen(cs)
 	case *capture.Accept:
 		cs := t.begin(connKey{e.PID, e.FD, e.Gen}, e.Timestamp)
 		cs.c.Role = capture.RoleServer
 		cs.c.Local, cs.c.Remote = e.Local, e.Remote
 		cs.announced = true
+		t.streamOpen(cs)
 	case *capture.Close:
 		k := connKey{e.PID, e.FD, e.Gen}
 		if cs, ok := t.conns[k]; ok {
@@ -113,6 +121,10 @@ func (t *tracker) handle(ev capture.Event) {
 			}
 		}
 		cs.data(e)
+	case *capture.Packet:
+		if t.packets != nil {
+			t.packet(e)
+		}
 	}
 }
 
@@ -144,6 +156,7 @@ func (t *tracker) end(k connKey, cs *connState, ts uint64) {
 		cs.c.End = ts
 	}
 	cs.close(ts)
+	t.streamClose(cs, ts)
 	delete(t.conns, k)
 	if t.open[pidFD{k.pid, k.fd}] == k {
 		delete(t.open, pidFD{k.pid, k.fd})
@@ -206,7 +219,9 @@ type connState struct {
 	t         *tracker
 	c         *Conn
 	announced bool // seen connect or accept, so the stream starts at byte 0
-	layers    [2]*layer
+	// streamOpened says stream sinks were told about the connection.
+	streamOpened bool
+	layers       [2]*layer
 }
 
 func dirIdx(d capture.Direction) int {

@@ -27,6 +27,9 @@ type h1Conn struct {
 	seenReq, seenResp bool
 
 	emitReq, emitResp func(*http1.Message)
+	// h2c is the exchange whose 101 switched the connection to HTTP/2
+	// (see h2conn.go), until the switch is made.
+	h2c *Exchange
 }
 
 func newH1Conn(l *layer, reqDir int, joined bool) *h1Conn {
@@ -47,7 +50,11 @@ func (h *h1Conn) feed(d int, p []byte, t http1.Times) {
 	if d == h.reqDir {
 		h.req.Feed(p, t, h.emitReq)
 	} else {
+		tunnel := h.resp.Stats().TunnelBytes
 		h.resp.Feed(p, t, h.emitResp)
+		if h.h2c != nil {
+			h.switchH2C(p, h.resp.Stats().TunnelBytes-tunnel, t)
+		}
 	}
 }
 
@@ -127,6 +134,9 @@ func (h *h1Conn) onResponse(m *http1.Message) {
 		ex.Proto = ex.Response.Proto
 	}
 	if m.Upgrade {
+		if h.h2cUpgrade(ex, m) {
+			return // stream 1 of the HTTP/2 connection answers it
+		}
 		ex.Flags |= FlagUpgrade
 	}
 	h.finish(ex)

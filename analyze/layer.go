@@ -4,6 +4,7 @@ import (
 	"bytes"
 
 	"github.com/rewind-tools/rewind/analyze/http1"
+	"github.com/rewind-tools/rewind/analyze/http2"
 	"github.com/rewind-tools/rewind/capture"
 )
 
@@ -40,6 +41,7 @@ type layer struct {
 	scanned  int // bytes looked at without finding HTTP (joined mid-stream)
 	midJoin  bool
 	h1       *h1Conn
+	h2       *h2Conn
 	sawBytes bool
 }
 
@@ -93,6 +95,7 @@ func (l *layer) data(e *capture.Data) {
 	}
 	if len(p) > 0 {
 		l.bytes(d, p, t)
+		l.streamData(d, e.TID, p, t)
 		c.pos += uint32(len(p))
 	}
 	if e.Truncated() || c.pos >= c.len {
@@ -138,21 +141,29 @@ func (l *layer) bytes(d int, p []byte, t http1.Times) {
 			return
 		}
 		l.kind = k
-		if k == kindHTTP1 {
+		switch k {
+		case kindHTTP1:
 			l.startHTTP1(reqDir)
+		case kindHTTP2:
+			l.startHTTP2(reqDir)
 		}
 		p = p[off:]
 	}
 	switch l.kind {
 	case kindHTTP1:
 		l.h1.feed(d, p, t)
+	case kindHTTP2:
+		l.h2.feed(d, p, t)
 	}
 }
 
 func (l *layer) gap(d int, n int64, t http1.Times) {
+	l.streamGap(d, n, t)
 	switch l.kind {
 	case kindHTTP1:
 		l.h1.gap(d, n, t)
+	case kindHTTP2:
+		l.h2.gap(d, n, t)
 	case kindUndetected:
 		// Bytes before the protocol was known: what follows may start
 		// mid-message, so detection must search for a message start.
@@ -180,8 +191,11 @@ func (l *layer) close(ts uint64) {
 			}
 		}
 	}
-	if l.kind == kindHTTP1 {
+	switch l.kind {
+	case kindHTTP1:
 		l.h1.close(t)
+	case kindHTTP2:
+		l.h2.close(t)
 	}
 }
 
@@ -220,6 +234,10 @@ func (l *layer) detect(d int, p []byte) (k layerKind, reqDir, off int, ready boo
 			return kindHTTP1, other, 0, true
 		case len(p) >= 3 && p[0] == 0x16 && p[1] == 3 && p[2] <= 4:
 			return kindTLSCipher, 0, 0, true
+		case len(p) >= 9 && p[3] == 0x4 && http2.PlausibleHeader(p, http2.MaxFrameSizeLimit):
+			// An HTTP/2 server's SETTINGS, written before the client's
+			// preface was read.
+			return kindHTTP2, other, 0, true
 		}
 		switch looksLikeRequest(p) {
 		case yes:
@@ -242,6 +260,9 @@ func (l *layer) detect(d int, p []byte) (k layerKind, reqDir, off int, ready boo
 	}
 	if len(p) >= 5 && p[0] == 0x17 && p[1] == 3 && p[2] <= 4 {
 		return kindTLSCipher, 0, 0, true
+	}
+	if i := http2.FindFrames(p, http2.DefaultMaxFrameSize); i >= 0 {
+		return kindHTTP2, -1, i, true // client direction: from the role
 	}
 	return kindUndetected, 0, 0, true
 }
