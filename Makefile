@@ -63,8 +63,10 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
+# demo: as root, record the built-in workload with eBPF and analyze it;
+# otherwise analyze the bundled sample capture (testdata/sample.rwd).
 demo: build
-	@./scripts/demo.sh
+	./bin/rewind demo
 
 clean:
 	rm -rf bin
