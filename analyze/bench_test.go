@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -96,4 +98,19 @@ func BenchmarkReplayLargeBodies(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "exchanges/s")
+}
+
+// TestWriteBenchCaptures writes synthetic captures for measuring `rewind
+// analyze` from the outside (peak RSS, time) when REWIND_BENCH_DIR is set:
+// keepalive-100k.rwd and keepalive-1m.rwd (ten times larger).
+func TestWriteBenchCaptures(t *testing.T) {
+	dir := os.Getenv("REWIND_BENCH_DIR")
+	if dir == "" {
+		t.Skip("set REWIND_BENCH_DIR to write benchmark captures")
+	}
+	for name, n := range map[string]int{"keepalive-100k.rwd": 100_000, "keepalive-1m.rwd": 1_000_000} {
+		if err := os.WriteFile(filepath.Join(dir, name), keepAliveCapture(t, n, 50), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
