@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/netip"
+	"os"
 	"reflect"
 	"testing"
 )
@@ -390,4 +391,97 @@ func FuzzReader(f *testing.F) {
 			t.Fatalf("implausible stats %+v", st)
 		}
 	})
+}
+
+// recordedEvents returns the events of testdata/sample.rwd (real traffic
+// recorded from the demo workload), for benchmarks on realistic payloads.
+func recordedEvents(b *testing.B) []Event {
+	f, err := os.Open("../testdata/sample.rwd")
+	if err != nil {
+		b.Skip("testdata/sample.rwd:", err)
+	}
+	defer f.Close()
+	r, err := NewReader(f)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var evs []Event
+	for {
+		ev, err := r.Next()
+		if err != nil {
+			break
+		}
+		if !r.InSnapshot() {
+			evs = append(evs, Clone(ev))
+		}
+	}
+	return evs
+}
+
+// BenchmarkWriteRecorded and BenchmarkReadRecorded measure throughput on
+// recorded HTTP traffic, whose payloads compress like real ones do.
+func BenchmarkWriteRecorded(b *testing.B) {
+	evs := recordedEvents(b)
+	var raw int
+	for _, ev := range evs {
+		raw += len(appendEvent(nil, ev))
+	}
+	w, _ := NewWriter(io.Discard, Header{}, WriterOptions{})
+	b.SetBytes(int64(raw / len(evs)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		w.Write(evs[i%len(evs)])
+	}
+	w.Close()
+}
+
+func BenchmarkReadRecorded(b *testing.B) {
+	evs := recordedEvents(b)
+	var buf bytes.Buffer
+	w, _ := NewWriter(&buf, Header{}, WriterOptions{})
+	var raw int64
+	for raw < 64<<20 {
+		for _, ev := range evs {
+			w.Write(ev)
+			raw += int64(len(appendEvent(nil, ev)))
+		}
+	}
+	w.Close()
+	data := buf.Bytes()
+	b.SetBytes(raw)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r, _ := NewReader(bytes.NewReader(data))
+		for {
+			if _, err := r.Next(); err != nil {
+				break
+			}
+		}
+		r.Close()
+	}
+	b.ReportMetric(float64(raw)/float64(len(data)), "ratio")
+}
+
+// BenchmarkWriteIncompressible writes 4 KiB random payloads: the worst case
+// for the compressor (chunks end up stored).
+func BenchmarkWriteIncompressible(b *testing.B) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	evs := make([]Event, 256)
+	for i := range evs {
+		p := make([]byte, 4096)
+		for j := range p {
+			p[j] = byte(rng.Uint32())
+		}
+		evs[i] = &Data{Timestamp: uint64(i), PID: 1, FD: 3, Dir: Egress, Len: 4096, Payload: p}
+	}
+	w, _ := NewWriter(io.Discard, Header{}, WriterOptions{})
+	b.SetBytes(int64(len(appendEvent(nil, evs[0]))))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		w.Write(evs[i%len(evs)])
+	}
+	w.Close()
 }
