@@ -15,6 +15,7 @@ declare -A want=(
   [nghttp]=nghttp2-client
   [gnutls-cli]=gnutls-bin
   [openssl]=openssl
+  [chromium]=chromium
 )
 
 missing=()

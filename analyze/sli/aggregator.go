@@ -59,13 +59,46 @@ func MethodHostPath(ex *analyze.Exchange) EndpointKey {
 	}
 }
 
+// Defaults of [Options].
+const (
+	DefaultMaxChildren = 50
+	DefaultApdexT      = 500_000_000 // ns
+	DefaultBucketNS    = 1_000_000_000
+	// MaxBuckets caps a time series' length: a longer capture gets wider
+	// buckets (the width doubles until it fits).
+	MaxBuckets = 600
+)
+
+// VarSegment is the placeholder of a path segment that took more than
+// [Options.MaxChildren] distinct values under one prefix.
+const VarSegment = "{var}"
+
 // Options configure an [Aggregator]. The zero value is usable.
 type Options struct {
-	// Endpoint keys exchanges into endpoints; nil means [MethodHostRoute].
+	// Endpoint keys exchanges into endpoints; nil means a [Router] over
+	// Routes (route templates where no route matches).
 	Endpoint EndpointFunc
+	// Routes are user-given route patterns tried before the automatic
+	// template; ignored when Endpoint is set.
+	Routes []Route
 	// MaxEndpoints caps distinct endpoints per service; 0 means
 	// [DefaultMaxEndpoints].
 	MaxEndpoints int
+	// MaxChildren: once the segments following one path prefix of a
+	// service took more than MaxChildren distinct values, that segment
+	// becomes [VarSegment] for every path under the prefix (endpoints
+	// already seen are folded in at the end, so the result does not depend
+	// on when the limit was reached). 0 means [DefaultMaxChildren], a
+	// negative value disables it.
+	MaxChildren int
+	// ApdexT is the Apdex threshold on total latency in ns; 0 means
+	// [DefaultApdexT].
+	ApdexT int64
+	// BucketNS is the time series' bucket width in ns; 0 means
+	// [DefaultBucketNS].
+	BucketNS int64
+	// Objectives are evaluated into [Report.Objectives].
+	Objectives []Objective
 }
 
 // Aggregator is an [analyze.Sink] that builds a [Report]. Call Report after
@@ -73,6 +106,13 @@ type Options struct {
 type Aggregator struct {
 	endpoint     EndpointFunc
 	maxEndpoints int
+	maxChildren  int
+	apdexT       int64
+	objectives   []Objective
+
+	// Time series: bucket i covers [origin + i·width, origin + (i+1)·width).
+	origin         uint64
+	width, reqWide int64
 
 	info     *analyze.CaptureInfo
 	services map[serviceKey]*service
@@ -80,6 +120,10 @@ type Aggregator struct {
 	// connection, which spares a map lookup.
 	lastConn *analyze.Conn
 	lastSvc  *service
+
+	// buf and intern build collapsed paths without allocating.
+	buf    []byte
+	intern map[string]string
 
 	exchanges   int
 	flags       [16]int
@@ -93,14 +137,29 @@ func New(opts Options) *Aggregator {
 	a := &Aggregator{
 		endpoint:     opts.Endpoint,
 		maxEndpoints: opts.MaxEndpoints,
+		maxChildren:  opts.MaxChildren,
+		apdexT:       opts.ApdexT,
+		width:        opts.BucketNS,
+		objectives:   opts.Objectives,
 		services:     make(map[serviceKey]*service),
+		intern:       make(map[string]string),
 	}
 	if a.endpoint == nil {
-		a.endpoint = MethodHostRoute
+		a.endpoint = NewRouter(opts.Routes).Endpoint
 	}
 	if a.maxEndpoints <= 0 {
 		a.maxEndpoints = DefaultMaxEndpoints
 	}
+	if a.maxChildren == 0 {
+		a.maxChildren = DefaultMaxChildren
+	}
+	if a.apdexT <= 0 {
+		a.apdexT = DefaultApdexT
+	}
+	if a.width <= 0 {
+		a.width = DefaultBucketNS
+	}
+	a.reqWide = a.width
 	return a
 }
 
@@ -115,16 +174,31 @@ type service struct {
 	key       serviceKey
 	endpoints map[EndpointKey]*acc
 	other     *acc
+	// children holds, per path prefix ("/a/"), the distinct segments that
+	// followed it, up to the limit; varPrefix the prefixes beyond it.
+	children  map[string]map[string]struct{}
+	varPrefix map[string]bool
 }
 
 // acc accumulates the Stats of one endpoint.
 type acc struct {
 	count, responses, ok  int
 	status                [6]int // 1xx … 5xx, other
-	incomplete            int
+	incomplete, reset     int
+	broken                int // reset or incomplete
+	grpcErrors, errors    int
+	satisfied, tolerating int
+	apdexN                int
 	reqBytes, respBytes   int64
 	server, transfer, net dist
 	total                 dist
+	series                []bucket
+}
+
+// bucket is one time bucket of an endpoint's series.
+type bucket struct {
+	count, errors int32
+	total         dist
 }
 
 // Begin implements [analyze.Sink].
@@ -141,6 +215,7 @@ func (a *Aggregator) Exchange(ex *analyze.Exchange) error {
 			a.flags[i]++
 		}
 	}
+	idx := -1
 	if s, e := ex.Start(), ex.End(); s != 0 {
 		if a.first == 0 || s < a.first {
 			a.first = s
@@ -148,24 +223,138 @@ func (a *Aggregator) Exchange(ex *analyze.Exchange) error {
 		if e > a.last {
 			a.last = e
 		}
+		idx = a.bucketIndex(s)
 	}
 
 	svc := a.service(ex.Conn)
 	k := a.endpoint(ex)
 	ep := svc.endpoints[k]
 	if ep == nil {
-		if len(svc.endpoints) < a.maxEndpoints {
-			ep = new(acc)
-			svc.endpoints[k] = ep
-		} else {
-			if svc.other == nil {
-				svc.other = new(acc)
-			}
-			ep = svc.other
+		ep = a.newEndpoint(svc, k)
+	}
+	ep.add(ex, a.apdexT, idx)
+	return nil
+}
+
+// bucketIndex returns the series bucket of start time s, widening the
+// buckets when s lies beyond [MaxBuckets].
+func (a *Aggregator) bucketIndex(s uint64) int {
+	if a.origin == 0 {
+		a.origin = s
+	}
+	if s <= a.origin {
+		return 0
+	}
+	d := int64(s - a.origin)
+	if d/a.width < MaxBuckets {
+		return int(d / a.width)
+	}
+	factor := 1
+	for d/a.width >= MaxBuckets {
+		a.width *= 2
+		factor *= 2
+	}
+	for _, svc := range a.services {
+		for _, e := range svc.endpoints {
+			e.rebucket(factor)
+		}
+		if svc.other != nil {
+			svc.other.rebucket(factor)
 		}
 	}
-	ep.add(ex)
-	return nil
+	return int(d / a.width)
+}
+
+// newEndpoint finds or makes the accumulator of a key that is not (yet) in
+// svc.endpoints: the key's collapsed form's, or a new one under the cap, or
+// the service's other.
+func (a *Aggregator) newEndpoint(svc *service, k EndpointKey) *acc {
+	if len(svc.varPrefix) > 0 {
+		if p, changed := a.collapse(svc, k.Path); changed {
+			k.Path = p
+			if ep := svc.endpoints[k]; ep != nil {
+				return ep
+			}
+		}
+	}
+	if len(svc.endpoints) >= a.maxEndpoints {
+		if svc.other == nil {
+			svc.other = new(acc)
+		}
+		return svc.other
+	}
+	ep := new(acc)
+	svc.endpoints[k] = ep
+	if a.maxChildren > 0 {
+		a.countChildren(svc, k.Path)
+	}
+	return ep
+}
+
+// countChildren records the segments of a new endpoint's path under their
+// prefixes, marking prefixes with too many distinct children.
+func (a *Aggregator) countChildren(svc *service, path string) {
+	if svc.children == nil {
+		svc.children = make(map[string]map[string]struct{})
+		svc.varPrefix = make(map[string]bool)
+	}
+	for i := 0; i < len(path); i++ {
+		if path[i] != '/' {
+			continue
+		}
+		prefix := path[:i+1]
+		if svc.varPrefix[prefix] {
+			continue
+		}
+		seg, _, _ := strings.Cut(path[i+1:], "/")
+		if seg == "" || seg[0] == '{' {
+			continue
+		}
+		set := svc.children[prefix]
+		if set == nil {
+			set = make(map[string]struct{})
+			svc.children[prefix] = set
+		}
+		set[seg] = struct{}{}
+		if len(set) > a.maxChildren {
+			svc.varPrefix[prefix] = true
+			delete(svc.children, prefix)
+		}
+	}
+}
+
+// collapse replaces the segments following svc's variable prefixes with
+// [VarSegment].
+func (a *Aggregator) collapse(svc *service, path string) (string, bool) {
+	b := a.buf[:0]
+	changed := false
+	for i := 0; i < len(path); {
+		j := strings.IndexByte(path[i:], '/')
+		if j < 0 {
+			b = append(b, path[i:]...)
+			break
+		}
+		b = append(b, path[i:i+j+1]...)
+		i += j + 1
+		seg, _, _ := strings.Cut(path[i:], "/")
+		if seg != "" && seg[0] != '{' && svc.varPrefix[string(b)] {
+			b = append(b, VarSegment...)
+			i += len(seg)
+			changed = true
+		}
+	}
+	a.buf = b
+	if !changed {
+		return path, false
+	}
+	if s, ok := a.intern[string(b)]; ok {
+		return s, true
+	}
+	s := string(b)
+	if len(a.intern) < maxInterned {
+		a.intern[s] = s
+	}
+	return s, true
 }
 
 func (a *Aggregator) service(c *analyze.Conn) *service {
@@ -191,11 +380,13 @@ func (a *Aggregator) service(c *analyze.Conn) *service {
 	return svc
 }
 
-func (e *acc) add(ex *analyze.Exchange) {
+func (e *acc) add(ex *analyze.Exchange, apdexT int64, idx int) {
 	e.count++
-	if st := ex.Response.Status; st != 0 {
+	st := ex.Response.Status
+	isErr := st >= 500 && st <= 599
+	if st != 0 {
 		e.responses++
-		if st < 500 || st > 599 {
+		if !isErr {
 			e.ok++
 		}
 		if st >= 100 && st <= 599 {
@@ -204,8 +395,22 @@ func (e *acc) add(ex *analyze.Exchange) {
 			e.status[5]++
 		}
 	}
-	if ex.Response.Status == 0 || ex.Flags&(analyze.FlagIncomplete|analyze.FlagNoResponse) != 0 {
+	if st == 0 || ex.Flags&(analyze.FlagIncomplete|analyze.FlagNoResponse) != 0 {
 		e.incomplete++
+	}
+	if ex.Flags&analyze.FlagReset != 0 {
+		e.reset++
+		isErr = true
+	}
+	if g := ex.GRPC; g != nil && g.Status > 0 {
+		e.grpcErrors++
+		isErr = true
+	}
+	if isErr {
+		e.errors++
+	}
+	if st == 0 || ex.Flags&(analyze.FlagIncomplete|analyze.FlagNoResponse|analyze.FlagReset) != 0 {
+		e.broken++
 	}
 	if n := ex.Request.BodyBytes; n > 0 {
 		e.reqBytes += n
@@ -213,10 +418,54 @@ func (e *acc) add(ex *analyze.Exchange) {
 	if n := ex.Response.BodyBytes; n > 0 {
 		e.respBytes += n
 	}
+	total := ex.Timings.Total
+	switch {
+	case isErr:
+		e.apdexN++
+	case total < 0:
+	case total <= apdexT:
+		e.apdexN++
+		e.satisfied++
+	case total <= 4*apdexT:
+		e.apdexN++
+		e.tolerating++
+	default:
+		e.apdexN++
+	}
 	e.server.add(ex.Timings.Server)
 	e.transfer.add(ex.Timings.Transfer)
 	e.net.add(ex.Timings.Network)
-	e.total.add(ex.Timings.Total)
+	e.total.add(total)
+	if idx >= 0 {
+		for len(e.series) <= idx {
+			e.series = append(e.series, bucket{})
+		}
+		b := &e.series[idx]
+		b.count++
+		if isErr {
+			b.errors++
+		}
+		b.total.add(total)
+	}
+}
+
+// rebucket merges every factor consecutive buckets into one.
+func (e *acc) rebucket(factor int) {
+	if len(e.series) == 0 {
+		return
+	}
+	n := (len(e.series) + factor - 1) / factor
+	out := make([]bucket, n)
+	for i := range e.series {
+		out[i/factor].merge(&e.series[i])
+	}
+	e.series = out
+}
+
+func (b *bucket) merge(o *bucket) {
+	b.count += o.count
+	b.errors += o.errors
+	b.total.merge(&o.total)
 }
 
 func (e *acc) merge(o *acc) {
@@ -227,32 +476,54 @@ func (e *acc) merge(o *acc) {
 		e.status[i] += o.status[i]
 	}
 	e.incomplete += o.incomplete
+	e.reset += o.reset
+	e.broken += o.broken
+	e.grpcErrors += o.grpcErrors
+	e.errors += o.errors
+	e.satisfied += o.satisfied
+	e.tolerating += o.tolerating
+	e.apdexN += o.apdexN
 	e.reqBytes += o.reqBytes
 	e.respBytes += o.respBytes
 	e.server.merge(&o.server)
 	e.transfer.merge(&o.transfer)
 	e.net.merge(&o.net)
 	e.total.merge(&o.total)
+	for len(e.series) < len(o.series) {
+		e.series = append(e.series, bucket{})
+	}
+	for i := range o.series {
+		e.series[i].merge(&o.series[i])
+	}
 }
 
-func (e *acc) stats(spanNS int64) Stats {
+// stats summarises e; offsetNS is the first bucket's start from the
+// capture's start, width the buckets' width.
+func (e *acc) stats(spanNS, offsetNS, width int64) Stats {
 	s := Stats{
-		Count:         e.count,
-		Responses:     e.responses,
-		Availability:  -1,
-		Status1xx:     e.status[0],
-		Status2xx:     e.status[1],
-		Status3xx:     e.status[2],
-		Status4xx:     e.status[3],
-		Status5xx:     e.status[4],
-		StatusOther:   e.status[5],
-		Incomplete:    e.incomplete,
-		ReqBodyBytes:  e.reqBytes,
-		RespBodyBytes: e.respBytes,
-		Server:        e.server.latency(),
-		Transfer:      e.transfer.latency(),
-		Network:       e.net.latency(),
-		Total:         e.total.latency(),
+		Count:             e.count,
+		Responses:         e.responses,
+		Availability:      -1,
+		Status1xx:         e.status[0],
+		Status2xx:         e.status[1],
+		Status3xx:         e.status[2],
+		Status4xx:         e.status[3],
+		Status5xx:         e.status[4],
+		StatusOther:       e.status[5],
+		Incomplete:        e.incomplete,
+		Reset:             e.reset,
+		ResetOrIncomplete: e.broken,
+		GRPCErrors:        e.grpcErrors,
+		Errors:            e.errors,
+		Apdex:             -1,
+		ApdexSamples:      e.apdexN,
+		ReqBodyBytes:      e.reqBytes,
+		RespBodyBytes:     e.respBytes,
+		Server:            e.server.latency(),
+		Transfer:          e.transfer.latency(),
+		Network:           e.net.latency(),
+		Total:             e.total.latency(),
+		Histogram:         e.total.histogram(),
 	}
 	if spanNS > 0 {
 		s.Rate = float64(e.count) / (float64(spanNS) / 1e9)
@@ -260,15 +531,37 @@ func (e *acc) stats(spanNS int64) Stats {
 	if e.responses > 0 {
 		s.Availability = float64(e.ok) / float64(e.responses)
 	}
+	if e.count > 0 {
+		s.ErrorRate = float64(e.errors) / float64(e.count)
+	}
+	if e.apdexN > 0 {
+		s.Apdex = (float64(e.satisfied) + float64(e.tolerating)/2) / float64(e.apdexN)
+	}
+	if len(e.series) > 0 {
+		s.Series = make([]Point, len(e.series))
+		for i := range e.series {
+			b := &e.series[i]
+			s.Series[i] = Point{
+				OffsetNS: offsetNS + int64(i)*width,
+				Count:    int(b.count), Errors: int(b.errors),
+				P99: b.total.quantile(0.99),
+			}
+		}
+	}
 	return s
 }
 
 // End implements [analyze.Sink]: it builds the report.
 func (a *Aggregator) End(sum *analyze.Summary) error {
 	r := &Report{
-		RelativeAccuracy: RelativeAccuracy,
-		ExactLimit:       ExactLimit,
-		MaxEndpoints:     a.maxEndpoints,
+		RelativeAccuracy:  RelativeAccuracy,
+		ExactLimit:        ExactLimit,
+		MaxEndpoints:      a.maxEndpoints,
+		MaxChildren:       max(a.maxChildren, 0),
+		ApdexT:            a.apdexT,
+		BucketNS:          a.width,
+		RequestedBucketNS: a.reqWide,
+		BucketWidened:     a.width != a.reqWide,
 	}
 	c := &r.Capture
 	c.Exchanges = a.exchanges
@@ -298,15 +591,56 @@ func (a *Aggregator) End(sum *analyze.Summary) error {
 		}
 	}
 
+	var offset int64
+	if a.origin != 0 && first != 0 {
+		offset = int64(a.origin) - int64(first)
+	}
 	for _, svc := range a.services {
-		r.Services = append(r.Services, svc.build(c.SpanNS))
+		a.fold(svc)
+		r.Services = append(r.Services, svc.build(c.SpanNS, offset, a.width))
 	}
 	slices.SortFunc(r.Services, compareServices)
+	for _, o := range a.objectives {
+		r.Objectives = append(r.Objectives, a.evaluate(o))
+	}
 	a.report = r
 	return nil
 }
 
-func (svc *service) build(spanNS int64) Service {
+// fold merges the endpoints seen before their prefix became variable into
+// their collapsed endpoint.
+func (a *Aggregator) fold(svc *service) {
+	if len(svc.varPrefix) == 0 {
+		return
+	}
+	keys := sortedKeys(svc)
+	for _, k := range keys {
+		p, changed := a.collapse(svc, k.Path)
+		if !changed {
+			continue
+		}
+		e := svc.endpoints[k]
+		delete(svc.endpoints, k)
+		ck := k
+		ck.Path = p
+		if t := svc.endpoints[ck]; t != nil {
+			t.merge(e)
+		} else {
+			svc.endpoints[ck] = e
+		}
+	}
+}
+
+func sortedKeys(svc *service) []EndpointKey {
+	keys := make([]EndpointKey, 0, len(svc.endpoints))
+	for k := range svc.endpoints {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, compareKeys)
+	return keys
+}
+
+func (svc *service) build(spanNS, offset, width int64) Service {
 	out := Service{
 		Role: svc.key.role.String(),
 		PID:  svc.key.pid,
@@ -318,22 +652,17 @@ func (svc *service) build(spanNS int64) Service {
 	var total acc
 	// Merge in sorted order: sketch merging is order-independent, but the
 	// exact values' order is then fixed too.
-	keys := make([]EndpointKey, 0, len(svc.endpoints))
-	for k := range svc.endpoints {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, compareKeys)
-	for _, k := range keys {
+	for _, k := range sortedKeys(svc) {
 		e := svc.endpoints[k]
 		total.merge(e)
-		out.Endpoints = append(out.Endpoints, Endpoint{Key: k, Stats: e.stats(spanNS)})
+		out.Endpoints = append(out.Endpoints, Endpoint{Key: k, Stats: e.stats(spanNS, offset, width)})
 	}
 	slices.SortStableFunc(out.Endpoints, func(a, b Endpoint) int { return cmp.Compare(b.Count, a.Count) })
 	if svc.other != nil {
 		total.merge(svc.other)
-		out.Endpoints = append(out.Endpoints, Endpoint{Key: OtherKey, Other: true, Stats: svc.other.stats(spanNS)})
+		out.Endpoints = append(out.Endpoints, Endpoint{Key: OtherKey, Other: true, Stats: svc.other.stats(spanNS, offset, width)})
 	}
-	out.Stats = total.stats(spanNS)
+	out.Stats = total.stats(spanNS, offset, width)
 	return out
 }
 

@@ -21,7 +21,7 @@ const ExactLimit = 100
 const maxBins = 2048
 
 // quantiles reported, in [Latency] field order.
-var quantiles = [3]float64{0.50, 0.90, 0.99}
+var quantiles = [5]float64{0.50, 0.90, 0.95, 0.99, 0.999}
 
 // dist is a latency distribution: exact values while few, then a DDSketch.
 // Both are deterministic and mergeable, so services can be summed from their
@@ -52,10 +52,10 @@ func (d *dist) add(v int64) {
 		d.max = v
 	}
 	if d.sketch == nil {
-		if d.exact == nil {
-			d.exact = make([]int64, 0, ExactLimit)
-		}
 		if len(d.exact) < ExactLimit {
+			// append grows the slice geometrically: few allocations per
+			// distribution, and small ones for the many small
+			// distributions of time buckets.
 			d.exact = append(d.exact, v)
 			return
 		}
@@ -106,7 +106,7 @@ func (d *dist) latency() Latency {
 		return l
 	}
 	l.Max = d.max
-	var p [3]int64
+	var p [len(quantiles)]int64
 	if d.sketch == nil {
 		s := slices.Clone(d.exact)
 		slices.Sort(s)
@@ -124,8 +124,94 @@ func (d *dist) latency() Latency {
 			p[i] = min(int64(math.Round(v)), d.max)
 		}
 	}
-	l.P50, l.P90, l.P99 = p[0], p[1], p[2]
+	l.P50, l.P90, l.P95, l.P99, l.P999 = p[0], p[1], p[2], p[3], p[4]
 	return l
+}
+
+// quantile returns the q-quantile of d (nearest rank when exact, within
+// [RelativeAccuracy] otherwise), 0 when d is empty.
+func (d *dist) quantile(q float64) int64 {
+	if d.n == 0 {
+		return 0
+	}
+	if d.sketch == nil {
+		s := slices.Clone(d.exact)
+		slices.Sort(s)
+		return s[rank(q, len(s))]
+	}
+	v, err := d.sketch.GetValueAtQuantile(q)
+	if err != nil {
+		return 0
+	}
+	return min(int64(math.Round(v)), d.max)
+}
+
+// countBelow returns how many samples are < t, or <= t when inclusive.
+// Sketched samples are compared by their bin's representative value, so
+// samples within [RelativeAccuracy] of t may be misplaced.
+func (d *dist) countBelow(t int64, inclusive bool) int {
+	below := func(v float64) bool {
+		if inclusive {
+			return v <= float64(t)
+		}
+		return v < float64(t)
+	}
+	n := 0
+	if d.sketch == nil {
+		for _, x := range d.exact {
+			if below(float64(x)) {
+				n++
+			}
+		}
+		return n
+	}
+	var f float64
+	d.sketch.ForEach(func(v, c float64) bool {
+		if below(v) {
+			f += c
+		}
+		return false
+	})
+	return int(math.Round(f))
+}
+
+// HistogramBounds are the upper bounds (inclusive, ns) of the latency
+// histogram bins of [Stats.Histogram]: 1-2-5 steps from 10 µs to 1000 s.
+var HistogramBounds = func() []int64 {
+	var b []int64
+	for d := int64(10_000); d <= 1000e9; d *= 10 {
+		b = append(b, d, 2*d, 5*d)
+	}
+	return b[:len(b)-2]
+}()
+
+// histogram counts d's samples per [HistogramBounds] bin; values beyond the
+// last bound count in the last bin. It returns nil when d is empty.
+func (d *dist) histogram() []int {
+	if d.n == 0 {
+		return nil
+	}
+	h := make([]int, len(HistogramBounds))
+	put := func(v float64, c int) {
+		i, _ := slices.BinarySearch(HistogramBounds, int64(math.Ceil(v)))
+		h[min(i, len(h)-1)] += c
+	}
+	if d.sketch == nil {
+		for _, x := range d.exact {
+			put(float64(x), 1)
+		}
+		return h
+	}
+	var rem float64
+	d.sketch.ForEach(func(v, c float64) bool {
+		// Counts are whole numbers here; carry rounding across bins.
+		rem += c
+		n := int(math.Round(rem))
+		rem -= float64(n)
+		put(min(v, float64(d.max)), n)
+		return false
+	})
+	return h
 }
 
 // rank is the index of quantile q among n sorted values by the nearest-rank

@@ -19,6 +19,29 @@ type Report struct {
 	// MaxEndpoints is the number of distinct endpoints kept per service;
 	// further ones are folded into the service's "other" endpoint.
 	MaxEndpoints int
+	// MaxChildren is the number of distinct values a path segment may take
+	// under one prefix before the segment becomes {var}; 0 when disabled.
+	MaxChildren int
+	// ApdexT is the Apdex threshold on total latency, ns.
+	ApdexT int64
+	// BucketNS is the width of the time series' buckets; it is wider than
+	// RequestedBucketNS when the capture was too long for [MaxBuckets]
+	// buckets of the requested width (then BucketWidened is set).
+	BucketNS, RequestedBucketNS int64
+	BucketWidened               bool
+	// Objectives are the --slo objectives' results, in the order given.
+	Objectives []ObjectiveResult
+}
+
+// Violated returns the objectives that were not met.
+func (r *Report) Violated() []ObjectiveResult {
+	var out []ObjectiveResult
+	for _, o := range r.Objectives {
+		if o.Violated {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 // CaptureSummary describes the capture as a whole.
@@ -108,20 +131,52 @@ type Stats struct {
 	Status1xx, Status2xx, Status3xx, Status4xx, Status5xx, StatusOther int
 	// Incomplete counts exchanges without a response or flagged incomplete.
 	Incomplete int
+	// Reset counts exchanges whose stream or connection was reset;
+	// ResetOrIncomplete those reset or incomplete (each once).
+	Reset, ResetOrIncomplete int
+	// GRPCErrors counts gRPC calls that ended with a status other than 0.
+	GRPCErrors int
+	// Errors counts failed exchanges: 5xx, reset, or a gRPC status other
+	// than 0 (each exchange once). ErrorRate is Errors/Count, 0 when Count
+	// is 0. Incomplete exchanges are not errors: a capture's edges cut them.
+	Errors    int
+	ErrorRate float64
+	// Apdex is the Apdex score on total latency against [Report.ApdexT]:
+	// (satisfied + tolerating/2) / samples, where satisfied is ≤ T,
+	// tolerating ≤ 4T, and errors are frustrated; -1 without samples.
+	// ApdexSamples counts exchanges with a known total latency or an error.
+	Apdex        float64
+	ApdexSamples int
 	// ReqBodyBytes and RespBodyBytes sum the known body sizes on the wire
 	// (after transfer decoding, before content decoding).
 	ReqBodyBytes, RespBodyBytes int64
 	// Latency distributions of the exchanges' timings where measured.
 	Server, Transfer, Network, Total Latency
+	// Histogram counts total latencies per [HistogramBounds] bin; nil
+	// without samples.
+	Histogram []int
+	// Series is the activity per time bucket of [Report.BucketNS], from the
+	// capture's start; buckets without exchanges are included.
+	Series []Point
+}
+
+// Point is one time bucket of a series.
+type Point struct {
+	// OffsetNS is the bucket's start from the capture's start.
+	OffsetNS int64
+	Count    int
+	Errors   int
+	// P99 of total latency in the bucket, ns; 0 without samples.
+	P99 int64
 }
 
 // Latency summarises one timing over a set of exchanges, in nanoseconds.
 type Latency struct {
 	// Count is the number of exchanges where the timing was measured; the
 	// other fields are 0 when it is 0.
-	Count         int
-	P50, P90, P99 int64
-	Max           int64 // always exact
+	Count                    int
+	P50, P90, P95, P99, P999 int64
+	Max                      int64 // always exact
 	// Exact says the percentiles were computed from every sample; if not,
 	// they are within [Report.RelativeAccuracy] of the true values.
 	Exact bool

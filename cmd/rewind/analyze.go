@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -14,8 +15,10 @@ import (
 
 	"github.com/rewind-tools/rewind/analyze"
 	"github.com/rewind-tools/rewind/analyze/sli"
+	"github.com/rewind-tools/rewind/capture/redact"
 	"github.com/rewind-tools/rewind/format/har"
 	"github.com/rewind-tools/rewind/format/jsonl"
+	"github.com/rewind-tools/rewind/format/pcapng"
 	"github.com/rewind-tools/rewind/format/report"
 )
 
@@ -26,8 +29,8 @@ func newAnalyzeCommand() *cli.Command {
 		ArgsUsage: "FILE",
 		Description: "All outputs are written in one pass over FILE. The report goes to standard output\n" +
 			"unless -o names a file. Salvage and loss warnings go to stderr and into every report.",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "report", Value: "text", Usage: "report format: text or json"},
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "report", Value: "text", Usage: "report format: text, json, markdown or html"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the report to `FILE` instead of standard output"},
 			&cli.StringFlag{Name: "exchanges", Usage: "write every exchange as JSON lines to `FILE`"},
 			&cli.StringFlag{Name: "har", Usage: "write a HAR 1.2 archive to `FILE`"},
@@ -40,8 +43,12 @@ func newAnalyzeCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "method", Usage: "only requests with `METHOD` (repeatable)"},
 			&cli.StringFlag{Name: "path-prefix", Usage: "only requests whose path starts with `PREFIX`"},
 			&cli.IntFlag{Name: "max-body", Value: 1 << 20, Usage: "body bytes kept per message for HAR (lengths stay exact)"},
+			&cli.BoolFlag{Name: "no-redact", Usage: "keep credential header values (Authorization, Cookie, …) in the outputs"},
+			&cli.StringSliceFlag{Name: "redact-header", Usage: "also redact the values of header `NAME` (repeatable)"},
+			&cli.StringSliceFlag{Name: "redact-pattern", Usage: "also redact matches of regular expression `RE` in targets, header values and bodies (repeatable)"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress or warnings on stderr"},
-		},
+			&cli.BoolFlag{Name: "wide", Usage: "text report: every column (percentiles, transfer, network, bytes), not just what fits 120 columns"},
+		}, sliFlags()...),
 		Action: runAnalyze,
 	}
 }
@@ -54,12 +61,20 @@ func runAnalyze(c *cli.Context) error {
 	if err != nil {
 		return usagef("--report: %v", err)
 	}
-	for _, name := range []string{"pcapng", "slo"} {
-		if c.IsSet(name) {
-			return usagef("--%s is not built yet in this version of rewind", name)
+	sliOpts, err := sliOptions(c)
+	if err != nil {
+		return err
+	}
+	if c.IsSet("slo") {
+		if sliOpts.Objectives, err = sli.ParseObjectives(c.String("slo")); err != nil {
+			return usagef("--slo: %v", err)
 		}
 	}
 	filter, err := analyzeFilter(c)
+	if err != nil {
+		return err
+	}
+	policy, err := redactPolicy(c)
 	if err != nil {
 		return err
 	}
@@ -84,7 +99,9 @@ func runAnalyze(c *cli.Context) error {
 			return err
 		}
 	}
-	sinks := []analyze.Sink{report.NewWriter(reportOut, format, sli.Options{})}
+	rw := report.NewWriter(reportOut, format, sliOpts)
+	rw.Render.Wide = c.Bool("wide")
+	sinks := []analyze.Sink{rw}
 	if p := c.String("exchanges"); p != "" {
 		w, err := outs.create(p)
 		if err != nil {
@@ -99,11 +116,20 @@ func runAnalyze(c *cli.Context) error {
 		}
 		sinks = append(sinks, har.New(w, har.Options{MaxBodyBytes: c.Int("max-body"), Version: version}))
 	}
+	if p := c.String("pcapng"); p != "" {
+		w, err := outs.create(p)
+		if err != nil {
+			return err
+		}
+		// The sink flushes in End; outs.closeAll flushes and closes the file after.
+		sinks = append(sinks, pcapng.New(w, pcapng.Options{Version: version}))
+	}
 
 	stop := progress.start()
 	sum, err := analyze.Replay(c.Context, in.Source, in.Info, analyze.Options{
 		MaxBodyCapture: c.Int("max-body"),
 		Filter:         filter,
+		Redact:         policy,
 	}, sinks...)
 	stop()
 	if err != nil {
@@ -117,7 +143,7 @@ func runAnalyze(c *cli.Context) error {
 			fmt.Fprintf(os.Stderr, "rewind: warning: %s\n", w)
 		}
 	}
-	return nil
+	return sloExit(rw.Report())
 }
 
 // analyzeFilter builds the exchange filter from the filter flags, or nil.
@@ -157,6 +183,25 @@ func analyzeFilter(c *cli.Context) (func(*analyze.Exchange) bool, error) {
 		}
 		return true
 	}, nil
+}
+
+// redactPolicy builds what analyze redacts: credential headers unless
+// --no-redact, plus any --redact-header and --redact-pattern.
+func redactPolicy(c *cli.Context) (*redact.Policy, error) {
+	var headers []string
+	if !c.Bool("no-redact") {
+		headers = append(headers, redact.DefaultHeaders...)
+	}
+	headers = append(headers, c.StringSlice("redact-header")...)
+	var patterns []*regexp.Regexp
+	for _, p := range c.StringSlice("redact-pattern") {
+		re, err := regexp.Compile(p)
+		if err != nil {
+			return nil, usagef("--redact-pattern %q: %v", p, err)
+		}
+		patterns = append(patterns, re)
+	}
+	return redact.NewPolicy(headers, patterns), nil
 }
 
 // outputs tracks the files analyze writes, so that all are closed (and

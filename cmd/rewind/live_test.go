@@ -64,6 +64,13 @@ type nginxServer struct {
 // fills) with extra server-block directives.
 func startNginx(t *testing.T, root, extra string) *nginxServer {
 	t.Helper()
+	return startNginxListen(t, root, "", extra)
+}
+
+// startNginxListen is startNginx with parameters for the listen directive
+// ("ssl" for HTTPS, with ssl_certificate directives in extra).
+func startNginxListen(t *testing.T, root, listen, extra string) *nginxServer {
+	t.Helper()
 	bin := needTool(t, "nginx")
 	dir := t.TempDir()
 	n := &nginxServer{Port: freePort(t), Dir: dir, AccessLog: filepath.Join(dir, "access.log")}
@@ -82,12 +89,12 @@ http {
   scgi_temp_path %[1]s/scgi;
   keepalive_requests 10000;
   server {
-    listen 127.0.0.1:%[2]d;
+    listen 127.0.0.1:%[2]d %[5]s;
     root %[3]s;
     %[4]s
   }
 }
-`, dir, n.Port, root, extra)
+`, dir, n.Port, root, extra, listen)
 	// log_format must precede its use.
 	conf = strings.Replace(conf, "  access_log "+dir+"/access.log rw;\n  log_format rw '$request_method $request_uri $status $body_bytes_sent';\n",
 		"  log_format rw '$request_method $request_uri $status $body_bytes_sent';\n  access_log "+dir+"/access.log rw;\n", 1)

@@ -53,6 +53,7 @@ func newApp() *cli.App {
 			newRecordCommand(),
 			newAnalyzeCommand(),
 			newInfoCommand(),
+			newDiffCommand(),
 			newDemoCommand(),
 			newDemoWorkloadCommand(),
 		},

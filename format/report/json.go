@@ -22,7 +22,35 @@ type jsonReport struct {
 	Capture       jsonCapture     `json:"capture"`
 	Percentiles   jsonPercentiles `json:"percentiles"`
 	MaxEndpoints  int             `json:"max_endpoints_per_service"`
+	MaxChildren   int             `json:"max_children_per_prefix"`
+	ApdexT        int64           `json:"apdex_t_ns"`
+	Histogram     []int64         `json:"histogram_bounds_ns"`
+	Series        jsonSeriesInfo  `json:"series"`
+	Objectives    []jsonObjective `json:"objectives"`
+	Violated      int             `json:"objectives_violated"`
 	Services      []jsonService   `json:"services"`
+}
+
+type jsonSeriesInfo struct {
+	BucketNS          int64 `json:"bucket_ns"`
+	RequestedBucketNS int64 `json:"requested_bucket_ns"`
+	Widened           bool  `json:"widened"`
+	MaxBuckets        int   `json:"max_buckets"`
+}
+
+type jsonObjective struct {
+	Objective string   `json:"objective"`
+	Scope     *string  `json:"scope"`
+	Metric    string   `json:"metric"`
+	Timing    string   `json:"timing,omitempty"`
+	Quantile  float64  `json:"quantile,omitempty"`
+	Op        string   `json:"op"`
+	Target    float64  `json:"target"`
+	Status    string   `json:"status"`
+	Value     *float64 `json:"value"`
+	Good      int      `json:"good"`
+	Valid     int      `json:"valid"`
+	GoodRatio *float64 `json:"good_ratio"`
 }
 
 type jsonCapture struct {
@@ -73,9 +101,32 @@ type jsonStats struct {
 	Availability  *float64      `json:"availability"`
 	Status        jsonStatus    `json:"status"`
 	Incomplete    int           `json:"incomplete"`
+	Reset         int           `json:"reset"`
+	GRPCErrors    int           `json:"grpc_errors"`
+	Errors        int           `json:"errors"`
+	ErrorRate     float64       `json:"error_rate"`
+	ErrorRatio    jsonRatios    `json:"error_ratio"`
+	Apdex         *float64      `json:"apdex"`
+	ApdexSamples  int           `json:"apdex_samples"`
 	ReqBodyBytes  int64         `json:"req_body_bytes"`
 	RespBodyBytes int64         `json:"resp_body_bytes"`
 	Latency       jsonLatencies `json:"latency"`
+	Histogram     []int         `json:"latency_histogram"`
+	Series        []jsonPoint   `json:"series"`
+}
+
+type jsonRatios struct {
+	S4xx      float64 `json:"4xx"`
+	S5xx      float64 `json:"5xx"`
+	ResetIncl float64 `json:"reset_or_incomplete"`
+	GRPC      float64 `json:"grpc"`
+}
+
+type jsonPoint struct {
+	OffsetNS int64 `json:"offset_ns"`
+	Count    int   `json:"count"`
+	Errors   int   `json:"errors"`
+	P99      int64 `json:"p99_ns"`
 }
 
 type jsonStatus struct {
@@ -98,7 +149,9 @@ type jsonLatency struct {
 	Count int   `json:"count"`
 	P50   int64 `json:"p50_ns"`
 	P90   int64 `json:"p90_ns"`
+	P95   int64 `json:"p95_ns"`
 	P99   int64 `json:"p99_ns"`
+	P999  int64 `json:"p999_ns"`
 	Max   int64 `json:"max_ns"`
 	Exact bool  `json:"exact"`
 }
@@ -134,7 +187,19 @@ func toJSON(r *sli.Report) *jsonReport {
 			ExactUpTo:        r.ExactLimit,
 		},
 		MaxEndpoints: r.MaxEndpoints,
-		Services:     make([]jsonService, 0, len(r.Services)),
+		MaxChildren:  r.MaxChildren,
+		ApdexT:       r.ApdexT,
+		Histogram:    sli.HistogramBounds,
+		Series: jsonSeriesInfo{
+			BucketNS: r.BucketNS, RequestedBucketNS: r.RequestedBucketNS,
+			Widened: r.BucketWidened, MaxBuckets: sli.MaxBuckets,
+		},
+		Objectives: make([]jsonObjective, 0, len(r.Objectives)),
+		Violated:   len(r.Violated()),
+		Services:   make([]jsonService, 0, len(r.Services)),
+	}
+	for _, o := range r.Objectives {
+		out.Objectives = append(out.Objectives, objectiveJSON(o))
 	}
 	if !c.Start.IsZero() {
 		out.Capture.Start = c.Start.Format(time.RFC3339Nano)
@@ -173,6 +238,13 @@ func statsJSON(s *sli.Stats) jsonStats {
 			S4xx: s.Status4xx, S5xx: s.Status5xx, Other: s.StatusOther,
 		},
 		Incomplete:    s.Incomplete,
+		Reset:         s.Reset,
+		GRPCErrors:    s.GRPCErrors,
+		Errors:        s.Errors,
+		ErrorRate:     s.ErrorRate,
+		ApdexSamples:  s.ApdexSamples,
+		Histogram:     s.Histogram,
+		Series:        make([]jsonPoint, len(s.Series)),
 		ReqBodyBytes:  s.ReqBodyBytes,
 		RespBodyBytes: s.RespBodyBytes,
 		Latency: jsonLatencies{
@@ -186,12 +258,55 @@ func statsJSON(s *sli.Stats) jsonStats {
 		a := s.Availability
 		j.Availability = &a
 	}
+	if s.Apdex >= 0 {
+		a := s.Apdex
+		j.Apdex = &a
+	}
+	if s.Count > 0 {
+		n := float64(s.Count)
+		j.ErrorRatio = jsonRatios{
+			S4xx: float64(s.Status4xx) / n, S5xx: float64(s.Status5xx) / n,
+			ResetIncl: float64(s.ResetOrIncomplete) / n, GRPC: float64(s.GRPCErrors) / n,
+		}
+	}
+	if j.Histogram == nil {
+		j.Histogram = []int{}
+	}
+	for i, p := range s.Series {
+		j.Series[i] = jsonPoint{OffsetNS: p.OffsetNS, Count: p.Count, Errors: p.Errors, P99: p.P99}
+	}
 	return j
+}
+
+func objectiveJSON(o sli.ObjectiveResult) jsonObjective {
+	j := jsonObjective{
+		Objective: o.Text, Metric: string(o.Metric), Timing: o.Timing, Quantile: o.Quantile,
+		Op: o.Op, Target: o.Target, Status: objectiveStatus(o), Good: o.Good, Valid: o.Valid,
+	}
+	if o.Scope != nil {
+		sc := o.Scope.String()
+		j.Scope = &sc
+	}
+	if !o.NoData {
+		v, g := o.Value, o.GoodRatio
+		j.Value, j.GoodRatio = &v, &g
+	}
+	return j
+}
+
+func objectiveStatus(o sli.ObjectiveResult) string {
+	switch {
+	case o.NoData:
+		return "no_data"
+	case o.Violated:
+		return "violated"
+	}
+	return "met"
 }
 
 func latencyJSON(l sli.Latency) *jsonLatency {
 	if l.Count == 0 {
 		return nil
 	}
-	return &jsonLatency{Count: l.Count, P50: l.P50, P90: l.P90, P99: l.P99, Max: l.Max, Exact: l.Exact}
+	return &jsonLatency{Count: l.Count, P50: l.P50, P90: l.P90, P95: l.P95, P99: l.P99, P999: l.P999, Max: l.Max, Exact: l.Exact}
 }

@@ -1,6 +1,7 @@
 // Package report renders an [sli.Report] for people and machines: a text
-// table for terminals and JSON with a versioned schema (see SCHEMA.md).
-// Markdown and HTML are to come; they plug into [Write] the same way.
+// table for terminals, JSON with a versioned schema (see SCHEMA.md),
+// Markdown for tickets and a self-contained HTML page with charts; and an
+// [sli.Diff] of two captures as text or JSON.
 //
 // [Writer] is an [analyze.Sink] that aggregates exchanges with an
 // [sli.Aggregator] and writes the report when the replay ends.
@@ -19,12 +20,14 @@ type Format string
 
 // Formats.
 const (
-	Text Format = "text"
-	JSON Format = "json"
+	Text     Format = "text"
+	JSON     Format = "json"
+	Markdown Format = "markdown"
+	HTML     Format = "html"
 )
 
 // Formats lists the formats [Write] supports, for usage messages.
-var Formats = []Format{Text, JSON}
+var Formats = []Format{Text, JSON, Markdown, HTML}
 
 // ParseFormat checks a --report value.
 func ParseFormat(s string) (Format, error) {
@@ -33,20 +36,28 @@ func ParseFormat(s string) (Format, error) {
 			return f, nil
 		}
 	}
-	switch s {
-	case "markdown", "html":
-		return "", fmt.Errorf("report format %q is not supported yet (use text or json)", s)
+	if s == "md" {
+		return Markdown, nil
 	}
-	return "", fmt.Errorf("unknown report format %q (use text or json)", s)
+	return "", fmt.Errorf("unknown report format %q (use text, json, markdown or html)", s)
 }
 
-// Write renders r to w in format f.
+// Write renders r to w in format f with default options.
 func Write(w io.Writer, f Format, r *sli.Report) error {
+	return WriteWith(w, f, r, RenderOptions{})
+}
+
+// WriteWith renders r to w in format f.
+func WriteWith(w io.Writer, f Format, r *sli.Report, opts RenderOptions) error {
 	switch f {
 	case Text:
-		return WriteText(w, r)
+		return writeText(w, r, opts)
 	case JSON:
 		return WriteJSON(w, r)
+	case Markdown:
+		return WriteMarkdown(w, r)
+	case HTML:
+		return WriteHTML(w, r)
 	}
 	return fmt.Errorf("writing report: unknown format %q", f)
 }
@@ -55,6 +66,8 @@ func Write(w io.Writer, f Format, r *sli.Report) error {
 // writes the report to its io.Writer. It does not close the io.Writer.
 type Writer struct {
 	*sli.Aggregator
+	// Render tunes the rendering; set it before End.
+	Render RenderOptions
 	w      io.Writer
 	format Format
 }
@@ -71,5 +84,5 @@ func (w *Writer) End(sum *analyze.Summary) error {
 	if err := w.Aggregator.End(sum); err != nil {
 		return err
 	}
-	return Write(w.w, w.format, w.Report())
+	return WriteWith(w.w, w.format, w.Report(), w.Render)
 }

@@ -17,7 +17,11 @@ var update = flag.Bool("update", false, "rewrite golden files")
 func render(t *testing.T, f Format) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	w := NewWriter(&buf, f, sli.Options{})
+	objs, err := sli.ParseObjectives("availability>=99.9%,p99<300ms,GET /index.html:p50<=10ms,apdex>=0.5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := NewWriter(&buf, f, sli.Options{Objectives: objs})
 	if err := w.Begin(fixture.Info()); err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +40,7 @@ func TestGolden(t *testing.T) {
 	for _, c := range []struct {
 		f    Format
 		file string
-	}{{Text, "testdata/report.txt"}, {JSON, "testdata/report.json"}} {
+	}{{Text, "testdata/report.txt"}, {JSON, "testdata/report.json"}, {Markdown, "testdata/report.md"}, {HTML, "testdata/report.html"}} {
 		t.Run(string(c.f), func(t *testing.T) {
 			got := render(t, c.f)
 			golden.Check(t, c.file, got, *update)
@@ -68,7 +72,10 @@ func TestParseFormat(t *testing.T) {
 	if f, err := ParseFormat("json"); err != nil || f != JSON {
 		t.Errorf("json: %v %v", f, err)
 	}
-	for _, s := range []string{"html", "xml"} {
+	if f, err := ParseFormat("html"); err != nil || f != HTML {
+		t.Errorf("html: %v %v", f, err)
+	}
+	for _, s := range []string{"yaml", "xml"} {
 		if _, err := ParseFormat(s); err == nil {
 			t.Errorf("%s: no error", s)
 		}
@@ -95,5 +102,36 @@ func BenchmarkWriter(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = w.Exchange(ex)
+	}
+}
+
+func TestWide(t *testing.T) {
+	var narrow, wide bytes.Buffer
+	for _, c := range []struct {
+		buf  *bytes.Buffer
+		wide bool
+	}{{&narrow, false}, {&wide, true}} {
+		w := NewWriter(c.buf, Text, sli.Options{})
+		w.Render.Wide = c.wide
+		_ = w.Begin(fixture.Info())
+		for _, ex := range fixture.Exchanges() {
+			_ = w.Exchange(ex)
+		}
+		if err := w.End(fixture.Summary()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	maxWidth := func(b []byte) int {
+		m := 0
+		for _, l := range bytes.Split(b, []byte("\n")) {
+			m = max(m, len([]rune(string(l))))
+		}
+		return m
+	}
+	if n := maxWidth(narrow.Bytes()); n > TextWidth {
+		t.Errorf("default text report is %d columns wide:\n%s", n, narrow.Bytes())
+	}
+	if !bytes.Contains(wide.Bytes(), []byte("p999")) || maxWidth(wide.Bytes()) <= TextWidth {
+		t.Errorf("wide report lacks columns:\n%s", wide.Bytes())
 	}
 }

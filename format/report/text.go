@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -12,12 +13,26 @@ import (
 	"github.com/rewind-tools/rewind/analyze/sli"
 )
 
-// maxEndpointWidth truncates long endpoint names in the text table.
+// TextWidth is the width the default text table aims to fit in.
+const TextWidth = 120
+
+// maxEndpointWidth truncates long endpoint names in the wide text table.
 const maxEndpointWidth = 60
 
-// WriteText writes r as a terminal report: a capture summary, then one
-// table per service whose first row sums the service.
+// RenderOptions tune the renderings.
+type RenderOptions struct {
+	// Wide shows every column in the text table instead of the ones that
+	// fit in [TextWidth] columns.
+	Wide bool
+}
+
+// WriteText writes r as a terminal report: a capture summary, the
+// objectives, then one table per service whose first row sums the service.
 func WriteText(w io.Writer, r *sli.Report) error {
+	return writeText(w, r, RenderOptions{})
+}
+
+func writeText(w io.Writer, r *sli.Report, opts RenderOptions) error {
 	bw := bufio.NewWriter(w)
 	c := &r.Capture
 
@@ -47,14 +62,22 @@ func WriteText(w io.Writer, r *sli.Report) error {
 		}
 		fmt.Fprintf(bw, "flags      %s\n", strings.Join(parts, ", "))
 	}
-	for _, wn := range c.Warnings {
+	for _, wn := range warnings(r) {
 		fmt.Fprintf(bw, "warning    %s\n", wn)
 	}
-	fmt.Fprintf(bw, "latency    percentiles exact up to %d samples, else within ±%s (DDSketch); \"-\" = not measured\n",
-		r.ExactLimit, strconv.FormatFloat(r.RelativeAccuracy*100, 'f', -1, 64)+"%")
+	fmt.Fprintf(bw, "latency    %s; \"-\" = not measured\n", accuracyNote(r))
+	fmt.Fprintf(bw, "apdex      T = %s on total latency (satisfied ≤ T, tolerating ≤ 4T)\n", Duration(r.ApdexT))
+	if len(r.Objectives) > 0 {
+		fmt.Fprintf(bw, "\nobjectives: %d of %d violated\n", len(r.Violated()), len(r.Objectives))
+		rows := [][]string{}
+		for _, o := range r.Objectives {
+			rows = append(rows, []string{strings.ToUpper(objectiveStatus(o)), o.Text, ObjectiveDetail(o)})
+		}
+		writeTable(bw, rows, true)
+	}
 
 	for i := range r.Services {
-		writeService(bw, r, &r.Services[i])
+		writeService(bw, r, &r.Services[i], opts)
 	}
 	if len(r.Services) == 0 {
 		bw.WriteString("\nno HTTP exchanges\n")
@@ -65,54 +88,212 @@ func WriteText(w io.Writer, r *sli.Report) error {
 	return nil
 }
 
-var header = []string{
-	"ENDPOINT", "COUNT", "RATE/s", "AVAIL", "2xx", "3xx", "4xx", "5xx", "INCOMPL",
-	"SRV p50", "p90", "p99", "max", "TOTAL p50", "p90", "p99", "max", "REQ", "RESP",
+// warnings are the capture's warnings followed by the report's own.
+func warnings(r *sli.Report) []string {
+	out := slices.Clone(r.Capture.Warnings)
+	if r.BucketWidened {
+		out = append(out, fmt.Sprintf("time series buckets widened from %s to %s to keep at most %d per series",
+			Duration(r.RequestedBucketNS), Duration(r.BucketNS), sli.MaxBuckets))
+	}
+	return out
 }
 
-func writeService(w *bufio.Writer, r *sli.Report, s *sli.Service) {
+func accuracyNote(r *sli.Report) string {
+	return fmt.Sprintf("percentiles exact up to %d samples, else within ±%s (DDSketch)",
+		r.ExactLimit, strconv.FormatFloat(r.RelativeAccuracy*100, 'f', -1, 64)+"%")
+}
+
+// ObjectiveDetail describes an objective's measurement in words.
+func ObjectiveDetail(o sli.ObjectiveResult) string {
+	if o.NoData {
+		return "no matching exchanges"
+	}
+	good := fmt.Sprintf("%d/%d good", o.Good, o.Valid)
+	switch o.Metric {
+	case sli.MetricLatency:
+		return fmt.Sprintf("%s %s; %s of %d %s %s", quantileName(o),
+			Duration(int64(o.Value)), Percent(o.GoodRatio), o.Valid, aboveBelow(o.Op), Duration(int64(o.Target)))
+	case sli.MetricApdex:
+		return fmt.Sprintf("apdex %.3f (%d samples)", o.Value, o.Valid)
+	case sli.MetricErrorRate:
+		return fmt.Sprintf("error rate %s (%s)", Percent(o.Value), good)
+	}
+	return fmt.Sprintf("availability %s (%s)", Percent(o.Value), good)
+}
+
+func quantileName(o sli.ObjectiveResult) string {
+	p := "p" + strconv.FormatFloat(o.Quantile*100, 'f', -1, 64)
+	if o.Timing != "" && o.Timing != "total" {
+		p = o.Timing + " " + p
+	}
+	return p
+}
+
+func aboveBelow(op string) string {
+	switch op {
+	case "<":
+		return "under"
+	case "<=":
+		return "at or under"
+	case ">":
+		return "over"
+	}
+	return "at or over"
+}
+
+// Percent formats a ratio as a percentage with two decimals.
+func Percent(v float64) string {
+	return strconv.FormatFloat(v*100, 'f', 2, 64) + "%"
+}
+
+var narrowHeader = []string{
+	"ENDPOINT", "COUNT", "RATE/s", "AVAIL", "ERR", "4xx", "5xx", "INC",
+	"SRV p50", "SRV p99", "TOT p50", "TOT p99", "APDEX",
+}
+
+var wideHeader = []string{
+	"ENDPOINT", "COUNT", "RATE/s", "AVAIL", "ERR", "2xx", "3xx", "4xx", "5xx", "INCOMPL", "RESET", "GRPC", "APDEX",
+	"SRV p50", "p90", "p95", "p99", "p999", "max", "TOTAL p50", "p90", "p95", "p99", "p999", "max",
+	"XFER p50", "p99", "NET p50", "p99", "REQ", "RESP",
+}
+
+// sharedHost returns the host every endpoint of s has, or "".
+func sharedHost(s *sli.Service) string {
+	host := ""
+	for i, e := range s.Endpoints {
+		if e.Other {
+			continue
+		}
+		if i == 0 {
+			host = e.Key.Host
+		} else if e.Key.Host != host {
+			return ""
+		}
+	}
+	return host
+}
+
+// endpointName is the endpoint's label in a table; the host is left out
+// when the service's header names it.
+func endpointName(e *sli.Endpoint, host string) string {
+	if e.Other || host == "" {
+		return e.Key.String()
+	}
+	m := e.Key.Method
+	if m == "" {
+		m = "-"
+	}
+	return m + " " + e.Key.Path
+}
+
+func writeService(w *bufio.Writer, r *sli.Report, s *sli.Service, opts RenderOptions) {
 	fmt.Fprintf(w, "\n%s %s", s.Role, s.Name())
 	if s.Addr != "" && s.PID != 0 {
 		fmt.Fprintf(w, " (%s)", s.Addr)
+	}
+	host := sharedHost(s)
+	if host != "" {
+		fmt.Fprintf(w, ", host %s", host)
 	}
 	fmt.Fprintf(w, ": %d exchanges, %d endpoints", s.Count, len(s.Endpoints))
 	if n := len(s.Endpoints); n > 0 && s.Endpoints[n-1].Other {
 		fmt.Fprintf(w, " (beyond %d folded into %s)", r.MaxEndpoints, sli.OtherKey.Path)
 	}
 	w.WriteString("\n")
-	if s.Transfer.Count > 0 || s.Network.Count > 0 {
-		fmt.Fprintf(w, "  transfer p50 %s p99 %s max %s   network p50 %s p99 %s max %s\n",
+	if !opts.Wide && (s.Transfer.Count > 0 || s.Network.Count > 0) {
+		fmt.Fprintf(w, "  transfer p50 %s p99 %s max %s   network p50 %s p99 %s max %s   bytes req %s resp %s\n",
 			latency(s.Transfer, s.Transfer.P50), latency(s.Transfer, s.Transfer.P99), latency(s.Transfer, s.Transfer.Max),
-			latency(s.Network, s.Network.P50), latency(s.Network, s.Network.P99), latency(s.Network, s.Network.Max))
+			latency(s.Network, s.Network.P50), latency(s.Network, s.Network.P99), latency(s.Network, s.Network.Max),
+			Bytes(s.ReqBodyBytes), Bytes(s.RespBodyBytes))
 	}
 
-	rows := [][]string{header, statsRow("(all)", &s.Stats)}
+	row := narrowRow
+	header := narrowHeader
+	if opts.Wide {
+		row, header = wideRow, wideHeader
+	}
+	rows := [][]string{header, row("(all)", &s.Stats)}
 	for i := range s.Endpoints {
 		e := &s.Endpoints[i]
-		rows = append(rows, statsRow(truncate(e.Key.String(), maxEndpointWidth), &e.Stats))
+		rows = append(rows, row(endpointName(e, host), &e.Stats))
 	}
-	writeTable(w, rows)
+	// Fit the table: the endpoint column gets what the others leave.
+	limit := maxEndpointWidth
+	if !opts.Wide {
+		others := 2
+		for col := 1; col < len(header); col++ {
+			wd := 0
+			for _, r := range rows {
+				wd = max(wd, utf8.RuneCountInString(r[col]))
+			}
+			others += wd + 2
+		}
+		limit = max(TextWidth-others, 24)
+	}
+	for _, r := range rows[1:] {
+		r[0] = truncate(r[0], limit)
+	}
+	writeTable(w, rows, false)
 }
 
-func statsRow(name string, s *sli.Stats) []string {
-	avail := "-"
-	if s.Availability >= 0 {
-		avail = strconv.FormatFloat(s.Availability*100, 'f', 2, 64) + "%"
+func availability(s *sli.Stats) string {
+	if s.Availability < 0 {
+		return "-"
 	}
+	return Percent(s.Availability)
+}
+
+func errRate(s *sli.Stats) string {
+	if s.Count == 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(s.ErrorRate*100, 'f', 1, 64) + "%"
+}
+
+func apdex(s *sli.Stats) string {
+	if s.Apdex < 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(s.Apdex, 'f', 2, 64)
+}
+
+func narrowRow(name string, s *sli.Stats) []string {
 	return []string{
 		name,
 		strconv.Itoa(s.Count),
 		strconv.FormatFloat(s.Rate, 'f', 2, 64),
-		avail,
+		availability(s),
+		errRate(s),
+		strconv.Itoa(s.Status4xx),
+		strconv.Itoa(s.Status5xx),
+		strconv.Itoa(s.ResetOrIncomplete),
+		latency(s.Server, s.Server.P50), latency(s.Server, s.Server.P99),
+		latency(s.Total, s.Total.P50), latency(s.Total, s.Total.P99),
+		apdex(s),
+	}
+}
+
+func wideRow(name string, s *sli.Stats) []string {
+	return []string{
+		name,
+		strconv.Itoa(s.Count),
+		strconv.FormatFloat(s.Rate, 'f', 2, 64),
+		availability(s),
+		errRate(s),
 		strconv.Itoa(s.Status2xx),
 		strconv.Itoa(s.Status3xx),
 		strconv.Itoa(s.Status4xx),
 		strconv.Itoa(s.Status5xx),
 		strconv.Itoa(s.Incomplete),
-		latency(s.Server, s.Server.P50), latency(s.Server, s.Server.P90),
-		latency(s.Server, s.Server.P99), latency(s.Server, s.Server.Max),
-		latency(s.Total, s.Total.P50), latency(s.Total, s.Total.P90),
-		latency(s.Total, s.Total.P99), latency(s.Total, s.Total.Max),
+		strconv.Itoa(s.Reset),
+		strconv.Itoa(s.GRPCErrors),
+		apdex(s),
+		latency(s.Server, s.Server.P50), latency(s.Server, s.Server.P90), latency(s.Server, s.Server.P95),
+		latency(s.Server, s.Server.P99), latency(s.Server, s.Server.P999), latency(s.Server, s.Server.Max),
+		latency(s.Total, s.Total.P50), latency(s.Total, s.Total.P90), latency(s.Total, s.Total.P95),
+		latency(s.Total, s.Total.P99), latency(s.Total, s.Total.P999), latency(s.Total, s.Total.Max),
+		latency(s.Transfer, s.Transfer.P50), latency(s.Transfer, s.Transfer.P99),
+		latency(s.Network, s.Network.P50), latency(s.Network, s.Network.P99),
 		Bytes(s.ReqBodyBytes),
 		Bytes(s.RespBodyBytes),
 	}
@@ -120,7 +301,8 @@ func statsRow(name string, s *sli.Stats) []string {
 
 // writeTable writes rows with the first column left-aligned and the others
 // right-aligned, two spaces apart.
-func writeTable(w *bufio.Writer, rows [][]string) {
+// With leftText, every column is left-aligned (a list, not numbers).
+func writeTable(w *bufio.Writer, rows [][]string, leftText bool) {
 	widths := make([]int, len(rows[0]))
 	for _, row := range rows {
 		for i, cell := range row {
@@ -139,6 +321,13 @@ func writeTable(w *bufio.Writer, rows [][]string) {
 				continue
 			}
 			w.WriteString("  ")
+			if leftText {
+				w.WriteString(cell)
+				if i < len(row)-1 {
+					w.WriteString(pad)
+				}
+				continue
+			}
 			w.WriteString(pad)
 			w.WriteString(cell)
 		}

@@ -1,0 +1,219 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/rewind-tools/rewind/analyze"
+	"github.com/rewind-tools/rewind/analyze/sli"
+	"github.com/rewind-tools/rewind/format/report"
+)
+
+// sliFlags are the aggregation flags analyze and diff share.
+func sliFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringSliceFlag{Name: "route", Usage: "group paths matching `PATTERN` (/users/{id}/orders, /static/*) under it, before automatic templates (repeatable)"},
+		&cli.DurationFlag{Name: "apdex-t", Value: sli.DefaultApdexT, Usage: "Apdex threshold T on total latency"},
+		&cli.DurationFlag{Name: "bucket", Value: sli.DefaultBucketNS, Usage: "time series bucket width (widened automatically beyond 600 buckets)"},
+		&cli.IntFlag{Name: "max-endpoints", Value: sli.DefaultMaxEndpoints, Usage: "endpoints kept per service; more fold into (other)"},
+		&cli.IntFlag{Name: "max-children", Value: sli.DefaultMaxChildren, Usage: "distinct values a path segment may take under one prefix before it becomes {var} (0: never)"},
+	}
+}
+
+// sliOptions turns the flags of [sliFlags] into aggregation options.
+func sliOptions(c *cli.Context) (sli.Options, error) {
+	opts := sli.Options{
+		ApdexT:       int64(c.Duration("apdex-t")),
+		BucketNS:     int64(c.Duration("bucket")),
+		MaxEndpoints: c.Int("max-endpoints"),
+		MaxChildren:  c.Int("max-children"),
+	}
+	if opts.ApdexT <= 0 {
+		return opts, usagef("--apdex-t must be positive, not %s", c.Duration("apdex-t"))
+	}
+	if opts.BucketNS < int64(time.Millisecond) {
+		return opts, usagef("--bucket must be at least 1ms, not %s", c.Duration("bucket"))
+	}
+	if opts.MaxEndpoints <= 0 {
+		return opts, usagef("--max-endpoints must be positive")
+	}
+	if opts.MaxChildren == 0 {
+		opts.MaxChildren = -1 // the flag's 0 means never; the option's, the default
+	}
+	for _, p := range c.StringSlice("route") {
+		r, err := sli.ParseRoute(p)
+		if err != nil {
+			return opts, usagef("--route: %v", err)
+		}
+		opts.Routes = append(opts.Routes, r)
+	}
+	return opts, nil
+}
+
+// sloExit lists the violated objectives on stderr and returns the exit
+// code 3 error when there are any.
+func sloExit(r *sli.Report) error {
+	v := r.Violated()
+	if len(v) == 0 {
+		return nil
+	}
+	for _, o := range v {
+		fmt.Fprintf(os.Stderr, "rewind: objective violated: %s: %s\n", o.Text, report.ObjectiveDetail(o))
+	}
+	return exitCodeError{code: exitSLO, msg: fmt.Sprintf("%d of %d objectives violated", len(v), len(r.Objectives))}
+}
+
+func newDiffCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "diff",
+		Usage:     "compare the endpoints of two captures (before and after a deploy)",
+		ArgsUsage: "A B",
+		Description: "Replays A and B (rewind captures or pcap/pcapng) and compares each endpoint's rate,\n" +
+			"availability, error rate and total latency p50/p99. Changes beyond the thresholds are\n" +
+			"flagged; with --fail-on, a flagged kind makes the exit code 3 (for CI).",
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "format", Value: "text", Usage: "output format: text or json"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the comparison to `FILE` instead of standard output"},
+			&cli.StringFlag{Name: "max-p50-increase", Value: "20%", Usage: "flag p50 increases beyond this share"},
+			&cli.StringFlag{Name: "max-p99-increase", Value: "20%", Usage: "flag p99 increases beyond this share"},
+			&cli.StringFlag{Name: "max-availability-drop", Value: "0.1pp", Usage: "flag availability drops beyond these percentage points"},
+			&cli.StringFlag{Name: "max-error-rate-increase", Value: "0.1pp", Usage: "flag error rate increases beyond these percentage points"},
+			&cli.StringFlag{Name: "max-rate-change", Value: "off", Usage: "flag request rate changes beyond this share either way"},
+			&cli.IntFlag{Name: "min-count", Value: sli.DefaultDiffOptions.MinCount, Usage: "exchanges each side needs before latency and ratio changes are flagged"},
+			&cli.BoolFlag{Name: "ignore-host", Usage: "match endpoints by method and route only (servers on other addresses)"},
+			&cli.StringFlag{Name: "fail-on", Usage: "exit 3 when a change of these `KINDS` is flagged: " + strings.Join(sli.RegressionKinds, ",") + " or any"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no warnings on stderr"},
+		}, sliFlags()...),
+		Action: runDiff,
+	}
+}
+
+func runDiff(c *cli.Context) error {
+	if c.NArg() != 2 {
+		return usagef("diff takes two captures: A (before) and B (after)")
+	}
+	format := c.String("format")
+	if format != "text" && format != "json" {
+		return usagef("--format must be text or json, not %q", format)
+	}
+	opts := sli.DiffOptions{MinCount: c.Int("min-count"), IgnoreHost: c.Bool("ignore-host")}
+	for _, t := range []struct {
+		flag string
+		pp   bool
+		dst  *float64
+	}{
+		{"max-p50-increase", false, &opts.MaxP50Increase},
+		{"max-p99-increase", false, &opts.MaxP99Increase},
+		{"max-availability-drop", true, &opts.MaxAvailabilityDrop},
+		{"max-error-rate-increase", true, &opts.MaxErrorRateIncrease},
+		{"max-rate-change", false, &opts.MaxRateChange},
+	} {
+		v, err := parseThreshold(c.String(t.flag), t.pp)
+		if err != nil {
+			return usagef("--%s: %v", t.flag, err)
+		}
+		*t.dst = v
+	}
+	failOn, err := parseFailOn(c.String("fail-on"))
+	if err != nil {
+		return err
+	}
+	sliOpts, err := sliOptions(c)
+	if err != nil {
+		return err
+	}
+	var reports [2]*sli.Report
+	for i, path := range c.Args().Slice() {
+		r, err := aggregate(c, path, sliOpts)
+		if err != nil {
+			return err
+		}
+		reports[i] = r
+	}
+	d := sli.Compare(reports[0], reports[1], opts)
+	out := c.App.Writer
+	var outs outputs
+	defer outs.closeAll()
+	if p := c.String("output"); p != "" && p != "-" {
+		if out, err = outs.create(p); err != nil {
+			return err
+		}
+	}
+	if format == "json" {
+		err = report.WriteDiffJSON(out, d)
+	} else {
+		err = report.WriteDiffText(out, d)
+	}
+	if err != nil {
+		return err
+	}
+	if err := outs.closeAll(); err != nil {
+		return err
+	}
+	if failOn != nil && d.Regressed(failOn) {
+		return exitCodeError{code: exitSLO, msg: "regression flagged (--fail-on " + c.String("fail-on") + ")"}
+	}
+	return nil
+}
+
+// aggregate replays one capture into an SLI report.
+func aggregate(c *cli.Context, path string, opts sli.Options) (*sli.Report, error) {
+	in, err := analyze.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	defer in.Close()
+	agg := sli.New(opts)
+	sum, err := analyze.Replay(c.Context, in.Source, in.Info, analyze.Options{MaxBodyCapture: -1}, agg)
+	if err != nil {
+		return nil, fmt.Errorf("analyzing %s: %w", path, err)
+	}
+	if !c.Bool("quiet") {
+		for _, w := range sum.Warnings {
+			fmt.Fprintf(os.Stderr, "rewind: warning: %s: %s\n", path, w)
+		}
+	}
+	return agg.Report(), nil
+}
+
+// parseThreshold reads "20%", "0.2", "0.1pp" or "off"; pp thresholds are
+// in percentage points and returned as ratios.
+func parseThreshold(s string, pp bool) (float64, error) {
+	s = strings.TrimSpace(s)
+	if s == "off" || s == "" {
+		return 0, nil
+	}
+	num := strings.TrimSuffix(strings.TrimSuffix(s, "pp"), "%")
+	v, err := strconv.ParseFloat(num, 64)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("%q is not a threshold (such as 20%%, 0.1pp or off)", s)
+	}
+	if pp || strings.HasSuffix(s, "%") {
+		v /= 100
+	}
+	return v, nil
+}
+
+func parseFailOn(s string) ([]string, error) {
+	if s == "" {
+		return nil, nil
+	}
+	if s == "any" {
+		return slices.Clone(sli.RegressionKinds), nil
+	}
+	var out []string
+	for _, k := range strings.Split(s, ",") {
+		k = strings.TrimSpace(k)
+		if !slices.Contains(sli.RegressionKinds, k) {
+			return nil, usagef("--fail-on: unknown kind %q (use %s or any)", k, strings.Join(sli.RegressionKinds, ","))
+		}
+		out = append(out, k)
+	}
+	return out, nil
+}

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func TestSLOExitCodes(t *testing.T) {
+	const sample = "../../testdata/sample.rwd"
+	code, out, errOut := runCLI(t, "analyze", sample, "--quiet", "--slo", "availability>=99.9%,p99<1s")
+	if code != 3 || !strings.Contains(errOut, "objective violated: availability>=99.9%") || !strings.Contains(out, "VIOLATED") {
+		t.Errorf("violated: exit %d\nstdout %s\nstderr %s", code, out, errOut)
+	}
+	if code, _, errOut := runCLI(t, "analyze", sample, "--quiet", "--slo", "availability>=90%,GET /api/users/{id}:p99<50ms"); code != 0 {
+		t.Errorf("met: exit %d: %s", code, errOut)
+	}
+	code, _, errOut = runCLI(t, "analyze", sample, "--quiet", "--slo", "availability>=99.9%,p99<300")
+	if code != 2 || !strings.Contains(errOut, `"300"`) {
+		t.Errorf("bad objective: exit %d, stderr %q", code, errOut)
+	}
+	code, out, _ = runCLI(t, "analyze", sample, "--quiet", "--report", "json", "--slo", "error_rate<1%", "--apdex-t", "5ms", "--bucket", "10ms")
+	var doc struct {
+		Objectives []struct{ Status string }
+		ApdexT     int64 `json:"apdex_t_ns"`
+		Series     struct {
+			BucketNS int64 `json:"bucket_ns"`
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil || code != 3 || len(doc.Objectives) != 1 ||
+		doc.Objectives[0].Status != "violated" || doc.ApdexT != 5e6 || doc.Series.BucketNS != 1e7 {
+		t.Errorf("json: exit %d %v %+v", code, err, doc)
+	}
+	if code, _, _ := runCLI(t, "analyze", sample, "--route", "users/{id}"); code != 2 {
+		t.Errorf("bad --route: exit %d", code)
+	}
+	code, out, _ = runCLI(t, "analyze", sample, "--quiet", "--route", "/api/*", "--report", "markdown")
+	if code != 0 || !strings.Contains(out, "/api/*`") || strings.Contains(out, "{id}") {
+		t.Errorf("--route: exit %d\n%s", code, out)
+	}
+}
+
+func TestDiff(t *testing.T) {
+	const a, b = "../../testdata/sample.rwd", "../../testdata/curl-nginx.rwd"
+	code, out, errOut := runCLI(t, "diff", a, a, "--fail-on", "any")
+	if code != 0 || !strings.Contains(out, "0 regressions") {
+		t.Errorf("same capture: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, _ = runCLI(t, "diff", a, b, "--format", "json", "--fail-on", "vanished")
+	var d struct {
+		SchemaVersion int `json:"schema_version"`
+		Endpoints     []struct {
+			Path, Status string
+			Regressions  []string
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &d); err != nil || code != 3 || d.SchemaVersion != 1 {
+		t.Fatalf("exit %d, %v:\n%s", code, err, out)
+	}
+	statuses := map[string]bool{}
+	for _, e := range d.Endpoints {
+		statuses[e.Status] = true
+	}
+	if !statuses["new"] || !statuses["vanished"] {
+		t.Errorf("statuses %v", statuses)
+	}
+	if code, _, _ := runCLI(t, "diff", a, b, "--fail-on", "latency"); code != 2 {
+		t.Errorf("bad --fail-on: exit %d", code)
+	}
+	if code, _, _ := runCLI(t, "diff", a, b, "--max-p99-increase", "lots"); code != 2 {
+		t.Errorf("bad threshold: exit %d", code)
+	}
+	if code, _, _ := runCLI(t, "diff", a); code != 2 {
+		t.Errorf("one capture: exit %d", code)
+	}
+}
