@@ -6,6 +6,7 @@ import (
 	"github.com/rewind-tools/rewind/analyze/http1"
 	"github.com/rewind-tools/rewind/analyze/http2"
 	"github.com/rewind-tools/rewind/capture"
+	"github.com/rewind-tools/rewind/capture/redact"
 )
 
 // layerKind is what a layer's bytes turned out to be.
@@ -36,11 +37,14 @@ type layer struct {
 	calls [2]callState
 	// pending holds the first bytes of a direction while too few have
 	// arrived to detect the protocol.
-	pending  [2][]byte
-	pendT    [2]http1.Times
-	scanned  int // bytes looked at without finding HTTP (joined mid-stream)
-	midJoin  bool
-	h1       *h1Conn
+	pending [2][]byte
+	pendT   [2]http1.Times
+	scanned int // bytes looked at without finding HTTP (joined mid-stream)
+	midJoin bool
+	h1      *h1Conn
+	// maskers redact credentials in the byte streams given to stream
+	// sinks, one per direction (only with Options.Redact).
+	maskers  [2]*redact.Masker
 	h2       *h2Conn
 	sawBytes bool
 }

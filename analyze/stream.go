@@ -3,6 +3,7 @@ package analyze
 import (
 	"github.com/rewind-tools/rewind/analyze/http1"
 	"github.com/rewind-tools/rewind/capture"
+	"github.com/rewind-tools/rewind/capture/redact"
 )
 
 // StreamSpan says which way and when bytes of a connection's stream moved.
@@ -114,6 +115,14 @@ func (l *layer) streamData(d int, tid uint32, p []byte, tm http1.Times) {
 		return
 	}
 	t.streamOpen(l.cs)
+	if !t.opts.Redact.Empty() {
+		// The parsers are done with p: mask credential values in place so
+		// streams (pcapng) hide what the other outputs hide.
+		if l.maskers[d] == nil {
+			l.maskers[d] = redact.NewMasker(t.opts.Redact)
+		}
+		l.maskers[d].Mask(p)
+	}
 	sp := StreamSpan{Dir: dirOf(d), First: tm.First, Last: tm.Last, TID: tid}
 	for _, s := range t.streams {
 		if t.err != nil {

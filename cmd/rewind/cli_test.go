@@ -134,11 +134,15 @@ func TestInfoWarnsAboutCredentials(t *testing.T) {
 	}
 	dir := t.TempDir()
 	har := filepath.Join(dir, "x.har")
-	if code, _, e := runCLI(t, "analyze", path, "--har", har, "-o", os.DevNull); code != 0 {
+	png := filepath.Join(dir, "x.pcapng")
+	if code, _, e := runCLI(t, "analyze", path, "--har", har, "--pcapng", png, "-o", os.DevNull); code != 0 {
 		t.Fatalf("analyze: %d %s", code, e)
 	}
 	if b, _ := os.ReadFile(har); bytes.Contains(b, []byte("dXNlcjpwYXNz")) || !bytes.Contains(b, []byte("[REDACTED]")) {
 		t.Errorf("HAR keeps the credential by default:\n%s", b)
+	}
+	if b, _ := os.ReadFile(png); bytes.Contains(b, []byte("dXNlcjpwYXNz")) || !bytes.Contains(b, []byte("Authorization: ****")) {
+		t.Errorf("pcapng keeps the credential by default")
 	}
 	if code, _, e := runCLI(t, "analyze", path, "--har", har, "-o", os.DevNull, "--no-redact"); code != 0 {
 		t.Fatalf("analyze: %d %s", code, e)
