@@ -41,6 +41,12 @@ type tracker struct {
 	streams []StreamSink
 	packets []PacketSink
 
+	// byAddr finds connections by (local, remote) for TCP events;
+	// expectAcks says the input has packets, so server-side exchanges wait
+	// for the ACK of their response (network.go).
+	byAddr     map[addrPair]*connState
+	expectAcks bool
+
 	procs   map[uint32]procInfo
 	sockets map[pidFD]capture.Socket // from the snapshot or the recorder
 	conns   map[connKey]*connState
@@ -89,6 +95,7 @@ func (t *tracker) handle(ev capture.Event) {
 			cs := t.conns[k]
 			if !cs.c.Local.IsValid() {
 				cs.c.Local, cs.c.Remote = e.Local, e.Remote
+				t.index(cs)
 			}
 			if cs.c.Role == capture.RoleUnknown {
 				cs.c.Role = e.Role
@@ -99,12 +106,14 @@ func (t *tracker) handle(ev capture.Event) {
 		cs.c.Role = capture.RoleClient
 		cs.c.Local, cs.c.Remote = e.Local, e.Remote
 		cs.announced = true
+		t.index(cs)
 		t.streamOpen(cs)
 	case *capture.Accept:
 		cs := t.begin(connKey{e.PID, e.FD, e.Gen}, e.Timestamp)
 		cs.c.Role = capture.RoleServer
 		cs.c.Local, cs.c.Remote = e.Local, e.Remote
 		cs.announced = true
+		t.index(cs)
 		t.streamOpen(cs)
 	case *capture.Close:
 		k := connKey{e.PID, e.FD, e.Gen}
@@ -118,9 +127,12 @@ func (t *tracker) handle(ev capture.Event) {
 			cs = t.begin(k, e.Timestamp)
 			if s, ok := t.sockets[pidFD{e.PID, e.FD}]; ok {
 				cs.c.Local, cs.c.Remote, cs.c.Role = s.Local, s.Remote, s.Role
+				t.index(cs)
 			}
 		}
 		cs.data(e)
+	case *capture.TCP:
+		t.tcp(e)
 	case *capture.Packet:
 		if t.packets != nil {
 			t.packet(e)
@@ -156,6 +168,8 @@ func (t *tracker) end(k connKey, cs *connState, ts uint64) {
 		cs.c.End = ts
 	}
 	cs.close(ts)
+	cs.flushAwaiting()
+	t.unindex(cs)
 	t.streamClose(cs, ts)
 	delete(t.conns, k)
 	if t.open[pidFD{k.pid, k.fd}] == k {
@@ -219,6 +233,10 @@ type connState struct {
 	t         *tracker
 	c         *Conn
 	announced bool // seen connect or accept, so the stream starts at byte 0
+	// egressOff counts the bytes the process sent (syscall layer), for
+	// matching ACKs; awaiting holds finished exchanges until their ACK.
+	egressOff uint64
+	awaiting  []awaitingAck
 	// streamOpened says stream sinks were told about the connection.
 	streamOpened bool
 	layers       [2]*layer
@@ -234,6 +252,9 @@ func dirIdx(d capture.Direction) int {
 func (cs *connState) data(e *capture.Data) {
 	if e.Timestamp > cs.c.End {
 		cs.c.End = e.Timestamp
+	}
+	if e.Offset == 0 && e.Dir == capture.Egress && !e.Source.IsTLS() {
+		cs.egressOff += uint64(e.Len)
 	}
 	li := layerSyscall
 	if e.Source.IsTLS() {

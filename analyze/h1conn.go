@@ -159,7 +159,7 @@ func (h *h1Conn) finish(ex *Exchange) {
 		}
 	}
 	ex.Seq = -1 // mark as emitted for onRequest; emit renumbers
-	h.l.cs.t.emit(ex)
+	h.l.cs.deliver(ex)
 }
 
 // span returns b-a, or Unknown when either is missing or time runs back.

@@ -139,7 +139,7 @@ func (h *h2Conn) onStream(s *http2.Stream) {
 		}
 	}
 	h2Timings(ex)
-	h.l.cs.t.emit(ex)
+	h.l.cs.deliver(ex)
 }
 
 // fillH2Request fills a request from a stream's client side; pseudo-headers

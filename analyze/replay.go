@@ -58,6 +58,7 @@ func Replay(ctx context.Context, src EventSource, info *CaptureInfo, opts Option
 		}
 	}
 	t := newTracker(opts, sinks)
+	t.expectAcks = info != nil && info.Header.Options.Packets
 	ro := newReorderer(opts.ReorderWindow)
 	release := t.handle
 	for n := 0; ; n++ {

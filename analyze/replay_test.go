@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/netip"
 	"regexp"
 	"strings"
 	"testing"
@@ -193,5 +194,40 @@ func TestRedactCredentials(t *testing.T) {
 	}
 	if e.Request.Header.Get("Host") != "h" {
 		t.Error("Host was redacted")
+	}
+}
+
+func TestNetworkTimingFromAcks(t *testing.T) {
+	b := capturetest.New()
+	b.Header.Options.Packets = true
+	srv := b.Process(100, "app")
+	c := srv.Accept(0, "127.0.0.1:8080", "127.0.0.1:40006")
+	local, remote := netip.MustParseAddrPort("127.0.0.1:8080"), netip.MustParseAddrPort("127.0.0.1:40006")
+	resp := "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+	c.Read("GET /1 HTTP/1.1\r\nHost: h\r\n\r\n")
+	c.Write(resp)
+	respEnd := b.Now() - uint64(time.Millisecond) + uint64(10*time.Microsecond) // the write's exit
+	// A partial ACK does not cover the response; the full one, 3 ms later, does.
+	b.Event(&capture.TCP{Timestamp: b.Now(), Type: capture.TCPAck, Local: local, Remote: remote, Seq: 10})
+	b.Advance(3 * time.Millisecond)
+	ackAt := b.Now()
+	b.Event(&capture.TCP{Timestamp: ackAt, Type: capture.TCPAck, Local: local, Remote: remote, Seq: uint32(len(resp))})
+	b.Event(&capture.TCP{Timestamp: ackAt, Type: capture.TCPRetransmit, Local: remote, Remote: local})
+	// The second exchange's ACK never comes: it is emitted at close without one.
+	c.Read("GET /2 HTTP/1.1\r\nHost: h\r\n\r\n")
+	c.Write(resp)
+	c.Close()
+	got := replay(t, b, analyze.Options{})
+	if len(got.exs) != 2 {
+		t.Fatalf("%d exchanges", len(got.exs))
+	}
+	if n := got.exs[0].Timings.Network; n != int64(ackAt-respEnd) {
+		t.Errorf("network = %d, want %d", n, ackAt-respEnd)
+	}
+	if n := got.exs[1].Timings.Network; n != analyze.Unknown {
+		t.Errorf("second network = %d, want unknown", n)
+	}
+	if got.exs[0].Conn.Retransmits != 1 {
+		t.Errorf("retransmits = %d", got.exs[0].Conn.Retransmits)
 	}
 }

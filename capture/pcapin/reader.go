@@ -220,7 +220,10 @@ func (r *Reader) Format() string { return r.format }
 // Header returns the capture header the pipeline needs: an identity clock
 // mapping, since event times are already Unix nanoseconds.
 func (r *Reader) Header() capture.Header {
-	return capture.Header{RecorderVersion: r.format, Clock: capture.ClockMapping{MonoNS: 0, WallUnixNS: 0}}
+	// Packets: the events include TCP ACKs, so replay can measure network
+	// time.
+	return capture.Header{RecorderVersion: r.format, Clock: capture.ClockMapping{MonoNS: 0, WallUnixNS: 0},
+		Options: capture.RecordingOptions{Packets: true}}
 }
 
 // Counts returns what the reader saw so far; after Next returns io.EOF it

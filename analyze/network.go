@@ -1,0 +1,123 @@
+package analyze
+
+import (
+	"net/netip"
+
+	"github.com/rewind-tools/rewind/capture"
+)
+
+// Network timing: a server's response is written into the kernel, and the
+// client's TCP stack acknowledges its last byte some time later. That delay
+// (the response's last byte written → the ACK that covers it) is the
+// network's share of the latency the client sees. Sources that see packets
+// (pcap input, recordings with packets) emit capture.TCP events of type
+// TCPAck, saying how many of a sender's stream bytes its peer acknowledged;
+// a server-side exchange waits for the ACK covering its response before it
+// is emitted, so its Network timing can be filled in.
+
+// maxAwaitingAck bounds the exchanges a connection holds back waiting for
+// ACKs; beyond it the oldest is emitted without a network timing.
+const maxAwaitingAck = 256
+
+// awaitingAck is a finished exchange waiting for the ACK of the egress byte
+// stream up to end.
+type awaitingAck struct {
+	ex  *Exchange
+	end uint64
+}
+
+type addrPair struct{ local, remote netip.AddrPort }
+
+// index makes a connection findable by its addresses for TCP events.
+func (t *tracker) index(cs *connState) {
+	c := cs.c
+	if !c.Local.IsValid() || !c.Remote.IsValid() {
+		return
+	}
+	if t.byAddr == nil {
+		t.byAddr = map[addrPair]*connState{}
+	}
+	t.byAddr[addrPair{c.Local, c.Remote}] = cs
+}
+
+func (t *tracker) unindex(cs *connState) {
+	k := addrPair{cs.c.Local, cs.c.Remote}
+	if t.byAddr[k] == cs {
+		delete(t.byAddr, k)
+	}
+}
+
+// tcp applies a TCP event to the connection it belongs to.
+func (t *tracker) tcp(e *capture.TCP) {
+	cs, sender := t.byAddr[addrPair{e.Local, e.Remote}], true
+	if cs == nil {
+		cs, sender = t.byAddr[addrPair{e.Remote, e.Local}], false
+	}
+	if cs == nil {
+		return
+	}
+	switch e.Type {
+	case capture.TCPRetransmit:
+		cs.c.Retransmits++
+	case capture.TCPAck:
+		if sender {
+			cs.acked(e.Seq, e.Timestamp)
+		}
+	}
+}
+
+// deliver emits a finished exchange, or holds it until the ACK of its
+// response's last byte when the capture has packets and the process is the
+// server.
+func (cs *connState) deliver(ex *Exchange) {
+	t := cs.t
+	if !t.expectAcks || cs.c.Role != capture.RoleServer || ex.Response.Status == 0 || ex.Response.End == 0 {
+		if len(cs.awaiting) == 0 {
+			t.emit(ex)
+			return
+		}
+		// Keep the connection's order.
+		cs.awaiting = append(cs.awaiting, awaitingAck{ex: ex, end: 0})
+		return
+	}
+	if len(cs.awaiting) >= maxAwaitingAck {
+		cs.releaseAcked(0, 0, true, 1)
+	}
+	cs.awaiting = append(cs.awaiting, awaitingAck{ex: ex, end: cs.egressOff})
+}
+
+// acked records that the peer acknowledged egress bytes up to seq (mod 2^32)
+// at time ts, and emits the exchanges that were waiting for it.
+func (cs *connState) acked(seq uint32, ts uint64) {
+	cs.releaseAcked(seq, ts, false, 0)
+}
+
+// releaseAcked emits, in order, the held exchanges covered by an ACK of seq
+// (all of them when force is set, or the first n when n > 0).
+func (cs *connState) releaseAcked(seq uint32, ts uint64, force bool, n int) {
+	i := 0
+	for ; i < len(cs.awaiting); i++ {
+		a := cs.awaiting[i]
+		if force {
+			if n > 0 && i >= n {
+				break
+			}
+		} else if a.end != 0 && int32(seq-uint32(a.end)) < 0 {
+			break // not covered yet; later ones are not either
+		}
+		if !force && a.end != 0 && ts >= a.ex.Response.End {
+			a.ex.Timings.Network = int64(ts - a.ex.Response.End)
+		}
+		cs.t.emit(a.ex)
+		cs.awaiting[i] = awaitingAck{}
+	}
+	cs.awaiting = cs.awaiting[i:]
+	if len(cs.awaiting) == 0 {
+		cs.awaiting = nil
+	}
+}
+
+// flushAwaiting emits every held exchange; their ACKs will not come.
+func (cs *connState) flushAwaiting() {
+	cs.releaseAcked(0, 0, true, 0)
+}
