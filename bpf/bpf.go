@@ -11,8 +11,10 @@ package bpf
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -49,9 +51,23 @@ const (
 	DirEgress  uint8 = 2
 )
 
-// DataTruncated in DataEvent.Flags: the call moved bytes beyond this
-// fragment's payload that no record holds (snaplen, or a user-memory fault).
-const DataTruncated uint8 = 1
+// Flags of DataEvent.Flags.
+const (
+	// DataTruncated: the call moved bytes beyond this fragment's payload
+	// that no record holds (snaplen, or a user-memory fault).
+	DataTruncated uint8 = 1
+	// DataFDNested: the fd of TLS plaintext is the one of the read/write
+	// syscall nested in the library call on the same thread.
+	DataFDNested uint8 = 2
+	// DataFDCached: the fd of TLS plaintext is the last one seen for the
+	// library's connection object (a call served from its buffer).
+	DataFDCached uint8 = 4
+	// DataFDUnknown: the fd of TLS plaintext was not found (Fd is -1).
+	DataFDUnknown uint8 = 8
+)
+
+// TLS plaintext with none of the DataFD flags set had its fd read from the
+// library's connection object (Go: *tls.Conn → net.Conn → netFD.pfd.Sysfd).
 
 // Socket families in ConnEvent.Family.
 const (
@@ -108,14 +124,30 @@ type Options struct {
 	// VerifierLog, when set, receives the verifier's full log if the kernel
 	// refuses a program.
 	VerifierLog string
+	// TLS attaches uprobes to the TLS libraries of running processes and of
+	// the ones started later (OpenSSL, BoringSSL, GnuTLS, Go crypto/tls;
+	// amd64 only, see [TLSProbesSupported]), recording their plaintext.
+	TLS bool
+	// Log receives notices: each TLS library attached, or why one was not.
+	Log io.Writer
 }
 
 // Tracer is the loaded and attached set of programs. Close detaches them.
 type Tracer struct {
-	objs   rewindObjects
-	links  []link.Link
-	probes []string
-	rd     *ringbuf.Reader
+	objs    rewindObjects
+	rd      *ringbuf.Reader
+	selfPID uint32
+	tls     *tlsAttacher // nil without TLS probes
+	// The process filter, for the TLS attacher: with PIDs or Comms set it
+	// inspects the selected processes only.
+	filterPIDs bool
+	comms      map[string]bool
+
+	mu       sync.Mutex // links and probes grow while TLS libraries are found
+	links    []link.Link
+	uprobes  []link.Link // TLS probes, detached all at once
+	probes   []string
+	detached bool
 }
 
 // probe is one program and where it attaches.
@@ -173,6 +205,15 @@ func Load(opts Options) (*Tracer, error) {
 	if opts.SelfPID == 0 {
 		opts.SelfPID = uint32(os.Getpid())
 	}
+	if opts.Log == nil {
+		opts.Log = io.Discard
+	}
+	if opts.TLS {
+		if err := TLSProbesSupported(); err != nil {
+			fmt.Fprintf(opts.Log, "rewind: %v: recording TLS connections as ciphertext\n", err)
+			opts.TLS = false
+		}
+	}
 	spec, err := loadRewind()
 	if err != nil {
 		return nil, fmt.Errorf("reading embedded BPF object: %w", err)
@@ -209,13 +250,23 @@ func Load(opts Options) (*Tracer, error) {
 		{"filter_comms", b(len(opts.Comms) > 0)},
 		{"filter_ports", b(len(opts.Ports) > 0)},
 		{"wakeup_bytes", uint64(opts.RingSize / 8)},
+		{"tls_wake_exec", b(opts.TLS)},
 	} {
 		if err := set(kv.name, kv.v); err != nil {
 			return nil, err
 		}
 	}
 
-	t := &Tracer{}
+	t := &Tracer{selfPID: opts.SelfPID, filterPIDs: len(opts.PIDs) > 0}
+	for _, c := range opts.Comms {
+		if t.comms == nil {
+			t.comms = map[string]bool{}
+		}
+		if len(c) > 15 {
+			c = c[:15]
+		}
+		t.comms[c] = true
+	}
 	if err := spec.LoadAndAssign(&t.objs, &ebpf.CollectionOptions{}); err != nil {
 		return nil, loadError(err, opts.VerifierLog)
 	}
@@ -231,6 +282,9 @@ func Load(opts Options) (*Tracer, error) {
 	if err != nil {
 		t.Close()
 		return nil, fmt.Errorf("opening ring buffer: %w", err)
+	}
+	if opts.TLS {
+		t.startTLS(opts.Log)
 	}
 	return t, nil
 }
@@ -348,15 +402,23 @@ func (t *Tracer) attach() error {
 		if err != nil {
 			return fmt.Errorf("attaching %s: %w", id, err)
 		}
+		t.mu.Lock()
 		t.links = append(t.links, l)
 		t.probes = append(t.probes, id)
+		t.mu.Unlock()
 	}
 	return nil
 }
 
 // Probes lists the attached probes ("tracepoint:syscalls:sys_enter_read",
 // "tp_btf:sched_process_fork", …).
-func (t *Tracer) Probes() []string { return append([]string(nil), t.probes...) }
+// TLS uprobes are listed as "uprobe:FILE:SYMBOL@OFFSET" (and "uretprobe:…"),
+// those attached so far.
+func (t *Tracer) Probes() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]string(nil), t.probes...)
+}
 
 // SetDeadline makes Read return os.ErrDeadlineExceeded once the ring is
 // empty after deadline. The programs wake the reader only when the ring
@@ -453,11 +515,29 @@ func (t *Tracer) Losses(cause LossCause) ([]uint64, error) {
 // Detach detaches every probe; records already in the ring buffer can
 // still be read (until Read reports the deadline with the ring empty).
 func (t *Tracer) Detach() error {
-	var errs []error
-	for i := len(t.links) - 1; i >= 0; i-- {
-		errs = append(errs, t.links[i].Close())
+	if t.tls != nil {
+		t.tls.close()
+		t.tls = nil
 	}
-	t.links = nil
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.detached = true
+	// Each detach waits for an RCU grace period: one after the other,
+	// uprobes and tracepoints take tens of milliseconds each; together,
+	// about as long as the slowest. The order does not matter any more:
+	// state an enter program leaves behind dies with the maps.
+	all := append(t.uprobes, t.links...)
+	errs := make([]error, len(all))
+	var wg sync.WaitGroup
+	for i, l := range all {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = l.Close()
+		}()
+	}
+	wg.Wait()
+	t.uprobes, t.links = nil, nil
 	return errors.Join(errs...)
 }
 

@@ -40,6 +40,12 @@ const volatile __u8 filter_ports = 0;	/* traced_ports decides */
 /* Above this many unread bytes in the ring a submit wakes the reader up;
  * below, the reader finds records on its own short poll. */
 const volatile __u64 wakeup_bytes = 1 << 20;
+/* TLS probes are attached: wake the reader at every exec. */
+const volatile __u8 tls_wake_exec = 0;
+/* Go crypto/tls: where the fd is, from a *tls.Conn (see go_conn_fd). */
+const volatile __u32 go_conn_iface_data = 8;	/* tls.Conn.conn (net.Conn) data word */
+const volatile __u32 go_tcpconn_fd = 0;		/* net.TCPConn -> conn.fd (*netFD) */
+const volatile __u32 go_netfd_sysfd = 16;	/* netFD.pfd.Sysfd */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -86,11 +92,12 @@ struct call {
 	__u64 buf;	/* buffer, iovec array, msghdr or mmsghdr array */
 	__u64 count;	/* buffer length, iovec count or message count */
 	__u64 sk;	/* struct sock *, kept as a number for bpf2go */
+	__u64 tls_conn;	/* TLS plaintext: the library's connection object */
 	__s32 fd;
 	__u8 kind;	/* CALL_* */
 	__u8 source;	/* SOURCE_* */
 	__u8 dir;	/* DIR_* */
-	__u8 _pad;
+	__u8 flags;	/* DATA_FD_* of TLS plaintext */
 };
 
 enum {
@@ -181,16 +188,57 @@ static __always_inline bool tgid_traced(__u32 tgid)
 	return false;
 }
 
+/* --- TLS library calls in progress ---------------------------------------- */
+
+/* A TLS library call (SSL_read, gnutls_record_send…) between its entry
+ * uprobe and its return uprobe, per thread. */
+struct tls_call {
+	__u64 start_ns;
+	__u64 conn;	/* SSL *, gnutls_session_t */
+	__u64 buf;
+	__u64 out;	/* size_t * of the _ex variants, where the length goes; 0 otherwise */
+	__s32 fd;	/* socket of the read/write syscall nested in the call; -1 before one */
+	__u8 source;	/* SOURCE_* */
+	__u8 dir;	/* DIR_* */
+	__u8 depth;	/* the same call entered again (SSL_write_ex -> SSL_write_ex2) */
+	__u8 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);	/* pid_tgid */
+	__type(value, struct tls_call);
+} tls_calls SEC(".maps");
+
+/* The last socket fd seen under each library connection object, for calls
+ * served from the library's buffer without a syscall. */
+struct tls_fd_key {
+	__u32 tgid;
+	__u32 _pad;
+	__u64 conn;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct tls_fd_key);
+	__type(value, __s32);
+} tls_fds SEC(".maps");
+
 /*
- * Extension point for TLS (uprobes on SSL_read/SSL_write and friends): a
- * library probe can mark the thread as inside a TLS call in a per-thread map;
- * this hook then tells the syscall programs to leave that call's ciphertext to
- * the TLS probe (which records the plaintext and borrows the fd seen here).
- * Without TLS probes it never claims a call.
+ * tls_claims_call is called by the syscall programs for a TCP socket fd: when
+ * the thread is inside a TLS library call, the fd is the call's connection
+ * (the nested-syscall method) and the syscall's bytes are ciphertext, which
+ * is then recorded by length only: the library probe records the plaintext.
  */
 static __always_inline bool tls_claims_call(__u64 pid_tgid, int fd)
 {
-	return false;
+	struct tls_call *t = bpf_map_lookup_elem(&tls_calls, &pid_tgid);
+	if (!t)
+		return false;
+	t->fd = fd;
+	return true;
 }
 
 /* --- fd -> TCP socket ------------------------------------------------------ */
@@ -320,6 +368,8 @@ struct walk {
 	__u32 frag_off;	/* call offset of the scratch fragment */
 	__u32 sent;	/* fragments sent */
 	__u32 fault;	/* a user-memory read failed: the rest is missing */
+	__u32 flags;	/* DATA_* flags of every fragment */
+	__u32 _pad;
 };
 
 /* Per-CPU scratch space for a data event and its payload fragment. It is
@@ -361,7 +411,7 @@ static __always_inline void send_fragment(struct walk *w, struct scratch *s, boo
 		cap = FRAG_SIZE;
 	s->ev.offset = w->frag_off;
 	s->ev.cap = cap;
-	s->ev.flags = 0;
+	s->ev.flags = w->flags;
 	if (final && w->frag_off + cap < s->ev.len)
 		s->ev.flags |= DATA_TRUNCATED;
 	submit(&s->ev, sizeof(struct data_event) + cap);
@@ -444,7 +494,7 @@ static __noinline int emit_data(struct call *c, struct span *sp)
 	s->ev.fd = c->fd;
 	s->ev.start_ns = c->start_ns;
 	s->ev.ts_ns = ts;
-	s->ev.tls_conn = 0;
+	s->ev.tls_conn = c->tls_conn;
 	s->ev.gen = gen;
 	s->ev.len = len;
 	s->ev.source = c->source;
@@ -452,6 +502,7 @@ static __noinline int emit_data(struct call *c, struct span *sp)
 
 	struct walk *w = &s->w;
 	__builtin_memset(w, 0, sizeof(*w));
+	w->flags = c->flags;
 	w->total = len < snaplen ? len : snaplen;
 	if (c->kind == CALL_SIZE)
 		w->total = 0;
@@ -500,8 +551,6 @@ static __always_inline int enter_call(int fd, __u64 buf, __u64 count, __u8 kind,
 	__u64 id = bpf_get_current_pid_tgid();
 	if (!tgid_traced(id >> 32))
 		return 0;
-	if (tls_claims_call(id, fd))
-		return 0;
 	struct call c = {
 		.start_ns = bpf_ktime_get_ns(),
 		.buf = buf,
@@ -513,7 +562,12 @@ static __always_inline int enter_call(int fd, __u64 buf, __u64 count, __u8 kind,
 	};
 	if (kind != CALL_CONNECT && kind != CALL_ACCEPT) {
 		struct sock *sk = tcp_sock_of_fd(fd);
-		if (!sk || !ports_traced(sk))
+		if (!sk)
+			return 0;
+		/* Ciphertext of a TLS call: its length only. */
+		if (tls_claims_call(id, fd))
+			c.kind = CALL_SIZE;
+		if (!ports_traced(sk))
 			return 0;
 		c.sk = (__u64)sk;
 	}
@@ -655,7 +709,7 @@ int enter_close(struct syscall_enter_ctx *ctx)
 
 /* --- processes ------------------------------------------------------------- */
 
-static __always_inline void emit_proc(__u32 type, struct task_struct *task)
+static __always_inline void emit_proc(__u32 type, struct task_struct *task, __u64 wake)
 {
 	struct proc_event e = {};
 	e.type = type;
@@ -666,7 +720,8 @@ static __always_inline void emit_proc(__u32 type, struct task_struct *task)
 	e.uid = (__u32)bpf_get_current_uid_gid();
 	e.exit_code = BPF_CORE_READ(task, exit_code);
 	BPF_CORE_READ_STR_INTO(&e.comm, task, comm);
-	submit(&e, sizeof(e));
+	if (bpf_ringbuf_output(&events, &e, sizeof(e), wake ? BPF_RB_FORCE_WAKEUP : wakeup_flag()))
+		count_loss(LOSS_RINGBUF);
 }
 
 /* Children of traced processes are traced too. */
@@ -689,7 +744,9 @@ int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, void *bprm)
 {
 	if (!tgid_traced(BPF_CORE_READ(task, tgid)))
 		return 0;
-	emit_proc(EVENT_EXEC, task);
+	/* Woken at once: the recorder looks for TLS libraries in the new
+	 * program before it gets far. */
+	emit_proc(EVENT_EXEC, task, tls_wake_exec);
 	return 0;
 }
 
@@ -701,8 +758,236 @@ int BPF_PROG(on_exit, struct task_struct *task)
 		return 0; /* a thread, not the process */
 	if (!tgid_traced(tgid))
 		return 0;
-	emit_proc(EVENT_EXIT, task);
+	emit_proc(EVENT_EXIT, task, 0);
 	if (filter_pids)
 		bpf_map_delete_elem(&traced_tgids, &tgid);
+	return 0;
+}
+
+/* --- TLS libraries: uprobes -------------------------------------------------- */
+
+/*
+ * The registers a uprobe sees (x86-64 struct pt_regs, a stable user ABI
+ * layout). TLS probes are attached on amd64 only; the loader never attaches
+ * them elsewhere, so this one bpfel object still serves arm64.
+ */
+struct regs_x86 {
+	__u64 r15, r14, r13, r12, bp, bx, r11, r10, r9, r8, ax, cx, dx, si, di, orig_ax, ip, cs, flags, sp, ss;
+};
+
+/* The attach cookie of a TLS uprobe: TLS_COOKIE(source, dir, out) where out
+ * is the argument (1-based) holding the size_t * of the _ex variants. */
+#define COOKIE_SOURCE(c) ((__u8)(c))
+#define COOKIE_DIR(c) ((__u8)((c) >> 8))
+#define COOKIE_OUT(c) ((__u8)((c) >> 16))
+
+/* emit_tls writes the plaintext of a finished TLS call: n bytes at buf, on
+ * fd (found with method flags), or drops it when the port filter says so. */
+static __always_inline void emit_tls(__u64 id, __u64 start, __u64 ts, __u64 conn, __u64 buf, __u32 n, int fd,
+				     __u8 flags, __u8 source, __u8 dir)
+{
+	__u32 gen = 0;
+	struct sock *sk = tcp_sock_of_fd(fd);
+	if (sk) {
+		if (!ports_traced(sk))
+			return;
+		gen = conn_gen(id, fd, sk);
+	} else {
+		/* No fd, or the fd is no TCP socket now (closed meanwhile). */
+		if (filter_ports)
+			return;
+		fd = -1;
+		flags = DATA_FD_UNKNOWN;
+	}
+	struct call c = {
+		.start_ns = start,
+		.buf = buf,
+		.count = n,
+		.tls_conn = conn,
+		.fd = fd,
+		.kind = CALL_BUF,
+		.source = source,
+		.dir = dir,
+		.flags = flags,
+	};
+	struct span sp = { .buf = buf, .ts = ts, .len = n, .gen = gen };
+	emit_data(&c, &sp);
+}
+
+/*
+ * Entry of SSL_read, SSL_read_ex, SSL_write, SSL_write_ex, SSL_write_ex2,
+ * gnutls_record_recv and gnutls_record_send: (conn, buf, num[, flags], out).
+ * The cookie says which library and direction.
+ */
+SEC("uprobe")
+int tls_enter(struct regs_x86 *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	if (!tgid_traced(id >> 32))
+		return 0;
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	__u64 conn = ctx->di;
+	struct tls_call *old = bpf_map_lookup_elem(&tls_calls, &id);
+	if (old && old->conn == conn && old->dir == COOKIE_DIR(cookie)) {
+		/* SSL_write_ex calling SSL_write_ex2, …: the outer call reports. */
+		old->depth++;
+		return 0;
+	}
+	struct tls_call t = {
+		.start_ns = bpf_ktime_get_ns(),
+		.conn = conn,
+		.buf = ctx->si,
+		.fd = -1,
+		.source = COOKIE_SOURCE(cookie),
+		.dir = COOKIE_DIR(cookie),
+	};
+	/* Both loaded first: the verifier refuses a ctx load at an offset the
+	 * compiler would otherwise pick with a branch. */
+	__u64 arg4 = ctx->cx, arg5 = ctx->r8;
+	barrier_var(arg4);
+	barrier_var(arg5);
+	if (COOKIE_OUT(cookie) == 4)
+		t.out = arg4;
+	else if (COOKIE_OUT(cookie) == 5)
+		t.out = arg5;
+	if (bpf_map_update_elem(&tls_calls, &id, &t, BPF_ANY))
+		count_loss(LOSS_STATE);
+	return 0;
+}
+
+/* Return of the functions above: the plaintext is in buf now (reads) and the
+ * length in the return value, or in *out for the _ex variants. */
+SEC("uretprobe")
+int tls_exit(struct regs_x86 *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct tls_call *p = bpf_map_lookup_elem(&tls_calls, &id);
+	if (!p)
+		return 0;
+	if (p->depth > 0) {
+		p->depth--;
+		return 0;
+	}
+	struct tls_call t = *p;
+	bpf_map_delete_elem(&tls_calls, &id);
+
+	struct tls_fd_key fk = { .tgid = id >> 32, .conn = t.conn };
+	int fd = t.fd;
+	__u8 flags = DATA_FD_NESTED;
+	if (fd >= 0) {
+		/* Remembered even for a call that moved nothing (EAGAIN). */
+		bpf_map_update_elem(&tls_fds, &fk, &fd, BPF_ANY);
+	} else {
+		__s32 *cached = bpf_map_lookup_elem(&tls_fds, &fk);
+		if (cached) {
+			fd = *cached;
+			flags = DATA_FD_CACHED;
+		} else {
+			flags = DATA_FD_UNKNOWN;
+		}
+	}
+	int ret = (int)ctx->ax;
+	__u64 n = 0;
+	if (t.out) {
+		if (ret != 1 || bpf_probe_read_user(&n, sizeof(n), (void *)t.out))
+			return 0;
+	} else {
+		if (ret <= 0)
+			return 0;
+		n = ret;
+	}
+	if (n == 0 || n > 0x7fffffff)
+		return 0;
+	emit_tls(id, t.start_ns, bpf_ktime_get_ns(), t.conn, t.buf, n, fd, flags, t.source, t.dir);
+	return 0;
+}
+
+/* --- Go crypto/tls: entry and RET uprobes ---------------------------------- */
+
+/*
+ * Go's register ABI (Go >= 1.17, amd64): (*Conn).Read/Write(b []byte) get the
+ * receiver in RAX, b's pointer in RBX and length in RCX, and return n in RAX;
+ * the running goroutine's g is in R14. A goroutine may move between threads,
+ * so calls are keyed by (tgid, g), and return uprobes (which rewrite the
+ * return address on the stack, which Go moves) are never used: the loader
+ * puts a uprobe on every RET instruction instead.
+ */
+struct go_key {
+	__u32 tgid;
+	__u32 _pad;
+	__u64 g;
+};
+
+struct go_call {
+	__u64 start_ns;
+	__u64 conn; /* *tls.Conn */
+	__u64 buf;
+	__u8 dir;
+	__u8 _pad[7];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct go_key);
+	__type(value, struct go_call);
+} go_calls SEC(".maps");
+
+/* go_conn_fd walks *tls.Conn -> conn (net.Conn interface) -> *net.TCPConn ->
+ * *netFD -> pfd.Sysfd with the offsets the loader set; -1 when a read
+ * fails. A conn that is no *net.TCPConn yields garbage, which the TCP socket
+ * check in emit_tls turns away. */
+static __always_inline int go_conn_fd(__u64 conn)
+{
+	__u64 tcpconn = 0, netfd = 0;
+	__s64 sysfd = -1;
+	if (bpf_probe_read_user(&tcpconn, sizeof(tcpconn), (void *)(conn + go_conn_iface_data)) || !tcpconn)
+		return -1;
+	if (bpf_probe_read_user(&netfd, sizeof(netfd), (void *)(tcpconn + go_tcpconn_fd)) || !netfd)
+		return -1;
+	if (bpf_probe_read_user(&sysfd, sizeof(sysfd), (void *)(netfd + go_netfd_sysfd)))
+		return -1;
+	if (sysfd < 0 || sysfd > 0x7fffffff)
+		return -1;
+	return sysfd;
+}
+
+SEC("uprobe")
+int go_tls_enter(struct regs_x86 *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	if (!tgid_traced(id >> 32))
+		return 0;
+	struct go_key k = { .tgid = id >> 32, .g = ctx->r14 };
+	struct go_call c = {
+		.start_ns = bpf_ktime_get_ns(),
+		.conn = ctx->ax,
+		.buf = ctx->bx,
+		.dir = COOKIE_DIR(bpf_get_attach_cookie(ctx)),
+	};
+	if (bpf_map_update_elem(&go_calls, &k, &c, BPF_ANY))
+		count_loss(LOSS_STATE);
+	return 0;
+}
+
+SEC("uprobe")
+int go_tls_ret(struct regs_x86 *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct go_key k = { .tgid = id >> 32, .g = ctx->r14 };
+	struct go_call *p = bpf_map_lookup_elem(&go_calls, &k);
+	if (!p)
+		return 0;
+	struct go_call c = *p;
+	bpf_map_delete_elem(&go_calls, &k);
+	__s64 n = ctx->ax;
+	if (n <= 0 || n > 0x7fffffff)
+		return 0;
+	int fd = go_conn_fd(c.conn);
+	/* A write is stamped with its entry: another goroutine (net/http's
+	 * readLoop) may read the answer before the writer returns, and events
+	 * are ordered by their timestamp. */
+	__u64 ts = c.dir == DIR_EGRESS ? c.start_ns : bpf_ktime_get_ns();
+	emit_tls(id, c.start_ns, ts, c.conn, c.buf, n, fd, fd >= 0 ? 0 : DATA_FD_UNKNOWN, SOURCE_GOTLS, c.dir);
 	return 0;
 }

@@ -43,6 +43,9 @@ enum data_source {
 	SOURCE_RECVMMSG = 10,
 	SOURCE_SENDFILE = 11,
 	SOURCE_OPENSSL = 32,
+	SOURCE_BORINGSSL = 33,
+	SOURCE_GNUTLS = 34,
+	SOURCE_GOTLS = 35,
 };
 
 enum data_dir {
@@ -50,8 +53,14 @@ enum data_dir {
 	DIR_EGRESS = 2,
 };
 
+/* Values of data_event.flags, numbered like capture.DataFlags. The DATA_FD_*
+ * flags say how the fd of TLS plaintext was found; none of them set on TLS
+ * plaintext means it was read from the library's own connection object (Go). */
 enum data_flags {
 	DATA_TRUNCATED = 1,
+	DATA_FD_NESTED = 2,  /* the read/write syscall nested in the library call */
+	DATA_FD_CACHED = 4,  /* the last fd seen for the library connection object */
+	DATA_FD_UNKNOWN = 8, /* not found: fd is -1 */
 };
 
 /* Indexes of the per-CPU losses array. */

@@ -19,11 +19,12 @@ type rewindCall struct {
 	Buf     uint64
 	Count   uint64
 	Sk      uint64
+	TlsConn uint64
 	Fd      int32
 	Kind    uint8
 	Source  uint8
 	Dir     uint8
-	Pad     uint8
+	Flags   uint8
 }
 
 type rewindCloseEvent struct {
@@ -88,6 +89,22 @@ type rewindDataEvent struct {
 	Pad     [5]uint8
 }
 
+type rewindGoCall struct {
+	_       structs.HostLayout
+	StartNs uint64
+	Conn    uint64
+	Buf     uint64
+	Dir     uint8
+	Pad     [7]uint8
+}
+
+type rewindGoKey struct {
+	_    structs.HostLayout
+	Tgid uint32
+	Pad  uint32
+	G    uint64
+}
+
 type rewindProcEvent struct {
 	_        structs.HostLayout
 	Type     uint32
@@ -116,9 +133,31 @@ type rewindScratch struct {
 		FragOff  uint32
 		Sent     uint32
 		Fault    uint32
+		Flags    uint32
+		Pad      uint32
 	}
 	Ev  rewindDataEvent
 	Buf [32768]uint8
+}
+
+type rewindTlsCall struct {
+	_       structs.HostLayout
+	StartNs uint64
+	Conn    uint64
+	Buf     uint64
+	Out     uint64
+	Fd      int32
+	Source  uint8
+	Dir     uint8
+	Depth   uint8
+	Pad     uint8
+}
+
+type rewindTlsFdKey struct {
+	_    structs.HostLayout
+	Tgid uint32
+	Pad  uint32
+	Conn uint64
 }
 
 // Names of all BPF objects in the ELF.
@@ -129,8 +168,11 @@ const (
 	rewindMapConns            = "conns"
 	rewindMapEvents           = "events"
 	rewindMapGenCounter       = "gen_counter"
+	rewindMapGoCalls          = "go_calls"
 	rewindMapLosses           = "losses"
 	rewindMapScratch          = "scratch"
+	rewindMapTlsCalls         = "tls_calls"
+	rewindMapTlsFds           = "tls_fds"
 	rewindMapTracedComms      = "traced_comms"
 	rewindMapTracedPorts      = "traced_ports"
 	rewindMapTracedTgids      = "traced_tgids"
@@ -163,14 +205,22 @@ const (
 	rewindProgExitSendto      = "exit_sendto"
 	rewindProgExitWrite       = "exit_write"
 	rewindProgExitWritev      = "exit_writev"
+	rewindProgGoTlsEnter      = "go_tls_enter"
+	rewindProgGoTlsRet        = "go_tls_ret"
 	rewindProgOnExec          = "on_exec"
 	rewindProgOnExit          = "on_exit"
 	rewindProgOnFork          = "on_fork"
+	rewindProgTlsEnter        = "tls_enter"
+	rewindProgTlsExit         = "tls_exit"
 	rewindVarFilterComms      = "filter_comms"
 	rewindVarFilterPids       = "filter_pids"
 	rewindVarFilterPorts      = "filter_ports"
+	rewindVarGoConnIfaceData  = "go_conn_iface_data"
+	rewindVarGoNetfdSysfd     = "go_netfd_sysfd"
+	rewindVarGoTcpconnFd      = "go_tcpconn_fd"
 	rewindVarSelfTgid         = "self_tgid"
 	rewindVarSnaplen          = "snaplen"
+	rewindVarTlsWakeExec      = "tls_wake_exec"
 	rewindVarUnusedCloseEvent = "unused_close_event"
 	rewindVarUnusedConnEvent  = "unused_conn_event"
 	rewindVarUnusedDataEvent  = "unused_data_event"
@@ -249,9 +299,13 @@ type rewindProgramSpecs struct {
 	ExitSendto      *ebpf.ProgramSpec `ebpf:"exit_sendto"`
 	ExitWrite       *ebpf.ProgramSpec `ebpf:"exit_write"`
 	ExitWritev      *ebpf.ProgramSpec `ebpf:"exit_writev"`
+	GoTlsEnter      *ebpf.ProgramSpec `ebpf:"go_tls_enter"`
+	GoTlsRet        *ebpf.ProgramSpec `ebpf:"go_tls_ret"`
 	OnExec          *ebpf.ProgramSpec `ebpf:"on_exec"`
 	OnExit          *ebpf.ProgramSpec `ebpf:"on_exit"`
 	OnFork          *ebpf.ProgramSpec `ebpf:"on_fork"`
+	TlsEnter        *ebpf.ProgramSpec `ebpf:"tls_enter"`
+	TlsExit         *ebpf.ProgramSpec `ebpf:"tls_exit"`
 }
 
 // rewindMapSpecs contains maps before they are loaded into the kernel.
@@ -262,8 +316,11 @@ type rewindMapSpecs struct {
 	Conns       *ebpf.MapSpec `ebpf:"conns"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	GenCounter  *ebpf.MapSpec `ebpf:"gen_counter"`
+	GoCalls     *ebpf.MapSpec `ebpf:"go_calls"`
 	Losses      *ebpf.MapSpec `ebpf:"losses"`
 	Scratch     *ebpf.MapSpec `ebpf:"scratch"`
+	TlsCalls    *ebpf.MapSpec `ebpf:"tls_calls"`
+	TlsFds      *ebpf.MapSpec `ebpf:"tls_fds"`
 	TracedComms *ebpf.MapSpec `ebpf:"traced_comms"`
 	TracedPorts *ebpf.MapSpec `ebpf:"traced_ports"`
 	TracedTgids *ebpf.MapSpec `ebpf:"traced_tgids"`
@@ -276,8 +333,12 @@ type rewindVariableSpecs struct {
 	FilterComms      *ebpf.VariableSpec `ebpf:"filter_comms"`
 	FilterPids       *ebpf.VariableSpec `ebpf:"filter_pids"`
 	FilterPorts      *ebpf.VariableSpec `ebpf:"filter_ports"`
+	GoConnIfaceData  *ebpf.VariableSpec `ebpf:"go_conn_iface_data"`
+	GoNetfdSysfd     *ebpf.VariableSpec `ebpf:"go_netfd_sysfd"`
+	GoTcpconnFd      *ebpf.VariableSpec `ebpf:"go_tcpconn_fd"`
 	SelfTgid         *ebpf.VariableSpec `ebpf:"self_tgid"`
 	Snaplen          *ebpf.VariableSpec `ebpf:"snaplen"`
+	TlsWakeExec      *ebpf.VariableSpec `ebpf:"tls_wake_exec"`
 	UnusedCloseEvent *ebpf.VariableSpec `ebpf:"unused_close_event"`
 	UnusedConnEvent  *ebpf.VariableSpec `ebpf:"unused_conn_event"`
 	UnusedDataEvent  *ebpf.VariableSpec `ebpf:"unused_data_event"`
@@ -309,8 +370,11 @@ type rewindMaps struct {
 	Conns       *ebpf.Map `ebpf:"conns"`
 	Events      *ebpf.Map `ebpf:"events"`
 	GenCounter  *ebpf.Map `ebpf:"gen_counter"`
+	GoCalls     *ebpf.Map `ebpf:"go_calls"`
 	Losses      *ebpf.Map `ebpf:"losses"`
 	Scratch     *ebpf.Map `ebpf:"scratch"`
+	TlsCalls    *ebpf.Map `ebpf:"tls_calls"`
+	TlsFds      *ebpf.Map `ebpf:"tls_fds"`
 	TracedComms *ebpf.Map `ebpf:"traced_comms"`
 	TracedPorts *ebpf.Map `ebpf:"traced_ports"`
 	TracedTgids *ebpf.Map `ebpf:"traced_tgids"`
@@ -322,8 +386,11 @@ func (m *rewindMaps) Close() error {
 		m.Conns,
 		m.Events,
 		m.GenCounter,
+		m.GoCalls,
 		m.Losses,
 		m.Scratch,
+		m.TlsCalls,
+		m.TlsFds,
 		m.TracedComms,
 		m.TracedPorts,
 		m.TracedTgids,
@@ -337,8 +404,12 @@ type rewindVariables struct {
 	FilterComms      *ebpf.Variable `ebpf:"filter_comms"`
 	FilterPids       *ebpf.Variable `ebpf:"filter_pids"`
 	FilterPorts      *ebpf.Variable `ebpf:"filter_ports"`
+	GoConnIfaceData  *ebpf.Variable `ebpf:"go_conn_iface_data"`
+	GoNetfdSysfd     *ebpf.Variable `ebpf:"go_netfd_sysfd"`
+	GoTcpconnFd      *ebpf.Variable `ebpf:"go_tcpconn_fd"`
 	SelfTgid         *ebpf.Variable `ebpf:"self_tgid"`
 	Snaplen          *ebpf.Variable `ebpf:"snaplen"`
+	TlsWakeExec      *ebpf.Variable `ebpf:"tls_wake_exec"`
 	UnusedCloseEvent *ebpf.Variable `ebpf:"unused_close_event"`
 	UnusedConnEvent  *ebpf.Variable `ebpf:"unused_conn_event"`
 	UnusedDataEvent  *ebpf.Variable `ebpf:"unused_data_event"`
@@ -379,9 +450,13 @@ type rewindPrograms struct {
 	ExitSendto      *ebpf.Program `ebpf:"exit_sendto"`
 	ExitWrite       *ebpf.Program `ebpf:"exit_write"`
 	ExitWritev      *ebpf.Program `ebpf:"exit_writev"`
+	GoTlsEnter      *ebpf.Program `ebpf:"go_tls_enter"`
+	GoTlsRet        *ebpf.Program `ebpf:"go_tls_ret"`
 	OnExec          *ebpf.Program `ebpf:"on_exec"`
 	OnExit          *ebpf.Program `ebpf:"on_exit"`
 	OnFork          *ebpf.Program `ebpf:"on_fork"`
+	TlsEnter        *ebpf.Program `ebpf:"tls_enter"`
+	TlsExit         *ebpf.Program `ebpf:"tls_exit"`
 }
 
 func (p *rewindPrograms) Close() error {
@@ -415,9 +490,13 @@ func (p *rewindPrograms) Close() error {
 		p.ExitSendto,
 		p.ExitWrite,
 		p.ExitWritev,
+		p.GoTlsEnter,
+		p.GoTlsRet,
 		p.OnExec,
 		p.OnExit,
 		p.OnFork,
+		p.TlsEnter,
+		p.TlsExit,
 	)
 }
 

@@ -35,8 +35,11 @@ type RecordOptions struct {
 	// Snaplen is the payload bytes kept per call (default 16 KiB). Calls that
 	// moved more are recorded with their full length and flagged truncated.
 	Snaplen int
-	// TLS and Packets ask for TLS plaintext and packet capture. They are
-	// not built yet: the recorder says so on Log and records syscall data.
+	// TLS records the plaintext of TLS libraries (OpenSSL, BoringSSL,
+	// GnuTLS, Go crypto/tls) with uprobes, in the running processes and the
+	// ones started during the recording; their connections' ciphertext is
+	// then recorded by length only. Packets asks for packet capture, which
+	// is not built yet: the recorder says so on Log.
 	TLS     bool
 	Packets bool
 	Iface   string
@@ -139,6 +142,8 @@ func record(ctx context.Context, opts RecordOptions, open func() (io.Writer, err
 		bo.Ports = append(bo.Ports, uint16(p))
 	}
 	bo.Comms = opts.Comms
+	bo.TLS = opts.TLS
+	bo.Log = log
 
 	tr, err := bpf.Load(bo)
 	if err != nil {
@@ -147,9 +152,6 @@ func record(ctx context.Context, opts RecordOptions, open func() (io.Writer, err
 	defer tr.Close()
 	probes := tr.Probes()
 
-	if opts.TLS {
-		fmt.Fprintln(log, "rewind: TLS plaintext capture is not available in this build yet: recording syscall data only (TLS connections appear as ciphertext)")
-	}
 	if opts.Packets {
 		fmt.Fprintln(log, "rewind: packet capture is not available in this build yet: recording without packets (no network timings)")
 	}
@@ -210,8 +212,8 @@ func newHeader(opts RecordOptions, probes []string) Header {
 			Ports:   opts.Ports,
 			MaxSize: opts.MaxSize,
 			Snaplen: opts.Snaplen,
-			// What the capture can contain: TLS and packets are not built.
-			TLS:     false,
+			// What the capture can contain: packets are not built.
+			TLS:     opts.TLS && bpf.TLSProbesSupported() == nil,
 			Packets: false,
 			Iface:   opts.Iface,
 		},
@@ -407,9 +409,7 @@ func (s *session) add(rec *bpf.Record) {
 			Source: Source(d.Source), Dir: Direction(d.Dir), Len: d.Len, Offset: d.Offset,
 			TLSConn: d.TlsConn, Payload: buf,
 		}
-		if d.Flags&bpf.DataTruncated != 0 {
-			e.Flags |= DataTruncated
-		}
+		e.Flags = dataFlags(d.Flags)
 		ev = e
 	case bpf.EventConnect:
 		c := &rec.Conn
@@ -432,6 +432,7 @@ func (s *session) add(rec *bpf.Record) {
 		ev = &Close{Timestamp: c.TsNs, PID: c.Pid, TID: c.Tid, FD: c.Fd, Gen: c.Gen}
 	case bpf.EventExec:
 		p := &rec.Proc
+		s.tr.ProcessStarted(p.Pid)
 		proc := &Process{Timestamp: p.TsNs, PID: p.Pid, PPID: p.Ppid, UID: p.Uid, Comm: commString(p.Comm[:])}
 		fillProcess(proc)
 		ev = proc
@@ -536,4 +537,23 @@ func commString(b []int8) string {
 		out = append(out, byte(c))
 	}
 	return string(out)
+}
+
+// dataFlags converts a kernel data record's flags.
+func dataFlags(f uint8) DataFlags {
+	var out DataFlags
+	for _, m := range [...]struct {
+		k uint8
+		c DataFlags
+	}{
+		{bpf.DataTruncated, DataTruncated},
+		{bpf.DataFDNested, DataFDNested},
+		{bpf.DataFDCached, DataFDCached},
+		{bpf.DataFDUnknown, DataFDUnknown},
+	} {
+		if f&m.k != 0 {
+			out |= m.c
+		}
+	}
+	return out
 }

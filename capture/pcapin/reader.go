@@ -54,6 +54,9 @@ type Counts struct {
 	Gaps             uint64 // holes given up
 	GapBytes         uint64 // bytes in those holes
 	Connections      uint64 // connections seen
+	// Backwards counts packets whose time was earlier than a packet before
+	// them in the file; their events take the latest time seen instead.
+	Backwards uint64
 	// ReadError is why reading stopped before the end of the file, if it
 	// did (a cut or damaged file); everything before it was delivered.
 	ReadError string
@@ -242,6 +245,11 @@ func (r *Reader) Stats() *capture.Stats {
 	return &s
 }
 
+// TimeOrdered reports that events come in time order (packet times never
+// run backwards, see [Counts.Backwards]), so the replay needs no reorder
+// window.
+func (r *Reader) TimeOrdered() bool { return true }
+
 // Close releases the decompressor, if any.
 func (r *Reader) Close() error { return r.closer() }
 
@@ -274,7 +282,9 @@ func (r *Reader) Next() (capture.Event, error) {
 		}
 		r.counts.Packets++
 		ts := unixNS(ci.Timestamp)
-		if ts > r.lastTS {
+		if ts < r.lastTS {
+			r.counts.Backwards++
+		} else {
 			r.lastTS = ts
 		}
 		r.queue = r.asm.packet(ci.InterfaceIndex, data, ts, r.queue)

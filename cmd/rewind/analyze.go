@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"runtime/pprof"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -48,6 +49,9 @@ func newAnalyzeCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "redact-pattern", Usage: "also redact matches of regular expression `RE` in targets, header values and bodies (repeatable)"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress or warnings on stderr"},
 			&cli.BoolFlag{Name: "wide", Usage: "text report: every column (percentiles, transfer, network, bytes), not just what fits 120 columns"},
+			// Profiling the replay, for developers (see scripts/bench-pcap.sh).
+			&cli.StringFlag{Name: "cpuprofile", Hidden: true, Usage: "write a CPU profile of the analysis to `FILE`"},
+			&cli.StringFlag{Name: "memprofile", Hidden: true, Usage: "write an allocation profile to `FILE` after the analysis"},
 		}, sliFlags()...),
 		Action: runAnalyze,
 	}
@@ -125,13 +129,22 @@ func runAnalyze(c *cli.Context) error {
 		sinks = append(sinks, pcapng.New(w, pcapng.Options{Version: version}))
 	}
 
+	stopProfile, err := startProfiles(c.String("cpuprofile"), c.String("memprofile"))
+	if err != nil {
+		return err
+	}
 	stop := progress.start()
 	sum, err := analyze.Replay(c.Context, in.Source, in.Info, analyze.Options{
 		MaxBodyCapture: c.Int("max-body"),
-		Filter:         filter,
-		Redact:         policy,
+		// Only the HAR shows bodies; the other outputs need their lengths.
+		DiscardBodies: c.String("har") == "",
+		Filter:        filter,
+		Redact:        policy,
 	}, sinks...)
 	stop()
+	if perr := stopProfile(); perr != nil && err == nil {
+		err = perr
+	}
 	if err != nil {
 		return fmt.Errorf("analyzing %s: %w", path, err)
 	}
@@ -144,6 +157,43 @@ func runAnalyze(c *cli.Context) error {
 		}
 	}
 	return sloExit(rw.Report())
+}
+
+// startProfiles starts a CPU profile into cpu and arranges an allocation
+// profile into mem (either may be empty); the returned function ends both.
+func startProfiles(cpu, mem string) (func() error, error) {
+	var cf *os.File
+	if cpu != "" {
+		f, err := os.Create(cpu)
+		if err != nil {
+			return nil, err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("starting CPU profile: %w", err)
+		}
+		cf = f
+	}
+	return func() error {
+		if cf != nil {
+			pprof.StopCPUProfile()
+			if err := cf.Close(); err != nil {
+				return err
+			}
+		}
+		if mem == "" {
+			return nil
+		}
+		f, err := os.Create(mem)
+		if err != nil {
+			return err
+		}
+		if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+			f.Close()
+			return fmt.Errorf("writing allocation profile: %w", err)
+		}
+		return f.Close()
+	}, nil
 }
 
 // analyzeFilter builds the exchange filter from the filter flags, or nil.

@@ -21,7 +21,9 @@ func newRecordCommand() *cli.Command {
 		Name:  "record",
 		Usage: "record processes' TCP traffic with eBPF into a capture file (root)",
 		Description: "Records what processes send and receive on TCP sockets (syscall tracepoints) into one\n" +
-			"compressed capture file, until --duration, --max-size, or Ctrl-C/SIGTERM. Needs root, or\n" +
+			"compressed capture file, until --duration, --max-size, or Ctrl-C/SIGTERM. TLS connections are\n" +
+			"recorded as plaintext (uprobes on OpenSSL, BoringSSL, GnuTLS and Go crypto/tls, in running\n" +
+			"programs and the ones started while recording; amd64) unless --no-tls. Needs root, or\n" +
 			"CAP_BPF and CAP_PERFMON. Once every probe is attached it prints\n" +
 			"\"rewind: recording (N probes attached)\" on stderr.",
 		ArgsUsage: " ",
@@ -33,7 +35,7 @@ func newRecordCommand() *cli.Command {
 			&cli.DurationFlag{Name: "duration", Usage: "stop after this long (e.g. 30s); 0: until Ctrl-C"},
 			&cli.StringFlag{Name: "max-size", Usage: "stop when the file reaches `SIZE` (e.g. 1GiB)"},
 			&cli.StringFlag{Name: "snaplen", Value: "16KiB", Usage: "payload `SIZE` kept per call; longer calls are recorded with their length, flagged truncated"},
-			&cli.BoolFlag{Name: "no-tls", Usage: "do not capture TLS plaintext"},
+			&cli.BoolFlag{Name: "no-tls", Usage: "do not capture TLS plaintext (no uprobes; TLS connections are recorded as ciphertext)"},
 			&cli.BoolFlag{Name: "no-packets", Usage: "do not capture packets"},
 			&cli.StringFlag{Name: "iface", Usage: "interface `NAME` for packet capture (default: all)"},
 			&cli.StringFlag{Name: "verifier-log", Usage: "write the BPF verifier's log to `FILE` if the kernel refuses a program"},
