@@ -194,6 +194,7 @@ func TestCutAtEveryOffset(t *testing.T) {
 	if len(fs) < 5 {
 		t.Fatalf("only %d frames", len(fs))
 	}
+	t.Logf("cutting a %d-byte capture of %d chunks at each of its %d offsets", len(data), len(fs), len(data)+1)
 	for c := 0; c <= len(data); c++ {
 		res := readAll(data[:c])
 		if c < headerEnd {
