@@ -11,7 +11,7 @@ export BPF_CLANG := $(CLANG)
 export BPF_STRIP := $(STRIP)
 export BPF_CFLAGS := -O2 -g -Wall -Werror
 
-.PHONY: all build test test-unit test-setup generate bench bench-record bench-pcap lint demo fuzz help clean
+.PHONY: all build test test-unit test-setup generate bench bench-record bench-pcap lint demo fuzz soak help clean
 
 all: build
 
@@ -24,6 +24,7 @@ help:
 	@echo "make bench      run the Go benchmarks"
 	@echo "make bench-record  throughput with and without recording (root)"
 	@echo "make fuzz       run each fuzz target briefly"
+	@echo "make soak       record 10 min of mixed HTTP/1, HTTP/2, TLS load and check it (root; SOAK_SECONDS)"
 	@echo "make lint       gofmt and go vet"
 
 build:
@@ -58,6 +59,10 @@ bench-pcap:
 FUZZTIME ?= 30s
 fuzz:
 	@./scripts/fuzz.sh $(FUZZTIME)
+
+# soak: bounded recording soak (root; not part of `make test`).
+soak:
+	@./scripts/soak.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -46,11 +46,17 @@ type tracker struct {
 	// for the ACK of their response (network.go).
 	byAddr     map[addrPair]*connState
 	expectAcks bool
+	// flows follows the sequence spaces of captured packets (packets.go).
+	flows map[addrPair]*flow
 
 	procs   map[uint32]procInfo
 	sockets map[pidFD]capture.Socket // from the snapshot or the recorder
 	conns   map[connKey]*connState
 	open    map[pidFD]connKey // the live generation of each slot
+
+	// slab carves HTTP/1 exchanges and field lists from shared chunks
+	// (h1conn.go).
+	slab slab
 
 	nextID     int
 	exchanges  int
@@ -134,6 +140,7 @@ func (t *tracker) handle(ev capture.Event) {
 	case *capture.TCP:
 		t.tcp(e)
 	case *capture.Packet:
+		t.packetTCP(e)
 		if t.packets != nil {
 			t.packet(e)
 		}

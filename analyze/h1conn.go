@@ -34,6 +34,9 @@ type h1Conn struct {
 
 func newH1Conn(l *layer, reqDir int, joined bool) *h1Conn {
 	opts := http1.Options{MaxBodyCapture: l.cs.t.opts.MaxBodyCapture, MidStream: joined}
+	if l.cs.t.opts.DiscardBodies {
+		opts.MaxBodyCapture = 0
+	}
 	h := &h1Conn{
 		l:      l,
 		reqDir: reqDir,
@@ -79,17 +82,19 @@ func (h *h1Conn) close(t http1.Times) {
 }
 
 func (h *h1Conn) newExchange() *Exchange {
-	return &Exchange{Conn: h.l.cs.c, Timings: Timings{Unknown, Unknown, Unknown, Unknown}}
+	ex := h.slab().exchange()
+	*ex = Exchange{Conn: h.l.cs.c, Timings: Timings{Unknown, Unknown, Unknown, Unknown}}
+	return ex
 }
 
 func (h *h1Conn) onRequest(m *http1.Message) {
 	if m.State == http1.HeadersComplete {
 		ex := h.newExchange()
-		fillRequest(&ex.Request, m)
+		h.fillRequest(&ex.Request, m)
 		ex.Proto = ex.Request.Proto
 		h.pending = append(h.pending, ex)
 		h.cur = ex
-		h.resp.ExpectResponseTo(m.Method)
+		h.expectResponse(m)
 		return
 	}
 	// Complete.
@@ -101,16 +106,26 @@ func (h *h1Conn) onRequest(m *http1.Message) {
 		}
 		// Emitted without HeadersComplete: malformed or cut headers.
 		ex = h.newExchange()
-		fillRequest(&ex.Request, m)
+		h.fillRequest(&ex.Request, m)
 		ex.Proto = ex.Request.Proto
 		h.pending = append(h.pending, ex)
-		h.resp.ExpectResponseTo(m.Method)
+		h.expectResponse(m)
 	}
 	if ex.Seq != 0 {
 		return // already answered and emitted
 	}
-	fillBody(&ex.Request.Message, m)
+	h.fillBody(&ex.Request.Message, m)
 	ex.Flags |= h.messageFlags(m, &h.seenReq)
+}
+
+// expectResponse tells the response parser about request m.
+func (h *h1Conn) expectResponse(m *http1.Message) {
+	if m.ProtoMajor == 0 {
+		// HTTP/0.9: the answer may be a bare body (status 0).
+		h.resp.ExpectHTTP09Response(m.Method)
+		return
+	}
+	h.resp.ExpectResponseTo(m.Method)
 }
 
 func (h *h1Conn) onResponse(m *http1.Message) {
@@ -127,8 +142,8 @@ func (h *h1Conn) onResponse(m *http1.Message) {
 		ex = h.newExchange()
 		ex.Flags |= FlagIncomplete
 	}
-	fillResponse(&ex.Response, m)
-	fillBody(&ex.Response.Message, m)
+	h.fillResponse(&ex.Response, m)
+	h.fillBody(&ex.Response.Message, m)
 	ex.Flags |= h.messageFlags(m, &h.seenResp)
 	if ex.Proto == "" {
 		ex.Proto = ex.Response.Proto
@@ -201,14 +216,13 @@ func protoString(major, minor int) string {
 	return "HTTP/" + strconv.Itoa(major) + "." + strconv.Itoa(minor)
 }
 
-func fillRequest(r *Request, m *http1.Message) {
+func (h *h1Conn) fillRequest(r *Request, m *http1.Message) {
 	r.Method = m.Method
 	r.Proto = protoString(m.ProtoMajor, m.ProtoMinor)
 	r.Start = m.Start
-	r.Header = copyFields(m.NumHeaders(), m.HeaderAt)
+	r.Target, r.Header = h.slab().copyFields(m.Target, m.NumHeaders(), m.HeaderAt)
 	r.HeaderBytes = m.HeaderBytes
 	r.BodyBytes = -1
-	r.Target = string(m.Target)
 	r.Host = r.Header.Get("Host")
 	target := r.Target
 	if i := strings.Index(target, "://"); i > 0 && !strings.HasPrefix(target, "/") {
@@ -234,16 +248,15 @@ func fillRequest(r *Request, m *http1.Message) {
 	}
 }
 
-func fillResponse(r *Response, m *http1.Message) {
+func (h *h1Conn) fillResponse(r *Response, m *http1.Message) {
 	r.Status = m.StatusCode
-	r.Reason = string(m.Reason)
 	r.Proto = protoString(m.ProtoMajor, m.ProtoMinor)
 	r.Start = m.Start
-	r.Header = copyFields(m.NumHeaders(), m.HeaderAt)
+	r.Reason, r.Header = h.slab().copyFields(m.Reason, m.NumHeaders(), m.HeaderAt)
 	r.HeaderBytes = m.HeaderBytes
 }
 
-func fillBody(msg *Message, m *http1.Message) {
+func (h *h1Conn) fillBody(msg *Message, m *http1.Message) {
 	if msg.Start == 0 {
 		msg.Start = m.Start
 	}
@@ -254,33 +267,73 @@ func fillBody(msg *Message, m *http1.Message) {
 	}
 	msg.BodyTruncated = m.BodyTruncated
 	if m.NumTrailers() > 0 {
-		msg.Trailer = copyFields(m.NumTrailers(), m.TrailerAt)
+		_, msg.Trailer = h.slab().copyFields(nil, m.NumTrailers(), m.TrailerAt)
 	}
 	if msg.HeaderBytes == 0 {
 		msg.HeaderBytes = m.HeaderBytes
 	}
 }
 
-// copyFields copies n fields into one string allocation shared by all.
-func copyFields(n int, at func(int) ([]byte, []byte)) Fields {
-	if n == 0 {
-		return nil
+func (h *h1Conn) slab() *slab { return &h.l.cs.t.slab }
+
+// slab hands out exchanges and field lists carved from shared chunks, so
+// that an exchange costs a few allocations per chunk rather than several of
+// its own. A chunk stays in memory while a sink holds anything carved from
+// it; chunks are small for that reason.
+type slab struct {
+	exs    []Exchange
+	fields []Field
+}
+
+const (
+	slabExchanges = 32
+	slabFields    = 256
+)
+
+func (s *slab) exchange() *Exchange {
+	if len(s.exs) == 0 {
+		s.exs = make([]Exchange, slabExchanges)
 	}
-	size := 0
+	ex := &s.exs[0]
+	s.exs = s.exs[1:]
+	return ex
+}
+
+func (s *slab) fieldList(n int) Fields {
+	if n > slabFields/4 {
+		return make(Fields, n)
+	}
+	if len(s.fields) < n {
+		s.fields = make([]Field, slabFields)
+	}
+	f := s.fields[:n:n]
+	s.fields = s.fields[n:]
+	return f
+}
+
+// copyFields copies first (the request target or the reason phrase) and n
+// fields into one string allocation shared by all, and returns first and
+// the fields.
+func (s *slab) copyFields(first []byte, n int, at func(int) ([]byte, []byte)) (string, Fields) {
+	if n == 0 {
+		return string(first), nil
+	}
+	size := len(first)
 	for i := 0; i < n; i++ {
 		k, v := at(i)
 		size += len(k) + len(v)
 	}
 	var sb strings.Builder
 	sb.Grow(size)
+	sb.Write(first)
 	for i := 0; i < n; i++ {
 		k, v := at(i)
 		sb.Write(k)
 		sb.Write(v)
 	}
 	all := sb.String()
-	out := make(Fields, n)
-	off := 0
+	out := s.fieldList(n)
+	off := len(first)
 	for i := 0; i < n; i++ {
 		k, v := at(i)
 		out[i].Name = all[off : off+len(k)]
@@ -288,5 +341,5 @@ func copyFields(n int, at func(int) ([]byte, []byte)) Fields {
 		out[i].Value = all[off : off+len(v)]
 		off += len(v)
 	}
-	return out
+	return all[:len(first)], out
 }

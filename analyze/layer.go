@@ -135,6 +135,15 @@ func (l *layer) bytes(d int, p []byte, t http1.Times) {
 			}
 			k = kindOther
 		}
+		if k == kindOther && l.awaitAnswer(d, p) {
+			// Text that is no request line: a sloppy request, maybe, that
+			// the server will answer; its answer decides.
+			if len(l.pending[d]) == 0 {
+				l.pending[d] = append(l.pending[d][:0], p...)
+				l.pendT[d] = t
+			}
+			return
+		}
 		l.pending[d] = nil
 		if k == kindUndetected {
 			// Joined mid-stream: nothing recognisable yet.
@@ -148,6 +157,12 @@ func (l *layer) bytes(d int, p []byte, t http1.Times) {
 		switch k {
 		case kindHTTP1:
 			l.startHTTP1(reqDir)
+			if o := 1 - d; o == reqDir && len(l.pending[o]) > 0 {
+				// The request held back by awaitAnswer, before its answer.
+				held := l.pending[o]
+				l.pending[o] = nil
+				l.h1.feed(o, held, l.pendT[o])
+			}
 		case kindHTTP2:
 			l.startHTTP2(reqDir)
 		}
@@ -201,6 +216,27 @@ func (l *layer) close(ts uint64) {
 	case kindHTTP2:
 		l.h2.close(t)
 	}
+}
+
+// maxAwaitAnswer bounds the bytes of a direction held while waiting for the
+// other direction to tell whether they were an HTTP request.
+const maxAwaitAnswer = 4 << 10
+
+// awaitAnswer says whether bytes p of direction d, which do not start like
+// any protocol rewind knows, should wait for the other direction: at the
+// start of a connection whose other side said nothing yet, text that could
+// be a malformed request line ("GET/ HTTP/1.1", "OPTIONSHTTP/1.1") is HTTP
+// when the server answers with a status line. Servers do answer such
+// requests (400), and the exchange is worth reporting.
+func (l *layer) awaitAnswer(d int, p []byte) bool {
+	if l.midJoin || !l.cs.announced || len(p) > maxAwaitAnswer || len(p) == 0 {
+		return false
+	}
+	if len(l.pending[1-d]) > 0 {
+		return false
+	}
+	c := p[0]
+	return c >= '!' && c < 0x7f || c >= 0x80
 }
 
 func (l *layer) startHTTP1(reqDir int) {

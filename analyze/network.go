@@ -45,6 +45,9 @@ func (t *tracker) unindex(cs *connState) {
 	if t.byAddr[k] == cs {
 		delete(t.byAddr, k)
 	}
+	if t.byAddr[addrPair{k.remote, k.local}] == nil {
+		t.forgetFlows(cs) // neither end is traced any more
+	}
 }
 
 // tcp applies a TCP event to the connection it belongs to.
@@ -80,6 +83,15 @@ func (cs *connState) deliver(ex *Exchange) {
 		cs.awaiting = append(cs.awaiting, awaitingAck{ex: ex, end: 0})
 		return
 	}
+	if len(cs.awaiting) == 0 {
+		// On loopback the peer's ACK often comes before the write that
+		// sent the response returns: the network share is then 0.
+		if at, ok := t.ackedBefore(cs, cs.egressOff); ok {
+			ex.Timings.Network = max(0, int64(at)-int64(ex.Response.End))
+			t.emit(ex)
+			return
+		}
+	}
 	if len(cs.awaiting) >= maxAwaitingAck {
 		cs.releaseAcked(0, 0, true, 1)
 	}
@@ -105,8 +117,10 @@ func (cs *connState) releaseAcked(seq uint32, ts uint64, force bool, n int) {
 		} else if a.end != 0 && int32(seq-uint32(a.end)) < 0 {
 			break // not covered yet; later ones are not either
 		}
-		if !force && a.end != 0 && ts >= a.ex.Response.End {
-			a.ex.Timings.Network = int64(ts - a.ex.Response.End)
+		if !force && a.end != 0 {
+			// An ACK stamped before the response's last write returned
+			// (loopback) counts as no network time.
+			a.ex.Timings.Network = max(0, int64(ts)-int64(a.ex.Response.End))
 		}
 		cs.t.emit(a.ex)
 		cs.awaiting[i] = awaitingAck{}

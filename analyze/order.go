@@ -14,69 +14,25 @@ const DefaultReorderWindow = 20_000_000 // 20 ms
 // is released once an event at least window ns later has been seen. Ties keep
 // file order, so the result is deterministic. Held events are copies drawn
 // from per-kind free lists, so steady state allocates nothing.
+//
+// Events almost always arrive in order (the recorder's CPUs drift apart by
+// microseconds), so the held events are kept in a sorted queue rather than a
+// heap: an in-order event is appended at the tail and released from the head,
+// both O(1); only an event that arrives before the tail's time is inserted in
+// its place (after the held events of the same time, which came first).
 type reorderer struct {
 	window  uint64
-	h       eventHeap
+	q       []heldEvent // q[head:] are held, sorted by t, ties in file order
+	head    int
 	maxSeen uint64
-	seq     uint64
 	free    [16][]capture.Event
 	late    uint64 // events that arrived after their window had passed
 	lastOut uint64
 }
 
 type heldEvent struct {
-	ev  capture.Event
-	t   uint64
-	seq uint64
-}
-
-// eventHeap is a binary min-heap by (t, seq), typed to avoid the boxing of
-// container/heap.
-type eventHeap []heldEvent
-
-func (h eventHeap) less(i, j int) bool {
-	if h[i].t != h[j].t {
-		return h[i].t < h[j].t
-	}
-	return h[i].seq < h[j].seq
-}
-
-func (h *eventHeap) push(x heldEvent) {
-	*h = append(*h, x)
-	a := *h
-	for i := len(a) - 1; i > 0; {
-		p := (i - 1) / 2
-		if !a.less(i, p) {
-			break
-		}
-		a[i], a[p] = a[p], a[i]
-		i = p
-	}
-}
-
-func (h *eventHeap) pop() heldEvent {
-	a := *h
-	top := a[0]
-	n := len(a) - 1
-	a[0] = a[n]
-	a[n] = heldEvent{}
-	a = a[:n]
-	for i := 0; ; {
-		l, r, m := 2*i+1, 2*i+2, i
-		if l < n && a.less(l, m) {
-			m = l
-		}
-		if r < n && a.less(r, m) {
-			m = r
-		}
-		if m == i {
-			break
-		}
-		a[i], a[m] = a[m], a[i]
-		i = m
-	}
-	*h = a
-	return top
+	ev capture.Event
+	t  uint64
 }
 
 func newReorderer(window uint64) *reorderer {
@@ -93,25 +49,51 @@ func (r *reorderer) push(ev capture.Event, release func(capture.Event)) {
 		r.late++
 		t = r.lastOut
 	}
-	r.h.push(heldEvent{ev: r.copy(ev), t: t, seq: r.seq})
-	r.seq++
+	he := heldEvent{ev: r.copy(ev), t: t}
+	if n := len(r.q); n == r.head || r.q[n-1].t <= t {
+		r.q = append(r.q, he)
+	} else {
+		// Out of order: after every held event whose time is <= t.
+		lo, hi := r.head, n
+		for lo < hi {
+			m := int(uint(lo+hi) >> 1)
+			if r.q[m].t <= t {
+				lo = m + 1
+			} else {
+				hi = m
+			}
+		}
+		r.q = append(r.q, heldEvent{})
+		copy(r.q[lo+1:], r.q[lo:n])
+		r.q[lo] = he
+	}
 	if t > r.maxSeen {
 		r.maxSeen = t
 	}
-	for len(r.h) > 0 && r.h[0].t+r.window <= r.maxSeen {
+	for r.head < len(r.q) && r.q[r.head].t+r.window <= r.maxSeen {
 		r.pop(release)
 	}
 }
 
 // flush releases every held event.
 func (r *reorderer) flush(release func(capture.Event)) {
-	for len(r.h) > 0 {
+	for r.head < len(r.q) {
 		r.pop(release)
 	}
 }
 
 func (r *reorderer) pop(release func(capture.Event)) {
-	he := r.h.pop()
+	he := r.q[r.head]
+	r.q[r.head] = heldEvent{}
+	r.head++
+	switch {
+	case r.head == len(r.q):
+		r.q, r.head = r.q[:0], 0
+	case r.head >= 1024 && r.head*2 >= len(r.q):
+		n := copy(r.q, r.q[r.head:])
+		clear(r.q[n:])
+		r.q, r.head = r.q[:n], 0
+	}
 	r.lastOut = he.t
 	release(he.ev)
 	k := he.ev.Kind()

@@ -26,11 +26,24 @@ type Options struct {
 	// Redact, when set, removes credentials from exchanges before sinks see
 	// them (header values, and pattern matches in targets and bodies).
 	Redact *redact.Policy
+	// DiscardBodies says no sink needs body bytes: HTTP/1.x bodies are
+	// measured (BodyBytes stays exact) but not kept, so Body is nil. Set it
+	// when no output shows bodies (the CLI does unless --har is given): it
+	// saves a copy of every body.
+	DiscardBodies bool
 }
 
 // EventSource yields capture events in file order, like [capture.Reader].
 type EventSource interface {
 	Next() (capture.Event, error)
+}
+
+// orderedSource is implemented by sources whose events already come in the
+// order to replay them (a packet capture: file order, which its TCP
+// reassembly followed). Their events skip the reorder window: each is
+// handled as it is read, with no copy.
+type orderedSource interface {
+	InOrder() bool
 }
 
 // statsSource is implemented by sources that know what they recovered.
@@ -61,6 +74,8 @@ func Replay(ctx context.Context, src EventSource, info *CaptureInfo, opts Option
 	t.expectAcks = info != nil && info.Header.Options.Packets
 	ro := newReorderer(opts.ReorderWindow)
 	release := t.handle
+	os, ordered := src.(orderedSource)
+	ordered = ordered && os.InOrder()
 	for n := 0; ; n++ {
 		if n&1023 == 0 && ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -75,7 +90,7 @@ func Replay(ctx context.Context, src EventSource, info *CaptureInfo, opts Option
 		if t.err != nil {
 			return nil, t.err
 		}
-		if ev.Time() == 0 || isSnapshot(src) {
+		if ordered || ev.Time() == 0 || isSnapshot(src) {
 			// Snapshot entries describe the start state: apply them at once.
 			t.handle(ev)
 			continue

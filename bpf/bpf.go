@@ -130,6 +130,10 @@ type Options struct {
 	TLS bool
 	// Log receives notices: each TLS library attached, or why one was not.
 	Log io.Writer
+	// PacketPayload is the TCP payload bytes the packet filter keeps after
+	// the TCP header (default [DefaultPacketPayload]); see
+	// [Tracer.OpenPackets].
+	PacketPayload uint32
 }
 
 // Tracer is the loaded and attached set of programs. Close detaches them.
@@ -208,6 +212,9 @@ func Load(opts Options) (*Tracer, error) {
 	if opts.Log == nil {
 		opts.Log = io.Discard
 	}
+	if opts.PacketPayload == 0 {
+		opts.PacketPayload = DefaultPacketPayload
+	}
 	if opts.TLS {
 		if err := TLSProbesSupported(); err != nil {
 			fmt.Fprintf(opts.Log, "rewind: %v: recording TLS connections as ciphertext\n", err)
@@ -251,6 +258,11 @@ func Load(opts Options) (*Tracer, error) {
 		{"filter_ports", b(len(opts.Ports) > 0)},
 		{"wakeup_bytes", uint64(opts.RingSize / 8)},
 		{"tls_wake_exec", b(opts.TLS)},
+		// With a process or port filter, the packet filter keeps the
+		// traced connections' ports only; else every TCP packet.
+		{"packet_by_port", b(len(opts.PIDs) > 0 || len(opts.Comms) > 0 || len(opts.Ports) > 0)},
+		{"packet_payload", opts.PacketPayload},
+		{"packet_lo_ifindex", loopbackIndex()},
 	} {
 		if err := set(kv.name, kv.v); err != nil {
 			return nil, err
@@ -348,6 +360,9 @@ func (t *Tracer) fillFilters(opts Options) error {
 	for _, p := range opts.Ports {
 		if err := t.objs.TracedPorts.Put(p, one); err != nil {
 			return fmt.Errorf("adding port %d to the filter: %w", p, err)
+		}
+		if err := t.MarkPacketPort(p); err != nil {
+			return err
 		}
 	}
 	return nil

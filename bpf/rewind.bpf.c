@@ -42,6 +42,10 @@ const volatile __u8 filter_ports = 0;	/* traced_ports decides */
 const volatile __u64 wakeup_bytes = 1 << 20;
 /* TLS probes are attached: wake the reader at every exec. */
 const volatile __u8 tls_wake_exec = 0;
+/* Packet socket filter (packet_filter). */
+const volatile __u8 packet_by_port = 0;	/* packet_ports decides; else every TCP packet */
+const volatile __u32 packet_payload = 128;	/* TCP payload bytes kept per packet */
+const volatile __u32 packet_lo_ifindex = 1;	/* loopback: outgoing copies dropped */
 /* Go crypto/tls: where the fd is, from a *tls.Conn (see go_conn_fd). */
 const volatile __u32 go_conn_iface_data = 8;	/* tls.Conn.conn (net.Conn) data word */
 const volatile __u32 go_tcpconn_fd = 0;		/* net.TCPConn -> conn.fd (*netFD) */
@@ -85,6 +89,17 @@ struct {
 	__type(key, __u16);
 	__type(value, __u8);
 } traced_ports SEC(".maps");
+
+/* packet_ports marks the local ports of traced connections (set by emit_conn,
+ * and by the loader for --port and the traced processes' listening ports):
+ * with packet_by_port the packet filter keeps only their packets. Entries
+ * are never cleared: a reused port costs a few extra packets, nothing else. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, __u8);
+} packet_ports SEC(".maps");
 
 /* A syscall between its enter and exit programs. */
 struct call {
@@ -329,6 +344,9 @@ static __always_inline void emit_conn(__u32 type, __u64 pid_tgid, __u64 start, i
 	e.ret = ret;
 	if (sk) {
 		read_addrs(sk, &e);
+		__u32 port = e.lport;
+		__u8 one = 1;
+		bpf_map_update_elem(&packet_ports, &port, &one, BPF_ANY);
 		struct socket *sock = BPF_CORE_READ(sk, sk_socket);
 		e.inode = BPF_CORE_READ(sock, file, f_inode, i_ino);
 	}
@@ -990,4 +1008,65 @@ int go_tls_ret(struct regs_x86 *ctx)
 	__u64 ts = c.dir == DIR_EGRESS ? c.start_ns : bpf_ktime_get_ns();
 	emit_tls(id, c.start_ns, ts, c.conn, c.buf, n, fd, fd >= 0 ? 0 : DATA_FD_UNKNOWN, SOURCE_GOTLS, c.dir);
 	return 0;
+}
+
+/*
+ * Packet capture: a socket filter on the recorder's AF_PACKET socket
+ * (SOCK_DGRAM, so the packet starts at its network header). It keeps IPv4 and
+ * IPv6 TCP packets of the traced ports, cut after the TCP header plus
+ * packet_payload bytes (the return value is the length to keep, 0 drops).
+ * On loopback every packet passes the taps twice, once outgoing and once as
+ * received: only the received copy is kept, as libpcap does.
+ */
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define PACKET_OUTGOING 4
+
+static __always_inline bool port_marked(__u32 port)
+{
+	__u8 *v = bpf_map_lookup_elem(&packet_ports, &port);
+	return v && *v;
+}
+
+SEC("socket")
+int packet_filter(struct __sk_buff *skb)
+{
+	if (skb->pkt_type == PACKET_OUTGOING && skb->ifindex == packet_lo_ifindex)
+		return 0;
+	__u16 proto = bpf_ntohs((__u16)skb->protocol);
+	__u32 l3;
+	__u8 l4;
+	if (proto == ETH_P_IP) {
+		__u8 vihl;
+		__be16 frag;
+		if (bpf_skb_load_bytes(skb, 0, &vihl, 1) || bpf_skb_load_bytes(skb, 6, &frag, 2) ||
+		    bpf_skb_load_bytes(skb, 9, &l4, 1))
+			return 0;
+		if (bpf_ntohs(frag) & 0x1fff)
+			return 0; /* a later fragment: no TCP header */
+		l3 = (vihl & 0xf) * 4;
+		if (l3 < 20)
+			return 0;
+	} else if (proto == ETH_P_IPV6) {
+		if (bpf_skb_load_bytes(skb, 6, &l4, 1))
+			return 0;
+		l3 = 40; /* extension headers are not followed */
+	} else {
+		return 0;
+	}
+	if (l4 != IPPROTO_TCP)
+		return 0;
+	struct {
+		__be16 sport;
+		__be16 dport;
+	} ports;
+	if (bpf_skb_load_bytes(skb, l3, &ports, sizeof(ports)))
+		return 0;
+	if (packet_by_port && !port_marked(bpf_ntohs(ports.sport)) && !port_marked(bpf_ntohs(ports.dport)))
+		return 0;
+	__u8 doff;
+	if (bpf_skb_load_bytes(skb, l3 + 12, &doff, 1))
+		return 0;
+	__u32 keep = l3 + (doff >> 4) * 4 + packet_payload;
+	return keep < skb->len ? keep : skb->len;
 }

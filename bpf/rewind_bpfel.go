@@ -170,6 +170,7 @@ const (
 	rewindMapGenCounter       = "gen_counter"
 	rewindMapGoCalls          = "go_calls"
 	rewindMapLosses           = "losses"
+	rewindMapPacketPorts      = "packet_ports"
 	rewindMapScratch          = "scratch"
 	rewindMapTlsCalls         = "tls_calls"
 	rewindMapTlsFds           = "tls_fds"
@@ -210,6 +211,7 @@ const (
 	rewindProgOnExec          = "on_exec"
 	rewindProgOnExit          = "on_exit"
 	rewindProgOnFork          = "on_fork"
+	rewindProgPacketFilter    = "packet_filter"
 	rewindProgTlsEnter        = "tls_enter"
 	rewindProgTlsExit         = "tls_exit"
 	rewindVarFilterComms      = "filter_comms"
@@ -218,6 +220,9 @@ const (
 	rewindVarGoConnIfaceData  = "go_conn_iface_data"
 	rewindVarGoNetfdSysfd     = "go_netfd_sysfd"
 	rewindVarGoTcpconnFd      = "go_tcpconn_fd"
+	rewindVarPacketByPort     = "packet_by_port"
+	rewindVarPacketLoIfindex  = "packet_lo_ifindex"
+	rewindVarPacketPayload    = "packet_payload"
 	rewindVarSelfTgid         = "self_tgid"
 	rewindVarSnaplen          = "snaplen"
 	rewindVarTlsWakeExec      = "tls_wake_exec"
@@ -304,6 +309,7 @@ type rewindProgramSpecs struct {
 	OnExec          *ebpf.ProgramSpec `ebpf:"on_exec"`
 	OnExit          *ebpf.ProgramSpec `ebpf:"on_exit"`
 	OnFork          *ebpf.ProgramSpec `ebpf:"on_fork"`
+	PacketFilter    *ebpf.ProgramSpec `ebpf:"packet_filter"`
 	TlsEnter        *ebpf.ProgramSpec `ebpf:"tls_enter"`
 	TlsExit         *ebpf.ProgramSpec `ebpf:"tls_exit"`
 }
@@ -318,6 +324,7 @@ type rewindMapSpecs struct {
 	GenCounter  *ebpf.MapSpec `ebpf:"gen_counter"`
 	GoCalls     *ebpf.MapSpec `ebpf:"go_calls"`
 	Losses      *ebpf.MapSpec `ebpf:"losses"`
+	PacketPorts *ebpf.MapSpec `ebpf:"packet_ports"`
 	Scratch     *ebpf.MapSpec `ebpf:"scratch"`
 	TlsCalls    *ebpf.MapSpec `ebpf:"tls_calls"`
 	TlsFds      *ebpf.MapSpec `ebpf:"tls_fds"`
@@ -336,6 +343,9 @@ type rewindVariableSpecs struct {
 	GoConnIfaceData  *ebpf.VariableSpec `ebpf:"go_conn_iface_data"`
 	GoNetfdSysfd     *ebpf.VariableSpec `ebpf:"go_netfd_sysfd"`
 	GoTcpconnFd      *ebpf.VariableSpec `ebpf:"go_tcpconn_fd"`
+	PacketByPort     *ebpf.VariableSpec `ebpf:"packet_by_port"`
+	PacketLoIfindex  *ebpf.VariableSpec `ebpf:"packet_lo_ifindex"`
+	PacketPayload    *ebpf.VariableSpec `ebpf:"packet_payload"`
 	SelfTgid         *ebpf.VariableSpec `ebpf:"self_tgid"`
 	Snaplen          *ebpf.VariableSpec `ebpf:"snaplen"`
 	TlsWakeExec      *ebpf.VariableSpec `ebpf:"tls_wake_exec"`
@@ -372,6 +382,7 @@ type rewindMaps struct {
 	GenCounter  *ebpf.Map `ebpf:"gen_counter"`
 	GoCalls     *ebpf.Map `ebpf:"go_calls"`
 	Losses      *ebpf.Map `ebpf:"losses"`
+	PacketPorts *ebpf.Map `ebpf:"packet_ports"`
 	Scratch     *ebpf.Map `ebpf:"scratch"`
 	TlsCalls    *ebpf.Map `ebpf:"tls_calls"`
 	TlsFds      *ebpf.Map `ebpf:"tls_fds"`
@@ -388,6 +399,7 @@ func (m *rewindMaps) Close() error {
 		m.GenCounter,
 		m.GoCalls,
 		m.Losses,
+		m.PacketPorts,
 		m.Scratch,
 		m.TlsCalls,
 		m.TlsFds,
@@ -407,6 +419,9 @@ type rewindVariables struct {
 	GoConnIfaceData  *ebpf.Variable `ebpf:"go_conn_iface_data"`
 	GoNetfdSysfd     *ebpf.Variable `ebpf:"go_netfd_sysfd"`
 	GoTcpconnFd      *ebpf.Variable `ebpf:"go_tcpconn_fd"`
+	PacketByPort     *ebpf.Variable `ebpf:"packet_by_port"`
+	PacketLoIfindex  *ebpf.Variable `ebpf:"packet_lo_ifindex"`
+	PacketPayload    *ebpf.Variable `ebpf:"packet_payload"`
 	SelfTgid         *ebpf.Variable `ebpf:"self_tgid"`
 	Snaplen          *ebpf.Variable `ebpf:"snaplen"`
 	TlsWakeExec      *ebpf.Variable `ebpf:"tls_wake_exec"`
@@ -455,6 +470,7 @@ type rewindPrograms struct {
 	OnExec          *ebpf.Program `ebpf:"on_exec"`
 	OnExit          *ebpf.Program `ebpf:"on_exit"`
 	OnFork          *ebpf.Program `ebpf:"on_fork"`
+	PacketFilter    *ebpf.Program `ebpf:"packet_filter"`
 	TlsEnter        *ebpf.Program `ebpf:"tls_enter"`
 	TlsExit         *ebpf.Program `ebpf:"tls_exit"`
 }
@@ -495,6 +511,7 @@ func (p *rewindPrograms) Close() error {
 		p.OnExec,
 		p.OnExit,
 		p.OnFork,
+		p.PacketFilter,
 		p.TlsEnter,
 		p.TlsExit,
 	)

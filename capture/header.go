@@ -58,6 +58,8 @@ type RecordingOptions struct {
 	Packets  bool     `json:"packets"`
 	Iface    string   `json:"iface,omitempty"`
 	Redact   bool     `json:"redact,omitempty"`
+	// RedactHeaders are the headers whose values `record --redact` masked.
+	RedactHeaders []string `json:"redact_headers,omitempty"`
 }
 
 // Trailer closes a capture that was recorded to the end. Its absence means the

@@ -38,11 +38,21 @@ type RecordOptions struct {
 	// TLS records the plaintext of TLS libraries (OpenSSL, BoringSSL,
 	// GnuTLS, Go crypto/tls) with uprobes, in the running processes and the
 	// ones started during the recording; their connections' ciphertext is
-	// then recorded by length only. Packets asks for packet capture, which
-	// is not built yet: the recorder says so on Log.
-	TLS     bool
+	// then recorded by length only.
+	TLS bool
+	// Packets captures the traced connections' TCP packets (IP and TCP
+	// headers plus 128 payload bytes) on interface Iface ("" for all) with an
+	// AF_PACKET socket, for network timings and retransmissions. It needs
+	// root or CAP_NET_RAW; without it the recorder says so on Log and records
+	// without packets.
 	Packets bool
 	Iface   string
+	// Redact masks the values of credential headers (Authorization,
+	// Proxy-Authorization, Cookie, Set-Cookie, and RedactHeaders) in HTTP/1
+	// payloads before they are written, byte for byte with '*'. HTTP/2
+	// header blocks are HPACK-compressed and are not masked.
+	Redact        bool
+	RedactHeaders []string
 	// RingSize is the kernel ring buffer size in bytes (a power of two;
 	// default 32 MiB).
 	RingSize int
@@ -152,8 +162,18 @@ func record(ctx context.Context, opts RecordOptions, open func() (io.Writer, err
 	defer tr.Close()
 	probes := tr.Probes()
 
+	var pc *packetCapture
 	if opts.Packets {
-		fmt.Fprintln(log, "rewind: packet capture is not available in this build yet: recording without packets (no network timings)")
+		pc, err = startPackets(tr, opts.Iface)
+		if err != nil {
+			if opts.Iface != "" && !errors.Is(err, bpf.ErrNoPacketPrivilege) {
+				return nil, err
+			}
+			fmt.Fprintf(log, "rewind: %v: recording without packets (no network timings)\n", err)
+			opts.Packets = false
+		} else {
+			defer pc.close()
+		}
 	}
 
 	hdr := newHeader(opts, probes)
@@ -174,6 +194,16 @@ func record(ctx context.Context, opts RecordOptions, open func() (io.Writer, err
 			return nil, err
 		}
 	}
+	if pc != nil {
+		// The packet filter keeps the ports of the traced processes'
+		// sockets (listening ones included); new connections mark theirs
+		// in the kernel.
+		for _, so := range snap.Sockets {
+			if err := tr.MarkPacketPort(so.Local.Port()); err != nil {
+				return nil, err
+			}
+		}
+	}
 	if err := cw.Flush(); err != nil {
 		return nil, err
 	}
@@ -184,6 +214,8 @@ func record(ctx context.Context, opts RecordOptions, open func() (io.Writer, err
 		w:         cw,
 		listening: snap.ListeningPorts,
 		lastLoss:  map[bpf.LossCause][]uint64{},
+		packets:   pc,
+		redact:    newRecordRedactor(opts),
 	}
 	fmt.Fprintf(log, "%s (%d probes attached) — press Ctrl-C to stop\n", AttachedMessage, len(probes))
 	if opts.Ready != nil {
@@ -212,11 +244,14 @@ func newHeader(opts RecordOptions, probes []string) Header {
 			Ports:   opts.Ports,
 			MaxSize: opts.MaxSize,
 			Snaplen: opts.Snaplen,
-			// What the capture can contain: packets are not built.
+			// What the capture can contain.
 			TLS:     opts.TLS && bpf.TLSProbesSupported() == nil,
-			Packets: false,
+			Packets: opts.Packets,
 			Iface:   opts.Iface,
 		},
+	}
+	if opts.Redact {
+		h.Options.Redact, h.Options.RedactHeaders = true, redactHeaderNames(opts)
 	}
 	if opts.Duration > 0 {
 		h.Options.Duration = opts.Duration.String()
@@ -265,8 +300,10 @@ type session struct {
 	seq       uint64
 	free      [][]byte // payload buffers to reuse once written
 	lastLoss  map[bpf.LossCause][]uint64
+	packets   *packetCapture // nil without packet capture
 	bad       uint64
-	full      bool // MaxSize reached
+	full      bool            // MaxSize reached
+	redact    *recordRedactor // nil unless RecordOptions.Redact
 }
 
 // pollInterval bounds how long a read waits for records: the programs only
@@ -316,6 +353,9 @@ func (s *session) run(ctx context.Context) (string, error) {
 			}
 			s.add(&rec)
 		}
+		if err := s.drainPackets(); err != nil {
+			return "", err
+		}
 		if err := s.release(monoNow() - uint64(s.opts.ReorderWindow)); err != nil {
 			return "", err
 		}
@@ -340,6 +380,14 @@ func (s *session) run(ctx context.Context) (string, error) {
 			s.add(&rec)
 		}
 	}
+	if s.packets != nil {
+		if err := s.packets.close(); err != nil {
+			return "", fmt.Errorf("closing packet socket: %w", err)
+		}
+		if err := s.drainPackets(); err != nil {
+			return "", err
+		}
+	}
 	if reason != "max-size" {
 		if err := s.release(^uint64(0)); err != nil {
 			return "", err
@@ -352,6 +400,9 @@ func (s *session) run(ctx context.Context) (string, error) {
 }
 
 func (s *session) tick(start time.Time) error {
+	if s.packets != nil {
+		s.packets.measureClock()
+	}
 	if err := s.writeLosses(); err != nil {
 		return err
 	}
@@ -392,7 +443,7 @@ func (s *session) writeLosses() error {
 		}
 		s.lastLoss[cause] = per
 	}
-	return nil
+	return s.writePacketLosses(now)
 }
 
 // add converts a kernel record into a capture event and queues it in the
@@ -464,6 +515,7 @@ func (s *session) payloadBuf(n int) []byte {
 func (s *session) release(upTo uint64) error {
 	for len(s.pending) > 0 && s.pending[0].ev.Time() <= upTo && !s.full {
 		p := heap.Pop(&s.pending).(pendingEvent)
+		s.redact.apply(p.ev)
 		if err := s.w.Write(p.ev); err != nil {
 			return err
 		}

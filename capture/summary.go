@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"sort"
@@ -36,6 +37,11 @@ type Summary struct {
 	// credential header (Authorization, Cookie, …), by header name as
 	// written.
 	Credentials map[string]uint64
+	// HTTP2Connections counts connections whose data starts with the
+	// HTTP/2 client preface (prior knowledge, h2c or TLS with ALPN h2):
+	// their header blocks are HPACK-compressed, so `record --redact` cannot
+	// mask them.
+	HTTP2Connections int
 }
 
 // Summarize reads a capture to its end and summarizes it. Damage is not an
@@ -51,6 +57,12 @@ func Summarize(r io.Reader) (*Summary, error) {
 		Credentials: map[string]uint64{}}
 	creds := redact.Default()
 	comm := map[uint32]string{}
+	type connID struct {
+		pid uint32
+		fd  int32
+		gen uint32
+	}
+	h2 := map[connID]bool{}
 	for {
 		ev, err := rd.Next()
 		if errors.Is(err, io.EOF) {
@@ -94,6 +106,11 @@ func Summarize(r io.Reader) (*Summary, error) {
 				s.Comms[name]++
 			}
 			s.CapturedBytes += uint64(len(e.Payload))
+			if bytes.HasPrefix(e.Payload, http2Preface) {
+				// Both ends of a loopback connection may be recorded:
+				// each is counted, as each is a connection of a process.
+				h2[connID{e.PID, e.FD, e.Gen}] = true
+			}
 			if name, ok := creds.Find(e.Payload); ok {
 				s.Credentials[name]++
 			}
@@ -101,10 +118,14 @@ func Summarize(r io.Reader) (*Summary, error) {
 			s.LostBySource[e.Source.String()] += e.Count
 		}
 	}
+	s.HTTP2Connections = len(h2)
 	s.Stats = *rd.Stats()
 	s.Trailer = rd.Trailer()
 	return s, nil
 }
+
+// http2Preface is how every HTTP/2 connection's client side begins.
+var http2Preface = []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
 
 // Span returns the wall-clock times of the first and last events.
 func (s *Summary) Span() (start, end time.Time) {

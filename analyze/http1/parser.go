@@ -120,8 +120,14 @@ type Parser struct {
 	connClose   bool
 	headersSent bool // HeadersComplete emitted for the current message
 
-	methods []string // methods of requests awaiting responses (FIFO)
+	methods []expected // requests awaiting responses (FIFO)
 	mHead   int
+}
+
+// expected is a request a Response parser waits for the answer to.
+type expected struct {
+	method string
+	simple bool // an HTTP/0.9 simple request: the answer may be a bare body
 }
 
 // NewParser returns a parser for one direction of a connection.
@@ -165,6 +171,20 @@ func (p *Parser) Tunneling() bool { return p.state == stTunnel }
 // The method decides framing for HEAD (no body) and CONNECT (2xx: tunnel).
 // When the queue is empty the parser assumes GET.
 func (p *Parser) ExpectResponseTo(method string) {
+	p.expect(expected{method: method})
+}
+
+// ExpectHTTP09Response is [Parser.ExpectResponseTo] for an HTTP/0.9 simple
+// request (no version, no headers). Its answer is either a status line and
+// headers, as servers that speak HTTP/1.x send anyway, or a bare HTTP/0.9
+// body: everything up to the end of the stream. The parser tells them apart
+// by the first bytes: anything but "HTTP/" starts a bare body, reported as
+// a response with StatusCode 0 and version 0.9.
+func (p *Parser) ExpectHTTP09Response(method string) {
+	p.expect(expected{method: method, simple: true})
+}
+
+func (p *Parser) expect(e expected) {
 	if len(p.methods)-p.mHead >= maxQueuedMethods {
 		p.mHead++
 	}
@@ -174,19 +194,24 @@ func (p *Parser) ExpectResponseTo(method string) {
 		n := copy(p.methods, p.methods[p.mHead:])
 		p.methods, p.mHead = p.methods[:n], 0
 	}
-	p.methods = append(p.methods, method)
+	p.methods = append(p.methods, e)
 }
 
 func (p *Parser) peekMethod() string {
 	if p.mHead < len(p.methods) {
-		return p.methods[p.mHead]
+		return p.methods[p.mHead].method
 	}
 	return "GET"
 }
 
+// expectSimple says the next response answers an HTTP/0.9 request.
+func (p *Parser) expectSimple() bool {
+	return p.mHead < len(p.methods) && p.methods[p.mHead].simple
+}
+
 func (p *Parser) popMethod() {
 	if p.mHead < len(p.methods) {
-		p.methods[p.mHead] = ""
+		p.methods[p.mHead] = expected{}
 		p.mHead++
 		if p.mHead == len(p.methods) {
 			p.methods, p.mHead = p.methods[:0], 0
@@ -393,6 +418,10 @@ func (p *Parser) begin(start uint64) {
 
 // start handles the bytes between messages.
 func (p *Parser) start(b []byte) []byte {
+	if p.kind == Response && p.expectSimple() && !maybeStatusLine(b) {
+		p.simpleResponse()
+		return b
+	}
 	i := 0
 	for i < len(b) && (b[i] == '\r' || b[i] == '\n') {
 		i++
@@ -408,6 +437,29 @@ func (p *Parser) start(b []byte) []byte {
 	}
 	p.begin(p.t.First)
 	return b
+}
+
+// maybeStatusLine reports whether b starts with "HTTP/", or with a part of
+// it when b is shorter.
+func maybeStatusLine(b []byte) bool {
+	const v = "HTTP/"
+	n := min(len(b), len(v))
+	return string(b[:n]) == v[:n]
+}
+
+// simpleResponse starts an HTTP/0.9 response: no status line, no headers,
+// a body delimited by the end of the stream.
+func (p *Parser) simpleResponse() {
+	p.begin(p.t.First)
+	m := &p.m
+	m.ProtoMajor, m.ProtoMinor = 0, 9
+	m.Method = p.peekMethod()
+	p.popMethod()
+	m.HeadersDone = p.t.First
+	p.headersSent = true
+	p.emitMsg(HeadersComplete)
+	m.End = p.t.First
+	p.state = stBodyClose
 }
 
 // fail ends the current message with a fatal error and resyncs.
@@ -826,6 +878,36 @@ func (p *Parser) parseFields(block []byte, from int, src uint8) string {
 	firstField := len(p.fields)
 	i := from
 	for i < len(block) {
+		// Fast path, one pass over a well-formed line: token ":" OWS
+		// value CRLF, the value all VCHAR, SP or HTAB. Anything else
+		// takes the general path below, from the line's start.
+		k := i
+		for k < len(block) && tchar[block[k]] {
+			k++
+		}
+		if k > i && k < len(block) && block[k] == ':' {
+			vs := k + 1
+			for vs < len(block) && (block[vs] == ' ' || block[vs] == '\t') {
+				vs++
+			}
+			e := vs
+			for e < len(block) && vchar[block[e]] {
+				e++
+			}
+			if e+1 < len(block) && block[e] == '\r' && block[e+1] == '\n' {
+				ve := e
+				for ve > vs && (block[ve-1] == ' ' || block[ve-1] == '\t') {
+					ve--
+				}
+				p.fields = append(p.fields, field{
+					nOff: int32(i), nLen: int32(k - i),
+					vOff: int32(vs), vLen: int32(ve - vs),
+					nSrc: src, vSrc: src,
+				})
+				i = e + 2
+				continue
+			}
+		}
 		j := bytes.IndexByte(block[i:], '\n')
 		if j < 0 {
 			break

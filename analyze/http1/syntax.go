@@ -34,6 +34,8 @@ const (
 	errVersion         = "invalid HTTP version"
 	errVersionUnknown  = "unsupported HTTP version"
 	errTargetNonASCII  = "non-ASCII byte in request target"
+	errTargetMissing   = "no request target"
+	errSimpleMethod    = "HTTP/0.9 request with a method other than GET"
 	errStartLine       = "invalid start line"
 	errStatus          = "invalid status code"
 	errReason          = "invalid character in reason phrase"
@@ -201,10 +203,26 @@ func parseRequestLine(line []byte, sl *startLine) string {
 	rest := content[sp+1:]
 	sp2 := bytes.IndexByte(rest, ' ')
 	if sp2 < 0 {
-		// HTTP/0.9 simple request: GET SP target.
-		if string(sl.method) == "GET" && validTarget(rest) {
+		if maj, min, ok := parseVersion(rest); ok {
+			// "METHOD SP HTTP/1.1": the target is missing. Servers answer
+			// such requests (400), so report it, target empty.
+			sl.tOff, sl.tLen = sp+1, 0
+			sl.major, sl.minor = maj, min
+			sl.warn = errTargetMissing
+			return ""
+		}
+		// HTTP/0.9 simple request: METHOD SP target, GET in the RFC; other
+		// methods, and a missing target ("GET \n"), are flagged but kept,
+		// since a server may answer them.
+		if len(rest) == 0 || validTarget(rest) {
 			sl.tOff, sl.tLen = sp+1, len(rest)
 			sl.major, sl.minor, sl.simple = 0, 9, true
+			switch {
+			case len(rest) == 0:
+				sl.warn = errTargetMissing
+			case string(sl.method) != "GET":
+				sl.warn = errSimpleMethod
+			}
 			return ""
 		}
 		return errStartLine
@@ -220,9 +238,19 @@ func parseRequestLine(line []byte, sl *startLine) string {
 		}
 	}
 	sl.tOff, sl.tLen = sp+1, sp2
-	maj, min, ok := parseVersion(rest[sp2+1:])
+	version := rest[sp2+1:]
+	maj, min, ok := parseVersion(version)
 	if !ok {
-		return errVersion
+		if len(version) < 6 || string(version[:5]) != "HTTP/" || !isDigit(version[5]) || !printable(version) {
+			return errVersion
+		}
+		// A damaged version such as "HTTP/1." or "HTTP/1.1 x": the
+		// request is still one, flagged; the digits found are the version.
+		maj, min = int(version[5]-'0'), 0
+		if len(version) > 7 && version[6] == '.' && isDigit(version[7]) {
+			min = int(version[7] - '0')
+		}
+		sl.warn = errVersion
 	}
 	sl.major, sl.minor = maj, min
 	if !knownVersion(maj, min) && sl.warn == "" {
@@ -276,6 +304,17 @@ func parseStatusLine(line []byte, sl *startLine) string {
 // knownVersion reports whether HTTP/maj.min is a version that exists.
 func knownVersion(maj, min int) bool {
 	return maj == 1 && min <= 1 || maj == 0 && min == 9 || maj == 2 && min == 0
+}
+
+// printable reports whether b holds only visible ASCII and SP (no CR or
+// other control bytes, which would make a damaged line unsafe to read on).
+func printable(b []byte) bool {
+	for _, c := range b {
+		if c < ' ' || c >= 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 func allTchar(b []byte) bool {

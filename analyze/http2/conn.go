@@ -41,6 +41,12 @@ type Options struct {
 	// the client sends the preface, the server starts with SETTINGS, and
 	// stream 1 is the upgraded request, already sent.
 	Upgraded bool
+	// OnFrame, when set, is called for every frame read, in wire order:
+	// a header block once, decoded, when it ends (or is cut short); any
+	// other frame as the Framer read it. It lets a caller rewrite the
+	// connection's frames (format/pcapng re-encodes header blocks) without
+	// a second parser.
+	OnFrame func(*Frame)
 }
 
 // Stats count what the parser saw and skipped.
@@ -86,6 +92,7 @@ type Conn struct {
 	firstID   [2]uint32 // first stream id seen per parity (mid-stream joins)
 	order     []uint32  // scratch for sorting stream ids
 	stats     Stats
+	block     HeaderBlock // scratch for OnFrame
 }
 
 // wire is one direction of the connection.
@@ -102,13 +109,16 @@ type wire struct {
 	dec      *headerDecoder
 
 	// the header block in progress
-	hbActive    bool
-	hbPush      bool
-	hbEndStream bool
-	hbStream    uint32
-	hbAssoc     uint32
-	hbStart     uint64
-	hbBytes     int64
+	hbActive      bool
+	hbPush        bool
+	hbEndStream   bool
+	hbStream      uint32
+	hbAssoc       uint32
+	hbStart       uint64
+	hbBytes       int64
+	hbPriority    http2.PriorityParam
+	hbHasPriority bool
+	hbTimes       Times // of the block's last frame so far
 }
 
 // sliceReader hands the Framer the bytes of one frame.
@@ -386,6 +396,7 @@ func (x *wire) frame(b []byte, t Times) {
 	if x.hbActive {
 		if cf, ok := f.(*http2.ContinuationFrame); ok && cf.StreamID == x.hbStream {
 			x.hbBytes += size
+			x.hbTimes = t
 			x.dec.write(cf.HeaderBlockFragment())
 			if cf.HeadersEnded() {
 				x.endBlock(t)
@@ -394,9 +405,17 @@ func (x *wire) frame(b []byte, t Times) {
 		}
 		x.abandonBlock()
 	}
+	switch f.(type) {
+	case *http2.HeadersFrame, *http2.PushPromiseFrame:
+	default:
+		if c.opts.OnFrame != nil {
+			c.opts.OnFrame(&Frame{Wire: x.idx, Frame: f, Times: t})
+		}
+	}
 	switch f := f.(type) {
 	case *http2.HeadersFrame:
 		x.beginBlock(f.StreamID, 0, false, f.StreamEnded(), size, t)
+		x.hbPriority, x.hbHasPriority = f.Priority, f.HasPriority()
 		x.dec.write(f.HeaderBlockFragment())
 		if f.HeadersEnded() {
 			x.endBlock(t)
@@ -489,6 +508,7 @@ func (x *wire) goAway(last uint32, fromClient bool) {
 func (x *wire) beginBlock(id, assoc uint32, push, endStream bool, size int64, t Times) {
 	x.hbActive, x.hbPush, x.hbEndStream = true, push, endStream
 	x.hbStream, x.hbAssoc, x.hbStart, x.hbBytes = id, assoc, t.First, size
+	x.hbPriority, x.hbHasPriority, x.hbTimes = http2.PriorityParam{}, false, t
 	x.dec.begin()
 }
 
@@ -500,6 +520,7 @@ func (x *wire) abandonBlock() {
 	}
 	x.hbActive = false
 	x.dec.end(true)
+	x.onBlock(true, x.hbTimes)
 	x.c.stats.LostBlocks++
 	if s := x.c.streams[x.hbStream]; s != nil {
 		s.side(x.idx == x.c.client && !x.hbPush).HeadersLost = true
@@ -512,6 +533,7 @@ func (x *wire) endBlock(t Times) {
 	x.hbActive = false
 	d := x.dec
 	d.end(false)
+	x.onBlock(false, t)
 	c.stats.HeaderBlocks++
 	c.stats.DecodedFields += int64(len(d.fields))
 	c.stats.UnknownFields += int64(d.unknown)

@@ -239,11 +239,19 @@ func NewRouter(routes []Route) *Router {
 }
 
 // Endpoint is an [EndpointFunc].
+//
+// A gRPC call's endpoint is its method: the path "/package.Service/Method"
+// as it is, never matched against routes nor made a template (a method
+// name is no variable).
 func (r *Router) Endpoint(ex *analyze.Exchange) EndpointKey {
+	path := ex.Request.Path
+	if g := ex.GRPC; g == nil || g.Method == "" {
+		path = r.Path(path)
+	}
 	return EndpointKey{
 		Method: ex.Request.Method,
 		Host:   strings.ToLower(ex.Request.Host),
-		Path:   r.Path(ex.Request.Path),
+		Path:   path,
 	}
 }
 

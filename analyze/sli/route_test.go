@@ -1,6 +1,10 @@
 package sli
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/rewind-tools/rewind/analyze"
+)
 
 func TestRouteTemplate(t *testing.T) {
 	for in, want := range map[string]string{
@@ -29,5 +33,21 @@ func BenchmarkRouteTemplate(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		RouteTemplate("/api/users/12345/orders")
 		RouteTemplate("/api/search")
+	}
+}
+
+// A gRPC call's endpoint is its method's path, kept as it is even where a
+// segment looks variable.
+func TestRouterGRPCEndpoint(t *testing.T) {
+	r := NewRouter(nil)
+	ex := &analyze.Exchange{Request: analyze.Request{Method: "POST", Host: "Svc", Path: "/v2.Store/Get2024"},
+		GRPC: &analyze.GRPC{Service: "v2.Store", Method: "Get2024", Status: 0}}
+	if k := r.Endpoint(ex); k.String() != "POST svc/v2.Store/Get2024" {
+		t.Errorf("gRPC endpoint %q", k)
+	}
+	ex.GRPC = nil
+	ex.Request.Path = "/api/users/42"
+	if k := r.Endpoint(ex); k.Path != "/api/users/{id}" {
+		t.Errorf("HTTP endpoint %q", k)
 	}
 }

@@ -166,4 +166,21 @@ struct mmsghdr {
 	unsigned int msg_len;
 };
 
+/* The socket filter's context (UAPI, linux/bpf.h): its layout is fixed by
+ * the BPF ABI, so it is not relocated; only the leading fields read are
+ * declared. */
+struct __sk_buff {
+	__u32 len;
+	__u32 pkt_type;
+	__u32 mark;
+	__u32 queue_mapping;
+	__u32 protocol;
+	__u32 vlan_present;
+	__u32 vlan_tci;
+	__u32 vlan_proto;
+	__u32 priority;
+	__u32 ingress_ifindex;
+	__u32 ifindex;
+};
+
 #endif /* __REWIND_VMLINUX_H__ */

@@ -54,8 +54,9 @@ type Counts struct {
 	Gaps             uint64 // holes given up
 	GapBytes         uint64 // bytes in those holes
 	Connections      uint64 // connections seen
-	// Backwards counts packets whose time was earlier than a packet before
-	// them in the file; their events take the latest time seen instead.
+	// Backwards counts packets whose time is earlier than that of a packet
+	// before them in the file (a capture taken on several CPUs); their
+	// events keep file order and the packet's own time.
 	Backwards uint64
 	// ReadError is why reading stopped before the end of the file, if it
 	// did (a cut or damaged file); everything before it was delivered.
@@ -158,18 +159,26 @@ func NewReader(r io.Reader, opts Options) (*Reader, error) {
 		head, _ = br.Peek(4)
 	}
 	var err error
+	// Reading (and decompressing) ahead in a goroutine overlaps the I/O
+	// with the replay; the bytes seen are the same.
+	ra := newReadAhead(br)
+	closer := rd.closer
+	rd.closer = func() error {
+		ra.Close()
+		return closer()
+	}
 	switch {
 	case bytes.Equal(head, []byte{0x0a, 0x0d, 0x0d, 0x0a}):
 		rd.format = "pcapng"
 		var ng *pcapgo.NgReader
-		ng, err = pcapgo.NewNgReader(br, pcapgo.NgReaderOptions{WantMixedLinkType: true, SkipUnknownVersion: true})
+		ng, err = pcapgo.NewNgReader(ra, pcapgo.NgReaderOptions{WantMixedLinkType: true, SkipUnknownVersion: true})
 		if err == nil {
 			rd.pkts = ngSource{ng}
 		}
 	case IsPcap(head):
 		rd.format = "pcap"
 		var pr *pcapgo.Reader
-		pr, err = pcapgo.NewReader(br)
+		pr, err = pcapgo.NewReader(ra)
 		if err == nil {
 			rd.pkts = pcapSource{pr, int(pr.LinkType())}
 		}
@@ -245,10 +254,11 @@ func (r *Reader) Stats() *capture.Stats {
 	return &s
 }
 
-// TimeOrdered reports that events come in time order (packet times never
-// run backwards, see [Counts.Backwards]), so the replay needs no reorder
-// window.
-func (r *Reader) TimeOrdered() bool { return true }
+// InOrder reports that events come in the order to replay them: file order,
+// which TCP reassembly already followed (packet times that run backwards a
+// little, see [Counts.Backwards], are kept as captured). The replay then
+// needs no reorder window.
+func (r *Reader) InOrder() bool { return true }
 
 // Close releases the decompressor, if any.
 func (r *Reader) Close() error { return r.closer() }

@@ -28,6 +28,9 @@ type Policy struct {
 	headers  map[string]bool // lower-case names
 	patterns []*regexp.Regexp
 	maxName  int
+	// lens has bit n set when a name of n bytes is redacted (n < 64, or
+	// bit 63 for longer ones): most headers are ruled out by length alone.
+	lens uint64
 }
 
 // NewPolicy returns a policy redacting the values of headers (matched
@@ -43,6 +46,7 @@ func NewPolicy(headers []string, patterns []*regexp.Regexp) *Policy {
 		if len(h) > p.maxName {
 			p.maxName = len(h)
 		}
+		p.lens |= 1 << min(len(h), 63)
 	}
 	return p
 }
@@ -55,10 +59,23 @@ func (p *Policy) Empty() bool { return p == nil || len(p.headers) == 0 && len(p.
 
 // Sensitive reports whether a header's value is redacted whole.
 func (p *Policy) Sensitive(name string) bool {
-	if p == nil || len(name) > p.maxName {
+	if p == nil || len(name) > p.maxName || p.lens&(1<<min(len(name), 63)) == 0 {
 		return false
 	}
-	return p.headers[strings.ToLower(name)]
+	// Lower-case on the stack: this runs for every header of every exchange.
+	var buf [64]byte
+	if len(name) > len(buf) {
+		return p.headers[strings.ToLower(name)]
+	}
+	b := buf[:len(name)]
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b[i] = c
+	}
+	return p.headers[string(b)]
 }
 
 // Value returns the value to show for a header: [Replacement] for sensitive

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -13,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/rewind-tools/rewind/capture"
+	"github.com/rewind-tools/rewind/capture/redact"
 )
 
 func newInfoCommand() *cli.Command {
@@ -81,6 +83,9 @@ type infoJSON struct {
 	Damage          []capture.Damage  `json:"damage,omitempty"`
 	// Credentials counts payloads holding unmasked credential headers.
 	Credentials map[string]uint64 `json:"unredacted_credentials"`
+	// HTTP2Connections counts connections that start with the HTTP/2
+	// preface: `record --redact` cannot mask their HPACK-compressed headers.
+	HTTP2Connections int `json:"http2_connections"`
 }
 
 func writeInfoJSON(w io.Writer, s *capture.Summary) error {
@@ -106,6 +111,7 @@ func writeInfoJSON(w io.Writer, s *capture.Summary) error {
 	}
 	j.ChunksRecovered, j.ChunksSkipped, j.BytesSkipped = s.Stats.ChunksRecovered, s.Stats.ChunksSkipped, s.Stats.BytesSkipped
 	j.Credentials = s.Credentials
+	j.HTTP2Connections = s.HTTP2Connections
 	j.Truncated, j.UnknownKinds, j.BadRecords, j.Damage = s.Stats.Truncated, s.Stats.UnknownKinds, s.Stats.BadRecords, s.Stats.Damage
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -180,6 +186,10 @@ func writeInfoText(w io.Writer, path string, s *capture.Summary) {
 		fmt.Fprintf(tw, "warning\tthe capture holds unredacted credentials (%s): share it with care, or record with --redact\n",
 			strings.Join(names, ", "))
 	}
+	if h.Options.Redact && s.HTTP2Connections > 0 {
+		fmt.Fprintf(tw, "warning\trecorded with --redact, but %d HTTP/2 connections carry HPACK-compressed headers that were not masked: they may hold credentials\n",
+			s.HTTP2Connections)
+	}
 	if st.UnknownKinds > 0 {
 		fmt.Fprintf(tw, "warning\t%d events of kinds this rewind does not know were skipped: upgrade rewind\n", st.UnknownKinds)
 	}
@@ -212,6 +222,14 @@ func describeOptions(o capture.RecordingOptions) string {
 	}
 	if !o.Packets {
 		parts = append(parts, "no packets")
+	}
+	if o.Redact {
+		parts = append(parts, "--redact")
+		for _, h := range o.RedactHeaders {
+			if !slices.ContainsFunc(redact.DefaultHeaders, func(d string) bool { return strings.EqualFold(d, h) }) {
+				parts = append(parts, "--redact-header "+h)
+			}
+		}
 	}
 	return strings.Join(parts, ", ")
 }

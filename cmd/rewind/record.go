@@ -38,6 +38,9 @@ func newRecordCommand() *cli.Command {
 			&cli.BoolFlag{Name: "no-tls", Usage: "do not capture TLS plaintext (no uprobes; TLS connections are recorded as ciphertext)"},
 			&cli.BoolFlag{Name: "no-packets", Usage: "do not capture packets"},
 			&cli.StringFlag{Name: "iface", Usage: "interface `NAME` for packet capture (default: all)"},
+			&cli.BoolFlag{Name: "redact", Usage: "mask credential header values (Authorization, Proxy-Authorization, Cookie, Set-Cookie) in HTTP/1 payloads before writing them; HTTP/2 headers are HPACK-compressed and stay as recorded"},
+			&cli.StringSliceFlag{Name: "redact-header", Usage: "with --redact, also mask the values of header `NAME` (repeatable)"},
+			&cli.StringFlag{Name: "ring-size", Usage: "kernel ring buffer `SIZE`, a power of two of at least 64KiB (default 32MiB); a larger one absorbs longer bursts"},
 			&cli.StringFlag{Name: "verifier-log", Usage: "write the BPF verifier's log to `FILE` if the kernel refuses a program"},
 		},
 		Action: runRecord,
@@ -53,16 +56,18 @@ func runRecord(c *cli.Context) error {
 		return usagef("record needs -o FILE.rwd: where to write the capture")
 	}
 	opts := capture.RecordOptions{
-		PIDs:        c.IntSlice("pid"),
-		Comms:       c.StringSlice("comm"),
-		Ports:       c.IntSlice("port"),
-		Duration:    c.Duration("duration"),
-		TLS:         !c.Bool("no-tls"),
-		Packets:     !c.Bool("no-packets"),
-		Iface:       c.String("iface"),
-		VerifierLog: c.String("verifier-log"),
-		Version:     version,
-		Log:         os.Stderr,
+		PIDs:          c.IntSlice("pid"),
+		Comms:         c.StringSlice("comm"),
+		Ports:         c.IntSlice("port"),
+		Duration:      c.Duration("duration"),
+		TLS:           !c.Bool("no-tls"),
+		Packets:       !c.Bool("no-packets"),
+		Iface:         c.String("iface"),
+		VerifierLog:   c.String("verifier-log"),
+		Redact:        c.Bool("redact"),
+		RedactHeaders: c.StringSlice("redact-header"),
+		Version:       version,
+		Log:           os.Stderr,
 	}
 	for _, p := range opts.PIDs {
 		if p <= 0 {
@@ -73,6 +78,9 @@ func runRecord(c *cli.Context) error {
 		if p <= 0 || p > 65535 {
 			return usagef("--port %d: must be 1-65535", p)
 		}
+	}
+	if len(opts.RedactHeaders) > 0 && !opts.Redact {
+		return usagef("--redact-header needs --redact")
 	}
 	if opts.Duration < 0 {
 		return usagef("--duration %s: must not be negative", opts.Duration)
@@ -92,6 +100,16 @@ func runRecord(c *cli.Context) error {
 		return usagef("--snaplen %s: must be between 1 B and 64 MiB", c.String("snaplen"))
 	}
 	opts.Snaplen = int(snap)
+	if s := c.String("ring-size"); s != "" {
+		n, err := parseSize(s)
+		if err != nil {
+			return usagef("--ring-size: %v", err)
+		}
+		if n < 64<<10 || n > 1<<30 || n&(n-1) != 0 {
+			return usagef("--ring-size %s: must be a power of two between 64KiB and 1GiB", s)
+		}
+		opts.RingSize = int(n)
+	}
 	if isTerminal(os.Stderr) {
 		opts.Progress = func(p capture.RecordProgress) {
 			fmt.Fprintf(os.Stderr, "\r\x1b[K%s  %d events  %s written  %d lost",

@@ -58,22 +58,63 @@ type Options struct {
 	MSS int
 	// Transcoder, when set, is asked once per connection, before its first
 	// bytes are written, for a [Transcoder] that rewrites its plaintext; it
-	// returns nil to keep the plaintext as is. This is the extension point
-	// for HTTP/2 re-encoding (header blocks Wireshark can decode from any
-	// starting point); Conn.Proto says what the connection carries.
-	Transcoder func(c *analyze.Conn) Transcoder
+	// returns nil to keep the plaintext as is. clientDir is the direction
+	// (seen from the traced process) of the bytes the synthetic stream's
+	// client sends. When Transcoder is nil, every connection gets the
+	// HTTP/2 re-encoder ([NewHTTP2Transcoder]), which leaves other
+	// protocols as they are.
+	Transcoder func(c *analyze.Conn, clientDir capture.Direction) Transcoder
 }
 
 // Transcoder rewrites the plaintext of one connection before it is cut into
 // segments.
 type Transcoder interface {
-	// Data returns the bytes to write for p, moved in direction dir (seen
-	// from the traced process). It may buffer, and return fewer, more or
-	// no bytes; the result is used before the next call only.
-	Data(dir capture.Direction, p []byte) []byte
+	// Data writes to out the bytes to send for p, moved in direction dir
+	// (seen from the traced process). It may buffer, and write fewer, more
+	// or no bytes, in either direction.
+	Data(dir capture.Direction, p []byte, out *Output)
 	// Gap is told n bytes of dir are missing from the capture and returns
 	// how far the synthetic stream skips.
 	Gap(dir capture.Direction, n int64) int64
+	// End is called before the connection's FIN: it writes to out what it
+	// still holds.
+	End(out *Output)
+}
+
+// Output collects what a [Transcoder] writes for one call: runs of bytes
+// in either direction, in order, some starting with a note for the packet
+// comment.
+type Output struct {
+	buf   []byte
+	parts []outPart
+}
+
+type outPart struct {
+	dir        capture.Direction
+	start, end int
+	note       string
+}
+
+func (o *Output) reset() {
+	o.buf, o.parts = o.buf[:0], o.parts[:0]
+}
+
+// Write appends p to the bytes sent in direction dir.
+func (o *Output) Write(dir capture.Direction, p []byte) {
+	if len(p) == 0 {
+		return
+	}
+	if n := len(o.parts); n == 0 || o.parts[n-1].dir != dir {
+		o.parts = append(o.parts, outPart{dir: dir, start: len(o.buf), end: len(o.buf)})
+	}
+	o.buf = append(o.buf, p...)
+	o.parts[len(o.parts)-1].end = len(o.buf)
+}
+
+// Note makes the next bytes written in direction dir start a new segment
+// whose comment ends with note.
+func (o *Output) Note(dir capture.Direction, note string) {
+	o.parts = append(o.parts, outPart{dir: dir, start: len(o.buf), end: len(o.buf), note: note})
 }
 
 // Writer writes the pcapng. Its methods are called by [analyze.Replay]:
@@ -93,6 +134,9 @@ type Writer struct {
 	ifaces  map[ifaceKey]int  // interfaces of captured packets
 	nIfaces int
 	nConns  int
+	// realPackets: the capture has packets, whose 4-tuples the synthetic
+	// streams must not reuse (stream.go).
+	realPackets bool
 
 	// Scratch reused for every packet, so writing a segment allocates
 	// little.
@@ -103,6 +147,7 @@ type Writer struct {
 	payload gopacket.Payload
 	comment [1]string
 	sopts   gopacket.SerializeOptions
+	tcOut   Output // a Transcoder's output for one call
 }
 
 var (
@@ -128,6 +173,7 @@ func New(w io.Writer, opts Options) *Writer {
 // interface of the synthetic streams (raw IP, nanosecond timestamps).
 func (w *Writer) Begin(info *analyze.CaptureInfo) error {
 	w.clock = info.Header.Clock
+	w.realPackets = info.Header.Options.Packets
 	app := "rewind"
 	if w.opts.Version != "" {
 		app += " " + w.opts.Version
@@ -194,12 +240,32 @@ func (w *Writer) ConnOpen(c *analyze.Conn, t uint64) error {
 	w.nConns++
 	s := &stream{c: c, n: w.nConns, open: t, last: t}
 	w.streams[c] = s
-	if c.Role != capture.RoleUnknown {
+	if c.Role != capture.RoleUnknown && !portMayChange(c) {
 		return w.start(s, c.Role == capture.RoleClient)
 	}
 	// Which end initiated is unknown until the first bytes: the sender of
-	// the first bytes is taken as the client.
+	// the first bytes is taken as the client. A server port Wireshark does
+	// not hand to HTTP waits too, for the protocol (see httpPorts); the
+	// handshake keeps its time, so packets of other streams written in
+	// between may come before it in the file.
 	return nil
+}
+
+// portMayChange says whether c's server port is one the stream writes as
+// 80 if the connection turns out to carry HTTP/2.
+func portMayChange(c *analyze.Conn) bool {
+	sv := c.Local
+	if c.Role == capture.RoleClient {
+		sv = c.Remote
+	}
+	if !sv.IsValid() {
+		return false // a placeholder: port 80
+	}
+	p := sv.Port()
+	if q, ok := tlsPorts[p]; ok {
+		p = q
+	}
+	return !httpPorts[p]
 }
 
 // StreamData implements [analyze.StreamSink]: it writes p as segments from
@@ -210,12 +276,44 @@ func (w *Writer) StreamData(c *analyze.Conn, sp analyze.StreamSpan, p []byte) er
 	if err != nil || len(p) == 0 {
 		return err
 	}
-	if s.tc != nil {
-		if p = s.tc.Data(sp.Dir, p); len(p) == 0 {
-			return nil
+	if s.tc == nil {
+		return w.send(s, s.side(sp.Dir), sp, p, "", true)
+	}
+	w.tcOut.reset()
+	s.tc.Data(sp.Dir, p, &w.tcOut)
+	return w.sendOutput(s, sp)
+}
+
+// sendOutput writes what a Transcoder wrote to w.tcOut during call sp.
+func (w *Writer) sendOutput(s *stream, sp analyze.StreamSpan) error {
+	parts := w.tcOut.parts
+	for i, pt := range parts {
+		if pt.start == pt.end {
+			continue
+		}
+		// The other end acknowledges when the direction changes, or at
+		// the end of the call.
+		ack := true
+		for _, next := range parts[i+1:] {
+			if next.start < next.end {
+				ack = next.dir != pt.dir
+				break
+			}
+		}
+		if err := w.send(s, s.side(pt.dir), sp, w.tcOut.buf[pt.start:pt.end], pt.note, ack); err != nil {
+			return err
 		}
 	}
-	from := s.side(sp.Dir)
+	return nil
+}
+
+// send writes p as segments from end `from`, spread over the call sp, the
+// first segment's comment ending with note; with ack, the other end
+// acknowledges at the end.
+func (w *Writer) send(s *stream, from int, sp analyze.StreamSpan, p []byte, note string, ack bool) error {
+	if len(p) == 0 {
+		return nil
+	}
 	mss := s.mss
 	n := (len(p) + mss - 1) / mss
 	sent := 0
@@ -231,6 +329,9 @@ func (w *Writer) StreamData(c *analyze.Conn, sp analyze.StreamSpan, p []byte) er
 		if k == n-1 {
 			flags |= flagPSH
 		}
+		if k == 0 {
+			s.frameNote[from] = note
+		}
 		if err := w.segment(s, from, flags, ts, sp.TID, seg); err != nil {
 			return err
 		}
@@ -241,6 +342,9 @@ func (w *Writer) StreamData(c *analyze.Conn, sp analyze.StreamSpan, p []byte) er
 			}
 			sent = 0
 		}
+	}
+	if !ack {
+		return nil
 	}
 	return w.segment(s, 1-from, flagACK, s.last, 0, nil)
 }
@@ -275,7 +379,14 @@ func (w *Writer) ConnClose(c *analyze.Conn, t uint64) error {
 		return nil
 	}
 	if !s.started {
-		if err := w.start(s, true); err != nil {
+		if err := w.start(s, c.Role != capture.RoleServer); err != nil {
+			return err
+		}
+	}
+	if s.tc != nil {
+		w.tcOut.reset()
+		s.tc.End(&w.tcOut)
+		if err := w.sendOutput(s, analyze.StreamSpan{First: t, Last: t}); err != nil {
 			return err
 		}
 	}
@@ -388,8 +499,14 @@ func (w *Writer) ready(c *analyze.Conn, dir capture.Direction) (*stream, error) 
 	}
 	if !s.tcAsked {
 		s.tcAsked = true
+		clientDir := capture.Ingress
+		if s.procSide == client {
+			clientDir = capture.Egress
+		}
 		if w.opts.Transcoder != nil {
-			s.tc = w.opts.Transcoder(c)
+			s.tc = w.opts.Transcoder(c, clientDir)
+		} else {
+			s.tc = NewHTTP2Transcoder(c, clientDir)
 		}
 	}
 	return s, nil

@@ -51,7 +51,10 @@ type stream struct {
 	ipID     [2]uint16
 	nxt      [2]uint32 // next sequence number each end sends
 	missing  [2]int64  // bytes skipped since the end's last packet
-	note     string    // said once, on the SYN: how the tuple was chosen
+	// frameNote is said on the end's next data segment: what the
+	// transcoder changed in the frame it starts with.
+	frameNote [2]string
+	note      string // said once, on the SYN: how the tuple was chosen
 
 	tc      Transcoder
 	tcAsked bool
@@ -84,6 +87,12 @@ var tlsPorts = map[uint16]uint16{
 	3252: 80, 3496: 80, 5684: 80, 5868: 80, 11207: 80, 19999: 80, 27017: 80,
 }
 
+// httpPorts are the TCP ports Wireshark (4.x) hands to its HTTP dissector,
+// which recognises HTTP/2 by its preface or an h2c upgrade. No heuristic
+// finds HTTP/2 with prior knowledge on other ports, so a connection known to
+// carry HTTP/2 when its stream starts gets server port 80 instead.
+var httpPorts = map[uint16]bool{80: true, 1900: true, 2710: true, 2869: true, 3128: true, 3132: true, 5985: true, 8080: true, 8088: true, 11371: true}
+
 // start chooses the stream's addresses and writes its handshake.
 func (w *Writer) start(s *stream, procIsClient bool) error {
 	s.started = true
@@ -100,6 +109,14 @@ func (w *Writer) start(s *stream, procIsClient bool) error {
 		notes = append(notes, "addresses unknown (connection opened before the recording, no snapshot): placeholders")
 	}
 	v6 := cl.Addr().Is6() || sv.Addr().Is6()
+	if w.realPackets && cl.IsValid() && sv.IsValid() {
+		// The captured packets of this connection are in the file too:
+		// with the same 4-tuple Wireshark would take both for one TCP
+		// conversation (duplicate segments, broken reassembly).
+		notes = append(notes, "placeholder addresses: the captured packets of "+cl.String()+" → "+sv.String()+" are on their own interface")
+		cl = netip.AddrPortFrom(placeholder(v6, client, s.n), cl.Port())
+		sv = netip.AddrPortFrom(placeholder(v6, server, s.n), sv.Port())
+	}
 	if !cl.IsValid() {
 		cl = netip.AddrPortFrom(placeholder(v6, client, s.n), uint16(49152+s.n%16384))
 	}
@@ -115,6 +132,10 @@ func (w *Writer) start(s *stream, procIsClient bool) error {
 	if p, ok := tlsPorts[sv.Port()]; ok {
 		notes = append(notes, fmt.Sprintf("server port %d written as %d so that Wireshark decodes the plaintext instead of expecting TLS", sv.Port(), p))
 		sv = netip.AddrPortFrom(sv.Addr(), p)
+	}
+	if c.Proto == "HTTP/2" && !httpPorts[sv.Port()] {
+		notes = append(notes, fmt.Sprintf("server port %d written as 80 so that Wireshark decodes the HTTP/2", sv.Port()))
+		sv = netip.AddrPortFrom(sv.Addr(), 80)
 	}
 	t := tuple{cl, sv}
 	if other, ok := w.tuples[t]; ok {
@@ -285,6 +306,10 @@ func (w *Writer) commentFor(s *stream, from int, flags tcpFlags, tid uint32) str
 	if n := s.missing[from]; n > 0 && flags&flagSYN == 0 {
 		extra += fmt.Sprintf("; %d bytes missing before this packet (not in the capture)", n)
 		s.missing[from] = 0
+	}
+	if s.frameNote[from] != "" {
+		extra += "; " + s.frameNote[from]
+		s.frameNote[from] = ""
 	}
 	if extra == "" {
 		return s.cmt

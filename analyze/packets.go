@@ -1,0 +1,218 @@
+package analyze
+
+import (
+	"encoding/binary"
+	"net/netip"
+
+	"github.com/rewind-tools/rewind/capture"
+)
+
+// Packets of a recording (capture.Packet, raw IP from the recorder's packet
+// socket) are turned into the same ACKs and retransmissions that pcap input
+// emits as capture.TCP events: the file keeps the raw packets, the logic
+// lives here.
+//
+// Sequence numbers become stream offsets with the sequence number of the
+// sender's first byte (its ISN + 1):
+//   - from the SYN (client) or SYN-ACK (server) when the recording saw the
+//     handshake. Those packets come before the connect or accept event that
+//     names the connection, so flows are tracked by 4-tuple from the SYN on.
+//   - otherwise (connections opened before the recording) from the first
+//     data packet the traced process sends: its sequence number is taken to
+//     be the stream offset the process had written so far (egressOff before
+//     the write that is sending it). This holds when the socket had no unsent
+//     bytes queued at that point; a connection joined mid-transfer may get
+//     ACK offsets shifted by what was queued, and then network timings that
+//     are too early or missing, never wrong in sign.
+
+// TCP header flags read here.
+const (
+	tcpFIN = 0x01
+	tcpSYN = 0x02
+	tcpRST = 0x04
+	tcpACK = 0x10
+)
+
+// maxFlows bounds the 4-tuples followed; beyond it the idle ones are
+// forgotten.
+const maxFlows = 1 << 16
+
+// flowIdleNS is how long a flow without a connection is kept when the table
+// is full.
+const flowIdleNS = 60e9
+
+// flow is one direction of a TCP connection seen in packets: the sender's
+// sequence space.
+type flow struct {
+	base     uint32 // sequence number of stream offset 0
+	hasBase  bool
+	started  bool   // end is valid
+	end      uint32 // highest sequence number sent + 1 (retransmission check)
+	acked    uint32 // highest stream offset the peer acknowledged
+	ackedAt  uint64 // when
+	hasAcked bool
+	lastTS   uint64
+}
+
+// tcpSegment is a decoded IP/TCP header.
+type tcpSegment struct {
+	src, dst netip.AddrPort
+	seq, ack uint32
+	flags    uint8
+	payload  uint32 // payload length on the wire (from the IP header)
+}
+
+// parseTCP decodes the headers of a raw IP packet (LINKTYPE_RAW) without
+// allocating. It reports false for anything but an unfragmented TCP
+// segment with complete headers.
+func parseTCP(b []byte, s *tcpSegment) bool {
+	if len(b) < 20 {
+		return false
+	}
+	var l3 int
+	var total int
+	switch b[0] >> 4 {
+	case 4:
+		l3 = int(b[0]&0xf) * 4
+		if l3 < 20 || len(b) < l3+20 || b[9] != 6 || binary.BigEndian.Uint16(b[6:8])&0x1fff != 0 {
+			return false
+		}
+		total = int(binary.BigEndian.Uint16(b[2:4]))
+		s.src = netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[12:16])), 0)
+		s.dst = netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[16:20])), 0)
+	case 6:
+		l3 = 40
+		if len(b) < 60 || b[6] != 6 {
+			return false
+		}
+		total = 40 + int(binary.BigEndian.Uint16(b[4:6]))
+		s.src = netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[8:24])).Unmap(), 0)
+		s.dst = netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[24:40])).Unmap(), 0)
+	default:
+		return false
+	}
+	t := b[l3:]
+	doff := int(t[12]>>4) * 4
+	if doff < 20 || total < l3+doff {
+		return false
+	}
+	s.src = netip.AddrPortFrom(s.src.Addr(), binary.BigEndian.Uint16(t[0:2]))
+	s.dst = netip.AddrPortFrom(s.dst.Addr(), binary.BigEndian.Uint16(t[2:4]))
+	s.seq = binary.BigEndian.Uint32(t[4:8])
+	s.ack = binary.BigEndian.Uint32(t[8:12])
+	s.flags = t[13]
+	s.payload = uint32(total - l3 - doff)
+	return true
+}
+
+// packetTCP follows a captured packet's TCP sequence space: ACKs of the
+// traced connections' bytes release the exchanges waiting for them, and
+// segments sent again count as retransmissions.
+func (t *tracker) packetTCP(p *capture.Packet) {
+	if p.LinkType != 101 {
+		return
+	}
+	var s tcpSegment
+	if !parseTCP(p.Data, &s) {
+		return
+	}
+	ts := p.Timestamp
+	if s.flags&tcpSYN != 0 {
+		f := t.flow(addrPair{s.src, s.dst}, ts)
+		if s.flags&tcpACK == 0 {
+			// A new connection on this 4-tuple: forget the old one's.
+			*f = flow{}
+			delete(t.flows, addrPair{s.dst, s.src})
+		}
+		f.base, f.hasBase, f.started, f.end, f.lastTS = s.seq+1, true, true, s.seq+1, ts
+		return
+	}
+	// The connection seen from the sender's end and the one seen from the
+	// receiver's: both are traced when client and server run on this host.
+	snd, rcv := t.byAddr[addrPair{s.src, s.dst}], t.byAddr[addrPair{s.dst, s.src}]
+	if snd == nil && rcv == nil {
+		return
+	}
+	if s.payload > 0 || s.flags&tcpFIN != 0 {
+		out := t.flow(addrPair{s.src, s.dst}, ts)
+		if snd != nil && !out.hasBase && s.payload > 0 {
+			out.base, out.hasBase = s.seq-uint32(snd.egressOff), true
+		}
+		end := s.seq + s.payload
+		if s.flags&tcpFIN != 0 {
+			end++
+		}
+		switch {
+		case !out.started:
+			out.started, out.end = true, end
+		case int32(end-out.end) <= 0 && s.payload > 0:
+			for _, cs := range [2]*connState{snd, rcv} {
+				if cs != nil {
+					cs.c.Retransmits++
+				}
+			}
+		case int32(end-out.end) > 0:
+			out.end = end
+		}
+	}
+	if rcv == nil || s.flags&tcpACK == 0 || s.flags&tcpRST != 0 {
+		return
+	}
+	// The packet acknowledges the receiver's bytes: the traced process at
+	// that end gets its ACK.
+	in := t.flows[addrPair{s.dst, s.src}]
+	if in == nil || !in.hasBase {
+		return
+	}
+	off := s.ack - in.base
+	if in.hasAcked && int32(off-in.acked) <= 0 {
+		return // nothing new
+	}
+	in.acked, in.ackedAt, in.hasAcked = off, ts, true
+	rcv.acked(off, ts)
+}
+
+// flow returns the state of direction k, creating it.
+func (t *tracker) flow(k addrPair, ts uint64) *flow {
+	f := t.flows[k]
+	if f != nil {
+		f.lastTS = ts
+		return f
+	}
+	if t.flows == nil {
+		t.flows = map[addrPair]*flow{}
+	}
+	if len(t.flows) >= maxFlows {
+		for k, f := range t.flows {
+			if f.lastTS+flowIdleNS < ts && t.byAddr[k] == nil && t.byAddr[addrPair{k.remote, k.local}] == nil {
+				delete(t.flows, k)
+			}
+		}
+		if len(t.flows) >= maxFlows {
+			clear(t.flows)
+		}
+	}
+	f = &flow{lastTS: ts}
+	t.flows[k] = f
+	return f
+}
+
+// ackedBefore says whether the peer already acknowledged egress stream
+// offset end (mod 2^32) of cs, and when: on loopback the ACK of a response
+// is often stamped before the write that sent it returns.
+func (t *tracker) ackedBefore(cs *connState, end uint64) (uint64, bool) {
+	f := t.flows[addrPair{cs.c.Local, cs.c.Remote}]
+	if f == nil || !f.hasAcked || int32(f.acked-uint32(end)) < 0 {
+		return 0, false
+	}
+	return f.ackedAt, true
+}
+
+// forgetFlows drops the packet state of a connection that ended.
+func (t *tracker) forgetFlows(cs *connState) {
+	if t.flows == nil {
+		return
+	}
+	delete(t.flows, addrPair{cs.c.Local, cs.c.Remote})
+	delete(t.flows, addrPair{cs.c.Remote, cs.c.Local})
+}
