@@ -135,7 +135,11 @@ func (h *h1Conn) onResponse(m *http1.Message) {
 	var ex *Exchange
 	if len(h.pending) > 0 {
 		ex = h.pending[0]
+		h.pending[0] = nil // the sink may keep the exchange; we must not
 		h.pending = h.pending[1:]
+		if len(h.pending) == 0 {
+			h.pending = nil
+		}
 	} else {
 		// A response to a request we did not see (the recording joined
 		// mid-connection, or the request was lost).

@@ -677,15 +677,33 @@ ENTER(readv) { return enter_call(ctx->args[0], ctx->args[1], ctx->args[2], CALL_
 EXIT(readv)
 ENTER(writev) { return enter_call(ctx->args[0], ctx->args[1], ctx->args[2], CALL_IOV, SOURCE_WRITEV, DIR_EGRESS); }
 EXIT(writev)
-ENTER(recvfrom) { return enter_call(ctx->args[0], ctx->args[1], ctx->args[2], CALL_BUF, SOURCE_RECVFROM, DIR_INGRESS); }
+/* MSG_PEEK: the bytes stay queued and are read again by a later call, so a
+ * peek moves nothing and is not recorded (nginx peeks before TLS handshakes). */
+#define RW_MSG_PEEK 0x2
+ENTER(recvfrom)
+{
+	if (ctx->args[3] & RW_MSG_PEEK)
+		return 0;
+	return enter_call(ctx->args[0], ctx->args[1], ctx->args[2], CALL_BUF, SOURCE_RECVFROM, DIR_INGRESS);
+}
 EXIT(recvfrom)
 ENTER(sendto) { return enter_call(ctx->args[0], ctx->args[1], ctx->args[2], CALL_BUF, SOURCE_SENDTO, DIR_EGRESS); }
 EXIT(sendto)
-ENTER(recvmsg) { return enter_call(ctx->args[0], ctx->args[1], 0, CALL_MSG, SOURCE_RECVMSG, DIR_INGRESS); }
+ENTER(recvmsg)
+{
+	if (ctx->args[2] & RW_MSG_PEEK)
+		return 0;
+	return enter_call(ctx->args[0], ctx->args[1], 0, CALL_MSG, SOURCE_RECVMSG, DIR_INGRESS);
+}
 EXIT(recvmsg)
 ENTER(sendmsg) { return enter_call(ctx->args[0], ctx->args[1], 0, CALL_MSG, SOURCE_SENDMSG, DIR_EGRESS); }
 EXIT(sendmsg)
-ENTER(recvmmsg) { return enter_call(ctx->args[0], ctx->args[1], ctx->args[2], CALL_MMSG, SOURCE_RECVMMSG, DIR_INGRESS); }
+ENTER(recvmmsg)
+{
+	if (ctx->args[3] & RW_MSG_PEEK)
+		return 0;
+	return enter_call(ctx->args[0], ctx->args[1], ctx->args[2], CALL_MMSG, SOURCE_RECVMMSG, DIR_INGRESS);
+}
 EXIT(recvmmsg)
 ENTER(sendmmsg) { return enter_call(ctx->args[0], ctx->args[1], ctx->args[2], CALL_MMSG, SOURCE_SENDMMSG, DIR_EGRESS); }
 EXIT(sendmmsg)
