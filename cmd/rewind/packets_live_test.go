@@ -244,17 +244,3 @@ func rawTCP(b []byte) (sport, dport uint16, payload int, ok bool) {
 	return binary.BigEndian.Uint16(tcp[0:2]), binary.BigEndian.Uint16(tcp[2:4]), total - ihl - int(tcp[12]>>4)*4, true
 }
 
-// subset reports whether every line of got is in want, as often as there.
-func subset(got, want []string) bool {
-	left := map[string]int{}
-	for _, w := range want {
-		left[w]++
-	}
-	for _, g := range got {
-		if left[g] == 0 {
-			return false
-		}
-		left[g]--
-	}
-	return true
-}

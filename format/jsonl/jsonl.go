@@ -162,7 +162,8 @@ func (w *Writer) appendExchange(b []byte, ex *analyze.Exchange) []byte {
 		b = jsonenc.Key(b, "req_body_bytes")
 		b = jsonenc.Int(b, n)
 	}
-	if n := ex.Response.BodyBytes; n >= 0 && ex.Response.Status != 0 {
+	// A response was seen when it has a status or (HTTP/0.9) an end.
+	if n := ex.Response.BodyBytes; n >= 0 && (ex.Response.Status != 0 || ex.Response.End != 0) {
 		b = append(b, ',')
 		b = jsonenc.Key(b, "resp_body_bytes")
 		b = jsonenc.Int(b, n)
