@@ -243,4 +243,3 @@ func rawTCP(b []byte) (sport, dport uint16, payload int, ok bool) {
 	total := int(binary.BigEndian.Uint16(b[2:4]))
 	return binary.BigEndian.Uint16(tcp[0:2]), binary.BigEndian.Uint16(tcp[2:4]), total - ihl - int(tcp[12]>>4)*4, true
 }
-
