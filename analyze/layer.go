@@ -248,6 +248,9 @@ func (l *layer) startHTTP1(reqDir int) {
 			c.Role = capture.RoleClient
 		}
 	}
+	if c.Proto == "" {
+		c.Proto = "HTTP/1.1"
+	}
 	l.h1 = newH1Conn(l, reqDir, l.midJoin || !l.cs.announced)
 }
 

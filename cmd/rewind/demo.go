@@ -135,6 +135,8 @@ func recordDemo(ctx context.Context, path string, requests int) error {
 		defer close(done)
 		res, recErr = capture.RecordFile(rctx, capture.RecordOptions{
 			PIDs:     []int{cmd.Process.Pid},
+			TLS:      true,
+			Packets:  true,
 			Duration: 30 * time.Second,
 			Version:  version,
 			Log:      os.Stderr,

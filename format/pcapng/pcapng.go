@@ -252,7 +252,7 @@ func (w *Writer) ConnOpen(c *analyze.Conn, t uint64) error {
 }
 
 // portMayChange says whether c's server port is one the stream writes as
-// 80 if the connection turns out to carry HTTP/2.
+// 80 if the connection turns out to carry HTTP.
 func portMayChange(c *analyze.Conn) bool {
 	sv := c.Local
 	if c.Role == capture.RoleClient {

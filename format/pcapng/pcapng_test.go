@@ -340,6 +340,11 @@ func TestFixedCaptures(t *testing.T) {
 			pkts, _ := readBack(t, file)
 			var payload [2]int
 			for i, p := range pkts {
+				if p.iface != streamIface {
+					// Captured packets are as the kernel had them: on
+					// loopback their checksums are left to "offload".
+					continue
+				}
 				verifyChecksums(t, i+1, p.data)
 				if p.dir == pcapgo.NgEpbFlagDirectionOutbound {
 					payload[1] += len(p.tcp.Payload)

@@ -133,8 +133,11 @@ func (w *Writer) start(s *stream, procIsClient bool) error {
 		notes = append(notes, fmt.Sprintf("server port %d written as %d so that Wireshark decodes the plaintext instead of expecting TLS", sv.Port(), p))
 		sv = netip.AddrPortFrom(sv.Addr(), p)
 	}
-	if c.Proto == "HTTP/2" && !httpPorts[sv.Port()] {
-		notes = append(notes, fmt.Sprintf("server port %d written as 80 so that Wireshark decodes the HTTP/2", sv.Port()))
+	if c.Proto != "" && !httpPorts[sv.Port()] {
+		// Off its port table Wireshark finds HTTP by heuristics only,
+		// and a client port that happens to be another protocol's
+		// registered port (44322, PMPROXY) takes the stream instead.
+		notes = append(notes, fmt.Sprintf("server port %d written as 80 so that Wireshark decodes the %s", sv.Port(), c.Proto))
 		sv = netip.AddrPortFrom(sv.Addr(), 80)
 	}
 	t := tuple{cl, sv}
