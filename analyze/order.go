@@ -10,6 +10,12 @@ import (
 // probe by a few microseconds, more under preemption.
 const DefaultReorderWindow = 20_000_000 // 20 ms
 
+// maxReorderBytes bounds the payload bytes the reorder window holds: at
+// gigabytes per second of captured payload, 20 ms of events would otherwise
+// take memory in proportion to the traffic rate. Events pushed out by the cap
+// are released early; one that then arrives out of order is counted as late.
+const maxReorderBytes = 64 << 20
+
 // reorderer puts events in timestamp order within a bounded window: an event
 // is released once an event at least window ns later has been seen. Ties keep
 // file order, so the result is deterministic. Held events are copies drawn
@@ -28,6 +34,18 @@ type reorderer struct {
 	free    [16][]capture.Event
 	late    uint64 // events that arrived after their window had passed
 	lastOut uint64
+	held    int // payload bytes held, for maxReorderBytes
+}
+
+// heldSize is what an event counts against maxReorderBytes.
+func heldSize(ev capture.Event) int {
+	switch e := ev.(type) {
+	case *capture.Data:
+		return 64 + len(e.Payload)
+	case *capture.Packet:
+		return 64 + len(e.Data)
+	}
+	return 64
 }
 
 type heldEvent struct {
@@ -70,7 +88,8 @@ func (r *reorderer) push(ev capture.Event, release func(capture.Event)) {
 	if t > r.maxSeen {
 		r.maxSeen = t
 	}
-	for r.head < len(r.q) && r.q[r.head].t+r.window <= r.maxSeen {
+	r.held += heldSize(he.ev)
+	for r.head < len(r.q) && (r.q[r.head].t+r.window <= r.maxSeen || r.held > maxReorderBytes) {
 		r.pop(release)
 	}
 }
@@ -95,6 +114,7 @@ func (r *reorderer) pop(release func(capture.Event)) {
 		r.q, r.head = r.q[:n], 0
 	}
 	r.lastOut = he.t
+	r.held -= heldSize(he.ev)
 	release(he.ev)
 	k := he.ev.Kind()
 	if int(k) < len(r.free) {
