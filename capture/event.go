@@ -240,6 +240,9 @@ const (
 	DataFDCached DataFlags = 1 << 2
 	// DataFDUnknown: the fd of TLS plaintext could not be determined.
 	DataFDUnknown DataFlags = 1 << 3
+	// DataFDObject: the fd of TLS plaintext was read from the library's
+	// connection object (Go: *tls.Conn → net.Conn → netFD).
+	DataFDObject DataFlags = 1 << 4
 )
 
 // Data records bytes moved by one call. A call that moved more than fits in

@@ -461,6 +461,10 @@ func (s *session) add(rec *bpf.Record) {
 			TLSConn: d.TlsConn, Payload: buf,
 		}
 		e.Flags = dataFlags(d.Flags)
+		if e.Source.IsTLS() && e.Flags&(DataFDNested|DataFDCached|DataFDUnknown) == 0 {
+			// The kernel read the fd from the library's connection object.
+			e.Flags |= DataFDObject
+		}
 		ev = e
 	case bpf.EventConnect:
 		c := &rec.Conn

@@ -45,7 +45,7 @@ func startNginxTLS(t *testing.T, root string) *nginxServer {
 
 // fdMethods counts, per TLS library, the plaintext calls whose fd came from
 // the nested syscall, the per-connection cache, the library's connection
-// object (no DataFD flag) or was not found.
+// object, or was not found.
 func fdMethods(t *testing.T, path string) map[string]map[string]int {
 	t.Helper()
 	if keep := os.Getenv("KEEP"); keep != "" {
@@ -87,8 +87,10 @@ func fdMethods(t *testing.T, path string) map[string]map[string]int {
 			m["cached"]++
 		case d.Flags&capture.DataFDUnknown != 0:
 			m["unknown"]++
-		default:
+		case d.Flags&capture.DataFDObject != 0:
 			m["object"]++
+		default:
+			t.Errorf("TLS plaintext event without an fd-method flag: %+v", d)
 		}
 	}
 	t.Logf("TLS plaintext calls by fd method: %v", out)
