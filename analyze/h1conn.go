@@ -163,6 +163,15 @@ func (h *h1Conn) onResponse(m *http1.Message) {
 
 // finish computes timings and emits the exchange.
 func (h *h1Conn) finish(ex *Exchange) {
+	setTimings(ex)
+	ex.Seq = -1 // mark as emitted for onRequest; emit renumbers
+	h.l.cs.deliver(ex)
+}
+
+// setTimings computes an exchange's server, transfer and total timings from
+// its messages' first and last byte times (see [Timings]), for HTTP/1 and
+// HTTP/2 alike; those it cannot measure stay Unknown.
+func setTimings(ex *Exchange) {
 	rq, rs := &ex.Request, &ex.Response
 	if rq.Start != 0 && rs.Start != 0 {
 		ex.Timings.Server = span(rq.End, rs.Start)
@@ -171,14 +180,10 @@ func (h *h1Conn) finish(ex *Exchange) {
 	if rs.Start != 0 && rs.End != 0 {
 		ex.Timings.Transfer = span(rs.Start, rs.End)
 	}
-	if ex.Flags&FlagIncomplete != 0 && rq.Start != 0 && rs.Start != 0 {
+	if ex.Flags&FlagIncomplete != 0 && (rs.Status == 0 || rq.End == 0) {
 		// A cut message's ends are not real ends.
-		if rs.Status == 0 || rq.End == 0 {
-			ex.Timings.Server = Unknown
-		}
+		ex.Timings.Server = Unknown
 	}
-	ex.Seq = -1 // mark as emitted for onRequest; emit renumbers
-	h.l.cs.deliver(ex)
 }
 
 // span returns b-a, or Unknown when either is missing or time runs back.

@@ -138,7 +138,7 @@ func (h *h2Conn) onStream(s *http2.Stream) {
 			}
 		}
 	}
-	h2Timings(ex)
+	setTimings(ex)
 	h.l.cs.deliver(ex)
 }
 
@@ -209,20 +209,4 @@ func grpcInfo(ex *Exchange, s *http2.Stream) *GRPC {
 	}
 	g.Message = msg
 	return g
-}
-
-// h2Timings computes an exchange's timings the way HTTP/1 exchanges get
-// theirs (see [Timings]).
-func h2Timings(ex *Exchange) {
-	rq, rs := &ex.Request, &ex.Response
-	if rq.Start != 0 && rs.Start != 0 {
-		ex.Timings.Server = span(rq.End, rs.Start)
-		ex.Timings.Total = span(rq.Start, rs.End)
-	}
-	if rs.Start != 0 && rs.End != 0 {
-		ex.Timings.Transfer = span(rs.Start, rs.End)
-	}
-	if ex.Flags&FlagIncomplete != 0 && (rs.Status == 0 || rq.End == 0) {
-		ex.Timings.Server = Unknown
-	}
 }
