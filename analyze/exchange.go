@@ -149,14 +149,17 @@ var flagNames = []struct {
 }
 
 // Names returns the flags' names in a fixed order.
-func (f Flags) Names() []string {
-	var out []string
+func (f Flags) Names() []string { return f.AppendNames(nil) }
+
+// AppendNames appends the flags' names to dst in the order of [Flags.Names];
+// it allocates nothing when dst has room, for writers that run per exchange.
+func (f Flags) AppendNames(dst []string) []string {
 	for _, n := range flagNames {
 		if f&n.f != 0 {
-			out = append(out, n.name)
+			dst = append(dst, n.name)
 		}
 	}
-	return out
+	return dst
 }
 
 // Exchange is one request with its response on a connection, with timings.

@@ -86,21 +86,9 @@ func (w *Writer) appendEntry(b []byte, ex *analyze.Exchange) []byte {
 	b = jsonenc.String(b, c.Role.String())
 	b = append(b, `,"_tls":`...)
 	b = jsonenc.String(b, tlsName(c))
-	b = append(b, `,"_flags":[`...)
-	n := 0
-	for i, names := range flagNames {
-		if ex.Flags&(analyze.Flags(1)<<i) == 0 {
-			continue
-		}
-		for _, name := range names {
-			if n > 0 {
-				b = append(b, ',')
-			}
-			n++
-			b = jsonenc.String(b, name)
-		}
-	}
-	b = append(b, ']')
+	b = append(b, `,"_flags":`...)
+	w.names = ex.Flags.AppendNames(w.names[:0])
+	b = jsonenc.Strings(b, w.names)
 	if ex.StreamID != 0 {
 		b = append(b, `,"_streamId":`...)
 		b = jsonenc.Uint(b, uint64(ex.StreamID))
@@ -117,16 +105,6 @@ func (w *Writer) appendEntry(b []byte, ex *analyze.Exchange) []byte {
 		b = append(b, '}')
 	}
 	return append(b, '}')
-}
-
-// flagNames holds each flag bit's names, in [analyze.Flags.Names] order,
-// since Flags.Names allocates and this runs once per exchange.
-var flagNames [16][]string
-
-func init() {
-	for i := range flagNames {
-		flagNames[i] = (analyze.Flags(1) << i).Names()
-	}
 }
 
 func tlsName(c *analyze.Conn) string {

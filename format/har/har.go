@@ -41,7 +41,8 @@ type Writer struct {
 	w       *bufio.Writer
 	opts    Options
 	buf     []byte
-	url     []byte // scratch for the request URL
+	url     []byte   // scratch for the request URL
+	names   []string // scratch for flag names
 	entries int
 	base    time.Time // wall time of monotonic 0, see jsonl
 }

@@ -22,7 +22,9 @@ const tsLayout = "2006-01-02T15:04:05.000000000Z07:00"
 type Writer struct {
 	w   *bufio.Writer
 	buf []byte
-	ts  timestamps
+	// names is scratch for flag names.
+	names []string
+	ts    timestamps
 }
 
 // timestamps formats exchange start times. base is the wall-clock time of
@@ -193,21 +195,8 @@ func (w *Writer) appendExchange(b []byte, ex *analyze.Exchange) []byte {
 	}
 	b = append(b, '}', ',')
 	b = jsonenc.Key(b, "flags")
-	b = append(b, '[')
-	n = 0
-	for i, names := range singleFlagNames {
-		if ex.Flags&(analyze.Flags(1)<<i) == 0 {
-			continue
-		}
-		for _, name := range names {
-			if n > 0 {
-				b = append(b, ',')
-			}
-			n++
-			b = jsonenc.String(b, name)
-		}
-	}
-	b = append(b, ']')
+	w.names = ex.Flags.AppendNames(w.names[:0])
+	b = jsonenc.Strings(b, w.names)
 	if g := ex.GRPC; g != nil {
 		b = append(b, ',')
 		b = jsonenc.Key(b, "grpc")
@@ -236,14 +225,4 @@ func (w *Writer) appendExchange(b []byte, ex *analyze.Exchange) []byte {
 		b = append(b, '}')
 	}
 	return append(b, '}')
-}
-
-// singleFlagNames holds the names of each flag bit, in Flags.Names's
-// order: Flags.Names allocates, and this runs once per exchange.
-var singleFlagNames [16][]string
-
-func init() {
-	for i := range singleFlagNames {
-		singleFlagNames[i] = (analyze.Flags(1) << i).Names()
-	}
 }

@@ -85,6 +85,18 @@ func Key(b []byte, k string) []byte {
 	return append(b, '"', ':')
 }
 
+// Strings appends ss as a JSON array of strings.
+func Strings(b []byte, ss []string) []byte {
+	b = append(b, '[')
+	for i, s := range ss {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = String(b, s)
+	}
+	return append(b, ']')
+}
+
 // Int appends an integer.
 func Int(b []byte, v int64) []byte { return strconv.AppendInt(b, v, 10) }
 
