@@ -40,6 +40,9 @@ type tracker struct {
 	// packets (stream.go); nil when none does.
 	streams []StreamSink
 	packets []PacketSink
+	// stage, when set, runs the sinks' Exchange calls on a goroutine of
+	// its own (async.go).
+	stage *sinkStage
 
 	// byAddr finds connections by (local, remote) for TCP events;
 	// expectAcks says the input has packets, so server-side exchanges wait
@@ -197,8 +200,8 @@ func (t *tracker) finish() {
 	}
 }
 
-// emit hands a finished exchange to the sinks.
-func (t *tracker) emit(ex *Exchange) {
+// emit hands a finished exchange of cs to the sinks.
+func (t *tracker) emit(cs *connState, ex *Exchange) {
 	if t.err != nil {
 		return
 	}
@@ -210,9 +213,6 @@ func (t *tracker) emit(ex *Exchange) {
 	if t.opts.Filter != nil && !t.opts.Filter(ex) {
 		return
 	}
-	if !t.opts.Redact.Empty() {
-		redactExchange(t.opts.Redact, ex)
-	}
 	t.exchanges++
 	ex.Seq = t.exchanges
 	for _, n := range flagNames {
@@ -220,12 +220,33 @@ func (t *tracker) emit(ex *Exchange) {
 			t.byFlag[n.name]++
 		}
 	}
+	ex.Conn = cs.snapshot()
+	if t.stage != nil {
+		if !t.stage.exchange(ex) {
+			t.err = t.closeStage()
+		}
+		return
+	}
+	if !t.opts.Redact.Empty() {
+		redactExchange(t.opts.Redact, ex)
+	}
 	for _, s := range t.sinks {
 		if err := s.Exchange(ex); err != nil {
 			t.err = err
 			return
 		}
 	}
+}
+
+// closeStage waits until the sink stage, if any, has delivered every
+// exchange, and returns the first sink error.
+func (t *tracker) closeStage() error {
+	if t.stage == nil {
+		return nil
+	}
+	err := t.stage.close()
+	t.stage = nil
+	return err
 }
 
 // layerIdx selects a connection's plaintext layer: what the syscalls moved,
@@ -247,6 +268,8 @@ type connState struct {
 	// streamOpened says stream sinks were told about the connection.
 	streamOpened bool
 	layers       [2]*layer
+	// snap is the copy of c last given to the sink stage (async.go).
+	snap *Conn
 }
 
 func dirIdx(d capture.Direction) int {

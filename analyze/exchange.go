@@ -165,7 +165,9 @@ func (f Flags) AppendNames(dst []string) []string {
 // Exchange is one request with its response on a connection, with timings.
 type Exchange struct {
 	// Seq numbers exchanges from 1 in the order they are emitted.
-	Seq  int
+	Seq int
+	// Conn is the connection as it was when the exchange was emitted (a
+	// copy: counters such as End, BytesIn and Retransmits are as of then).
 	Conn *Conn
 	// Proto is "HTTP/1.1", "HTTP/1.0" or "HTTP/2".
 	Proto string

@@ -292,11 +292,13 @@ func (h *h1Conn) slab() *slab { return &h.l.cs.t.slab }
 type slab struct {
 	exs    []Exchange
 	fields []Field
+	conns  []Conn // connection snapshots (async.go)
 }
 
 const (
 	slabExchanges = 32
 	slabFields    = 256
+	slabConns     = 32
 )
 
 func (s *slab) exchange() *Exchange {

@@ -76,7 +76,7 @@ func (cs *connState) deliver(ex *Exchange) {
 	t := cs.t
 	if !t.expectAcks || cs.c.Role != capture.RoleServer || ex.Response.Status == 0 || ex.Response.End == 0 {
 		if len(cs.awaiting) == 0 {
-			t.emit(ex)
+			t.emit(cs, ex)
 			return
 		}
 		// Keep the connection's order.
@@ -88,7 +88,7 @@ func (cs *connState) deliver(ex *Exchange) {
 		// sent the response returns: the network share is then 0.
 		if at, ok := t.ackedBefore(cs, cs.egressOff); ok {
 			ex.Timings.Network = max(0, int64(at)-int64(ex.Response.End))
-			t.emit(ex)
+			t.emit(cs, ex)
 			return
 		}
 	}
@@ -122,7 +122,7 @@ func (cs *connState) releaseAcked(seq uint32, ts uint64, force bool, n int) {
 			// (loopback) counts as no network time.
 			a.ex.Timings.Network = max(0, int64(ts)-int64(a.ex.Response.End))
 		}
-		cs.t.emit(a.ex)
+		cs.t.emit(cs, a.ex)
 		cs.awaiting[i] = awaitingAck{}
 	}
 	cs.awaiting = cs.awaiting[i:]

@@ -72,6 +72,10 @@ func Replay(ctx context.Context, src EventSource, info *CaptureInfo, opts Option
 	}
 	t := newTracker(opts, sinks)
 	t.expectAcks = info != nil && info.Header.Options.Packets
+	if t.streams == nil && t.packets == nil {
+		t.stage = newSinkStage(sinks, opts.Redact)
+	}
+	defer t.closeStage()
 	ro := newReorderer(opts.ReorderWindow)
 	release := t.handle
 	os, ordered := src.(orderedSource)
@@ -99,6 +103,9 @@ func Replay(ctx context.Context, src EventSource, info *CaptureInfo, opts Option
 	}
 	ro.flush(release)
 	t.finish()
+	if err := t.closeStage(); err != nil && t.err == nil {
+		t.err = err
+	}
 	if t.err != nil {
 		return nil, t.err
 	}

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -82,7 +83,7 @@ func TestPcapAgreesWithTshark(t *testing.T) {
 func captureAndCompare(t *testing.T, port, attempt int) (want, got []string) {
 	file := filepath.Join(t.TempDir(), fmt.Sprintf("live%d.pcap", attempt))
 	dump := exec.Command("tcpdump", "-Z", "root", "--immediate-mode", "-i", "lo", "-s", "0", "-U", "-w", file, "tcp port "+strconv.Itoa(port))
-	stderr := &strings.Builder{}
+	stderr := &lockedBuilder{}
 	dump.Stderr = stderr
 	if err := dump.Start(); err != nil {
 		t.Fatal(err)
@@ -140,4 +141,23 @@ func captureAndCompare(t *testing.T, port, attempt int) (want, got []string) {
 		got = append(got, strconv.Itoa(e.Response.Status)+" "+e.Request.Target)
 	}
 	return want, got
+}
+
+// lockedBuilder is a strings.Builder that a command may write to while the
+// test reads it.
+type lockedBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuilder) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuilder) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

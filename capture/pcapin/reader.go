@@ -68,17 +68,21 @@ type Counts struct {
 // [capture.Reader].
 type Reader struct {
 	format string
-	pkts   packetSource
 	closer func() error
 	opts   Options
+	// counts belongs to the producer (batch.go) until the last batch is
+	// handed over; stats to the consumer.
 	counts Counts
 	stats  capture.Stats
 
-	asm    assembler
-	eof    bool
-	queue  []capture.Event
+	prod   producer
+	free   chan *batch
+	full   chan *batch
+	stop   chan struct{}
+	exited chan struct{}
+	cur    *batch // the batch Next reads from
 	qi     int
-	lastTS uint64
+	eof    bool
 }
 
 type packetSource interface {
@@ -173,14 +177,14 @@ func NewReader(r io.Reader, opts Options) (*Reader, error) {
 		var ng *pcapgo.NgReader
 		ng, err = pcapgo.NewNgReader(ra, pcapgo.NgReaderOptions{WantMixedLinkType: true, SkipUnknownVersion: true})
 		if err == nil {
-			rd.pkts = ngSource{ng}
+			rd.prod.pkts = ngSource{ng}
 		}
 	case IsPcap(head):
 		rd.format = "pcap"
 		var pr *pcapgo.Reader
 		pr, err = pcapgo.NewReader(ra)
 		if err == nil {
-			rd.pkts = pcapSource{pr, int(pr.LinkType())}
+			rd.prod.pkts = pcapSource{pr, int(pr.LinkType())}
 		}
 	default:
 		err = errors.New("not a pcap or pcapng file")
@@ -189,7 +193,7 @@ func NewReader(r io.Reader, opts Options) (*Reader, error) {
 		rd.closer()
 		return nil, fmt.Errorf("opening %s: %w", orPacket(rd.format), err)
 	}
-	rd.asm.init(opts.MaxBuffered, &rd.counts)
+	rd.start()
 	return rd, nil
 }
 
@@ -238,18 +242,25 @@ func (r *Reader) Header() capture.Header {
 		Options: capture.RecordingOptions{Packets: true}}
 }
 
-// Counts returns what the reader saw so far; after Next returns io.EOF it
-// describes the whole file.
-func (r *Reader) Counts() Counts { return r.counts }
+// Counts returns what the reader saw in the file. The counts are known once
+// Next has returned io.EOF; before that (they are still being written by
+// the reading goroutine) Counts returns the zero value.
+func (r *Reader) Counts() Counts {
+	if !r.eof {
+		return Counts{}
+	}
+	return r.counts
+}
 
 // Stats returns the event counts in the form the pipeline reports. A file
 // cut off mid-packet is reported as not closed cleanly.
 func (r *Reader) Stats() *capture.Stats {
 	s := r.stats
-	s.CleanClose = r.eof && r.counts.ReadError == ""
-	s.Truncated = r.counts.ReadError != ""
+	readErr := r.Counts().ReadError
+	s.CleanClose = r.eof && readErr == ""
+	s.Truncated = readErr != ""
 	if s.Truncated {
-		s.Damage = []capture.Damage{{Reason: r.counts.ReadError}}
+		s.Damage = []capture.Damage{{Reason: readErr}}
 	}
 	return &s
 }
@@ -260,44 +271,58 @@ func (r *Reader) Stats() *capture.Stats {
 // needs no reorder window.
 func (r *Reader) InOrder() bool { return true }
 
-// Close releases the decompressor, if any.
-func (r *Reader) Close() error { return r.closer() }
+// start sets the producer going (batch.go).
+func (r *Reader) start() {
+	r.prod.counts = &r.counts
+	r.prod.asm.init(r.opts.MaxBuffered, &r.counts)
+	r.free = make(chan *batch, batchesInFlight)
+	r.full = make(chan *batch, batchesInFlight)
+	r.stop = make(chan struct{})
+	r.exited = make(chan struct{})
+	for range batchesInFlight {
+		r.free <- newBatch()
+	}
+	go r.prod.run(r.free, r.full, r.stop, r.exited)
+	closer := r.closer
+	r.closer = func() error {
+		// Stop the producer before closing what it reads from.
+		close(r.stop)
+		<-r.exited
+		return closer()
+	}
+}
+
+// Close stops reading and releases the decompressor, if any.
+func (r *Reader) Close() error {
+	if r.closer == nil {
+		return nil
+	}
+	err := r.closer()
+	r.closer = nil
+	return err
+}
 
 // Next returns the next event, or io.EOF after the last. Damage in the file
 // after its header is not an error: reading stops there, the open
 // connections are ended, and [Counts.ReadError] says why.
 func (r *Reader) Next() (capture.Event, error) {
 	for {
-		if r.qi < len(r.queue) {
-			ev := r.queue[r.qi]
-			r.queue[r.qi] = nil
-			r.qi++
-			r.stats.Events++
-			r.stats.EventsByKind[ev.Kind()]++
-			return ev, nil
-		}
-		r.queue, r.qi = r.queue[:0], 0
-		r.asm.recycle()
-		if r.eof {
-			return nil, io.EOF
-		}
-		data, ci, err := r.pkts.ZeroCopyReadPacketData()
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				r.counts.ReadError = fmt.Sprintf("reading packet %d: %v", r.counts.Packets+1, err)
+		if b := r.cur; b != nil {
+			if r.qi < len(b.evs) {
+				ev := b.evs[r.qi]
+				r.qi++
+				r.stats.Events++
+				r.stats.EventsByKind[ev.Kind()]++
+				return ev, nil
 			}
-			r.eof = true
-			r.queue = r.asm.finish(r.lastTS, r.queue)
-			continue
+			if b.last {
+				r.eof = true
+				return nil, io.EOF
+			}
+			r.free <- b // never blocks: free has room for every batch
+			r.cur = nil
 		}
-		r.counts.Packets++
-		ts := unixNS(ci.Timestamp)
-		if ts < r.lastTS {
-			r.counts.Backwards++
-		} else {
-			r.lastTS = ts
-		}
-		r.queue = r.asm.packet(ci.InterfaceIndex, data, ts, r.queue)
+		r.cur, r.qi = <-r.full, 0
 	}
 }
 

@@ -1,0 +1,130 @@
+package analyze
+
+import (
+	"sync/atomic"
+
+	"github.com/rewind-tools/rewind/capture/redact"
+)
+
+// sinkStage hands exchanges to the sinks on a goroutine of its own, so that
+// formatting and aggregating them (JSONL, HAR, the SLI report) overlap with
+// parsing on another core. The sinks see the same exchanges in the same
+// order as they would from the replay's goroutine; only the timing differs,
+// so outputs stay byte-identical.
+//
+// It is used only when no sink takes byte streams or packets: those calls
+// interleave with exchanges and pass bytes valid only during the call.
+//
+// Once handed over, an exchange belongs to the stage: the replay no longer
+// touches it, and its Conn is a copy of the connection as it was when it was
+// emitted (connState.snapshot, done for every exchange), since the replay
+// goes on updating the live one.
+type sinkStage struct {
+	sinks  []Sink
+	redact *redact.Policy // applied on the stage's goroutine
+
+	batch  []*Exchange
+	work   chan []*Exchange
+	free   chan []*Exchange
+	done   chan struct{}
+	failed atomic.Bool // a sink returned an error; err says which
+	err    error       // read only after done is closed
+}
+
+// Stage sizes: exchanges are handed over stageBatch at a time, at most
+// stageDepth batches ahead of the sinks.
+const (
+	stageBatch = 256
+	stageDepth = 8
+)
+
+func newSinkStage(sinks []Sink, p *redact.Policy) *sinkStage {
+	s := &sinkStage{
+		sinks:  sinks,
+		redact: p,
+		work:   make(chan []*Exchange, stageDepth),
+		free:   make(chan []*Exchange, stageDepth+2),
+		done:   make(chan struct{}),
+	}
+	s.batch = make([]*Exchange, 0, stageBatch)
+	go s.run()
+	return s
+}
+
+// exchange queues ex; it reports false when a sink has failed (the replay
+// should stop and call close for the error).
+func (s *sinkStage) exchange(ex *Exchange) bool {
+	s.batch = append(s.batch, ex)
+	if len(s.batch) == stageBatch {
+		s.handOver()
+	}
+	return !s.failed.Load()
+}
+
+func (s *sinkStage) handOver() {
+	s.work <- s.batch
+	select {
+	case b := <-s.free:
+		s.batch = b[:0]
+	default:
+		s.batch = make([]*Exchange, 0, stageBatch)
+	}
+}
+
+// close hands over what is queued, waits until the sinks have seen it and
+// returns the first sink error.
+func (s *sinkStage) close() error {
+	if len(s.batch) > 0 {
+		s.handOver()
+	}
+	close(s.work)
+	<-s.done
+	return s.err
+}
+
+func (s *sinkStage) run() {
+	defer close(s.done)
+	for b := range s.work {
+		if s.err == nil {
+			s.deliver(b)
+		}
+		clear(b)
+		select {
+		case s.free <- b:
+		default:
+		}
+	}
+}
+
+func (s *sinkStage) deliver(b []*Exchange) {
+	for _, ex := range b {
+		if !s.redact.Empty() {
+			redactExchange(s.redact, ex)
+		}
+		for _, sk := range s.sinks {
+			if err := sk.Exchange(ex); err != nil {
+				s.err = err
+				s.failed.Store(true)
+				return
+			}
+		}
+	}
+}
+
+// snapshot returns a copy of the connection as it is now, for an exchange
+// being emitted. Consecutive exchanges of a connection share a
+// copy while the connection has not changed.
+func (cs *connState) snapshot() *Conn {
+	if cs.snap != nil && *cs.snap == *cs.c {
+		return cs.snap
+	}
+	t := cs.t
+	if len(t.slab.conns) == 0 {
+		t.slab.conns = make([]Conn, slabConns)
+	}
+	c := &t.slab.conns[0]
+	t.slab.conns = t.slab.conns[1:]
+	*c = *cs.c
+	cs.snap = c
+	return c
+}

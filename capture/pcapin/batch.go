@@ -1,0 +1,170 @@
+package pcapin
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/rewind-tools/rewind/capture"
+)
+
+// Packet decoding and TCP reassembly run in a goroutine of their own (the
+// producer), a few batches ahead of the consumer of [Reader.Next], so that
+// they overlap with the replay on another core. A batch owns everything its
+// events point to: the events are copied out of the assembler's pools and
+// their payloads out of the packet buffer, so the producer may go on while
+// the consumer still holds the batch. The events and their order are exactly
+// what a single goroutine would give; only the timing differs.
+
+// Batch limits: a batch is handed over once it holds batchEvents events or
+// batchArena payload bytes; batchesInFlight bounds the batches produced
+// ahead of the consumer (and so the memory, about 5 MiB).
+const (
+	batchEvents     = 1024
+	batchArena      = 1 << 20
+	batchesInFlight = 4
+)
+
+// batch is a run of events in file order.
+type batch struct {
+	evs   []capture.Event
+	datas []capture.Data // backing store of the Data events, fixed capacity
+	tcps  []capture.TCP  // backing store of the TCP events, fixed capacity
+	arena []byte         // payload bytes of the Data events, fixed capacity
+	last  bool           // no batch follows: the file ended
+}
+
+func newBatch() *batch {
+	return &batch{
+		evs:   make([]capture.Event, 0, batchEvents+64),
+		datas: make([]capture.Data, 0, batchEvents),
+		tcps:  make([]capture.TCP, 0, batchEvents),
+		arena: make([]byte, 0, batchArena),
+	}
+}
+
+func (b *batch) reset() {
+	clear(b.evs)
+	b.evs = b.evs[:0]
+	clear(b.datas) // drop payload references
+	b.datas = b.datas[:0]
+	b.tcps = b.tcps[:0]
+	b.arena = b.arena[:0]
+	b.last = false
+}
+
+// full reports whether the batch should be handed over.
+func (b *batch) full() bool {
+	return len(b.evs) >= batchEvents || len(b.arena) >= batchArena-(64<<10)
+}
+
+// add appends a copy of ev that stays valid while the batch is held. Events
+// the assembler allocated afresh (Accept, Socket, Close) are kept as they
+// are; Data and TCP events come from pools the assembler reuses, and are
+// copied. A batch whose fixed stores are exhausted (a drain of many held
+// segments at once) takes the overflow from the heap.
+func (b *batch) add(ev capture.Event) {
+	switch e := ev.(type) {
+	case *capture.Data:
+		var d *capture.Data
+		if n := len(b.datas); n < cap(b.datas) {
+			b.datas = b.datas[:n+1]
+			d = &b.datas[n]
+		} else {
+			d = new(capture.Data)
+		}
+		*d = *e
+		if len(e.Payload) > 0 {
+			if start := len(b.arena); start+len(e.Payload) <= cap(b.arena) {
+				b.arena = append(b.arena, e.Payload...)
+				d.Payload = b.arena[start:len(b.arena):len(b.arena)]
+			} else {
+				d.Payload = append([]byte(nil), e.Payload...)
+			}
+		}
+		ev = d
+	case *capture.TCP:
+		var t *capture.TCP
+		if n := len(b.tcps); n < cap(b.tcps) {
+			b.tcps = b.tcps[:n+1]
+			t = &b.tcps[n]
+		} else {
+			t = new(capture.TCP)
+		}
+		*t = *e
+		ev = t
+	}
+	b.evs = append(b.evs, ev)
+}
+
+// producer reads packets and reassembles them into batches of events. It
+// owns the packet source, the assembler and the counts until it has handed
+// over its last batch.
+type producer struct {
+	pkts   packetSource
+	asm    assembler
+	counts *Counts
+	lastTS uint64
+	q      []capture.Event
+}
+
+// run fills batches from free and hands them over on full until the file
+// ends or stop is closed.
+func (p *producer) run(free <-chan *batch, full chan<- *batch, stop <-chan struct{}, exited chan<- struct{}) {
+	defer close(exited)
+	for {
+		var b *batch
+		select {
+		case b = <-free:
+		case <-stop:
+			return
+		}
+		b.reset()
+		for !b.last && !b.full() {
+			p.step(b)
+		}
+		select {
+		case full <- b:
+		case <-stop:
+			return
+		}
+		if b.last {
+			return
+		}
+	}
+}
+
+// step reads one packet and adds the events it causes to b; at the end of
+// the file it ends the open connections and marks b as the last batch.
+func (p *producer) step(b *batch) {
+	data, ci, err := p.pkts.ZeroCopyReadPacketData()
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			p.counts.ReadError = fmt.Sprintf("reading packet %d: %v", p.counts.Packets+1, err)
+		}
+		p.q = p.asm.finish(p.lastTS, p.q[:0])
+		p.flush(b)
+		b.last = true
+		return
+	}
+	p.counts.Packets++
+	ts := unixNS(ci.Timestamp)
+	if ts < p.lastTS {
+		p.counts.Backwards++
+	} else {
+		p.lastTS = ts
+	}
+	p.q = p.asm.packet(ci.InterfaceIndex, data, ts, p.q[:0])
+	p.flush(b)
+}
+
+// flush copies the queued events into b and gives the assembler its pools
+// back.
+func (p *producer) flush(b *batch) {
+	for i, ev := range p.q {
+		b.add(ev)
+		p.q[i] = nil
+	}
+	p.q = p.q[:0]
+	p.asm.recycle()
+}
