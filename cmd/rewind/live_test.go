@@ -324,7 +324,7 @@ func TestLiveCurlNginx(t *testing.T) {
 		return
 	}
 	// One keep-alive connection on each side.
-	if server[0].Conn != server[49].Conn || client[0].Conn != client[49].Conn {
+	if server[0].Conn.ID != server[49].Conn.ID || client[0].Conn.ID != client[49].Conn.ID {
 		t.Errorf("exchanges spread over several connections: want one keep-alive connection")
 	}
 }
