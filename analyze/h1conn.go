@@ -229,7 +229,7 @@ func (h *h1Conn) fillRequest(r *Request, m *http1.Message) {
 	r.Method = m.Method
 	r.Proto = protoString(m.ProtoMajor, m.ProtoMinor)
 	r.Start = m.Start
-	r.Target, r.Header = h.slab().copyFields(m.Target, m.NumHeaders(), m.HeaderAt)
+	r.Target, r.Header = h.slab().head(m)
 	r.HeaderBytes = m.HeaderBytes
 	r.BodyBytes = -1
 	r.Host = r.Header.Get("Host")
@@ -261,7 +261,7 @@ func (h *h1Conn) fillResponse(r *Response, m *http1.Message) {
 	r.Status = m.StatusCode
 	r.Proto = protoString(m.ProtoMajor, m.ProtoMinor)
 	r.Start = m.Start
-	r.Reason, r.Header = h.slab().copyFields(m.Reason, m.NumHeaders(), m.HeaderAt)
+	r.Reason, r.Header = h.slab().head(m)
 	r.HeaderBytes = m.HeaderBytes
 }
 
@@ -320,6 +320,22 @@ func (s *slab) fieldList(n int) Fields {
 	f := s.fields[:n:n]
 	s.fields = s.fields[n:]
 	return f
+}
+
+// head copies a message's head (start line and header block) into one
+// string, and returns the target or reason phrase and the header fields as
+// substrings of it.
+func (s *slab) head(m *http1.Message) (string, Fields) {
+	var out Fields
+	if n := m.NumHeaders(); n > 0 {
+		out = s.fieldList(n)
+	}
+	i := 0
+	first := m.CopyHeaders(func(name, value string) {
+		out[i] = Field{Name: name, Value: value}
+		i++
+	})
+	return first, out
 }
 
 // copyFields copies first (the request target or the reason phrase) and n

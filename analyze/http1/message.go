@@ -129,6 +129,8 @@ type Message struct {
 	Err   string
 
 	block   []byte // start line + header block, as received
+	// first locates Target (requests) or Reason (responses) in block.
+	firstOff, firstLen int32
 	trailer []byte // trailer section, as received
 	fold    []byte // unfolded values of fields that used obs-fold
 	fields  []field
@@ -221,6 +223,38 @@ func (m *Message) Trailers() iter.Seq2[[]byte, []byte] {
 			}
 		}
 	}
+}
+
+// CopyHeaders copies the start line and the header block into one string
+// (a single allocation for the whole message head) and returns the request
+// target (requests) or the reason phrase (responses) as a substring of it;
+// it calls each with every header field, in order, its name and value also
+// substrings of that string (a value unfolded from obs-fold lines gets a
+// string of its own). It is the cheap way to keep a message's head beyond
+// the emit call.
+func (m *Message) CopyHeaders(each func(name, value string)) (first string) {
+	all := string(m.block)
+	if m.firstLen > 0 {
+		first = all[m.firstOff : m.firstOff+m.firstLen]
+	}
+	for i := 0; i < m.nHeader; i++ {
+		f := &m.fields[i]
+		var name, value string
+		if f.nSrc == srcBlock {
+			name = all[f.nOff : f.nOff+f.nLen]
+		} else {
+			n, _ := m.at(i)
+			name = string(n)
+		}
+		if f.vSrc == srcBlock {
+			value = all[f.vOff : f.vOff+f.vLen]
+		} else {
+			_, v := m.at(i)
+			value = string(v)
+		}
+		each(name, value)
+	}
+	return first
 }
 
 // RawHeader returns the start line and header block exactly as received

@@ -992,11 +992,14 @@ func (p *Parser) emitMsg(st State) {
 	m := &p.m
 	m.State = st
 	m.block, m.trailer, m.fold, m.fields = p.hdr, p.trl, p.fold, p.fields
+	m.firstOff, m.firstLen = 0, 0
 	if p.haveStart {
 		if p.kind == Request {
 			m.Target = p.hdr[p.sl.tOff : p.sl.tOff+p.sl.tLen : p.sl.tOff+p.sl.tLen]
+			m.firstOff, m.firstLen = int32(p.sl.tOff), int32(p.sl.tLen)
 		} else {
 			m.Reason = p.hdr[p.sl.rOff : p.sl.rOff+p.sl.rLen : p.sl.rOff+p.sl.rLen]
+			m.firstOff, m.firstLen = int32(p.sl.rOff), int32(p.sl.rLen)
 		}
 	}
 	if st == Complete {
