@@ -17,8 +17,8 @@ import (
 //
 // Once handed over, an exchange belongs to the stage: the replay no longer
 // touches it, and its Conn is a copy of the connection as it was when it was
-// emitted (connState.snapshot, done for every exchange), since the replay
-// goes on updating the live one.
+// emitted (tracker.emit makes one for every exchange), since the replay goes
+// on updating the live one.
 type sinkStage struct {
 	sinks  []Sink
 	redact *redact.Policy // applied on the stage's goroutine
@@ -109,22 +109,4 @@ func (s *sinkStage) deliver(b []*Exchange) {
 			}
 		}
 	}
-}
-
-// snapshot returns a copy of the connection as it is now, for an exchange
-// being emitted. Consecutive exchanges of a connection share a
-// copy while the connection has not changed.
-func (cs *connState) snapshot() *Conn {
-	if cs.snap != nil && *cs.snap == *cs.c {
-		return cs.snap
-	}
-	t := cs.t
-	if len(t.slab.conns) == 0 {
-		t.slab.conns = make([]Conn, slabConns)
-	}
-	c := &t.slab.conns[0]
-	t.slab.conns = t.slab.conns[1:]
-	*c = *cs.c
-	cs.snap = c
-	return c
 }

@@ -220,7 +220,11 @@ func (t *tracker) emit(cs *connState, ex *Exchange) {
 			t.byFlag[n.name]++
 		}
 	}
-	ex.Conn = cs.snapshot()
+	// The exchange keeps a copy of the connection as it is now: the replay
+	// goes on updating the live one (and sinks may run on another
+	// goroutine, async.go).
+	ex.connCopy = *cs.c
+	ex.Conn = &ex.connCopy
 	if t.stage != nil {
 		if !t.stage.exchange(ex) {
 			t.err = t.closeStage()
@@ -268,8 +272,6 @@ type connState struct {
 	// streamOpened says stream sinks were told about the connection.
 	streamOpened bool
 	layers       [2]*layer
-	// snap is the copy of c last given to the sink stage (async.go).
-	snap *Conn
 }
 
 func dirIdx(d capture.Direction) int {

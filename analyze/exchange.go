@@ -179,6 +179,8 @@ type Exchange struct {
 	Flags    Flags
 	// GRPC holds gRPC details when the exchange is a gRPC call.
 	GRPC *GRPC
+
+	connCopy Conn // what Conn points to once emitted
 }
 
 // GRPC describes a gRPC call carried by an HTTP/2 exchange.

@@ -3,6 +3,7 @@ package analyze
 import (
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/rewind-tools/rewind/analyze/http1"
 )
@@ -292,13 +293,13 @@ func (h *h1Conn) slab() *slab { return &h.l.cs.t.slab }
 type slab struct {
 	exs    []Exchange
 	fields []Field
-	conns  []Conn // connection snapshots (async.go)
+	bytes  []byte // the unused end of a chunk that str copies into
 }
 
 const (
 	slabExchanges = 32
 	slabFields    = 256
-	slabConns     = 32
+	slabBytes     = 32 << 10
 )
 
 func (s *slab) exchange() *Exchange {
@@ -322,6 +323,26 @@ func (s *slab) fieldList(n int) Fields {
 	return f
 }
 
+// str returns a string holding a copy of b. Short strings are carved from
+// shared chunks: the bytes are copied into the unused end of a chunk, never
+// written again, and the string points at them (as strings.Builder does),
+// so that the copy costs no allocation of its own.
+func (s *slab) str(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if len(b) > slabBytes/8 {
+		return string(b)
+	}
+	if len(b) > cap(s.bytes) {
+		s.bytes = make([]byte, 0, slabBytes)
+	}
+	buf := s.bytes[:len(b)]
+	copy(buf, b)
+	s.bytes = s.bytes[len(b):len(b)]
+	return unsafe.String(&buf[0], len(buf))
+}
+
 // head copies a message's head (start line and header block) into one
 // string, and returns the target or reason phrase and the header fields as
 // substrings of it.
@@ -331,7 +352,7 @@ func (s *slab) head(m *http1.Message) (string, Fields) {
 		out = s.fieldList(n)
 	}
 	i := 0
-	first := m.CopyHeaders(func(name, value string) {
+	first := m.HeadStrings(s.str(m.RawHeader()), func(name, value string) {
 		out[i] = Field{Name: name, Value: value}
 		i++
 	})

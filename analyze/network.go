@@ -123,12 +123,11 @@ func (cs *connState) releaseAcked(seq uint32, ts uint64, force bool, n int) {
 			a.ex.Timings.Network = max(0, int64(ts)-int64(a.ex.Response.End))
 		}
 		cs.t.emit(cs, a.ex)
-		cs.awaiting[i] = awaitingAck{}
 	}
-	cs.awaiting = cs.awaiting[i:]
-	if len(cs.awaiting) == 0 {
-		cs.awaiting = nil
-	}
+	// Keep the array: a keep-alive connection holds one exchange at a time.
+	rest := copy(cs.awaiting, cs.awaiting[i:])
+	clear(cs.awaiting[rest:])
+	cs.awaiting = cs.awaiting[:rest]
 }
 
 // flushAwaiting emits every held exchange; their ACKs will not come.

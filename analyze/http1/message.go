@@ -225,29 +225,31 @@ func (m *Message) Trailers() iter.Seq2[[]byte, []byte] {
 	}
 }
 
-// CopyHeaders copies the start line and the header block into one string
-// (a single allocation for the whole message head) and returns the request
-// target (requests) or the reason phrase (responses) as a substring of it;
-// it calls each with every header field, in order, its name and value also
-// substrings of that string (a value unfolded from obs-fold lines gets a
-// string of its own). It is the cheap way to keep a message's head beyond
-// the emit call.
-func (m *Message) CopyHeaders(each func(name, value string)) (first string) {
-	all := string(m.block)
+// HeadStrings gives a message's head as strings, for keeping it beyond the
+// emit call at the cost of one copy: head must hold the same bytes as
+// [Message.RawHeader] (a copy of them, made by the caller however it likes).
+// HeadStrings returns the request target (requests) or the reason phrase
+// (responses) as a substring of head, and calls each with every header
+// field, in order, its name and value also substrings of head (a value
+// unfolded from obs-fold lines gets a string of its own).
+func (m *Message) HeadStrings(head string, each func(name, value string)) (first string) {
+	if len(head) != len(m.block) {
+		panic("http1: HeadStrings: head is not a copy of RawHeader")
+	}
 	if m.firstLen > 0 {
-		first = all[m.firstOff : m.firstOff+m.firstLen]
+		first = head[m.firstOff : m.firstOff+m.firstLen]
 	}
 	for i := 0; i < m.nHeader; i++ {
 		f := &m.fields[i]
 		var name, value string
 		if f.nSrc == srcBlock {
-			name = all[f.nOff : f.nOff+f.nLen]
+			name = head[f.nOff : f.nOff+f.nLen]
 		} else {
 			n, _ := m.at(i)
 			name = string(n)
 		}
 		if f.vSrc == srcBlock {
-			value = all[f.vOff : f.vOff+f.vLen]
+			value = head[f.vOff : f.vOff+f.vLen]
 		} else {
 			_, v := m.at(i)
 			value = string(v)
