@@ -12,6 +12,7 @@ package redact
 import (
 	"bytes"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -31,6 +32,9 @@ type Policy struct {
 	// lens has bit n set when a name of n bytes is redacted (n < 64, or
 	// bit 63 for longer ones): most headers are ruled out by length alone.
 	lens uint64
+	// byLen lists the lower-case names of each length below 64, for
+	// comparing in place: this runs for every header of every exchange.
+	byLen [64][]string
 }
 
 // NewPolicy returns a policy redacting the values of headers (matched
@@ -47,6 +51,9 @@ func NewPolicy(headers []string, patterns []*regexp.Regexp) *Policy {
 			p.maxName = len(h)
 		}
 		p.lens |= 1 << min(len(h), 63)
+		if len(h) < len(p.byLen) && !slices.Contains(p.byLen[len(h)], h) {
+			p.byLen[len(h)] = append(p.byLen[len(h)], h)
+		}
 	}
 	return p
 }
@@ -62,20 +69,30 @@ func (p *Policy) Sensitive(name string) bool {
 	if p == nil || len(name) > p.maxName || p.lens&(1<<min(len(name), 63)) == 0 {
 		return false
 	}
-	// Lower-case on the stack: this runs for every header of every exchange.
-	var buf [64]byte
-	if len(name) > len(buf) {
+	if len(name) >= len(p.byLen) {
 		return p.headers[strings.ToLower(name)]
 	}
-	b := buf[:len(name)]
-	for i := 0; i < len(name); i++ {
-		c := name[i]
+	for _, h := range p.byLen[len(name)] {
+		if equalFoldLower(name, h) {
+			return true
+		}
+	}
+	return false
+}
+
+// equalFoldLower reports whether s equals lower, a lower-case name of the
+// same length, ASCII case-insensitively.
+func equalFoldLower(s, lower string) bool {
+	for i := 0; i < len(lower); i++ {
+		c := s[i]
 		if 'A' <= c && c <= 'Z' {
 			c += 'a' - 'A'
 		}
-		b[i] = c
+		if c != lower[i] {
+			return false
+		}
 	}
-	return p.headers[string(b)]
+	return true
 }
 
 // Value returns the value to show for a header: [Replacement] for sensitive
