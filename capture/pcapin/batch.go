@@ -137,7 +137,7 @@ func (p *producer) run(free <-chan *batch, full chan<- *batch, stop <-chan struc
 // step reads one packet and adds the events it causes to b; at the end of
 // the file it ends the open connections and marks b as the last batch.
 func (p *producer) step(b *batch) {
-	data, ci, err := p.pkts.ZeroCopyReadPacketData()
+	data, link, ts, err := p.pkts.next()
 	if err != nil {
 		if !errors.Is(err, io.EOF) {
 			p.counts.ReadError = fmt.Sprintf("reading packet %d: %v", p.counts.Packets+1, err)
@@ -148,13 +148,12 @@ func (p *producer) step(b *batch) {
 		return
 	}
 	p.counts.Packets++
-	ts := unixNS(ci.Timestamp)
 	if ts < p.lastTS {
 		p.counts.Backwards++
 	} else {
 		p.lastTS = ts
 	}
-	p.q = p.asm.packet(ci.InterfaceIndex, data, ts, p.q[:0])
+	p.q = p.asm.packet(link, data, ts, p.q[:0])
 	p.flush(b)
 }
 

@@ -25,7 +25,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 	"github.com/klauspost/compress/gzip"
@@ -85,8 +84,10 @@ type Reader struct {
 	eof    bool
 }
 
+// packetSource yields a file's packets: the captured bytes (valid until the
+// next call), their link type and their time in ns since the Unix epoch.
 type packetSource interface {
-	ZeroCopyReadPacketData() ([]byte, gopacket.CaptureInfo, error)
+	next() (data []byte, link int, ts uint64, err error)
 }
 
 // Magic numbers recognised by [Sniff].
@@ -181,10 +182,10 @@ func NewReader(r io.Reader, opts Options) (*Reader, error) {
 		}
 	case IsPcap(head):
 		rd.format = "pcap"
-		var pr *pcapgo.Reader
-		pr, err = pcapgo.NewReader(ra)
+		var pf *pcapFile
+		pf, err = newPcapFile(ra)
 		if err == nil {
-			rd.prod.pkts = pcapSource{pr, int(pr.LinkType())}
+			rd.prod.pkts = pf
 		}
 	default:
 		err = errors.New("not a pcap or pcapng file")
@@ -204,30 +205,21 @@ func orPacket(f string) string {
 	return f
 }
 
-// pcapSource reads a classic pcap file, whose link type is fixed.
-type pcapSource struct {
-	r    *pcapgo.Reader
-	link int
-}
-
-func (s pcapSource) ZeroCopyReadPacketData() ([]byte, gopacket.CaptureInfo, error) {
-	data, ci, err := s.r.ZeroCopyReadPacketData()
-	ci.InterfaceIndex = s.link
-	return data, ci, err
-}
-
 // ngSource reads a pcapng file, whose interfaces may differ in link type.
 type ngSource struct{ r *pcapgo.NgReader }
 
-func (s ngSource) ZeroCopyReadPacketData() ([]byte, gopacket.CaptureInfo, error) {
+func (s ngSource) next() ([]byte, int, uint64, error) {
 	data, ci, err := s.r.ZeroCopyReadPacketData()
-	ci.InterfaceIndex = -1
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	link := -1
 	if len(ci.AncillaryData) > 0 {
 		if lt, ok := ci.AncillaryData[0].(layers.LinkType); ok {
-			ci.InterfaceIndex = int(lt)
+			link = int(lt)
 		}
 	}
-	return data, ci, err
+	return data, link, unixNS(ci.Timestamp), nil
 }
 
 // Format returns "pcap" or "pcapng".
