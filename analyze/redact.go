@@ -31,6 +31,9 @@ func redactExchange(p *redact.Policy, ex *Exchange) {
 
 func redactFields(p *redact.Policy, f Fields) {
 	for i := range f {
+		if p.Untouched(len(f[i].Name)) {
+			continue
+		}
 		if v, ok := p.Value(f[i].Name, f[i].Value); ok {
 			f[i].Value = v
 		}

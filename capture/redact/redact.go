@@ -64,6 +64,13 @@ func Default() *Policy { return NewPolicy(DefaultHeaders, nil) }
 // Empty reports whether the policy redacts nothing.
 func (p *Policy) Empty() bool { return p == nil || len(p.headers) == 0 && len(p.patterns) == 0 }
 
+// Untouched reports, cheaply, that a header with a name of nameLen bytes
+// keeps its value: no redacted name has that length and no pattern is
+// configured. It lets callers skip [Policy.Value] for most headers.
+func (p *Policy) Untouched(nameLen int) bool {
+	return p == nil || len(p.patterns) == 0 && p.lens&(1<<min(nameLen, 63)) == 0
+}
+
 // Sensitive reports whether a header's value is redacted whole.
 func (p *Policy) Sensitive(name string) bool {
 	if p == nil || len(name) > p.maxName || p.lens&(1<<min(len(name), 63)) == 0 {

@@ -44,6 +44,35 @@ func TestPolicyValues(t *testing.T) {
 	}
 }
 
+func TestSensitiveNames(t *testing.T) {
+	p := Default()
+	for name, want := range map[string]bool{
+		"Authorization": true, "AUTHORIZATION": true, "authorization": true, "Cookie": true,
+		"set-COOKIE": true, "Proxy-Authorization": true,
+		// same lengths as sensitive names
+		"Accept": false, "Server": false, "Connection": false, "User-Agent": false,
+		"Last-Modified": false, "Cache-Control": false, "Cookiex": false, "": false,
+	} {
+		if got := p.Sensitive(name); got != want {
+			t.Errorf("Sensitive(%q) = %v", name, got)
+		}
+		if p.Untouched(len(name)) && want {
+			t.Errorf("Untouched(%d) for sensitive %q", len(name), name)
+		}
+	}
+	if !p.Untouched(len("Host")) || p.Untouched(len("Cookie")) {
+		t.Error("Untouched by length is wrong")
+	}
+	withPattern := NewPolicy(nil, []*regexp.Regexp{regexp.MustCompile(`x`)})
+	if withPattern.Untouched(4) {
+		t.Error("a policy with patterns touches every value")
+	}
+	long := NewPolicy([]string{strings.Repeat("X", 70)}, nil)
+	if !long.Sensitive(strings.Repeat("x", 70)) || long.Sensitive(strings.Repeat("x", 71)) {
+		t.Error("names of 64 bytes or more")
+	}
+}
+
 func FuzzMasker(f *testing.F) {
 	f.Add([]byte("Cookie: a\r\nX: y\r\n"), 3)
 	f.Fuzz(func(t *testing.T, b []byte, split int) {

@@ -7,9 +7,11 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"net/netip"
 	"time"
 
 	"github.com/rewind-tools/rewind/analyze"
+	"github.com/rewind-tools/rewind/capture"
 	"github.com/rewind-tools/rewind/format/internal/jsonenc"
 )
 
@@ -25,6 +27,7 @@ type Writer struct {
 	// names is scratch for flag names.
 	names []string
 	ts    timestamps
+	conns map[string]*connJSON // by connection ID
 }
 
 // timestamps formats exchange start times. base is the wall-clock time of
@@ -86,20 +89,41 @@ func (w *Writer) End(*analyze.Summary) error {
 	return nil
 }
 
-// appendExchange appends ex's JSON object, without a newline, to b.
-func (w *Writer) appendExchange(b []byte, ex *analyze.Exchange) []byte {
-	c := ex.Conn
-	if c == nil {
-		c = &analyze.Conn{}
+// connJSON is the formatted connection part of a line ("conn" to
+// "remote"), kept per connection: consecutive exchanges of a connection
+// share it while the fields it shows are unchanged.
+type connJSON struct {
+	pid           uint32
+	comm, tls     string
+	role          capture.Role
+	local, remote netip.AddrPort
+	json          []byte
+}
+
+// maxConnJSON bounds the connections whose part is kept.
+const maxConnJSON = 4096
+
+// appendConn appends the connection part of a line.
+func (w *Writer) appendConn(b []byte, c *analyze.Conn) []byte {
+	e := w.conns[c.ID]
+	if e != nil && e.pid == c.PID && e.comm == c.Comm && e.tls == c.TLS && e.role == c.Role &&
+		e.local == c.Local && e.remote == c.Remote {
+		return append(b, e.json...)
 	}
-	b = append(b, '{')
-	b = jsonenc.Key(b, "ts")
-	b = append(b, '"')
-	b = w.ts.append(b, ex.Start())
-	b = append(b, '"', ',')
-	b = jsonenc.Key(b, "seq")
-	b = jsonenc.Int(b, int64(ex.Seq))
-	b = append(b, ',')
+	if e == nil {
+		if w.conns == nil || len(w.conns) >= maxConnJSON {
+			w.conns = map[string]*connJSON{}
+		}
+		e = &connJSON{}
+		w.conns[c.ID] = e
+	}
+	*e = connJSON{pid: c.PID, comm: c.Comm, tls: c.TLS, role: c.Role, local: c.Local, remote: c.Remote,
+		json: formatConn(e.json[:0], c)}
+	return append(b, e.json...)
+}
+
+// formatConn appends the connection part of a line.
+func formatConn(b []byte, c *analyze.Conn) []byte {
 	b = jsonenc.Key(b, "conn")
 	b = jsonenc.String(b, c.ID)
 	b = append(b, ',')
@@ -132,6 +156,24 @@ func (w *Writer) appendExchange(b []byte, ex *analyze.Exchange) []byte {
 		b = c.Remote.AppendTo(b)
 		b = append(b, '"')
 	}
+	return b
+}
+
+// appendExchange appends ex's JSON object, without a newline, to b.
+func (w *Writer) appendExchange(b []byte, ex *analyze.Exchange) []byte {
+	c := ex.Conn
+	if c == nil {
+		c = &analyze.Conn{}
+	}
+	b = append(b, '{')
+	b = jsonenc.Key(b, "ts")
+	b = append(b, '"')
+	b = w.ts.append(b, ex.Start())
+	b = append(b, '"', ',')
+	b = jsonenc.Key(b, "seq")
+	b = jsonenc.Int(b, int64(ex.Seq))
+	b = append(b, ',')
+	b = w.appendConn(b, c)
 	b = append(b, ',')
 	b = jsonenc.Key(b, "proto")
 	b = jsonenc.String(b, ex.Proto)
