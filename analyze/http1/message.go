@@ -128,13 +128,13 @@ type Message struct {
 	Error bool
 	Err   string
 
-	block   []byte // start line + header block, as received
+	block []byte // start line + header block, as received
 	// first locates Target (requests) or Reason (responses) in block.
 	firstOff, firstLen int32
-	trailer []byte // trailer section, as received
-	fold    []byte // unfolded values of fields that used obs-fold
-	fields  []field
-	nHeader int // fields[:nHeader] are headers, the rest trailers
+	trailer            []byte // trailer section, as received
+	fold               []byte // unfolded values of fields that used obs-fold
+	fields             []field
+	nHeader            int // fields[:nHeader] are headers, the rest trailers
 }
 
 // field locates a name and a value in one of the message buffers.

@@ -116,10 +116,14 @@ type Aggregator struct {
 
 	info     *analyze.CaptureInfo
 	services map[serviceKey]*service
-	// The last connection's service: consecutive exchanges mostly share a
-	// connection, which spares a map lookup.
-	lastConn *analyze.Conn
-	lastSvc  *service
+	// The last exchange's service: consecutive exchanges mostly share one,
+	// which spares a map lookup.
+	lastSvc *service
+	// The last endpoint found under its own key in its service, for the
+	// same reason.
+	lastEP    *acc
+	lastEPSvc *service
+	lastEPKey EndpointKey
 
 	// buf and intern build collapsed paths without allocating.
 	buf    []byte
@@ -228,8 +232,12 @@ func (a *Aggregator) Exchange(ex *analyze.Exchange) error {
 
 	svc := a.service(ex.Conn)
 	k := a.endpoint(ex)
-	ep := svc.endpoints[k]
-	if ep == nil {
+	var ep *acc
+	if a.lastEP != nil && a.lastEPSvc == svc && a.lastEPKey == k {
+		ep = a.lastEP
+	} else if ep = svc.endpoints[k]; ep != nil {
+		a.lastEP, a.lastEPSvc, a.lastEPKey = ep, svc, k
+	} else {
 		ep = a.newEndpoint(svc, k)
 	}
 	ep.add(ex, a.apdexT, idx)
@@ -358,9 +366,6 @@ func (a *Aggregator) collapse(svc *service, path string) (string, bool) {
 }
 
 func (a *Aggregator) service(c *analyze.Conn) *service {
-	if c != nil && c == a.lastConn {
-		return a.lastSvc
-	}
 	var k serviceKey
 	if c != nil {
 		k = serviceKey{role: c.Role, pid: c.PID, comm: c.Comm}
@@ -371,12 +376,15 @@ func (a *Aggregator) service(c *analyze.Conn) *service {
 			}
 		}
 	}
+	if a.lastSvc != nil && a.lastSvc.key == k {
+		return a.lastSvc
+	}
 	svc := a.services[k]
 	if svc == nil {
 		svc = &service{key: k, endpoints: make(map[EndpointKey]*acc)}
 		a.services[k] = svc
 	}
-	a.lastConn, a.lastSvc = c, svc
+	a.lastSvc = svc
 	return svc
 }
 
