@@ -48,6 +48,7 @@ type tracker struct {
 	// expectAcks says the input has packets, so server-side exchanges wait
 	// for the ACK of their response (network.go).
 	byAddr     map[addrPair]*connState
+	addrCache  [addrSlots]addrSlot // in front of byAddr (network.go)
 	expectAcks bool
 	// flows follows the sequence spaces of captured packets (packets.go).
 	flows map[addrPair]*flow

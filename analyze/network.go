@@ -28,33 +28,72 @@ type awaitingAck struct {
 
 type addrPair struct{ local, remote netip.AddrPort }
 
+// addrSlot is an entry of the tracker's cache in front of byAddr: a key and
+// what byAddr holds for it (nil included). Every change to byAddr updates
+// the slot of its key, so the cache never disagrees with the map.
+type addrSlot struct {
+	k     addrPair
+	cs    *connState
+	valid bool
+}
+
+// addrSlots is the size of that cache (a power of two): TCP events come a
+// few per exchange, and hashing two addresses for each is a visible cost.
+const addrSlots = 256
+
+func (k addrPair) slot() int {
+	return int(k.local.Port()*31^k.remote.Port()) & (addrSlots - 1)
+}
+
+// byAddrGet returns the connection indexed under k, or nil.
+func (t *tracker) byAddrGet(k addrPair) *connState {
+	s := &t.addrCache[k.slot()]
+	if s.valid && s.k == k {
+		return s.cs
+	}
+	cs := t.byAddr[k]
+	*s = addrSlot{k: k, cs: cs, valid: true}
+	return cs
+}
+
+func (t *tracker) byAddrSet(k addrPair, cs *connState) {
+	if cs == nil {
+		delete(t.byAddr, k)
+	} else {
+		if t.byAddr == nil {
+			t.byAddr = map[addrPair]*connState{}
+		}
+		t.byAddr[k] = cs
+	}
+	if s := &t.addrCache[k.slot()]; s.valid && s.k == k {
+		s.cs = cs
+	}
+}
+
 // index makes a connection findable by its addresses for TCP events.
 func (t *tracker) index(cs *connState) {
 	c := cs.c
 	if !c.Local.IsValid() || !c.Remote.IsValid() {
 		return
 	}
-	if t.byAddr == nil {
-		t.byAddr = map[addrPair]*connState{}
-	}
-	t.byAddr[addrPair{c.Local, c.Remote}] = cs
+	t.byAddrSet(addrPair{c.Local, c.Remote}, cs)
 }
 
 func (t *tracker) unindex(cs *connState) {
 	k := addrPair{cs.c.Local, cs.c.Remote}
-	if t.byAddr[k] == cs {
-		delete(t.byAddr, k)
+	if t.byAddrGet(k) == cs {
+		t.byAddrSet(k, nil)
 	}
-	if t.byAddr[addrPair{k.remote, k.local}] == nil {
+	if t.byAddrGet(addrPair{k.remote, k.local}) == nil {
 		t.forgetFlows(cs) // neither end is traced any more
 	}
 }
 
 // tcp applies a TCP event to the connection it belongs to.
 func (t *tracker) tcp(e *capture.TCP) {
-	cs, sender := t.byAddr[addrPair{e.Local, e.Remote}], true
+	cs, sender := t.byAddrGet(addrPair{e.Local, e.Remote}), true
 	if cs == nil {
-		cs, sender = t.byAddr[addrPair{e.Remote, e.Local}], false
+		cs, sender = t.byAddrGet(addrPair{e.Remote, e.Local}), false
 	}
 	if cs == nil {
 		return

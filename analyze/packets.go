@@ -129,7 +129,7 @@ func (t *tracker) packetTCP(p *capture.Packet) {
 	}
 	// The connection seen from the sender's end and the one seen from the
 	// receiver's: both are traced when client and server run on this host.
-	snd, rcv := t.byAddr[addrPair{s.src, s.dst}], t.byAddr[addrPair{s.dst, s.src}]
+	snd, rcv := t.byAddrGet(addrPair{s.src, s.dst}), t.byAddrGet(addrPair{s.dst, s.src})
 	if snd == nil && rcv == nil {
 		return
 	}
@@ -184,7 +184,7 @@ func (t *tracker) flow(k addrPair, ts uint64) *flow {
 	}
 	if len(t.flows) >= maxFlows {
 		for k, f := range t.flows {
-			if f.lastTS+flowIdleNS < ts && t.byAddr[k] == nil && t.byAddr[addrPair{k.remote, k.local}] == nil {
+			if f.lastTS+flowIdleNS < ts && t.byAddrGet(k) == nil && t.byAddrGet(addrPair{k.remote, k.local}) == nil {
 				delete(t.flows, k)
 			}
 		}

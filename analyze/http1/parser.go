@@ -101,12 +101,14 @@ type Parser struct {
 	lastT uint64 // Last of the most recent chunk
 	stats Stats
 
-	hdr    []byte // start line + header block of the current message
-	trl    []byte // trailer section
-	fold   []byte // unfolded values
-	body   []byte // captured body
-	line   []byte // partial chunk-size line or resync line
-	fields []field
+	hdr []byte // start line + header block of the current message
+	// fieldsParsed says fastBlock has already parsed hdr's fields.
+	fieldsParsed bool
+	trl          []byte // trailer section
+	fold         []byte // unfolded values
+	body         []byte // captured body
+	line         []byte // partial chunk-size line or resync line
+	fields       []field
 
 	lineStart   int  // offset in hdr (or trl) of the unfinished line
 	haveStart   bool // start line of the current message parsed
@@ -518,6 +520,16 @@ func (p *Parser) headers(b []byte) []byte {
 				if !p.startLine(line) {
 					return b[end:]
 				}
+				// The common case: the whole header block follows in b,
+				// every field line well formed. One pass finds its end
+				// and parses its fields.
+				if n := p.fastBlock(b[end:min(len(b), end+max-len(p.hdr))]); n >= 0 {
+					p.hdr = append(p.hdr, b[end:end+n]...)
+					p.lineStart = len(p.hdr)
+					p.m.HeadersDone = p.t.Last
+					p.headerBlockDone()
+					return b[end+n:]
+				}
 			} else {
 				p.m.HeadersDone = p.t.Last
 				p.headerBlockDone()
@@ -629,10 +641,14 @@ func (p *Parser) headerBlockDone() {
 	m := &p.m
 	m.HeaderBytes = int64(len(p.hdr))
 	m.WireBytes = m.HeaderBytes
-	first := bytes.IndexByte(p.hdr, '\n') + 1
-	if err := p.parseFields(p.hdr, first, srcBlock); err != "" {
-		p.fail(err)
-		return
+	if p.fieldsParsed {
+		p.fieldsParsed = false
+	} else {
+		first := bytes.IndexByte(p.hdr, '\n') + 1
+		if err := p.parseFields(p.hdr, first, srcBlock); err != "" {
+			p.fail(err)
+			return
+		}
 	}
 	m.nHeader = len(p.fields)
 
@@ -870,6 +886,56 @@ func lastCoding(v []byte) (last []byte, chunked int) {
 		}
 	}
 	return last, chunked
+}
+
+// fastBlock parses, in one pass, a header block (after the start line)
+// that lies whole in b and whose field lines all take the well-formed form
+// parseFields reads fastest: token ":" OWS value CRLF, the value all VCHAR,
+// SP or HTAB, then an empty CRLF line. It returns the block's length, with
+// its fields appended to p.fields at offsets for when b[:n] is appended to
+// p.hdr; or -1, leaving p.fields as it was, when the block does not end in
+// b or a line takes any other form (the line-by-line path then handles
+// it).
+func (p *Parser) fastBlock(b []byte) int {
+	base := len(p.hdr)
+	n0 := len(p.fields)
+	i := 0
+	for {
+		if i+1 < len(b) && b[i] == '\r' && b[i+1] == '\n' {
+			p.fieldsParsed = true
+			return i + 2
+		}
+		k := i
+		for k < len(b) && tchar[b[k]] {
+			k++
+		}
+		if k == i || k >= len(b) || b[k] != ':' {
+			break
+		}
+		vs := k + 1
+		for vs < len(b) && (b[vs] == ' ' || b[vs] == '\t') {
+			vs++
+		}
+		e := vs
+		for e < len(b) && vchar[b[e]] {
+			e++
+		}
+		if e+1 >= len(b) || b[e] != '\r' || b[e+1] != '\n' {
+			break
+		}
+		ve := e
+		for ve > vs && (b[ve-1] == ' ' || b[ve-1] == '\t') {
+			ve--
+		}
+		p.fields = append(p.fields, field{
+			nOff: int32(base + i), nLen: int32(k - i),
+			vOff: int32(base + vs), vLen: int32(ve - vs),
+			nSrc: srcBlock, vSrc: srcBlock,
+		})
+		i = e + 2
+	}
+	p.fields = p.fields[:n0]
+	return -1
 }
 
 // parseFields parses the field lines of block from offset from up to the
