@@ -916,10 +916,7 @@ func (p *Parser) fastBlock(b []byte) int {
 		for vs < len(b) && (b[vs] == ' ' || b[vs] == '\t') {
 			vs++
 		}
-		e := vs
-		for e < len(b) && vchar[b[e]] {
-			e++
-		}
+		e := vs + vcharRun(b[vs:])
 		if e+1 >= len(b) || b[e] != '\r' || b[e+1] != '\n' {
 			break
 		}

@@ -188,3 +188,23 @@ func checkSplits(t *testing.T, kind Kind, in []byte, close bool, methods []strin
 }
 
 func equalSnap(a, b snap) bool { return fmt.Sprintf("%#v", a) == fmt.Sprintf("%#v", b) }
+
+// TestVcharRun checks the word-at-a-time scan against the table, for every
+// byte value at every position of runs of several lengths.
+func TestVcharRun(t *testing.T) {
+	for n := 0; n <= 20; n++ {
+		for pos := 0; pos < n; pos++ {
+			for c := 0; c < 256; c++ {
+				b := []byte(strings.Repeat("v", n))
+				b[pos] = byte(c)
+				want := 0
+				for want < len(b) && vchar[b[want]] {
+					want++
+				}
+				if got := vcharRun(b); got != want {
+					t.Fatalf("len %d, byte %#x at %d: %d, want %d", n, c, pos, got, want)
+				}
+			}
+		}
+	}
+}

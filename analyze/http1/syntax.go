@@ -1,6 +1,9 @@
 package http1
 
-import "bytes"
+import (
+	"bytes"
+	"encoding/binary"
+)
 
 // tchar marks the bytes allowed in a token (RFC 9110 §5.6.2).
 var tchar [256]bool
@@ -24,6 +27,31 @@ func init() {
 	}
 	vchar[' '] = true
 	vchar['\t'] = true
+}
+
+// vcharRun returns the length of b's leading run of field-value bytes
+// (vchar: VCHAR, obs-text, SP, HTAB). It tests eight bytes at a time for a
+// control byte or DEL, and finishes byte by byte in the word that has one
+// (HTAB, though allowed, takes the byte path).
+func vcharRun(b []byte) int {
+	const (
+		ones = 0x0101010101010101
+		high = 0x8080808080808080
+	)
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		below := (x - 0x20*ones) &^ x & high // a byte < 0x20
+		y := x ^ 0x7f*ones
+		del := (y - ones) &^ y & high // a byte == 0x7f
+		if below|del != 0 {
+			break
+		}
+	}
+	for i < len(b) && vchar[b[i]] {
+		i++
+	}
+	return i
 }
 
 // Messages given as Err. Constant strings: reporting costs no allocation.
