@@ -22,7 +22,7 @@ type block struct {
 }
 
 const (
-	readAheadBlock  = 1 << 20
+	readAheadBlock  = 256 << 10
 	readAheadBlocks = 3
 )
 
