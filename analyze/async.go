@@ -17,8 +17,8 @@ import (
 //
 // Once handed over, an exchange belongs to the stage: the replay no longer
 // touches it, and its Conn is a copy of the connection as it was when it was
-// emitted (tracker.emit makes one for every exchange), since the replay goes
-// on updating the live one.
+// emitted (connState.snapshot), since the replay goes on updating the live
+// one.
 type sinkStage struct {
 	sinks  []Sink
 	redact *redact.Policy // applied on the stage's goroutine

@@ -221,11 +221,7 @@ func (t *tracker) emit(cs *connState, ex *Exchange) {
 			t.byFlag[n.name]++
 		}
 	}
-	// The exchange keeps a copy of the connection as it is now: the replay
-	// goes on updating the live one (and sinks may run on another
-	// goroutine, async.go).
-	ex.connCopy = *cs.c
-	ex.Conn = &ex.connCopy
+	ex.Conn = cs.snapshot()
 	if t.stage != nil {
 		if !t.stage.exchange(ex) {
 			t.err = t.closeStage()
@@ -241,6 +237,23 @@ func (t *tracker) emit(cs *connState, ex *Exchange) {
 			return
 		}
 	}
+}
+
+// snapshot returns a copy of the connection for an exchange: the replay
+// goes on updating the live one, and sinks may run on another goroutine
+// (async.go). Consecutive exchanges share a copy while the connection's
+// description (everything but its counters) is unchanged.
+func (cs *connState) snapshot() *Conn {
+	c := cs.c
+	if s := cs.snap; s != nil && s.ID == c.ID && s.PID == c.PID && s.Comm == c.Comm && s.Exe == c.Exe &&
+		s.FD == c.FD && s.Gen == c.Gen && s.Role == c.Role && s.TLS == c.TLS && s.Local == c.Local &&
+		s.Remote == c.Remote && s.Proto == c.Proto {
+		return s
+	}
+	s := new(Conn)
+	*s = *c
+	cs.snap = s
+	return s
 }
 
 // closeStage waits until the sink stage, if any, has delivered every
@@ -273,6 +286,8 @@ type connState struct {
 	// streamOpened says stream sinks were told about the connection.
 	streamOpened bool
 	layers       [2]*layer
+	// snap is the copy of c given to the latest exchanges (snapshot).
+	snap *Conn
 }
 
 func dirIdx(d capture.Direction) int {

@@ -166,8 +166,12 @@ func (f Flags) AppendNames(dst []string) []string {
 type Exchange struct {
 	// Seq numbers exchanges from 1 in the order they are emitted.
 	Seq int
-	// Conn is the connection as it was when the exchange was emitted (a
-	// copy: counters such as End, BytesIn and Retransmits are as of then).
+	// Conn describes the connection the exchange travelled on, as it was
+	// when the exchange was emitted: a copy, shared by the connection's
+	// consecutive exchanges while its description (identity, process,
+	// role, addresses, TLS, protocol) is unchanged. Its counters (End,
+	// BytesIn, BytesOut, Retransmits) are therefore as of the copy, which
+	// may be older than the exchange; stream sinks get the live values.
 	Conn *Conn
 	// Proto is "HTTP/1.1", "HTTP/1.0" or "HTTP/2".
 	Proto string
@@ -179,8 +183,6 @@ type Exchange struct {
 	Flags    Flags
 	// GRPC holds gRPC details when the exchange is a gRPC call.
 	GRPC *GRPC
-
-	connCopy Conn // what Conn points to once emitted
 }
 
 // GRPC describes a gRPC call carried by an HTTP/2 exchange.
