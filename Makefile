@@ -31,9 +31,12 @@ build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/rewind ./cmd/rewind
 
 # test: set up what the tiers need (system packages in CI or as root), lint,
-# then run all tests, then a short bounded fuzz pass.
+# then run all tests, then the replay pipeline's (packet decoding, parsing
+# and sinks on goroutines of their own) under the race detector, then a
+# short bounded fuzz pass.
 test: test-setup lint
 	$(GO) test -count=1 -timeout 40m ./...
+	$(GO) test -race -count=1 -timeout 20m ./analyze/... ./capture/... ./format/...
 	$(MAKE) fuzz FUZZTIME=10s
 
 test-setup:

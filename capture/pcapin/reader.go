@@ -163,6 +163,9 @@ func NewReader(r io.Reader, opts Options) (*Reader, error) {
 		br = bufio.NewReaderSize(dr, 256<<10)
 		head, _ = br.Peek(4)
 	}
+	// head points into br's buffer, which the read-ahead goroutine is about
+	// to refill: keep a copy.
+	head = append([]byte(nil), head...)
 	var err error
 	// Reading (and decompressing) ahead in a goroutine overlaps the I/O
 	// with the replay; the bytes seen are the same.
