@@ -94,7 +94,7 @@ func interleavedPcap(t testing.TB, conns, perConn int) []byte {
 // stage's.
 type noStreams struct{}
 
-func (noStreams) Begin(*analyze.CaptureInfo) error                            { return nil }
+func (noStreams) Begin(*analyze.CaptureInfo) error                           { return nil }
 func (noStreams) Exchange(*analyze.Exchange) error                           { return nil }
 func (noStreams) End(*analyze.Summary) error                                 { return nil }
 func (noStreams) ConnOpen(*analyze.Conn, uint64) error                       { return nil }
