@@ -3,6 +3,13 @@
 // HTTP/1.x and HTTP/2, pairs requests with responses and measures timings.
 // Output writers in package format consume its [Exchange] values through the
 // [Sink] interface; all sinks are fed in one pass over the capture.
+//
+// The pass uses up to three goroutines, in a pipeline: the source's (a pcap
+// file is decoded and reassembled ahead of the replay), the replay's
+// (ordering, tracking, parsing, pairing), and the sinks' (formatting and
+// aggregating, when no sink takes byte streams). Each hands the next its
+// results in order, so outputs are the same byte for byte whatever the
+// number of processors.
 package analyze
 
 import (
@@ -252,7 +259,9 @@ type Summary struct {
 // exchange, Exchange once per exchange in emission order, End once at the
 // end. The pipeline never reuses an Exchange, so a sink may keep it; sinks
 // that keep every exchange make memory grow with the capture, so aggregate
-// or stream instead.
+// or stream instead. Exchange calls may come from a goroutine other than
+// Replay's caller (never two at once, always in order); Begin and End come
+// from the caller's.
 type Sink interface {
 	Begin(info *CaptureInfo) error
 	Exchange(ex *Exchange) error
