@@ -6,7 +6,7 @@
 # Needs root (tcpdump), nginx, h2load, tcpdump, tshark and GNU time
 # (scripts/test-setup.sh installs them). Environment: N (requests, default
 # 120000), CONNS (default 8), PORT (default 18089), RUNS (timed runs of each
-# tool, default 3), KEEP=1 keeps the pcap.
+# tool, default 5), KEEP=1 keeps the pcap.
 set -euo pipefail
 
 N=${N:-120000}
@@ -59,7 +59,7 @@ CONF
 nginx -p "$tmp" -c "$tmp/nginx.conf" &
 ngx_pid=$!
 
-tcpdump -i lo -s 0 -B 65536 -U --immediate-mode -w "$tmp/bench.pcap" "tcp port $PORT" 2>"$tmp/tcpdump.err" &
+tcpdump -i lo -s 0 -B 262144 -U --immediate-mode -w "$tmp/bench.pcap" "tcp port $PORT" 2>"$tmp/tcpdump.err" &
 dump_pid=$!
 for _ in $(seq 50); do
   grep -q listening "$tmp/tcpdump.err" 2>/dev/null && break
@@ -81,7 +81,7 @@ echo "pcap: $size, server logged $server requests"
 # after a pause, so that neither pays for the load generation (or for the
 # other tool) on a shared machine, and each tool's median of RUNS runs is
 # compared. Peak RSS is the largest of rewind's runs.
-RUNS=${RUNS:-3}
+RUNS=${RUNS:-5}
 cat "$tmp/bench.pcap" >/dev/null
 : >"$tmp/rewind.times"
 : >"$tmp/tshark.times"
