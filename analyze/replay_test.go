@@ -242,15 +242,13 @@ func TestNetworkTimingFromAcks(t *testing.T) {
 }
 
 // closedConns is a stream sink noting each connection's retransmissions
-// when it closes (the live counters).
-type closedConns struct{ retransmits []int }
+// when it closes (the live counters); noStreams (pipeline_test.go) gives the
+// rest.
+type closedConns struct {
+	noStreams
+	retransmits []int
+}
 
-func (*closedConns) Begin(*analyze.CaptureInfo) error                           { return nil }
-func (*closedConns) Exchange(*analyze.Exchange) error                           { return nil }
-func (*closedConns) End(*analyze.Summary) error                                 { return nil }
-func (*closedConns) ConnOpen(*analyze.Conn, uint64) error                       { return nil }
-func (*closedConns) StreamData(*analyze.Conn, analyze.StreamSpan, []byte) error { return nil }
-func (*closedConns) StreamGap(*analyze.Conn, analyze.StreamSpan, int64) error   { return nil }
 func (s *closedConns) ConnClose(c *analyze.Conn, _ uint64) error {
 	s.retransmits = append(s.retransmits, c.Retransmits)
 	return nil

@@ -888,6 +888,38 @@ func lastCoding(v []byte) (last []byte, chunked int) {
 	return last, chunked
 }
 
+// wellFormedLine parses, in one pass, the field line at b[i:] when it takes
+// the well-formed form: token ":" OWS value CRLF, the value all VCHAR,
+// obs-text, SP or HTAB. It returns the field (offsets are base plus their
+// index in b, in buffer src) and the index after the line; ok is false for
+// any other form, which the caller's general path then reads.
+func wellFormedLine(b []byte, i, base int, src uint8) (f field, next int, ok bool) {
+	k := i
+	for k < len(b) && tchar[b[k]] {
+		k++
+	}
+	if k == i || k >= len(b) || b[k] != ':' {
+		return field{}, 0, false
+	}
+	vs := k + 1
+	for vs < len(b) && (b[vs] == ' ' || b[vs] == '\t') {
+		vs++
+	}
+	e := vs + vcharRun(b[vs:])
+	if e+1 >= len(b) || b[e] != '\r' || b[e+1] != '\n' {
+		return field{}, 0, false
+	}
+	ve := e
+	for ve > vs && (b[ve-1] == ' ' || b[ve-1] == '\t') {
+		ve--
+	}
+	return field{
+		nOff: int32(base + i), nLen: int32(k - i),
+		vOff: int32(base + vs), vLen: int32(ve - vs),
+		nSrc: src, vSrc: src,
+	}, e + 2, true
+}
+
 // fastBlock parses, in one pass, a header block (after the start line)
 // that lies whole in b and whose field lines all take the well-formed form
 // parseFields reads fastest: token ":" OWS value CRLF, the value all VCHAR,
@@ -895,7 +927,7 @@ func lastCoding(v []byte) (last []byte, chunked int) {
 // its fields appended to p.fields at offsets for when b[:n] is appended to
 // p.hdr; or -1, leaving p.fields as it was, when the block does not end in
 // b or a line takes any other form (the line-by-line path then handles
-// it).
+// it). Lines are read by wellFormedLine, as parseFields's fast path does.
 func (p *Parser) fastBlock(b []byte) int {
 	base := len(p.hdr)
 	n0 := len(p.fields)
@@ -905,31 +937,12 @@ func (p *Parser) fastBlock(b []byte) int {
 			p.fieldsParsed = true
 			return i + 2
 		}
-		k := i
-		for k < len(b) && tchar[b[k]] {
-			k++
-		}
-		if k == i || k >= len(b) || b[k] != ':' {
+		f, next, ok := wellFormedLine(b, i, base, srcBlock)
+		if !ok {
 			break
 		}
-		vs := k + 1
-		for vs < len(b) && (b[vs] == ' ' || b[vs] == '\t') {
-			vs++
-		}
-		e := vs + vcharRun(b[vs:])
-		if e+1 >= len(b) || b[e] != '\r' || b[e+1] != '\n' {
-			break
-		}
-		ve := e
-		for ve > vs && (b[ve-1] == ' ' || b[ve-1] == '\t') {
-			ve--
-		}
-		p.fields = append(p.fields, field{
-			nOff: int32(base + i), nLen: int32(k - i),
-			vOff: int32(base + vs), vLen: int32(ve - vs),
-			nSrc: srcBlock, vSrc: srcBlock,
-		})
-		i = e + 2
+		p.fields = append(p.fields, f)
+		i = next
 	}
 	p.fields = p.fields[:n0]
 	return -1
@@ -941,35 +954,12 @@ func (p *Parser) parseFields(block []byte, from int, src uint8) string {
 	firstField := len(p.fields)
 	i := from
 	for i < len(block) {
-		// Fast path, one pass over a well-formed line: token ":" OWS
-		// value CRLF, the value all VCHAR, SP or HTAB. Anything else
-		// takes the general path below, from the line's start.
-		k := i
-		for k < len(block) && tchar[block[k]] {
-			k++
-		}
-		if k > i && k < len(block) && block[k] == ':' {
-			vs := k + 1
-			for vs < len(block) && (block[vs] == ' ' || block[vs] == '\t') {
-				vs++
-			}
-			e := vs
-			for e < len(block) && vchar[block[e]] {
-				e++
-			}
-			if e+1 < len(block) && block[e] == '\r' && block[e+1] == '\n' {
-				ve := e
-				for ve > vs && (block[ve-1] == ' ' || block[ve-1] == '\t') {
-					ve--
-				}
-				p.fields = append(p.fields, field{
-					nOff: int32(i), nLen: int32(k - i),
-					vOff: int32(vs), vLen: int32(ve - vs),
-					nSrc: src, vSrc: src,
-				})
-				i = e + 2
-				continue
-			}
+		// Fast path: a well-formed line in one pass. Anything else takes
+		// the general path below, from the line's start.
+		if f, next, ok := wellFormedLine(block, i, 0, src); ok {
+			p.fields = append(p.fields, f)
+			i = next
+			continue
 		}
 		j := bytes.IndexByte(block[i:], '\n')
 		if j < 0 {
