@@ -127,10 +127,9 @@ func TestBoundedManyConnections(t *testing.T) {
 	perConn := peak / uint64(conns)
 	t.Logf("%d open connections: peak live heap %s above the %s baseline (%d B per connection), replay %v",
 		conns, mib(peak), mib(base), perConn, time.Since(start).Round(time.Millisecond))
-	// The bound has headroom over today's ~3.9 KiB, most of it two
-	// http1.Parser structs (~0.8 KiB each), the emitted exchange that
-	// h1Conn.pending's backing array keeps reachable (~0.9 KiB) and the
-	// last message's header buffer and fields.
+	// The bound has headroom over today's ~3.3 KiB, most of it two
+	// http1.Parser structs (~0.8 KiB each) and the last message's header
+	// buffer and fields.
 	if perConn > 6<<10 {
 		t.Errorf("%d B of live heap per open connection; want at most 6 KiB", perConn)
 	}

@@ -15,9 +15,11 @@ type h1Conn struct {
 	reqDir int
 	req    *http1.Parser
 	resp   *http1.Parser
-	// pending are requests whose headers are parsed and that wait for a
-	// response, oldest first; cur is the request still being received.
+	// pending[head:] are requests whose headers are parsed and that wait
+	// for a response, oldest first; cur is the request still being
+	// received.
 	pending []*Exchange
+	head    int
 	cur     *Exchange
 	// joined says the recording began mid-connection: a response before
 	// any request answers a request that was never seen.
@@ -74,11 +76,11 @@ func (h *h1Conn) close(t http1.Times) {
 	h.req.Close(t, h.emitReq)
 	h.resp.Close(t, h.emitResp)
 	// Requests that never got a response.
-	for _, ex := range h.pending {
+	for _, ex := range h.pending[h.head:] {
 		ex.Flags |= FlagNoResponse | FlagIncomplete
 		h.finish(ex)
 	}
-	h.pending = nil
+	h.pending, h.head = nil, 0
 	h.cur = nil
 }
 
@@ -119,6 +121,25 @@ func (h *h1Conn) onRequest(m *http1.Message) {
 	ex.Flags |= h.messageFlags(m, &h.seenReq)
 }
 
+// popPending takes the oldest request waiting for a response. The queue
+// keeps its array (it is almost always one long: an allocation per request
+// otherwise) and is compacted once half of it is taken, so that pipelining
+// costs O(1) a request.
+func (h *h1Conn) popPending() *Exchange {
+	ex := h.pending[h.head]
+	h.pending[h.head] = nil // the sink may keep the exchange; we must not
+	h.head++
+	switch {
+	case h.head == len(h.pending):
+		h.pending, h.head = h.pending[:0], 0
+	case h.head > len(h.pending)/2:
+		n := copy(h.pending, h.pending[h.head:])
+		clear(h.pending[n:])
+		h.pending, h.head = h.pending[:n], 0
+	}
+	return ex
+}
+
 // expectResponse tells the response parser about request m.
 func (h *h1Conn) expectResponse(m *http1.Message) {
 	if m.ProtoMajor == 0 {
@@ -134,13 +155,8 @@ func (h *h1Conn) onResponse(m *http1.Message) {
 		return
 	}
 	var ex *Exchange
-	if len(h.pending) > 0 {
-		ex = h.pending[0]
-		h.pending[0] = nil // the sink may keep the exchange; we must not
-		h.pending = h.pending[1:]
-		if len(h.pending) == 0 {
-			h.pending = nil
-		}
+	if h.head < len(h.pending) {
+		ex = h.popPending()
 	} else {
 		// A response to a request we did not see (the recording joined
 		// mid-connection, or the request was lost).

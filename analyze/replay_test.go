@@ -90,6 +90,49 @@ func TestServerKeepAliveAndPipelining(t *testing.T) {
 	}
 }
 
+// TestDeepPipelining answers pipelined requests in uneven bursts, so that
+// the queue of requests waiting for a response is drained, refilled and
+// compacted: every response pairs with its own request, in order, and the
+// requests left unanswered at the close are reported as such.
+func TestDeepPipelining(t *testing.T) {
+	b := capturetest.New()
+	srv := b.Process(100, "nginx")
+	c := srv.Accept(0, "127.0.0.1:8080", "127.0.0.1:40000")
+	sent, answered := 0, 0
+	for _, burst := range [][2]int{{5, 5}, {40, 3}, {1, 30}, {200, 150}, {0, 50}, {7, 2}} {
+		var reqs strings.Builder
+		for range burst[0] {
+			fmt.Fprintf(&reqs, "GET /r%d HTTP/1.1\r\nHost: h\r\n\r\n", sent)
+			sent++
+		}
+		if reqs.Len() > 0 {
+			c.Read(reqs.String())
+		}
+		for range burst[1] {
+			body := fmt.Sprint(answered)
+			c.Write(fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body))
+			answered++
+		}
+	}
+	c.Close()
+	got := replay(t, b, analyze.Options{})
+	if len(got.exs) != sent {
+		t.Fatalf("%d exchanges, want %d", len(got.exs), sent)
+	}
+	for i, e := range got.exs {
+		if want := fmt.Sprintf("/r%d", i); e.Request.Path != want {
+			t.Fatalf("exchange %d: path %s, want %s", i, e.Request.Path, want)
+		}
+		answeredOne := i < answered
+		if answeredOne != (e.Response.Status == 200) || answeredOne != (e.Flags&analyze.FlagNoResponse == 0) {
+			t.Fatalf("exchange %d: status %d flags %v, answered %v", i, e.Response.Status, e.Flags, answeredOne)
+		}
+		if answeredOne && string(e.Response.Body) != fmt.Sprint(i) {
+			t.Fatalf("exchange %d: response body %d bytes: paired with another request's response", i, e.Response.BodyBytes)
+		}
+	}
+}
+
 func TestClientAndNoResponse(t *testing.T) {
 	b := capturetest.New()
 	cl := b.Process(200, "curl")
