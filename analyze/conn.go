@@ -49,6 +49,7 @@ type tracker struct {
 	// for the ACK of their response (network.go).
 	byAddr     map[addrPair]*connState
 	addrCache  [addrSlots]addrSlot // in front of byAddr (network.go)
+	connCache  [connSlots]connSlot // in front of conns, for data events
 	expectAcks bool
 	// flows follows the sequence spaces of captured packets (packets.go).
 	flows map[addrPair]*flow
@@ -132,7 +133,7 @@ func (t *tracker) handle(ev capture.Event) {
 		}
 	case *capture.Data:
 		k := connKey{e.PID, e.FD, e.Gen}
-		cs, ok := t.conns[k]
+		cs, ok := t.conn(k)
 		if !ok {
 			cs = t.begin(k, e.Timestamp)
 			if s, ok := t.sockets[pidFD{e.PID, e.FD}]; ok {
@@ -149,6 +150,36 @@ func (t *tracker) handle(ev capture.Event) {
 			t.packet(e)
 		}
 	}
+}
+
+// connSlot caches one entry of tracker.conns: a data event's lookup
+// hashes no key when its connection's slot holds it. A slot holds a
+// present entry or none (cs nil); end clears the slot of the key it
+// deletes, so the cache never disagrees with the map.
+type connSlot struct {
+	k  connKey
+	cs *connState
+}
+
+// connSlots is the size of that cache (a power of two).
+const connSlots = 256
+
+func (k connKey) slot() int {
+	h := (k.pid*0x9e3779b1 + uint32(k.fd)) * 0x85ebca6b
+	return int((h^k.gen)>>24) & (connSlots - 1)
+}
+
+// conn returns the connection tracked under k.
+func (t *tracker) conn(k connKey) (*connState, bool) {
+	s := &t.connCache[k.slot()]
+	if s.cs != nil && s.k == k {
+		return s.cs, true
+	}
+	cs, ok := t.conns[k]
+	if ok {
+		*s = connSlot{k, cs}
+	}
+	return cs, ok
 }
 
 // begin starts tracking a connection, ending any older generation of the
@@ -183,6 +214,9 @@ func (t *tracker) end(k connKey, cs *connState, ts uint64) {
 	t.unindex(cs)
 	t.streamClose(cs, ts)
 	delete(t.conns, k)
+	if s := &t.connCache[k.slot()]; s.k == k {
+		*s = connSlot{}
+	}
 	if t.open[pidFD{k.pid, k.fd}] == k {
 		delete(t.open, pidFD{k.pid, k.fd})
 	}

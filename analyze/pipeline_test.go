@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
+	"os"
 	"runtime"
 	"testing"
 	"time"
@@ -151,4 +153,40 @@ func TestPipelineDeterministic(t *testing.T) {
 			t.Errorf("GOMAXPROCS=%d sync=%v: report differs", c.procs, c.sync)
 		}
 	}
+}
+
+// BenchmarkPipelinePcap times what `rewind analyze FILE --exchanges F`
+// does after opening the file: packet decoding, reassembly, HTTP parsing,
+// redaction, the JSONL writer and the SLI aggregator, on their goroutines.
+// It replays a synthetic pcap of 8 keep-alive connections, or the file
+// named by REWIND_BENCH_PCAP (for example the one `KEEP=1 make bench-pcap`
+// leaves).
+func BenchmarkPipelinePcap(b *testing.B) {
+	file := []byte(nil)
+	if p := os.Getenv("REWIND_BENCH_PCAP"); p != "" {
+		var err error
+		if file, err = os.ReadFile(p); err != nil {
+			b.Fatal(err)
+		}
+	} else {
+		file = interleavedPcap(b, 8, 5000)
+	}
+	b.SetBytes(int64(len(file)))
+	b.ReportAllocs()
+	exchanges := 0
+	for b.Loop() {
+		in, err := analyze.OpenReader(bytes.NewReader(file), "bench.pcap")
+		if err != nil {
+			b.Fatal(err)
+		}
+		sum, err := analyze.Replay(context.Background(), in.Source, in.Info,
+			analyze.Options{DiscardBodies: true, Redact: redact.Default()},
+			jsonl.New(io.Discard), sli.New(sli.Options{}))
+		if err != nil {
+			b.Fatal(err)
+		}
+		in.Close()
+		exchanges += sum.Exchanges
+	}
+	b.ReportMetric(float64(exchanges)/b.Elapsed().Seconds(), "exchanges/s")
 }

@@ -5,6 +5,8 @@ import (
 	"slices"
 
 	"github.com/DataDog/sketches-go/ddsketch"
+	"github.com/DataDog/sketches-go/ddsketch/mapping"
+	"github.com/DataDog/sketches-go/ddsketch/store"
 )
 
 // RelativeAccuracy is the relative error bound of the percentiles reported
@@ -33,12 +35,16 @@ type dist struct {
 	sketch *ddsketch.DDSketch
 }
 
+// newSketch returns an empty sketch. Its index mapping approximates the
+// logarithm with a cubic polynomial on the float's mantissa: the same
+// accuracy guarantee as the exact logarithm for about 1 % more bins, without
+// a math.Log call per sample (which cost as much as the rest of the sketch).
 func newSketch() *ddsketch.DDSketch {
-	s, err := ddsketch.LogCollapsingLowestDenseDDSketch(RelativeAccuracy, maxBins)
+	m, err := mapping.NewCubicallyInterpolatedMapping(RelativeAccuracy)
 	if err != nil {
 		panic("sli: creating sketch: " + err.Error()) // constant arguments: cannot fail
 	}
-	return s
+	return ddsketch.NewDDSketch(m, store.NewCollapsingLowestDenseStore(maxBins), store.NewCollapsingLowestDenseStore(maxBins))
 }
 
 // add records v, a duration in ns; negative values ([analyze.Unknown]) are

@@ -79,10 +79,9 @@ type assembler struct {
 	maxBuf int
 	counts *Counts
 	conns  map[flowKey]*conn
-	// one-entry lookup cache: keep-alive traffic hits it almost always.
-	last    *conn
-	lastKey flowKey
-	lastDir int
+	// cache sits in front of conns: packets of a few busy connections
+	// take turns, and hashing a 36-byte key for each is a visible cost.
+	cache [flowSlots]flowSlot
 	nextFD  int32
 	closed  []*conn // tombstones, oldest first
 	pktNo   uint64
@@ -135,8 +134,9 @@ func (a *assembler) newTCP() *capture.TCP {
 }
 
 func (a *assembler) lookup(k flowKey) (*conn, int) {
-	if a.last != nil && k == a.lastKey {
-		return a.last, a.lastDir
+	s := &a.cache[k.slot()]
+	if s.c != nil && s.k == k {
+		return s.c, s.dir
 	}
 	c := a.conns[k]
 	if c == nil {
@@ -146,8 +146,24 @@ func (a *assembler) lookup(k flowKey) (*conn, int) {
 	if k == c.keyIn {
 		d = 0
 	}
-	a.last, a.lastKey, a.lastDir = c, k, d
+	*s = flowSlot{k: k, c: c, dir: d}
 	return c, d
+}
+
+// flowSlot caches one entry of assembler.conns (c nil: none). forget
+// clears the slots of the keys it deletes, so the cache never disagrees
+// with the map.
+type flowSlot struct {
+	k   flowKey
+	c   *conn
+	dir int
+}
+
+// flowSlots is the size of that cache (a power of two).
+const flowSlots = 64
+
+func (k flowKey) slot() int {
+	return int(k.sport*31^k.dport) & (flowSlots - 1)
 }
 
 // packet handles one captured packet and appends the events it causes to q.
@@ -222,7 +238,7 @@ func (a *assembler) create(seg *segment, ts uint64) (*conn, int) {
 	}
 	a.conns[c.keyIn] = c
 	a.conns[reverse(c.keyIn)] = c
-	a.last, a.lastKey, a.lastDir = c, seg.key, d
+	a.cache[seg.key.slot()] = flowSlot{k: seg.key, c: c, dir: d}
 	if syn {
 		c.syn = true
 		a.q = append(a.q, &capture.Accept{Start: ts, Timestamp: ts, FD: c.fd, Gen: 1, Local: c.local, Remote: c.remote})
@@ -532,8 +548,10 @@ func (a *assembler) forget(c *conn) {
 		delete(a.conns, c.keyIn)
 		delete(a.conns, reverse(c.keyIn))
 	}
-	if a.last == c {
-		a.last = nil
+	for _, k := range [2]flowKey{c.keyIn, reverse(c.keyIn)} {
+		if s := &a.cache[k.slot()]; s.c == c {
+			*s = flowSlot{}
+		}
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/netip"
 	"time"
+	"unsafe"
 
 	"github.com/rewind-tools/rewind/analyze"
 	"github.com/rewind-tools/rewind/capture"
@@ -25,9 +26,10 @@ type Writer struct {
 	w   *bufio.Writer
 	buf []byte
 	// names is scratch for flag names.
-	names []string
-	ts    timestamps
-	conns map[string]*connJSON // by connection ID
+	names  []string
+	ts     timestamps
+	conns  map[string]*connJSON // by connection ID
+	recent [recentConns]recentConn
 }
 
 // timestamps formats exchange start times. base is the wall-clock time of
@@ -93,6 +95,7 @@ func (w *Writer) End(*analyze.Summary) error {
 // "remote"), kept per connection: consecutive exchanges of a connection
 // share it while the fields it shows are unchanged.
 type connJSON struct {
+	id            string
 	pid           uint32
 	comm, tls     string
 	role          capture.Role
@@ -105,22 +108,44 @@ const maxConnJSON = 4096
 
 // appendConn appends the connection part of a line.
 func (w *Writer) appendConn(b []byte, c *analyze.Conn) []byte {
-	e := w.conns[c.ID]
-	if e != nil && e.pid == c.PID && e.comm == c.Comm && e.tls == c.TLS && e.role == c.Role &&
-		e.local == c.Local && e.remote == c.Remote {
-		return append(b, e.json...)
+	// The replay hands a connection's consecutive exchanges the same Conn
+	// while its description is unchanged: most lines find their part by
+	// pointer, without hashing the ID.
+	slot := &w.recent[(uintptr(unsafe.Pointer(c))>>7)%uintptr(len(w.recent))]
+	if slot.c == c && slot.e.shows(c) {
+		return append(b, slot.e.json...)
 	}
+	e := w.conns[c.ID]
 	if e == nil {
 		if w.conns == nil || len(w.conns) >= maxConnJSON {
 			w.conns = map[string]*connJSON{}
+			w.recent = [recentConns]recentConn{}
 		}
 		e = &connJSON{}
 		w.conns[c.ID] = e
 	}
-	*e = connJSON{pid: c.PID, comm: c.Comm, tls: c.TLS, role: c.Role, local: c.Local, remote: c.Remote,
-		json: formatConn(e.json[:0], c)}
+	if !e.shows(c) {
+		*e = connJSON{id: c.ID, pid: c.PID, comm: c.Comm, tls: c.TLS, role: c.Role, local: c.Local, remote: c.Remote,
+			json: formatConn(e.json[:0], c)}
+	}
+	*slot = recentConn{c: c, e: e}
 	return append(b, e.json...)
 }
+
+// shows says whether e is the formatted part of c as it is now.
+func (e *connJSON) shows(c *analyze.Conn) bool {
+	return e.id == c.ID && e.pid == c.PID && e.comm == c.Comm && e.tls == c.TLS && e.role == c.Role &&
+		e.local == c.Local && e.remote == c.Remote
+}
+
+// recentConn remembers which part a Conn pointer showed last.
+type recentConn struct {
+	c *analyze.Conn
+	e *connJSON
+}
+
+// recentConns is the size of that cache, indexed by pointer.
+const recentConns = 16
 
 // formatConn appends the connection part of a line.
 func formatConn(b []byte, c *analyze.Conn) []byte {
