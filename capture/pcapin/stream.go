@@ -81,10 +81,10 @@ type assembler struct {
 	conns  map[flowKey]*conn
 	// cache sits in front of conns: packets of a few busy connections
 	// take turns, and hashing a 36-byte key for each is a visible cost.
-	cache [flowSlots]flowSlot
-	nextFD  int32
-	closed  []*conn // tombstones, oldest first
-	pktNo   uint64
+	cache  [flowSlots]flowSlot
+	nextFD int32
+	closed []*conn // tombstones, oldest first
+	pktNo  uint64
 
 	seg segment
 	q   []capture.Event
