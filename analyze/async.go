@@ -23,7 +23,12 @@ type sinkStage struct {
 	sinks  []Sink
 	redact *redact.Policy // applied on the stage's goroutine
 
+	// batch is the one field the replay writes for every exchange: it
+	// has cache lines of its own, so that the stage's goroutine, reading
+	// the fields around it, does not fetch them anew each time.
+	_      [64]byte
 	batch  []*Exchange
+	_      [64]byte
 	work   chan []*Exchange
 	free   chan []*Exchange
 	done   chan struct{}

@@ -102,11 +102,13 @@ func (b *batch) add(ev capture.Event) {
 // owns the packet source, the assembler and the counts until it has handed
 // over its last batch.
 type producer struct {
+	_      [64]byte // no cache line shared with the object before
 	pkts   packetSource
 	asm    assembler
-	counts *Counts
+	counts Counts
 	lastTS uint64
 	q      []capture.Event
+	_      [64]byte // nor with the one after
 }
 
 // run fills batches from free and hands them over on full until the file

@@ -69,12 +69,13 @@ type Reader struct {
 	format string
 	closer func() error
 	opts   Options
-	// counts belongs to the producer (batch.go) until the last batch is
-	// handed over; stats to the consumer.
-	counts Counts
-	stats  capture.Stats
+	// stats belongs to the consumer; prod (with the counts) to the
+	// producer's goroutine until the last batch is handed over. prod is
+	// allocated apart: sharing cache lines with the fields Next writes for
+	// every event would make the two cores fight over them.
+	stats capture.Stats
 
-	prod   producer
+	prod   *producer
 	free   chan *batch
 	full   chan *batch
 	stop   chan struct{}
@@ -152,7 +153,7 @@ func NewReader(r io.Reader, opts Options) (*Reader, error) {
 		opts.MaxBuffered = 4 << 20
 	}
 	br := bufio.NewReaderSize(r, 256<<10)
-	rd := &Reader{opts: opts, closer: func() error { return nil }}
+	rd := &Reader{opts: opts, closer: func() error { return nil }, prod: &producer{}}
 	head, _ := br.Peek(4)
 	if IsCompressed(head) {
 		dr, err := Decompress(br)
@@ -244,7 +245,7 @@ func (r *Reader) Counts() Counts {
 	if !r.eof {
 		return Counts{}
 	}
-	return r.counts
+	return r.prod.counts
 }
 
 // Stats returns the event counts in the form the pipeline reports. A file
@@ -268,8 +269,7 @@ func (r *Reader) InOrder() bool { return true }
 
 // start sets the producer going (batch.go).
 func (r *Reader) start() {
-	r.prod.counts = &r.counts
-	r.prod.asm.init(r.opts.MaxBuffered, &r.counts)
+	r.prod.asm.init(r.opts.MaxBuffered, &r.prod.counts)
 	r.free = make(chan *batch, batchesInFlight)
 	r.full = make(chan *batch, batchesInFlight)
 	r.stop = make(chan struct{})
