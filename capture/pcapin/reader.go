@@ -80,7 +80,8 @@ type Reader struct {
 	full   chan *batch
 	stop   chan struct{}
 	exited chan struct{}
-	cur    *batch // the batch Next reads from
+	cur    *batch   // the batch Next reads from
+	spare  []*batch // read batches not yet given back (giveBack)
 	qi     int
 	eof    bool
 }
@@ -314,11 +315,34 @@ func (r *Reader) Next() (capture.Event, error) {
 				r.eof = true
 				return nil, io.EOF
 			}
-			r.free <- b // never blocks: free has room for every batch
+			r.spare = append(r.spare, b)
 			r.cur = nil
 		}
-		r.cur, r.qi = <-r.full, 0
+		select {
+		case r.cur = <-r.full:
+		default:
+			// About to wait for the producer: let it have every batch.
+			r.giveBack()
+			r.cur = <-r.full
+		}
+		r.qi = 0
+		if len(r.spare) >= batchesInFlight/2 {
+			r.giveBack()
+		}
 	}
+}
+
+// giveBack returns the spare batches to the producer. They go back half of
+// them at a time, not one by one: each return can wake the producer, and a
+// goroutine woken by this one waits for this one's processor (or another
+// idle one) before it runs, so that waking it for every batch would make it
+// produce in step with this consumer instead of ahead of it.
+func (r *Reader) giveBack() {
+	for _, b := range r.spare {
+		r.free <- b // never blocks: free has room for every batch
+	}
+	clear(r.spare)
+	r.spare = r.spare[:0]
 }
 
 func unixNS(t time.Time) uint64 {
