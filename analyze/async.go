@@ -22,6 +22,7 @@ import (
 type sinkStage struct {
 	sinks  []Sink
 	redact *redact.Policy // applied on the stage's goroutine
+	fields slab           // the stage's own, for materialize
 
 	// batch is the one field the replay writes for every exchange: it
 	// has cache lines of its own, so that the stage's goroutine, reading
@@ -103,6 +104,7 @@ func (s *sinkStage) run() {
 
 func (s *sinkStage) deliver(b []*Exchange) {
 	for _, ex := range b {
+		s.fields.materialize(ex)
 		if !s.redact.Empty() {
 			redactExchange(s.redact, ex)
 		}

@@ -245,8 +245,11 @@ func (t *tracker) emit(cs *connState, ex *Exchange) {
 			ex.Conn.Comm, ex.Conn.Exe = p.comm, p.exe
 		}
 	}
-	if t.opts.Filter != nil && !t.opts.Filter(ex) {
-		return
+	if t.opts.Filter != nil {
+		t.slab.materialize(ex)
+		if !t.opts.Filter(ex) {
+			return
+		}
 	}
 	t.exchanges++
 	ex.Seq = t.exchanges
@@ -262,6 +265,7 @@ func (t *tracker) emit(cs *connState, ex *Exchange) {
 		}
 		return
 	}
+	t.slab.materialize(ex)
 	if !t.opts.Redact.Empty() {
 		redactExchange(t.opts.Redact, ex)
 	}

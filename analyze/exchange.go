@@ -82,6 +82,10 @@ type Message struct {
 	Start, End uint64
 	// HeaderBytes counts the bytes of the start line and header block.
 	HeaderBytes int64
+
+	// lazy holds an HTTP/1 message's header fields, before the sinks see
+	// the exchange, as spans of its head; materialize makes Header of them.
+	lazy lazyHeader
 }
 
 // Request is an HTTP request.

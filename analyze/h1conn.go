@@ -246,10 +246,10 @@ func (h *h1Conn) fillRequest(r *Request, m *http1.Message) {
 	r.Method = m.Method
 	r.Proto = protoString(m.ProtoMajor, m.ProtoMinor)
 	r.Start = m.Start
-	r.Target, r.Header = h.slab().head(m)
+	r.Target = h.slab().head(&r.Message, m)
 	r.HeaderBytes = m.HeaderBytes
 	r.BodyBytes = -1
-	r.Host = r.Header.Get("Host")
+	r.Host = r.header("Host")
 	target := r.Target
 	if i := strings.Index(target, "://"); i > 0 && !strings.HasPrefix(target, "/") {
 		// absolute-form: scheme://authority/path?query
@@ -278,7 +278,7 @@ func (h *h1Conn) fillResponse(r *Response, m *http1.Message) {
 	r.Status = m.StatusCode
 	r.Proto = protoString(m.ProtoMajor, m.ProtoMinor)
 	r.Start = m.Start
-	r.Reason, r.Header = h.slab().head(m)
+	r.Reason = h.slab().head(&r.Message, m)
 	r.HeaderBytes = m.HeaderBytes
 }
 
@@ -309,6 +309,7 @@ func (h *h1Conn) slab() *slab { return &h.l.cs.t.slab }
 type slab struct {
 	exs    []Exchange
 	fields []Field
+	spans  []http1.FieldSpan
 	bytes  []byte // the unused end of a chunk that str copies into
 }
 
@@ -317,6 +318,19 @@ const (
 	slabFields    = 256
 	slabBytes     = 32 << 10
 )
+
+// spanList returns an empty list with room for n spans.
+func (s *slab) spanList(n int) []http1.FieldSpan {
+	if n > slabFields/4 {
+		return make([]http1.FieldSpan, 0, n)
+	}
+	if len(s.spans) < n {
+		s.spans = make([]http1.FieldSpan, slabFields)
+	}
+	l := s.spans[:0:n]
+	s.spans = s.spans[n:]
+	return l
+}
 
 func (s *slab) exchange() *Exchange {
 	if len(s.exs) == 0 {
@@ -359,20 +373,69 @@ func (s *slab) str(b []byte) string {
 	return unsafe.String(&buf[0], len(buf))
 }
 
-// head copies a message's head (start line and header block) into one
-// string, and returns the target or reason phrase and the header fields as
-// substrings of it.
-func (s *slab) head(m *http1.Message) (string, Fields) {
-	var out Fields
-	if n := m.NumHeaders(); n > 0 {
-		out = s.fieldList(n)
+// head copies m's head (start line and header block) into one string and
+// returns the target or reason phrase, a substring of it. The header fields
+// are left as spans of that string in msg.lazy, for materialize to make
+// strings of where the sinks run (a goroutine of their own, usually): the
+// replay's goroutine is the pipeline's critical path. Fields unfolded from
+// obs-fold lines are rare and go to msg.Header at once.
+func (s *slab) head(msg *Message, m *http1.Message) string {
+	head := s.str(m.RawHeader())
+	n := m.NumHeaders()
+	if n == 0 {
+		first, _, _ := m.HeadSpans(head, nil)
+		return first
 	}
+	if first, spans, ok := m.HeadSpans(head, s.spanList(n)); ok {
+		msg.lazy = lazyHeader{head: head, spans: spans}
+		return first
+	}
+	out := s.fieldList(n)
 	i := 0
-	first := m.HeadStrings(s.str(m.RawHeader()), func(name, value string) {
+	first := m.HeadStrings(head, func(name, value string) {
 		out[i] = Field{Name: name, Value: value}
 		i++
 	})
-	return first, out
+	msg.Header = out
+	return first
+}
+
+// lazyHeader is a message's header fields as spans of its head.
+type lazyHeader struct {
+	head  string
+	spans []http1.FieldSpan
+}
+
+// header returns the first value of the named header field,
+// case-insensitively, whether the fields are materialized yet or not.
+func (msg *Message) header(name string) string {
+	if l := &msg.lazy; len(l.spans) > 0 {
+		for _, sp := range l.spans {
+			if strings.EqualFold(sp.Name(l.head), name) {
+				return sp.Value(l.head)
+			}
+		}
+		return ""
+	}
+	return msg.Header.Get(name)
+}
+
+// materialize makes the Header of each of ex's messages whose fields are
+// still spans (see slab.head), taking the lists from s. It must run before
+// anything outside the replay (filter, redaction, sinks) sees ex.
+func (s *slab) materialize(ex *Exchange) {
+	for _, msg := range [2]*Message{&ex.Request.Message, &ex.Response.Message} {
+		l := &msg.lazy
+		if len(l.spans) == 0 {
+			continue
+		}
+		out := s.fieldList(len(l.spans))
+		for i, sp := range l.spans {
+			out[i] = Field{Name: sp.Name(l.head), Value: sp.Value(l.head)}
+		}
+		msg.Header = out
+		*l = lazyHeader{}
+	}
 }
 
 // copyFields copies first (the request target or the reason phrase) and n

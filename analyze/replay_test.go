@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -129,6 +130,68 @@ func TestDeepPipelining(t *testing.T) {
 		}
 		if answeredOne && string(e.Response.Body) != fmt.Sprint(i) {
 			t.Fatalf("exchange %d: response body %d bytes: paired with another request's response", i, e.Response.BodyBytes)
+		}
+	}
+}
+
+// TestHeaderFields: the fields the sinks and the filter see are the
+// message's, in order, whether they were kept as spans of the head until
+// delivery or, for an obs-folded value, made strings at once; and the Host
+// comes from the fields either way.
+func TestHeaderFields(t *testing.T) {
+	b := capturetest.New()
+	srv := b.Process(100, "nginx")
+	c := srv.Accept(0, "127.0.0.1:8080", "127.0.0.1:40000")
+	c.Read("GET /plain HTTP/1.1\r\nHOST: a.example\r\nX-Tag:  keep \r\nAccept: */*\r\n\r\n")
+	c.Write("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok")
+	c.Read("GET /folded HTTP/1.1\r\nHost: b.example\r\nX-Tag: one\r\n two\r\n\r\n")
+	c.Write("HTTP/1.1 204 No Content\r\nX-Tag: drop\r\n\r\n")
+	c.Close()
+	want := []struct {
+		host      string
+		req, resp analyze.Fields
+	}{
+		{"a.example",
+			analyze.Fields{{"HOST", "a.example"}, {"X-Tag", "keep"}, {"Accept", "*/*"}},
+			analyze.Fields{{"Content-Type", "text/plain"}, {"Content-Length", "2"}}},
+		{"b.example",
+			analyze.Fields{{"Host", "b.example"}, {"X-Tag", "one two"}},
+			analyze.Fields{{"X-Tag", "drop"}}},
+	}
+	var filtered []string
+	got := replay(t, b, analyze.Options{Filter: func(ex *analyze.Exchange) bool {
+		filtered = append(filtered, ex.Request.Header.Get("x-tag"))
+		return ex.Response.Header.Get("X-Tag") != "drop"
+	}})
+	if !slices.Equal(filtered, []string{"keep", "one two"}) {
+		t.Errorf("the filter saw X-Tag %q", filtered)
+	}
+	if len(got.exs) != 1 {
+		t.Fatalf("%d exchanges after the filter, want 1", len(got.exs))
+	}
+	for i, opts := range []analyze.Options{{}, {Redact: redact.Default()}, {}} {
+		got := replay(t, b, opts)
+		if i == 2 {
+			// With a stream sink the exchanges reach the sinks on the
+			// replay's goroutine.
+			got = &collect{}
+			in, err := analyze.OpenReader(bytes.NewReader(b.Bytes(t)), "test.rwd")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := analyze.Replay(context.Background(), in.Source, in.Info, opts, got, noStreams{}); err != nil {
+				t.Fatal(err)
+			}
+			in.Close()
+		}
+		if len(got.exs) != len(want) {
+			t.Fatalf("run %d: %d exchanges", i, len(got.exs))
+		}
+		for j, ex := range got.exs {
+			w := want[j]
+			if ex.Request.Host != w.host || !slices.Equal(ex.Request.Header, w.req) || !slices.Equal(ex.Response.Header, w.resp) {
+				t.Errorf("run %d exchange %d: host %q\nrequest %q\nresponse %q", i, j, ex.Request.Host, ex.Request.Header, ex.Response.Header)
+			}
 		}
 	}
 }

@@ -42,6 +42,7 @@ func FuzzParser(f *testing.F) {
 			for range m.Headers() {
 			}
 			m.Header("content-length")
+			checkHeadSpans(t, m)
 		}
 		var whole, split []snap
 		p := NewParser(kind, opts)

@@ -259,6 +259,45 @@ func (m *Message) HeadStrings(head string, each func(name, value string)) (first
 	return first
 }
 
+// FieldSpan locates a header field in a message's head (see
+// [Message.RawHeader]): the name is head[NameOff:NameOff+NameLen], the value
+// head[ValueOff:ValueOff+ValueLen]. It holds no pointers, so lists of them
+// cost the garbage collector nothing.
+type FieldSpan struct {
+	NameOff, NameLen, ValueOff, ValueLen int32
+}
+
+// Name returns the field's name in head.
+func (f FieldSpan) Name(head string) string { return head[f.NameOff : f.NameOff+f.NameLen] }
+
+// Value returns the field's value in head.
+func (f FieldSpan) Value(head string) string { return head[f.ValueOff : f.ValueOff+f.ValueLen] }
+
+// HeadSpans is [Message.HeadStrings] for a caller that keeps the head and
+// makes strings of the fields later, perhaps on another goroutine: it
+// appends the span of every header field to dst and returns the request
+// target or reason phrase, a substring of head. It returns ok false, having
+// appended nothing, when a field's value is not a run of head (it was
+// unfolded from obs-fold lines); HeadStrings then gives the fields.
+func (m *Message) HeadSpans(head string, dst []FieldSpan) (first string, spans []FieldSpan, ok bool) {
+	if len(head) != len(m.block) {
+		panic("http1: HeadSpans: head is not a copy of RawHeader")
+	}
+	for i := 0; i < m.nHeader; i++ {
+		if f := &m.fields[i]; f.nSrc != srcBlock || f.vSrc != srcBlock {
+			return "", dst, false
+		}
+	}
+	if m.firstLen > 0 {
+		first = head[m.firstOff : m.firstOff+m.firstLen]
+	}
+	for i := 0; i < m.nHeader; i++ {
+		f := &m.fields[i]
+		dst = append(dst, FieldSpan{f.nOff, f.nLen, f.vOff, f.vLen})
+	}
+	return first, dst, true
+}
+
 // RawHeader returns the start line and header block exactly as received
 // (empty for a message whose start line was never complete).
 func (m *Message) RawHeader() []byte { return m.block }

@@ -208,3 +208,62 @@ func TestVcharRun(t *testing.T) {
 		}
 	}
 }
+
+// checkHeadSpans checks that HeadSpans, when it can, gives what HeadStrings
+// and Headers give.
+func checkHeadSpans(t *testing.T, m *Message) {
+	t.Helper()
+	head := string(m.RawHeader())
+	var want []string
+	for n, v := range m.Headers() {
+		want = append(want, string(n)+": "+string(v))
+	}
+	var viaStrings []string
+	first := m.HeadStrings(head, func(n, v string) { viaStrings = append(viaStrings, n+": "+v) })
+	if !slices.Equal(viaStrings, want) {
+		t.Fatalf("HeadStrings %q, Headers %q", viaStrings, want)
+	}
+	spanFirst, spans, ok := m.HeadSpans(head, nil)
+	if !ok {
+		if len(spans) != 0 {
+			t.Fatalf("HeadSpans failed but appended %d spans", len(spans))
+		}
+		return
+	}
+	var viaSpans []string
+	for _, sp := range spans {
+		viaSpans = append(viaSpans, sp.Name(head)+": "+sp.Value(head))
+	}
+	if spanFirst != first || !slices.Equal(viaSpans, want) {
+		t.Fatalf("HeadSpans %q %q, HeadStrings %q %q", spanFirst, viaSpans, first, want)
+	}
+}
+
+// TestHeadSpans: a plain head gives spans; a head with an obs-folded value
+// gives none (the value is not a run of the head), and HeadStrings serves.
+func TestHeadSpans(t *testing.T) {
+	for _, c := range []struct {
+		in    string
+		spans bool
+	}{
+		{"GET /a?b HTTP/1.1\r\nHost: x\r\nAccept:  */*  \r\nEmpty:\r\n\r\n", true},
+		{"GET /a HTTP/1.1\r\nHost: x\r\nX-Long: one\r\n two\r\n\r\n", false},
+		{"GET / HTTP/1.1\r\n\r\n", true},
+	} {
+		p := NewParser(Request, DefaultOptions())
+		n := 0
+		p.Feed([]byte(c.in), Times{1, 1}, func(m *Message) {
+			if m.State != Complete {
+				return
+			}
+			n++
+			checkHeadSpans(t, m)
+			if _, _, ok := m.HeadSpans(string(m.RawHeader()), nil); ok != c.spans {
+				t.Errorf("%q: HeadSpans ok %v", c.in, ok)
+			}
+		})
+		if n != 1 {
+			t.Fatalf("%q: %d messages", c.in, n)
+		}
+	}
+}
