@@ -665,13 +665,22 @@ func (p *Parser) headerBlockDone() {
 	)
 	for i := range p.fields {
 		f := &p.fields[i]
-		name := p.hdr[f.nOff : f.nOff+f.nLen]
+		switch f.nLen {
+		case 14, 17, 10, 7:
+		default:
+			continue // not a name that frames the message
+		}
+		var name, v []byte
+		if f.nSrc == srcBlock && f.vSrc == srcBlock {
+			name, v = p.hdr[f.nOff:f.nOff+f.nLen], p.hdr[f.vOff:f.vOff+f.vLen]
+		} else {
+			name, v = m.atWith(p, i)
+		}
 		switch len(name) {
 		case 14:
 			if !equalFold(name, "content-length") {
 				continue
 			}
-			_, v := m.atWith(p, i)
 			n, e := parseContentLength(v)
 			if e != "" {
 				fatal = e
@@ -691,7 +700,6 @@ func (p *Parser) headerBlockDone() {
 			if !equalFold(name, "transfer-encoding") {
 				continue
 			}
-			_, v := m.atWith(p, i)
 			hasTE = true
 			last, nChunked := lastCoding(v)
 			chunkedCount += nChunked
@@ -702,16 +710,10 @@ func (p *Parser) headerBlockDone() {
 			if !equalFold(name, "connection") {
 				continue
 			}
-			_, v := m.atWith(p, i)
-			if hasToken(v, "close") {
-				p.connClose = true
-			}
-			if hasToken(v, "keep-alive") {
-				keepAlive = true
-			}
-			if hasToken(v, "upgrade") {
-				connUpgrade = true
-			}
+			cl, ka, up := connectionTokens(v)
+			p.connClose = p.connClose || cl
+			keepAlive = keepAlive || ka
+			connUpgrade = connUpgrade || up
 		case 7:
 			if equalFold(name, "upgrade") {
 				upgradeHdr = true

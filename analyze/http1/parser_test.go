@@ -267,3 +267,24 @@ func TestHeadSpans(t *testing.T) {
 		}
 	}
 }
+
+func TestConnectionTokens(t *testing.T) {
+	for _, c := range []struct {
+		v                    string
+		close, keep, upgrade bool
+	}{
+		{"close", true, false, false},
+		{"Keep-Alive", false, true, false},
+		{"keep-alive, Upgrade", false, true, true},
+		{" upgrade ,\tCLOSE ", true, false, true},
+		{"keep-alived, closed, upgrades", false, false, false},
+		{",,", false, false, false},
+		{"", false, false, false},
+		{"TE, close", true, false, false},
+	} {
+		cl, ka, up := connectionTokens([]byte(c.v))
+		if cl != c.close || ka != c.keep || up != c.upgrade {
+			t.Errorf("%q: close %v keep-alive %v upgrade %v", c.v, cl, ka, up)
+		}
+	}
+}

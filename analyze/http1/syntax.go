@@ -379,9 +379,9 @@ func trimOWS(b []byte) []byte {
 	return b
 }
 
-// hasToken reports whether the comma-separated list v holds token tok
-// (ASCII case-insensitive).
-func hasToken(v []byte, tok string) bool {
+// connectionTokens reports which of the options close, keep-alive and
+// upgrade a Connection field value lists, in one pass over it.
+func connectionTokens(v []byte) (close, keepAlive, upgrade bool) {
 	for len(v) > 0 {
 		var elem []byte
 		if i := bytes.IndexByte(v, ','); i >= 0 {
@@ -389,9 +389,15 @@ func hasToken(v []byte, tok string) bool {
 		} else {
 			elem, v = v, nil
 		}
-		if equalFold(trimOWS(elem), tok) {
-			return true
+		elem = trimOWS(elem)
+		switch len(elem) {
+		case 5:
+			close = close || equalFold(elem, "close")
+		case 10:
+			keepAlive = keepAlive || equalFold(elem, "keep-alive")
+		case 7:
+			upgrade = upgrade || equalFold(elem, "upgrade")
 		}
 	}
-	return false
+	return close, keepAlive, upgrade
 }
