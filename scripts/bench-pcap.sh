@@ -77,25 +77,39 @@ server=$(wc -l <"$tmp/logs/access.log")
 size=$(du -h "$tmp/bench.pcap" | cut -f1)
 echo "pcap: $size, server logged $server requests"
 
-# Timing: both tools read the same file from the page cache; each run starts
-# after a pause, so that neither pays for the load generation (or for the
-# other tool) on a shared machine, and each tool's median of RUNS runs is
-# compared. Peak RSS is the largest of rewind's runs.
+# Timing: both tools read the same file from the page cache, in RUNS rounds
+# that alternate the tools (so a change in the machine's load hits both).
+# Each timed run follows an untimed warm-up run of the same tool, as
+# hyperfine's --warmup does: on a shared VM a short process started after
+# an idle pause runs measurably slower (idle vCPUs are descheduled and their
+# caches go cold), which would penalise the 0.2 s tool far more than the
+# 5 s one. Each tool's median is compared; peak RSS is the largest of
+# rewind's runs.
 RUNS=${RUNS:-5}
 cat "$tmp/bench.pcap" >/dev/null
 : >"$tmp/rewind.times"
 : >"$tmp/tshark.times"
+rewind_cmd=(bin/rewind analyze "$tmp/bench.pcap" --report json -o "$tmp/report.json" --exchanges /dev/null -q)
+tshark_cmd=(tshark -r "$tmp/bench.pcap" -Y http.response -T fields -e http.response.code -e http.response_for.uri)
+# now_s prints the time in seconds with ns digits (GNU time's %e has only
+# centiseconds: 5 % of rewind's time).
+now_s() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 rss_kb=0
 for i in $(seq "$RUNS"); do
-  sleep 3
-  /usr/bin/time -f "%e %M" -o "$tmp/time.txt" bin/rewind analyze "$tmp/bench.pcap" --report json -o "$tmp/report.json" --exchanges /dev/null -q
-  read -r wall kb <"$tmp/time.txt"
-  echo "$wall" >>"$tmp/rewind.times"
+  "${rewind_cmd[@]}"
+  t0=$(now_s)
+  /usr/bin/time -f "%M" -o "$tmp/rss.txt" "${rewind_cmd[@]}"
+  rw=$(elapsed "$t0" "$(now_s)")
+  echo "$rw" >>"$tmp/rewind.times"
+  kb=$(cat "$tmp/rss.txt")
   [ "$kb" -gt "$rss_kb" ] && rss_kb=$kb
-  sleep 3
-  /usr/bin/time -f "%e" -o "$tmp/time.txt" tshark -r "$tmp/bench.pcap" -Y http.response -T fields -e http.response.code -e http.response_for.uri >"$tmp/tshark.txt" 2>"$tmp/tshark.err"
-  cat "$tmp/time.txt" >>"$tmp/tshark.times"
-  echo "run $i: rewind $wall s, tshark $(cat "$tmp/time.txt") s"
+  "${tshark_cmd[@]}" >"$tmp/tshark.txt" 2>"$tmp/tshark.err"
+  t0=$(now_s)
+  "${tshark_cmd[@]}" >"$tmp/tshark.txt" 2>"$tmp/tshark.err"
+  ts=$(elapsed "$t0" "$(now_s)")
+  echo "$ts" >>"$tmp/tshark.times"
+  echo "run $i: rewind $rw s, tshark $ts s"
 done
 median() { sort -n "$1" | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 
