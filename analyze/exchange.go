@@ -6,7 +6,8 @@
 //
 // The pass uses up to three goroutines, in a pipeline: the source's (a pcap
 // file is decoded and reassembled ahead of the replay), the replay's
-// (ordering, tracking, parsing, pairing), and the sinks' (formatting and
+// (ordering, tracking, parsing, pairing), and the sinks' (making the
+// header fields of HTTP/1 messages into strings, redacting, formatting and
 // aggregating, when no sink takes byte streams). Each hands the next its
 // results in order, so outputs are the same byte for byte whatever the
 // number of processors.
