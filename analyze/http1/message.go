@@ -283,17 +283,15 @@ func (m *Message) HeadSpans(head string, dst []FieldSpan) (first string, spans [
 	if len(head) != len(m.block) {
 		panic("http1: HeadSpans: head is not a copy of RawHeader")
 	}
-	for i := 0; i < m.nHeader; i++ {
-		if f := &m.fields[i]; f.nSrc != srcBlock || f.vSrc != srcBlock {
-			return "", dst, false
+	n0 := len(dst)
+	for _, f := range m.fields[:m.nHeader] {
+		if f.nSrc != srcBlock || f.vSrc != srcBlock {
+			return "", dst[:n0], false
 		}
+		dst = append(dst, FieldSpan{f.nOff, f.nLen, f.vOff, f.vLen})
 	}
 	if m.firstLen > 0 {
 		first = head[m.firstOff : m.firstOff+m.firstLen]
-	}
-	for i := 0; i < m.nHeader; i++ {
-		f := &m.fields[i]
-		dst = append(dst, FieldSpan{f.nOff, f.nLen, f.vOff, f.vLen})
 	}
 	return first, dst, true
 }
