@@ -18,9 +18,10 @@ import (
 
 // Batch limits: a batch is handed over once it holds batchEvents events or
 // batchArena payload bytes; batchesInFlight bounds the batches produced
-// ahead of the consumer (and so the memory: at most 4 MiB of payload, less for small packets). Enough are in
-// flight that the producer, woken for half of them at a time, fills them in
-// one go when it gets a processor, instead of waiting for one per batch.
+// ahead of the consumer (and so the memory: at most 4 MiB of payload, less
+// for small packets). Enough are in flight that the producer, woken for
+// half of them at a time (Reader.giveBack), fills them in one go when it
+// gets a processor, instead of waiting for one per batch.
 const (
 	batchEvents     = 256
 	batchArena      = 256 << 10
