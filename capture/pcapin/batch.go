@@ -113,16 +113,27 @@ type producer struct {
 	_      [64]byte // nor with the one after
 }
 
-// run fills batches from free and hands them over on full until the file
-// ends or stop is closed.
+// run fills batches and hands them over on full until the file ends or
+// stop is closed. It makes batches as it needs them, up to batchesInFlight
+// (a small file needs one or two), and then takes them back from free.
 func (p *producer) run(free <-chan *batch, full chan<- *batch, stop <-chan struct{}, exited chan<- struct{}) {
 	defer close(exited)
+	made := 0
 	for {
 		var b *batch
 		select {
 		case b = <-free:
-		case <-stop:
-			return
+		default:
+			if made < batchesInFlight {
+				b = newBatch()
+				made++
+				break
+			}
+			select {
+			case b = <-free:
+			case <-stop:
+				return
+			}
 		}
 		b.reset()
 		for !b.last && !b.full() {

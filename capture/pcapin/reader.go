@@ -275,9 +275,6 @@ func (r *Reader) start() {
 	r.full = make(chan *batch, batchesInFlight)
 	r.stop = make(chan struct{})
 	r.exited = make(chan struct{})
-	for range batchesInFlight {
-		r.free <- newBatch()
-	}
 	go r.prod.run(r.free, r.full, r.stop, r.exited)
 	closer := r.closer
 	r.closer = func() error {
