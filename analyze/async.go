@@ -23,6 +23,7 @@ type sinkStage struct {
 	sinks  []Sink
 	redact *redact.Policy // applied on the stage's goroutine
 	fields slab           // the stage's own, for materialize
+	lookup bool           // every sink reads header fields by name only
 
 	// batch is the one field the replay writes for every exchange: it
 	// has cache lines of its own, so that the stage's goroutine, reading
@@ -48,6 +49,7 @@ func newSinkStage(sinks []Sink, p *redact.Policy) *sinkStage {
 	s := &sinkStage{
 		sinks:  sinks,
 		redact: p,
+		lookup: lookupOnly(sinks),
 		work:   make(chan []*Exchange, stageDepth),
 		free:   make(chan []*Exchange, stageDepth+2),
 		done:   make(chan struct{}),
@@ -104,10 +106,7 @@ func (s *sinkStage) run() {
 
 func (s *sinkStage) deliver(b []*Exchange) {
 	for _, ex := range b {
-		s.fields.materialize(ex)
-		if !s.redact.Empty() {
-			redactExchange(s.redact, ex)
-		}
+		s.fields.prepare(ex, s.redact, s.lookup)
 		for _, sk := range s.sinks {
 			if err := sk.Exchange(ex); err != nil {
 				s.err = err

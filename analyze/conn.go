@@ -43,6 +43,9 @@ type tracker struct {
 	// stage, when set, runs the sinks' Exchange calls on a goroutine of
 	// its own (async.go).
 	stage *sinkStage
+	// lookup says every sink reads header fields by name only (see
+	// HeaderLookupSink), so that fields may stay spans.
+	lookup bool
 
 	// byAddr finds connections by (local, remote) for TCP events;
 	// expectAcks says the input has packets, so server-side exchanges wait
@@ -84,6 +87,7 @@ func newTracker(opts Options, sinks []Sink) *tracker {
 		byFlag:  map[string]int{},
 	}
 	t.streams, t.packets = streamSinks(sinks)
+	t.lookup = lookupOnly(sinks)
 	return t
 }
 
@@ -265,10 +269,7 @@ func (t *tracker) emit(cs *connState, ex *Exchange) {
 		}
 		return
 	}
-	t.slab.materialize(ex)
-	if !t.opts.Redact.Empty() {
-		redactExchange(t.opts.Redact, ex)
-	}
+	t.slab.prepare(ex, t.opts.Redact, t.lookup)
 	for _, s := range t.sinks {
 		if err := s.Exchange(ex); err != nil {
 			t.err = err

@@ -69,7 +69,10 @@ func (f Fields) Get(name string) string {
 
 // Message is the part common to requests and responses.
 type Message struct {
-	Proto   string // "HTTP/1.1", "HTTP/1.0", "HTTP/2"
+	Proto string // "HTTP/1.1", "HTTP/1.0", "HTTP/2"
+	// Header lists the header fields in order. For sinks that implement
+	// HeaderLookupSink an HTTP/1 message's list may be nil, its fields
+	// held for HeaderValue only.
 	Header  Fields
 	Trailer Fields
 	// BodyBytes is the body's length on the wire after transfer decoding
@@ -84,8 +87,9 @@ type Message struct {
 	// HeaderBytes counts the bytes of the start line and header block.
 	HeaderBytes int64
 
-	// lazy holds an HTTP/1 message's header fields, before the sinks see
-	// the exchange, as spans of its head; materialize makes Header of them.
+	// lazy holds an HTTP/1 message's header fields as spans of its head
+	// until materialize makes Header of them, before the sinks see the
+	// exchange or (for HeaderLookupSinks) never.
 	lazy lazyHeader
 }
 
@@ -271,4 +275,28 @@ type Sink interface {
 	Begin(info *CaptureInfo) error
 	Exchange(ex *Exchange) error
 	End(sum *Summary) error
+}
+
+// HeaderLookupSink is implemented by a sink that reads header fields only
+// by name, with [Message.HeaderValue], never ranging over Message.Header.
+// When every sink of a replay does, HTTP/1 messages reach them with Header
+// nil and the fields kept as spans of the message's head, unless redaction
+// has to change one: making a Field of every header line is then skipped,
+// a tenth of the work of a replay of small exchanges.
+type HeaderLookupSink interface {
+	Sink
+	// HeaderLookupOnly reports whether the sink reads header fields only
+	// by name.
+	HeaderLookupOnly() bool
+}
+
+// lookupOnly reports whether every sink implements [HeaderLookupSink] and
+// says so.
+func lookupOnly(sinks []Sink) bool {
+	for _, s := range sinks {
+		if l, ok := s.(HeaderLookupSink); !ok || !l.HeaderLookupOnly() {
+			return false
+		}
+	}
+	return true
 }

@@ -6,6 +6,7 @@ import (
 	"unsafe"
 
 	"github.com/rewind-tools/rewind/analyze/http1"
+	"github.com/rewind-tools/rewind/capture/redact"
 )
 
 // h1Conn pairs the requests and responses of one HTTP/1.x layer, in order
@@ -249,7 +250,7 @@ func (h *h1Conn) fillRequest(r *Request, m *http1.Message) {
 	r.Target = h.slab().head(&r.Message, m)
 	r.HeaderBytes = m.HeaderBytes
 	r.BodyBytes = -1
-	r.Host = r.header("Host")
+	r.Host = r.HeaderValue("Host")
 	target := r.Target
 	if i := strings.Index(target, "://"); i > 0 && !strings.HasPrefix(target, "/") {
 		// absolute-form: scheme://authority/path?query
@@ -406,12 +407,14 @@ type lazyHeader struct {
 	spans []http1.FieldSpan
 }
 
-// header returns the first value of the named header field,
-// case-insensitively, whether the fields are materialized yet or not.
-func (msg *Message) header(name string) string {
+// HeaderValue returns the first value of the named header field,
+// case-insensitively. Unlike Header.Get it also works when the fields are
+// not materialized: the pipeline leaves them so for sinks that implement
+// [HeaderLookupSink] (see there).
+func (msg *Message) HeaderValue(name string) string {
 	if l := &msg.lazy; len(l.spans) > 0 {
 		for _, sp := range l.spans {
-			if strings.EqualFold(sp.Name(l.head), name) {
+			if int(sp.NameLen) == len(name) && strings.EqualFold(sp.Name(l.head), name) {
 				return sp.Value(l.head)
 			}
 		}
@@ -420,21 +423,58 @@ func (msg *Message) header(name string) string {
 	return msg.Header.Get(name)
 }
 
+// lazyNeedsRedaction reports whether p would change any of msg's fields
+// still held as spans.
+func (msg *Message) lazyNeedsRedaction(p *redact.Policy) bool {
+	if p.Empty() || len(msg.lazy.spans) == 0 {
+		return false
+	}
+	if p.HasPatterns() {
+		return true
+	}
+	for _, sp := range msg.lazy.spans {
+		if !p.Untouched(int(sp.NameLen)) && p.Sensitive(sp.Name(msg.lazy.head)) {
+			return true
+		}
+	}
+	return false
+}
+
 // materialize makes the Header of each of ex's messages whose fields are
 // still spans (see slab.head), taking the lists from s. It must run before
-// anything outside the replay (filter, redaction, sinks) sees ex.
+// anything outside the replay (filter, redaction, sinks) sees ex, unless
+// the sinks only look fields up by name: see prepare.
 func (s *slab) materialize(ex *Exchange) {
+	s.materializeMsg(&ex.Request.Message)
+	s.materializeMsg(&ex.Response.Message)
+}
+
+func (s *slab) materializeMsg(msg *Message) {
+	l := &msg.lazy
+	if len(l.spans) == 0 {
+		return
+	}
+	out := s.fieldList(len(l.spans))
+	for i, sp := range l.spans {
+		out[i] = Field{Name: sp.Name(l.head), Value: sp.Value(l.head)}
+	}
+	msg.Header = out
+	*l = lazyHeader{}
+}
+
+// prepare readies ex for the sinks: it materializes the header fields
+// still held as spans, then applies the redaction policy p. When lookup is
+// true (every sink implements [HeaderLookupSink]) a message's fields stay
+// spans unless p would redact one of them, which saves making a Field of
+// every header line of every exchange.
+func (s *slab) prepare(ex *Exchange, p *redact.Policy, lookup bool) {
 	for _, msg := range [2]*Message{&ex.Request.Message, &ex.Response.Message} {
-		l := &msg.lazy
-		if len(l.spans) == 0 {
-			continue
+		if !lookup || msg.lazyNeedsRedaction(p) {
+			s.materializeMsg(msg)
 		}
-		out := s.fieldList(len(l.spans))
-		for i, sp := range l.spans {
-			out[i] = Field{Name: sp.Name(l.head), Value: sp.Value(l.head)}
-		}
-		msg.Header = out
-		*l = lazyHeader{}
+	}
+	if !p.Empty() {
+		redactExchange(p, ex)
 	}
 }
 

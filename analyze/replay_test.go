@@ -196,6 +196,92 @@ func TestHeaderFields(t *testing.T) {
 	}
 }
 
+// lookupCollect is a sink that reads header fields only by name.
+type lookupCollect struct{ collect }
+
+func (*lookupCollect) HeaderLookupOnly() bool { return true }
+
+// TestHeaderLookupSink checks that sinks reading fields only by name get
+// them as spans, unless redaction has to change one of a message's fields,
+// and that a sink ranging over Header makes every sink get it whole.
+func TestHeaderLookupSink(t *testing.T) {
+	b := capturetest.New()
+	srv := b.Process(100, "nginx")
+	c := srv.Accept(0, "127.0.0.1:8080", "127.0.0.1:40000")
+	c.Read("GET /a HTTP/1.1\r\nHost: a.example\r\nX-Tag: keep\r\n\r\n")
+	c.Write("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Note: token=abc\r\nContent-Length: 2\r\n\r\nok")
+	c.Read("GET /b HTTP/1.1\r\nHost: b.example\r\nCOOKIE: secret\r\n\r\n")
+	c.Write("HTTP/1.1 204 No Content\r\nX-Tag: one\r\n two\r\n\r\n")
+	c.Close()
+	run := func(opts analyze.Options, sinks ...analyze.Sink) {
+		t.Helper()
+		in, err := analyze.OpenReader(bytes.NewReader(b.Bytes(t)), "test.rwd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer in.Close()
+		if _, err := analyze.Replay(context.Background(), in.Source, in.Info, opts, sinks...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// materialized reports which messages came with Header set, and
+	// checks what HeaderValue finds either way.
+	materialized := func(name string, got *collect, cookie, note string) []bool {
+		t.Helper()
+		if len(got.exs) != 2 {
+			t.Fatalf("%s: %d exchanges", name, len(got.exs))
+		}
+		a, bx := got.exs[0], got.exs[1]
+		for _, c := range []struct{ got, want string }{
+			{a.Request.HeaderValue("x-tag"), "keep"},
+			{a.Request.HeaderValue("X-Tagg"), ""},
+			{a.Response.HeaderValue("CONTENT-TYPE"), "text/plain"},
+			{a.Response.HeaderValue("x-note"), note},
+			{bx.Request.Host, "b.example"},
+			{bx.Request.HeaderValue("Cookie"), cookie},
+			{bx.Response.HeaderValue("x-tag"), "one two"},
+		} {
+			if c.got != c.want {
+				t.Errorf("%s: HeaderValue %q, want %q", name, c.got, c.want)
+			}
+		}
+		return []bool{a.Request.Header != nil, a.Response.Header != nil, bx.Request.Header != nil, bx.Response.Header != nil}
+	}
+
+	var lazy lookupCollect
+	run(analyze.Options{}, &lazy)
+	// The folded field is unfolded, so that response has Header at once.
+	if m := materialized("lookup", &lazy.collect, "secret", "token=abc"); !slices.Equal(m, []bool{false, false, false, true}) {
+		t.Errorf("lookup sink, no redaction: Header set %v", m)
+	}
+
+	lazy = lookupCollect{}
+	run(analyze.Options{Redact: redact.Default()}, &lazy)
+	if m := materialized("lookup+redact", &lazy.collect, redact.Replacement, "token=abc"); !slices.Equal(m, []bool{false, false, true, true}) {
+		t.Errorf("lookup sink, default redaction: Header set %v", m)
+	}
+	if v := lazy.exs[1].Request.Header.Get("cookie"); v != redact.Replacement {
+		t.Errorf("Cookie %q reached the sink", v)
+	}
+
+	lazy = lookupCollect{}
+	re := regexp.MustCompile(`token=[a-z]+`)
+	run(analyze.Options{Redact: redact.NewPolicy(nil, []*regexp.Regexp{re})}, &lazy)
+	if m := materialized("lookup+pattern", &lazy.collect, "secret", redact.Replacement); !slices.Equal(m, []bool{true, true, true, true}) {
+		t.Errorf("lookup sink, pattern redaction: Header set %v", m)
+	}
+
+	lazy = lookupCollect{}
+	var whole collect
+	run(analyze.Options{}, &lazy, &whole)
+	if m := materialized("mixed", &lazy.collect, "secret", "token=abc"); !slices.Equal(m, []bool{true, true, true, true}) {
+		t.Errorf("lookup sink beside a Header sink: Header set %v", m)
+	}
+	if !slices.Equal(whole.exs[0].Response.Header, analyze.Fields{{"Content-Type", "text/plain"}, {"X-Note", "token=abc"}, {"Content-Length", "2"}}) {
+		t.Errorf("whole Header %q", whole.exs[0].Response.Header)
+	}
+}
+
 func TestClientAndNoResponse(t *testing.T) {
 	b := capturetest.New()
 	cl := b.Process(200, "curl")

@@ -205,6 +205,10 @@ type bucket struct {
 	total         dist
 }
 
+// HeaderLookupOnly reports that the aggregator reads no header fields: see
+// [analyze.HeaderLookupSink].
+func (a *Aggregator) HeaderLookupOnly() bool { return true }
+
 // Begin implements [analyze.Sink].
 func (a *Aggregator) Begin(info *analyze.CaptureInfo) error {
 	a.info = info

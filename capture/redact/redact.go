@@ -64,6 +64,10 @@ func Default() *Policy { return NewPolicy(DefaultHeaders, nil) }
 // Empty reports whether the policy redacts nothing.
 func (p *Policy) Empty() bool { return p == nil || len(p.headers) == 0 && len(p.patterns) == 0 }
 
+// HasPatterns reports whether the policy redacts patterns in values and
+// bodies (not only whole values of named headers).
+func (p *Policy) HasPatterns() bool { return p != nil && len(p.patterns) > 0 }
+
 // Untouched reports, cheaply, that a header with a name of nameLen bytes
 // keeps its value: no redacted name has that length and no pattern is
 // configured. It lets callers skip [Policy.Value] for most headers.

@@ -83,6 +83,10 @@ func (w *Writer) Exchange(ex *analyze.Exchange) error {
 	return nil
 }
 
+// HeaderLookupOnly reports that the writer reads header fields only by
+// name: see [analyze.HeaderLookupSink].
+func (w *Writer) HeaderLookupOnly() bool { return true }
+
 // End implements [analyze.Sink]: it flushes the output.
 func (w *Writer) End(*analyze.Summary) error {
 	if err := w.w.Flush(); err != nil {
@@ -237,7 +241,7 @@ func (w *Writer) appendExchange(b []byte, ex *analyze.Exchange) []byte {
 		b = jsonenc.Key(b, "resp_body_bytes")
 		b = jsonenc.Int(b, n)
 	}
-	if ct := ex.Response.Header.Get("Content-Type"); ct != "" {
+	if ct := ex.Response.HeaderValue("Content-Type"); ct != "" {
 		b = append(b, ',')
 		b = jsonenc.Key(b, "resp_content_type")
 		b = jsonenc.String(b, ct)
