@@ -153,7 +153,7 @@ func NewReader(r io.Reader, opts Options) (*Reader, error) {
 	if opts.MaxBuffered <= 0 {
 		opts.MaxBuffered = 4 << 20
 	}
-	br := bufio.NewReaderSize(r, 256<<10)
+	br := bufio.NewReaderSize(r, 64<<10)
 	rd := &Reader{opts: opts, closer: func() error { return nil }, prod: &producer{}}
 	head, _ := br.Peek(4)
 	if IsCompressed(head) {
@@ -162,15 +162,16 @@ func NewReader(r io.Reader, opts Options) (*Reader, error) {
 			return nil, err
 		}
 		rd.closer = dr.Close
-		br = bufio.NewReaderSize(dr, 256<<10)
+		br = bufio.NewReaderSize(dr, 64<<10)
 		head, _ = br.Peek(4)
 	}
-	// head points into br's buffer, which the read-ahead goroutine is about
-	// to refill: keep a copy.
+	// head points into br's buffer: keep a copy.
 	head = append([]byte(nil), head...)
 	var err error
 	// Reading (and decompressing) ahead in a goroutine overlaps the I/O
-	// with the replay; the bytes seen are the same.
+	// with the replay; the bytes seen are the same. Its blocks are larger
+	// than br's buffer, so that br passes reads straight to its source
+	// once the bytes it holds are taken, rather than copying every byte.
 	ra := newReadAhead(br)
 	closer := rd.closer
 	rd.closer = func() error {
