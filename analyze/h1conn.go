@@ -87,7 +87,10 @@ func (h *h1Conn) close(t http1.Times) {
 
 func (h *h1Conn) newExchange() *Exchange {
 	ex := h.slab().exchange()
-	*ex = Exchange{Conn: h.l.cs.c, Timings: Timings{Unknown, Unknown, Unknown, Unknown}}
+	// ex is zeroed memory: set the fields, not the whole struct (which
+	// would write all of it again, through write barriers).
+	ex.Conn = h.l.cs.c
+	ex.Timings = Timings{Unknown, Unknown, Unknown, Unknown}
 	return ex
 }
 
@@ -247,7 +250,7 @@ func (h *h1Conn) fillRequest(r *Request, m *http1.Message) {
 	r.Method = m.Method
 	r.Proto = protoString(m.ProtoMajor, m.ProtoMinor)
 	r.Start = m.Start
-	r.Target = h.slab().head(&r.Message, m)
+	r.Target = h.slab().head(&r.Message, m, h.l.cs.t.opts.Redact)
 	r.HeaderBytes = m.HeaderBytes
 	r.BodyBytes = -1
 	r.Host = r.HeaderValue("Host")
@@ -279,7 +282,7 @@ func (h *h1Conn) fillResponse(r *Response, m *http1.Message) {
 	r.Status = m.StatusCode
 	r.Proto = protoString(m.ProtoMajor, m.ProtoMinor)
 	r.Start = m.Start
-	r.Reason = h.slab().head(&r.Message, m)
+	r.Reason = h.slab().head(&r.Message, m, h.l.cs.t.opts.Redact)
 	r.HeaderBytes = m.HeaderBytes
 }
 
@@ -333,6 +336,7 @@ func (s *slab) spanList(n int) []http1.FieldSpan {
 	return l
 }
 
+// exchange returns a zeroed Exchange.
 func (s *slab) exchange() *Exchange {
 	if len(s.exs) == 0 {
 		s.exs = make([]Exchange, slabExchanges)
@@ -378,9 +382,11 @@ func (s *slab) str(b []byte) string {
 // returns the target or reason phrase, a substring of it. The header fields
 // are left as spans of that string in msg.lazy, for materialize to make
 // strings of where the sinks run (a goroutine of their own, usually): the
-// replay's goroutine is the pipeline's critical path. Fields unfolded from
+// replay's goroutine is the pipeline's critical path. Whether p redacts one
+// of them is found here, while the bytes are in this core's cache: on the
+// sinks' goroutine it would fetch them for nothing. Fields unfolded from
 // obs-fold lines are rare and go to msg.Header at once.
-func (s *slab) head(msg *Message, m *http1.Message) string {
+func (s *slab) head(msg *Message, m *http1.Message, p *redact.Policy) string {
 	head := s.str(m.RawHeader())
 	n := m.NumHeaders()
 	if n == 0 {
@@ -388,7 +394,7 @@ func (s *slab) head(msg *Message, m *http1.Message) string {
 		return first
 	}
 	if first, spans, ok := m.HeadSpans(head, s.spanList(n)); ok {
-		msg.lazy = lazyHeader{head: head, spans: spans}
+		msg.lazy = lazyHeader{head: head, spans: spans, redact: redacts(p, head, spans)}
 		return first
 	}
 	out := s.fieldList(n)
@@ -401,10 +407,28 @@ func (s *slab) head(msg *Message, m *http1.Message) string {
 	return first
 }
 
+// redacts reports whether p would change any of the fields.
+func redacts(p *redact.Policy, head string, spans []http1.FieldSpan) bool {
+	if p.Empty() {
+		return false
+	}
+	if p.HasPatterns() {
+		return true
+	}
+	for _, sp := range spans {
+		if !p.Untouched(int(sp.NameLen)) && p.Sensitive(sp.Name(head)) {
+			return true
+		}
+	}
+	return false
+}
+
 // lazyHeader is a message's header fields as spans of its head.
 type lazyHeader struct {
 	head  string
 	spans []http1.FieldSpan
+	// redact says the replay's policy changes one of the fields.
+	redact bool
 }
 
 // HeaderValue returns the first value of the named header field,
@@ -421,23 +445,6 @@ func (msg *Message) HeaderValue(name string) string {
 		return ""
 	}
 	return msg.Header.Get(name)
-}
-
-// lazyNeedsRedaction reports whether p would change any of msg's fields
-// still held as spans.
-func (msg *Message) lazyNeedsRedaction(p *redact.Policy) bool {
-	if p.Empty() || len(msg.lazy.spans) == 0 {
-		return false
-	}
-	if p.HasPatterns() {
-		return true
-	}
-	for _, sp := range msg.lazy.spans {
-		if !p.Untouched(int(sp.NameLen)) && p.Sensitive(sp.Name(msg.lazy.head)) {
-			return true
-		}
-	}
-	return false
 }
 
 // materialize makes the Header of each of ex's messages whose fields are
@@ -469,7 +476,7 @@ func (s *slab) materializeMsg(msg *Message) {
 // every header line of every exchange.
 func (s *slab) prepare(ex *Exchange, p *redact.Policy, lookup bool) {
 	for _, msg := range [2]*Message{&ex.Request.Message, &ex.Response.Message} {
-		if !lookup || msg.lazyNeedsRedaction(p) {
+		if !lookup || msg.lazy.redact {
 			s.materializeMsg(msg)
 		}
 	}
