@@ -209,7 +209,7 @@ func TestHeaderLookupSink(t *testing.T) {
 	srv := b.Process(100, "nginx")
 	c := srv.Accept(0, "127.0.0.1:8080", "127.0.0.1:40000")
 	c.Read("GET /a HTTP/1.1\r\nHost: a.example\r\nX-Tag: keep\r\n\r\n")
-	c.Write("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Note: token=abc\r\nContent-Length: 2\r\n\r\nok")
+	c.Write("HTTP/1.1 200 OK\r\nX-Content-Type: no\r\ncontent-type: text/plain\r\nX-Note: token=abc\r\nContent-Type: second\r\nContent-Length: 2\r\n\r\nok")
 	c.Read("GET /b HTTP/1.1\r\nHost: b.example\r\nCOOKIE: secret\r\n\r\n")
 	c.Write("HTTP/1.1 204 No Content\r\nX-Tag: one\r\n two\r\n\r\n")
 	c.Close()
@@ -236,6 +236,7 @@ func TestHeaderLookupSink(t *testing.T) {
 			{a.Request.HeaderValue("x-tag"), "keep"},
 			{a.Request.HeaderValue("X-Tagg"), ""},
 			{a.Response.HeaderValue("CONTENT-TYPE"), "text/plain"},
+			{a.Request.HeaderValue("Content-Type"), ""},
 			{a.Response.HeaderValue("x-note"), note},
 			{bx.Request.Host, "b.example"},
 			{bx.Request.HeaderValue("Cookie"), cookie},
@@ -277,7 +278,7 @@ func TestHeaderLookupSink(t *testing.T) {
 	if m := materialized("mixed", &lazy.collect, "secret", "token=abc"); !slices.Equal(m, []bool{true, true, true, true}) {
 		t.Errorf("lookup sink beside a Header sink: Header set %v", m)
 	}
-	if !slices.Equal(whole.exs[0].Response.Header, analyze.Fields{{"Content-Type", "text/plain"}, {"X-Note", "token=abc"}, {"Content-Length", "2"}}) {
+	if !slices.Equal(whole.exs[0].Response.Header, analyze.Fields{{"X-Content-Type", "no"}, {"content-type", "text/plain"}, {"X-Note", "token=abc"}, {"Content-Type", "second"}, {"Content-Length", "2"}}) {
 		t.Errorf("whole Header %q", whole.exs[0].Response.Header)
 	}
 }

@@ -228,6 +228,11 @@ type Router struct {
 	routes []Route
 	buf    []byte
 	intern map[string]string
+	// The last path and host seen and what they became: consecutive
+	// exchanges mostly share them, and comparing is cheaper than
+	// templating or lower-casing again.
+	lastPath, lastRoute string
+	lastHost, lastLower string
 }
 
 // maxInterned bounds a Router's table of templates.
@@ -246,11 +251,17 @@ func NewRouter(routes []Route) *Router {
 func (r *Router) Endpoint(ex *analyze.Exchange) EndpointKey {
 	path := ex.Request.Path
 	if g := ex.GRPC; g == nil || g.Method == "" {
-		path = r.Path(path)
+		if path != r.lastPath || r.lastRoute == "" {
+			r.lastPath, r.lastRoute = path, r.Path(path)
+		}
+		path = r.lastRoute
+	}
+	if h := ex.Request.Host; h != r.lastHost {
+		r.lastHost, r.lastLower = h, strings.ToLower(h)
 	}
 	return EndpointKey{
 		Method: ex.Request.Method,
-		Host:   strings.ToLower(ex.Request.Host),
+		Host:   r.lastLower,
 		Path:   path,
 	}
 }

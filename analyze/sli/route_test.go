@@ -51,3 +51,27 @@ func TestRouterGRPCEndpoint(t *testing.T) {
 		t.Errorf("HTTP endpoint %q", k)
 	}
 }
+
+// Consecutive exchanges reuse the last path's route and the last host's
+// lower case; a change of either is seen.
+func TestRouterEndpointSequence(t *testing.T) {
+	pinned, err := ParseRoute("/pinned/*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewRouter([]Route{pinned})
+	for _, c := range []struct{ host, path, want string }{
+		{"A.example", "/api/users/1", "GET a.example/api/users/{id}"},
+		{"A.example", "/api/users/1", "GET a.example/api/users/{id}"},
+		{"b.example", "/api/users/1", "GET b.example/api/users/{id}"},
+		{"b.example", "/pinned/x", "GET b.example/pinned/*"},
+		{"B.EXAMPLE", "/plain", "GET b.example/plain"},
+		{"", "", "GET "},
+		{"", "/plain", "GET /plain"},
+	} {
+		ex := &analyze.Exchange{Request: analyze.Request{Method: "GET", Host: c.host, Path: c.path}}
+		if k := r.Endpoint(ex); k.String() != c.want {
+			t.Errorf("Endpoint(%s %s) = %q, want %q", c.host, c.path, k, c.want)
+		}
+	}
+}
