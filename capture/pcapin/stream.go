@@ -1,6 +1,7 @@
 package pcapin
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"slices"
 
@@ -27,7 +28,7 @@ const (
 // handshake was seen, the first packet's destination otherwise.
 type conn struct {
 	fd            int32
-	keyIn         flowKey // the 4-tuple of direction 0
+	keyIn, keyOut flowKey // the 4-tuples of directions 0 and 1
 	local, remote netip.AddrPort
 	h             [2]half
 	syn           bool // the handshake was seen: an Accept was emitted
@@ -135,35 +136,40 @@ func (a *assembler) newTCP() *capture.TCP {
 
 func (a *assembler) lookup(k flowKey) (*conn, int) {
 	s := &a.cache[k.slot()]
-	if s.c != nil && s.k == k {
-		return s.c, s.dir
+	if c := s.c; c != nil {
+		if k == c.keyIn {
+			return c, 0
+		}
+		if k == c.keyOut {
+			return c, 1
+		}
 	}
 	c := a.conns[k]
 	if c == nil {
 		return nil, 0
 	}
-	d := 1
+	s.c = c
 	if k == c.keyIn {
-		d = 0
+		return c, 0
 	}
-	*s = flowSlot{k: k, c: c, dir: d}
-	return c, d
+	return c, 1
 }
 
-// flowSlot caches one entry of assembler.conns (c nil: none). forget
-// clears the slots of the keys it deletes, so the cache never disagrees
-// with the map.
+// flowSlot caches one connection of assembler.conns (c nil: none), under
+// the slot of its two 4-tuples. forget clears the slot of the connection
+// it deletes, so the cache never disagrees with the map.
 type flowSlot struct {
-	k   flowKey
-	c   *conn
-	dir int
+	c *conn
 }
 
 // flowSlots is the size of that cache (a power of two).
 const flowSlots = 64
 
+// slot returns k's slot in the cache. It is the same for both directions
+// of a connection: the ports and addresses are combined symmetrically.
 func (k flowKey) slot() int {
-	return int(k.sport*31^k.dport) & (flowSlots - 1)
+	h := uint32(k.sport^k.dport) ^ binary.LittleEndian.Uint32(k.src[12:]) ^ binary.LittleEndian.Uint32(k.dst[12:])
+	return int((h*0x9E3779B1)>>26) & (flowSlots - 1)
 }
 
 // packet handles one captured packet and appends the events it causes to q.
@@ -236,9 +242,10 @@ func (a *assembler) create(seg *segment, ts uint64) (*conn, int) {
 		c.local, c.remote = src, dst
 		c.keyIn = reverse(seg.key)
 	}
+	c.keyOut = reverse(c.keyIn)
 	a.conns[c.keyIn] = c
-	a.conns[reverse(c.keyIn)] = c
-	a.cache[seg.key.slot()] = flowSlot{k: seg.key, c: c, dir: d}
+	a.conns[c.keyOut] = c
+	a.cache[seg.key.slot()] = flowSlot{c: c}
 	if syn {
 		c.syn = true
 		a.q = append(a.q, &capture.Accept{Start: ts, Timestamp: ts, FD: c.fd, Gen: 1, Local: c.local, Remote: c.remote})
@@ -546,12 +553,10 @@ func (h *half) tomb() half { return half{syn: h.syn, synSeq: h.synSeq} }
 func (a *assembler) forget(c *conn) {
 	if a.conns[c.keyIn] == c {
 		delete(a.conns, c.keyIn)
-		delete(a.conns, reverse(c.keyIn))
+		delete(a.conns, c.keyOut)
 	}
-	for _, k := range [2]flowKey{c.keyIn, reverse(c.keyIn)} {
-		if s := &a.cache[k.slot()]; s.c == c {
-			*s = flowSlot{}
-		}
+	if s := &a.cache[c.keyIn.slot()]; s.c == c {
+		*s = flowSlot{}
 	}
 }
 
