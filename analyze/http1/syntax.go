@@ -3,6 +3,7 @@ package http1
 import (
 	"bytes"
 	"encoding/binary"
+	"math/bits"
 )
 
 // tchar marks the bytes allowed in a token (RFC 9110 §5.6.2).
@@ -44,7 +45,14 @@ func vcharRun(b []byte) int {
 		below := (x - 0x20*ones) &^ x & high // a byte < 0x20
 		y := x ^ 0x7f*ones
 		del := (y - ones) &^ y & high // a byte == 0x7f
-		if below|del != 0 {
+		if m := below | del; m != 0 {
+			// The lowest flagged byte is exact (borrows only run upwards):
+			// unless it is HTAB, it ends the run.
+			j := i + bits.TrailingZeros64(m)>>3
+			if b[j] != '\t' {
+				return j
+			}
+			i = j
 			break
 		}
 	}
