@@ -394,13 +394,7 @@ func (s *slab) head(msg *Message, m *http1.Message, p *redact.Policy) string {
 		return first
 	}
 	if first, spans, ok := m.HeadSpans(head, s.spanList(n)); ok {
-		msg.lazy = lazyHeader{head: head, spans: spans, redact: redacts(p, head, spans), ctype: -1}
-		for i, sp := range spans {
-			if sp.NameLen == int32(len(contentType)) && strings.EqualFold(sp.Name(head), contentType) {
-				msg.lazy.ctype = int32(i)
-				break
-			}
-		}
+		msg.lazy = newLazyHeader(head, spans, p)
 		return first
 	}
 	out := s.fieldList(n)
@@ -413,35 +407,67 @@ func (s *slab) head(msg *Message, m *http1.Message, p *redact.Policy) string {
 	return first
 }
 
-// redacts reports whether p would change any of the fields.
-func redacts(p *redact.Policy, head string, spans []http1.FieldSpan) bool {
-	if p.Empty() {
-		return false
-	}
-	if p.HasPatterns() {
-		return true
-	}
-	for _, sp := range spans {
-		if !p.Untouched(int(sp.NameLen)) && p.Sensitive(sp.Name(head)) {
-			return true
-		}
-	}
-	return false
-}
-
 // lazyHeader is a message's header fields as spans of its head.
 type lazyHeader struct {
 	head  string
 	spans []http1.FieldSpan
 	// redact says the replay's policy changes one of the fields.
 	redact bool
-	// ctype indexes the first Content-Type field, or is -1: every output
-	// reads it, and finding it here, where the bytes are in cache, saves
-	// the sinks' goroutine from fetching every name.
-	ctype int32
+	// host and ctype index the first Host and Content-Type fields, or are
+	// -1: the replay reads Host and every output Content-Type, and
+	// finding them here, where the bytes are in cache, saves the sinks'
+	// goroutine from fetching every name.
+	host, ctype int32
 }
 
-const contentType = "Content-Type"
+// newLazyHeader makes the lazy form of the fields spans of head, finding
+// in one pass what p redacts and where Host and Content-Type are.
+func newLazyHeader(head string, spans []http1.FieldSpan, p *redact.Policy) lazyHeader {
+	l := lazyHeader{head: head, spans: spans, host: -1, ctype: -1}
+	check := !p.Empty()
+	if p.HasPatterns() {
+		l.redact, check = true, false
+	}
+	for i, sp := range spans {
+		switch sp.NameLen {
+		case int32(len(hostField)):
+			if l.host < 0 && strings.EqualFold(sp.Name(head), hostField) {
+				l.host = int32(i)
+			}
+		case int32(len(contentType)):
+			if l.ctype < 0 && strings.EqualFold(sp.Name(head), contentType) {
+				l.ctype = int32(i)
+			}
+		}
+		if check && !p.Untouched(int(sp.NameLen)) && p.Sensitive(sp.Name(head)) {
+			l.redact, check = true, false
+		}
+	}
+	return l
+}
+
+const (
+	hostField   = "Host"
+	contentType = "Content-Type"
+)
+
+// indexed returns the value of name when it is one of the fields whose
+// place newLazyHeader noted; ok is false for other names.
+func (l *lazyHeader) indexed(name string) (value string, ok bool) {
+	var i int32
+	switch {
+	case len(name) == len(hostField) && strings.EqualFold(name, hostField):
+		i = l.host
+	case len(name) == len(contentType) && strings.EqualFold(name, contentType):
+		i = l.ctype
+	default:
+		return "", false
+	}
+	if i < 0 {
+		return "", true
+	}
+	return l.spans[i].Value(l.head), true
+}
 
 // HeaderValue returns the first value of the named header field,
 // case-insensitively. Unlike Header.Get it also works when the fields are
@@ -449,11 +475,8 @@ const contentType = "Content-Type"
 // [HeaderLookupSink] (see there).
 func (msg *Message) HeaderValue(name string) string {
 	if l := &msg.lazy; len(l.spans) > 0 {
-		if len(name) == len(contentType) && strings.EqualFold(name, contentType) {
-			if l.ctype < 0 {
-				return ""
-			}
-			return l.spans[l.ctype].Value(l.head)
+		if v, ok := l.indexed(name); ok {
+			return v
 		}
 		for _, sp := range l.spans {
 			if int(sp.NameLen) == len(name) && strings.EqualFold(sp.Name(l.head), name) {

@@ -237,6 +237,8 @@ func TestHeaderLookupSink(t *testing.T) {
 			{a.Request.HeaderValue("X-Tagg"), ""},
 			{a.Response.HeaderValue("CONTENT-TYPE"), "text/plain"},
 			{a.Request.HeaderValue("Content-Type"), ""},
+			{a.Request.HeaderValue("host"), "a.example"},
+			{a.Response.HeaderValue("Host"), ""},
 			{a.Response.HeaderValue("x-note"), note},
 			{bx.Request.Host, "b.example"},
 			{bx.Request.HeaderValue("Cookie"), cookie},
