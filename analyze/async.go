@@ -24,6 +24,10 @@ type sinkStage struct {
 	redact *redact.Policy // applied on the stage's goroutine
 	fields slab           // the stage's own, for materialize
 	lookup bool           // every sink reads header fields by name only
+	// reuse, when set, takes back the exchanges of a batch the sinks are
+	// done with (see KeepsNoExchangeSink); it runs on the replay's
+	// goroutine, which gets the batch back through free.
+	reuse func([]*Exchange)
 
 	// batch is the one field the replay writes for every exchange: it
 	// has cache lines of its own, so that the stage's goroutine, reading
@@ -73,6 +77,10 @@ func (s *sinkStage) handOver() {
 	s.work <- s.batch
 	select {
 	case b := <-s.free:
+		if s.reuse != nil {
+			s.reuse(b)
+		}
+		clear(b)
 		s.batch = b[:0]
 	default:
 		s.batch = make([]*Exchange, 0, stageBatch)
@@ -96,7 +104,9 @@ func (s *sinkStage) run() {
 		if s.err == nil {
 			s.deliver(b)
 		}
-		clear(b)
+		if s.reuse == nil {
+			clear(b)
+		}
 		select {
 		case s.free <- b:
 		default:

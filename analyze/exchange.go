@@ -199,6 +199,10 @@ type Exchange struct {
 	Flags    Flags
 	// GRPC holds gRPC details when the exchange is a gRPC call.
 	GRPC *GRPC
+
+	// pooled says the exchange may be reused once the sinks are done
+	// with it (see KeepsNoExchangeSink).
+	pooled bool
 }
 
 // GRPC describes a gRPC call carried by an HTTP/2 exchange.
@@ -288,6 +292,31 @@ type HeaderLookupSink interface {
 	// HeaderLookupOnly reports whether the sink reads header fields only
 	// by name.
 	HeaderLookupOnly() bool
+}
+
+// KeepsNoExchangeSink is implemented by a sink that keeps no pointer to an
+// Exchange, or into one, once its Exchange call has returned. The strings,
+// slices and Conn the exchange refers to may be kept: they are never
+// reused. When every sink keeps no exchange (and no Filter is set), the
+// replay reuses an HTTP/1 exchange's memory for a later exchange once the
+// sinks have seen it, so that the exchanges in flight stay in a few cache-warm
+// pages rather than walking the heap: about a twentieth of a replay of
+// small exchanges.
+type KeepsNoExchangeSink interface {
+	Sink
+	// KeepsNoExchange reports whether the sink keeps no exchange.
+	KeepsNoExchange() bool
+}
+
+// keepNoExchange reports whether every sink implements
+// [KeepsNoExchangeSink] and says so.
+func keepNoExchange(sinks []Sink) bool {
+	for _, s := range sinks {
+		if k, ok := s.(KeepsNoExchangeSink); !ok || !k.KeepsNoExchange() {
+			return false
+		}
+	}
+	return true
 }
 
 // lookupOnly reports whether every sink implements [HeaderLookupSink] and

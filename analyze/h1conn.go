@@ -22,6 +22,10 @@ type h1Conn struct {
 	pending []*Exchange
 	head    int
 	cur     *Exchange
+	// curDone says cur's exchange was answered and emitted before its
+	// request was complete; cur is then nil, since an emitted exchange
+	// may be reused (see slab.recycle).
+	curDone bool
 	// joined says the recording began mid-connection: a response before
 	// any request answers a request that was never seen.
 	joined bool
@@ -82,7 +86,7 @@ func (h *h1Conn) close(t http1.Times) {
 		h.finish(ex)
 	}
 	h.pending, h.head = nil, 0
-	h.cur = nil
+	h.cur, h.curDone = nil, false
 }
 
 func (h *h1Conn) newExchange() *Exchange {
@@ -100,13 +104,16 @@ func (h *h1Conn) onRequest(m *http1.Message) {
 		h.fillRequest(&ex.Request, m)
 		ex.Proto = ex.Request.Proto
 		h.pending = append(h.pending, ex)
-		h.cur = ex
+		h.cur, h.curDone = ex, false
 		h.expectResponse(m)
 		return
 	}
 	// Complete.
-	ex := h.cur
-	h.cur = nil
+	ex, done := h.cur, h.curDone
+	h.cur, h.curDone = nil, false
+	if done {
+		return // already answered and emitted
+	}
 	if ex == nil {
 		if m.Method == "" {
 			return // nothing recognisable: no exchange to report
@@ -117,9 +124,6 @@ func (h *h1Conn) onRequest(m *http1.Message) {
 		ex.Proto = ex.Request.Proto
 		h.pending = append(h.pending, ex)
 		h.expectResponse(m)
-	}
-	if ex.Seq != 0 {
-		return // already answered and emitted
 	}
 	h.fillBody(&ex.Request.Message, m)
 	ex.Flags |= h.messageFlags(m, &h.seenReq)
@@ -185,7 +189,11 @@ func (h *h1Conn) onResponse(m *http1.Message) {
 // finish computes timings and emits the exchange.
 func (h *h1Conn) finish(ex *Exchange) {
 	setTimings(ex)
-	ex.Seq = -1 // mark as emitted for onRequest; emit renumbers
+	if ex == h.cur {
+		// Answered before the request was complete: onRequest must not
+		// touch it again.
+		h.cur, h.curDone = nil, true
+	}
 	h.l.cs.deliver(ex)
 }
 
@@ -312,6 +320,7 @@ func (h *h1Conn) slab() *slab { return &h.l.cs.t.slab }
 // it; chunks are small for that reason.
 type slab struct {
 	exs    []Exchange
+	reuse  []*Exchange // exchanges handed back by recycle, for exchange
 	fields []Field
 	spans  []http1.FieldSpan
 	bytes  []byte // the unused end of a chunk that str copies into
@@ -336,15 +345,38 @@ func (s *slab) spanList(n int) []http1.FieldSpan {
 	return l
 }
 
-// exchange returns a zeroed Exchange.
+// exchange returns a zeroed Exchange that recycle may take back.
 func (s *slab) exchange() *Exchange {
+	if n := len(s.reuse); n > 0 {
+		ex := s.reuse[n-1]
+		s.reuse = s.reuse[:n-1]
+		*ex = Exchange{pooled: true}
+		return ex
+	}
 	if len(s.exs) == 0 {
 		s.exs = make([]Exchange, slabExchanges)
 	}
 	ex := &s.exs[0]
 	s.exs = s.exs[1:]
+	ex.pooled = true
 	return ex
 }
+
+// recycle takes back the exchanges of b that exchange made and nothing
+// refers to any more: the sinks have seen them and keep none (see
+// KeepsNoExchangeSink). Only the Exchange structs are reused, never the
+// strings and lists they point to, which sinks may keep.
+func (s *slab) recycle(b []*Exchange) {
+	for _, ex := range b {
+		if ex.pooled && len(s.reuse) < maxReuse {
+			s.reuse = append(s.reuse, ex)
+		}
+	}
+}
+
+// maxReuse bounds the exchanges kept for reuse: the stage's batches in
+// flight hold fewer.
+const maxReuse = 4 * stageBatch * stageDepth
 
 func (s *slab) fieldList(n int) Fields {
 	if n > slabFields/4 {

@@ -70,6 +70,7 @@ func (h *h1Conn) h2cUpgrade(ex *Exchange, m *http1.Message) bool {
 		k, v := m.HeaderAt(i)
 		if bytes.EqualFold(k, []byte("Upgrade")) && bytes.EqualFold(bytes.TrimSpace(v), []byte("h2c")) {
 			h.h2c = ex
+			ex.pooled = false // the HTTP/2 layer takes it over
 			return true
 		}
 	}

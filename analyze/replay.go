@@ -74,6 +74,9 @@ func Replay(ctx context.Context, src EventSource, info *CaptureInfo, opts Option
 	t.expectAcks = info != nil && info.Header.Options.Packets
 	if t.streams == nil && t.packets == nil {
 		t.stage = newSinkStage(sinks, opts.Redact)
+		if opts.Filter == nil && keepNoExchange(sinks) {
+			t.stage.reuse = t.slab.recycle
+		}
 	}
 	defer t.closeStage()
 	ro := newReorderer(opts.ReorderWindow)

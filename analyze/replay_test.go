@@ -285,6 +285,86 @@ func TestHeaderLookupSink(t *testing.T) {
 	}
 }
 
+// reusingCollect keeps no exchange: it records what each one says, and
+// which exchange memory it came in, at the call.
+type reusingCollect struct {
+	lines []string
+	seen  map[*analyze.Exchange]int
+}
+
+func (c *reusingCollect) Begin(*analyze.CaptureInfo) error { return nil }
+func (c *reusingCollect) End(*analyze.Summary) error       { return nil }
+func (c *reusingCollect) KeepsNoExchange() bool            { return true }
+func (c *reusingCollect) Exchange(e *analyze.Exchange) error {
+	c.lines = append(c.lines, fmt.Sprintf("%d %s %s %s %v", e.Seq, line(e), e.Request.Body, e.Response.Body, e.Timings))
+	c.seen[e]++
+	return nil
+}
+
+// TestExchangeReuse: when every sink keeps no exchange, exchanges' memory
+// is reused, and each sink still sees what it would have seen otherwise,
+// including an exchange answered before its request was complete.
+func TestExchangeReuse(t *testing.T) {
+	b := capturetest.New()
+	srv := b.Process(100, "nginx")
+	const conns, perConn = 4, 2500 // well past the stage's batches in flight
+	var cs []*capturetest.Conn
+	for i := range conns {
+		cs = append(cs, srv.Accept(int32(i), "127.0.0.1:8080", fmt.Sprintf("127.0.0.1:%d", 40000+i)))
+	}
+	for n := range perConn {
+		for i, c := range cs {
+			if n%100 == 50 {
+				// Answered early: the request's body is still coming.
+				c.Read(fmt.Sprintf("POST /up/%d/%d HTTP/1.1\r\nHost: h%d\r\nContent-Length: 10\r\n\r\n12345", i, n, i))
+				c.Write("HTTP/1.1 413 Payload Too Large\r\nContent-Length: 4\r\n\r\nbig!")
+				c.Read("67890")
+				continue
+			}
+			c.Read(fmt.Sprintf("GET /r/%d/%d HTTP/1.1\r\nHost: h%d\r\n\r\n", i, n, i))
+			body := fmt.Sprint(n * i)
+			c.Write(fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body))
+		}
+	}
+	for _, c := range cs {
+		c.Close()
+	}
+	run := func(opts analyze.Options) *reusingCollect {
+		t.Helper()
+		in, err := analyze.OpenReader(bytes.NewReader(b.Bytes(t)), "test.rwd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer in.Close()
+		got := &reusingCollect{seen: map[*analyze.Exchange]int{}}
+		if _, err := analyze.Replay(context.Background(), in.Source, in.Info, opts, got); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	reused := run(analyze.Options{})
+	// The reference: a collecting sink keeps every exchange, so none is
+	// reused; it renders them the same way.
+	ref := replay(t, b, analyze.Options{})
+	if len(ref.exs) != conns*perConn || len(reused.lines) != len(ref.exs) {
+		t.Fatalf("%d and %d exchanges, want %d", len(reused.lines), len(ref.exs), conns*perConn)
+	}
+	for i, e := range ref.exs {
+		want := fmt.Sprintf("%d %s %s %s %v", e.Seq, line(e), e.Request.Body, e.Response.Body, e.Timings)
+		if reused.lines[i] != want {
+			t.Fatalf("exchange %d with reuse:\n%s\nwant\n%s", i, reused.lines[i], want)
+		}
+	}
+	if len(reused.seen) == len(reused.lines) {
+		t.Errorf("no exchange memory was reused over %d exchanges", len(reused.lines))
+	}
+	// With a filter (which might keep what it sees) nothing is reused.
+	filtered := run(analyze.Options{Filter: func(*analyze.Exchange) bool { return true }})
+	if len(filtered.seen) != len(filtered.lines) {
+		t.Errorf("exchange memory reused with a filter set: %d exchanges in %d", len(filtered.lines), len(filtered.seen))
+	}
+}
+
 func TestClientAndNoResponse(t *testing.T) {
 	b := capturetest.New()
 	cl := b.Process(200, "curl")

@@ -46,7 +46,8 @@ func (k EndpointKey) String() string {
 var OtherKey = EndpointKey{Method: "*", Host: "", Path: "(other)"}
 
 // EndpointFunc maps an exchange to its endpoint. It is called once per
-// exchange and should not allocate in the common case.
+// exchange and should not allocate in the common case. It must not keep ex
+// (its strings it may): see [analyze.KeepsNoExchangeSink].
 type EndpointFunc func(ex *analyze.Exchange) EndpointKey
 
 // MethodHostPath is the default [EndpointFunc]: the request's method, its
@@ -208,6 +209,10 @@ type bucket struct {
 // HeaderLookupOnly reports that the aggregator reads no header fields: see
 // [analyze.HeaderLookupSink].
 func (a *Aggregator) HeaderLookupOnly() bool { return true }
+
+// KeepsNoExchange reports that the aggregator keeps no exchange (only
+// strings of some): see [analyze.KeepsNoExchangeSink].
+func (a *Aggregator) KeepsNoExchange() bool { return true }
 
 // Begin implements [analyze.Sink].
 func (a *Aggregator) Begin(info *analyze.CaptureInfo) error {

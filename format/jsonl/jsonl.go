@@ -87,6 +87,10 @@ func (w *Writer) Exchange(ex *analyze.Exchange) error {
 // name: see [analyze.HeaderLookupSink].
 func (w *Writer) HeaderLookupOnly() bool { return true }
 
+// KeepsNoExchange reports that the writer keeps no exchange: see
+// [analyze.KeepsNoExchangeSink].
+func (w *Writer) KeepsNoExchange() bool { return true }
+
 // End implements [analyze.Sink]: it flushes the output.
 func (w *Writer) End(*analyze.Summary) error {
 	if err := w.w.Flush(); err != nil {
