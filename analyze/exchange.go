@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rewind-tools/rewind/analyze/http1"
 	"github.com/rewind-tools/rewind/capture"
 )
 
@@ -203,6 +204,26 @@ type Exchange struct {
 	// pooled says the exchange may be reused once the sinks are done
 	// with it (see KeepsNoExchangeSink).
 	pooled bool
+	// spans holds the HTTP/1 messages' field spans (Message.lazy) when
+	// they fit: in a reused exchange they stay in cache-warm memory.
+	// Nothing outside the package sees them, so reuse is safe.
+	spans     [exchangeSpans]http1.FieldSpan
+	spansUsed int
+}
+
+// exchangeSpans is how many field spans an exchange holds itself: a
+// typical request's and response's.
+const exchangeSpans = 16
+
+// spanRoom returns an empty list with room for n spans in ex's own array,
+// or nil when they do not fit.
+func (e *Exchange) spanRoom(n int) []http1.FieldSpan {
+	if e.spansUsed+n > len(e.spans) {
+		return nil
+	}
+	l := e.spans[e.spansUsed : e.spansUsed : e.spansUsed+n]
+	e.spansUsed += n
+	return l
 }
 
 // GRPC describes a gRPC call carried by an HTTP/2 exchange.

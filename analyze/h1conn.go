@@ -101,7 +101,7 @@ func (h *h1Conn) newExchange() *Exchange {
 func (h *h1Conn) onRequest(m *http1.Message) {
 	if m.State == http1.HeadersComplete {
 		ex := h.newExchange()
-		h.fillRequest(&ex.Request, m)
+		h.fillRequest(ex, m)
 		ex.Proto = ex.Request.Proto
 		h.pending = append(h.pending, ex)
 		h.cur, h.curDone = ex, false
@@ -120,7 +120,7 @@ func (h *h1Conn) onRequest(m *http1.Message) {
 		}
 		// Emitted without HeadersComplete: malformed or cut headers.
 		ex = h.newExchange()
-		h.fillRequest(&ex.Request, m)
+		h.fillRequest(ex, m)
 		ex.Proto = ex.Request.Proto
 		h.pending = append(h.pending, ex)
 		h.expectResponse(m)
@@ -171,7 +171,7 @@ func (h *h1Conn) onResponse(m *http1.Message) {
 		ex = h.newExchange()
 		ex.Flags |= FlagIncomplete
 	}
-	h.fillResponse(&ex.Response, m)
+	h.fillResponse(ex, m)
 	h.fillBody(&ex.Response.Message, m)
 	ex.Flags |= h.messageFlags(m, &h.seenResp)
 	if ex.Proto == "" {
@@ -254,11 +254,12 @@ func protoString(major, minor int) string {
 	return "HTTP/" + strconv.Itoa(major) + "." + strconv.Itoa(minor)
 }
 
-func (h *h1Conn) fillRequest(r *Request, m *http1.Message) {
+func (h *h1Conn) fillRequest(ex *Exchange, m *http1.Message) {
+	r := &ex.Request
 	r.Method = m.Method
 	r.Proto = protoString(m.ProtoMajor, m.ProtoMinor)
 	r.Start = m.Start
-	r.Target = h.slab().head(&r.Message, m, h.l.cs.t.opts.Redact)
+	r.Target = h.slab().head(&r.Message, m, h.l.cs.t.opts.Redact, ex.spanRoom(m.NumHeaders()))
 	r.HeaderBytes = m.HeaderBytes
 	r.BodyBytes = -1
 	r.Host = r.HeaderValue("Host")
@@ -286,11 +287,12 @@ func (h *h1Conn) fillRequest(r *Request, m *http1.Message) {
 	}
 }
 
-func (h *h1Conn) fillResponse(r *Response, m *http1.Message) {
+func (h *h1Conn) fillResponse(ex *Exchange, m *http1.Message) {
+	r := &ex.Response
 	r.Status = m.StatusCode
 	r.Proto = protoString(m.ProtoMajor, m.ProtoMinor)
 	r.Start = m.Start
-	r.Reason = h.slab().head(&r.Message, m, h.l.cs.t.opts.Redact)
+	r.Reason = h.slab().head(&r.Message, m, h.l.cs.t.opts.Redact, ex.spanRoom(m.NumHeaders()))
 	r.HeaderBytes = m.HeaderBytes
 }
 
@@ -417,15 +419,19 @@ func (s *slab) str(b []byte) string {
 // replay's goroutine is the pipeline's critical path. Whether p redacts one
 // of them is found here, while the bytes are in this core's cache: on the
 // sinks' goroutine it would fetch them for nothing. Fields unfolded from
-// obs-fold lines are rare and go to msg.Header at once.
-func (s *slab) head(msg *Message, m *http1.Message, p *redact.Policy) string {
+// obs-fold lines are rare and go to msg.Header at once. room, when not
+// nil, has room for the spans (see Exchange.spanRoom).
+func (s *slab) head(msg *Message, m *http1.Message, p *redact.Policy, room []http1.FieldSpan) string {
 	head := s.str(m.RawHeader())
 	n := m.NumHeaders()
 	if n == 0 {
 		first, _, _ := m.HeadSpans(head, nil)
 		return first
 	}
-	if first, spans, ok := m.HeadSpans(head, s.spanList(n)); ok {
+	if room == nil {
+		room = s.spanList(n)
+	}
+	if first, spans, ok := m.HeadSpans(head, room); ok {
 		msg.lazy = newLazyHeader(head, spans, p)
 		return first
 	}

@@ -296,9 +296,14 @@ func (c *reusingCollect) Begin(*analyze.CaptureInfo) error { return nil }
 func (c *reusingCollect) End(*analyze.Summary) error       { return nil }
 func (c *reusingCollect) KeepsNoExchange() bool            { return true }
 func (c *reusingCollect) Exchange(e *analyze.Exchange) error {
-	c.lines = append(c.lines, fmt.Sprintf("%d %s %s %s %v", e.Seq, line(e), e.Request.Body, e.Response.Body, e.Timings))
+	c.lines = append(c.lines, reuseLine(e))
 	c.seen[e]++
 	return nil
+}
+
+func reuseLine(e *analyze.Exchange) string {
+	return fmt.Sprintf("%d %s %s %s %v %s", e.Seq, line(e), e.Request.Body, e.Response.Body, e.Timings,
+		e.Response.HeaderValue("Content-Type"))
 }
 
 // TestExchangeReuse: when every sink keeps no exchange, exchanges' memory
@@ -323,7 +328,7 @@ func TestExchangeReuse(t *testing.T) {
 			}
 			c.Read(fmt.Sprintf("GET /r/%d/%d HTTP/1.1\r\nHost: h%d\r\n\r\n", i, n, i))
 			body := fmt.Sprint(n * i)
-			c.Write(fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body))
+			c.Write(fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: text/x%d\r\nContent-Length: %d\r\n\r\n%s", n, len(body), body))
 		}
 	}
 	for _, c := range cs {
@@ -350,7 +355,7 @@ func TestExchangeReuse(t *testing.T) {
 		t.Fatalf("%d and %d exchanges, want %d", len(reused.lines), len(ref.exs), conns*perConn)
 	}
 	for i, e := range ref.exs {
-		want := fmt.Sprintf("%d %s %s %s %v", e.Seq, line(e), e.Request.Body, e.Response.Body, e.Timings)
+		want := reuseLine(e)
 		if reused.lines[i] != want {
 			t.Fatalf("exchange %d with reuse:\n%s\nwant\n%s", i, reused.lines[i], want)
 		}
