@@ -49,10 +49,13 @@ const (
 	stageDepth = 8
 )
 
-func newSinkStage(sinks []Sink, p *redact.Policy) *sinkStage {
+// newSinkStage starts the stage; reuse, when not nil, takes back the
+// exchanges the sinks are done with.
+func newSinkStage(sinks []Sink, p *redact.Policy, reuse func([]*Exchange)) *sinkStage {
 	s := &sinkStage{
 		sinks:  sinks,
 		redact: p,
+		reuse:  reuse,
 		lookup: lookupOnly(sinks),
 		work:   make(chan []*Exchange, stageDepth),
 		free:   make(chan []*Exchange, stageDepth+2),

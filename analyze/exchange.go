@@ -11,6 +11,12 @@
 // aggregating, when no sink takes byte streams). Each hands the next its
 // results in order, so outputs are the same byte for byte whatever the
 // number of processors.
+//
+// Two optional interfaces let sinks make the pass cheaper. Sinks that read
+// header fields only by name ([HeaderLookupSink]) get HTTP/1 fields as
+// spans of the message's head, never made into strings. Sinks that keep no
+// exchange after seeing it ([KeepsNoExchangeSink]) let the replay reuse an
+// exchange's memory for a later one. The report and JSONL writers do both.
 package analyze
 
 import (

@@ -73,10 +73,11 @@ func Replay(ctx context.Context, src EventSource, info *CaptureInfo, opts Option
 	t := newTracker(opts, sinks)
 	t.expectAcks = info != nil && info.Header.Options.Packets
 	if t.streams == nil && t.packets == nil {
-		t.stage = newSinkStage(sinks, opts.Redact)
+		var reuse func([]*Exchange)
 		if opts.Filter == nil && keepNoExchange(sinks) {
-			t.stage.reuse = t.slab.recycle
+			reuse = t.slab.recycle
 		}
+		t.stage = newSinkStage(sinks, opts.Redact, reuse)
 	}
 	defer t.closeStage()
 	ro := newReorderer(opts.ReorderWindow)
