@@ -30,16 +30,22 @@ func (c *collect) End(s *analyze.Summary) error       { c.sum = s; return nil }
 
 func replay(t *testing.T, b *capturetest.Builder, opts analyze.Options) *collect {
 	t.Helper()
+	var c collect
+	replayTo(t, b, opts, &c)
+	return &c
+}
+
+// replayTo replays b's capture into sinks.
+func replayTo(t *testing.T, b *capturetest.Builder, opts analyze.Options, sinks ...analyze.Sink) {
+	t.Helper()
 	in, err := analyze.OpenReader(bytes.NewReader(b.Bytes(t)), "test.rwd")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer in.Close()
-	var c collect
-	if _, err := analyze.Replay(context.Background(), in.Source, in.Info, opts, &c); err != nil {
+	if _, err := analyze.Replay(context.Background(), in.Source, in.Info, opts, sinks...); err != nil {
 		t.Fatal(err)
 	}
-	return &c
 }
 
 // line renders the essentials of an exchange for comparison.
@@ -175,14 +181,7 @@ func TestHeaderFields(t *testing.T) {
 			// With a stream sink the exchanges reach the sinks on the
 			// replay's goroutine.
 			got = &collect{}
-			in, err := analyze.OpenReader(bytes.NewReader(b.Bytes(t)), "test.rwd")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := analyze.Replay(context.Background(), in.Source, in.Info, opts, got, noStreams{}); err != nil {
-				t.Fatal(err)
-			}
-			in.Close()
+			replayTo(t, b, opts, got, noStreams{})
 		}
 		if len(got.exs) != len(want) {
 			t.Fatalf("run %d: %d exchanges", i, len(got.exs))
@@ -213,17 +212,6 @@ func TestHeaderLookupSink(t *testing.T) {
 	c.Read("GET /b HTTP/1.1\r\nHost: b.example\r\nCOOKIE: secret\r\n\r\n")
 	c.Write("HTTP/1.1 204 No Content\r\nX-Tag: one\r\n two\r\n\r\n")
 	c.Close()
-	run := func(opts analyze.Options, sinks ...analyze.Sink) {
-		t.Helper()
-		in, err := analyze.OpenReader(bytes.NewReader(b.Bytes(t)), "test.rwd")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer in.Close()
-		if _, err := analyze.Replay(context.Background(), in.Source, in.Info, opts, sinks...); err != nil {
-			t.Fatal(err)
-		}
-	}
 	// materialized reports which messages came with Header set, and
 	// checks what HeaderValue finds either way.
 	materialized := func(name string, got *collect, cookie, note string) []bool {
@@ -252,14 +240,14 @@ func TestHeaderLookupSink(t *testing.T) {
 	}
 
 	var lazy lookupCollect
-	run(analyze.Options{}, &lazy)
+	replayTo(t, b, analyze.Options{}, &lazy)
 	// The folded field is unfolded, so that response has Header at once.
 	if m := materialized("lookup", &lazy.collect, "secret", "token=abc"); !slices.Equal(m, []bool{false, false, false, true}) {
 		t.Errorf("lookup sink, no redaction: Header set %v", m)
 	}
 
 	lazy = lookupCollect{}
-	run(analyze.Options{Redact: redact.Default()}, &lazy)
+	replayTo(t, b, analyze.Options{Redact: redact.Default()}, &lazy)
 	if m := materialized("lookup+redact", &lazy.collect, redact.Replacement, "token=abc"); !slices.Equal(m, []bool{false, false, true, true}) {
 		t.Errorf("lookup sink, default redaction: Header set %v", m)
 	}
@@ -269,14 +257,14 @@ func TestHeaderLookupSink(t *testing.T) {
 
 	lazy = lookupCollect{}
 	re := regexp.MustCompile(`token=[a-z]+`)
-	run(analyze.Options{Redact: redact.NewPolicy(nil, []*regexp.Regexp{re})}, &lazy)
+	replayTo(t, b, analyze.Options{Redact: redact.NewPolicy(nil, []*regexp.Regexp{re})}, &lazy)
 	if m := materialized("lookup+pattern", &lazy.collect, "secret", redact.Replacement); !slices.Equal(m, []bool{true, true, true, true}) {
 		t.Errorf("lookup sink, pattern redaction: Header set %v", m)
 	}
 
 	lazy = lookupCollect{}
 	var whole collect
-	run(analyze.Options{}, &lazy, &whole)
+	replayTo(t, b, analyze.Options{}, &lazy, &whole)
 	if m := materialized("mixed", &lazy.collect, "secret", "token=abc"); !slices.Equal(m, []bool{true, true, true, true}) {
 		t.Errorf("lookup sink beside a Header sink: Header set %v", m)
 	}
@@ -336,15 +324,8 @@ func TestExchangeReuse(t *testing.T) {
 	}
 	run := func(opts analyze.Options) *reusingCollect {
 		t.Helper()
-		in, err := analyze.OpenReader(bytes.NewReader(b.Bytes(t)), "test.rwd")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer in.Close()
 		got := &reusingCollect{seen: map[*analyze.Exchange]int{}}
-		if _, err := analyze.Replay(context.Background(), in.Source, in.Info, opts, got); err != nil {
-			t.Fatal(err)
-		}
+		replayTo(t, b, opts, got)
 		return got
 	}
 	reused := run(analyze.Options{})
