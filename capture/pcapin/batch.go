@@ -69,13 +69,7 @@ func (b *batch) full() bool {
 func (b *batch) add(ev capture.Event) {
 	switch e := ev.(type) {
 	case *capture.Data:
-		var d *capture.Data
-		if n := len(b.datas); n < cap(b.datas) {
-			b.datas = b.datas[:n+1]
-			d = &b.datas[n]
-		} else {
-			d = new(capture.Data)
-		}
+		d := carve(&b.datas)
 		*d = *e
 		if len(e.Payload) > 0 {
 			if start := len(b.arena); start+len(e.Payload) <= cap(b.arena) {
@@ -87,17 +81,21 @@ func (b *batch) add(ev capture.Event) {
 		}
 		ev = d
 	case *capture.TCP:
-		var t *capture.TCP
-		if n := len(b.tcps); n < cap(b.tcps) {
-			b.tcps = b.tcps[:n+1]
-			t = &b.tcps[n]
-		} else {
-			t = new(capture.TCP)
-		}
+		t := carve(&b.tcps)
 		*t = *e
 		ev = t
 	}
 	b.evs = append(b.evs, ev)
+}
+
+// carve returns the next element of a fixed store, or a new one from the
+// heap when the store is exhausted.
+func carve[T any](store *[]T) *T {
+	if n := len(*store); n < cap(*store) {
+		*store = (*store)[:n+1]
+		return &(*store)[n]
+	}
+	return new(T)
 }
 
 // producer reads packets and reassembles them into batches of events. It
