@@ -8,8 +8,8 @@ import (
 	"io"
 	"os"
 
+	"github.com/rewind-tools/rewind/analyze/pcapin"
 	"github.com/rewind-tools/rewind/capture"
-	"github.com/rewind-tools/rewind/capture/pcapin"
 )
 
 // Input is an opened capture ready to replay.

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package bpf loads and attaches rewind's eBPF programs and streams the raw
 // records they write: socket data, connects, accepts, closes, process execs
 // and exits. It knows nothing of the capture file format; package capture

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package tlsprobe finds where rewind's TLS uprobes go: the files that hold a
 // TLS library (a dynamic libssl or libgnutls, an executable with OpenSSL or
 // BoringSSL linked in, a Go program using crypto/tls), which of their

@@ -23,7 +23,7 @@ import (
 
 	"github.com/rewind-tools/rewind/analyze"
 	"github.com/rewind-tools/rewind/analyze/sli"
-	"github.com/rewind-tools/rewind/capture"
+	"github.com/rewind-tools/rewind/capture/record"
 	"github.com/rewind-tools/rewind/format/report"
 )
 
@@ -62,8 +62,12 @@ func newDemoWorkloadCommand() *cli.Command {
 
 func runDemo(c *cli.Context) error {
 	out := c.App.Writer
-	if os.Geteuid() != 0 || c.Bool("sample") {
-		if os.Geteuid() != 0 {
+	unavailable := record.Available()
+	if unavailable != nil || os.Geteuid() != 0 || c.Bool("sample") {
+		switch {
+		case unavailable != nil:
+			fmt.Fprintf(os.Stderr, "rewind: %v: analyzing the bundled sample capture (testdata/sample.rwd)\n", unavailable)
+		case os.Geteuid() != 0:
 			fmt.Fprintln(os.Stderr, "rewind: not root, so nothing is recorded: analyzing the bundled sample capture (testdata/sample.rwd)")
 		}
 		in, err := analyze.OpenReader(bytes.NewReader(sampleCapture), "sample.rwd")
@@ -128,12 +132,12 @@ func recordDemo(ctx context.Context, path string, requests int) error {
 	rctx, stop := context.WithCancel(ctx)
 	defer stop()
 	ready := make(chan struct{})
-	var res *capture.RecordResult
+	var res *record.Result
 	var recErr error
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		res, recErr = capture.RecordFile(rctx, capture.RecordOptions{
+		res, recErr = record.ToFile(rctx, record.Options{
 			PIDs:     []int{cmd.Process.Pid},
 			TLS:      true,
 			Packets:  true,

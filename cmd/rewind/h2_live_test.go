@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -24,6 +26,7 @@ import (
 	"github.com/rewind-tools/rewind/analyze"
 	"github.com/rewind-tools/rewind/bpf/bpftest"
 	"github.com/rewind-tools/rewind/capture"
+	"github.com/rewind-tools/rewind/capture/record"
 	"github.com/rewind-tools/rewind/format/pcapng"
 )
 
@@ -244,7 +247,7 @@ func TestLiveH2CNginx(t *testing.T) {
 	h2load, nghttp := needTool(t, "h2load"), needTool(t, "nghttp")
 	root := fillWWW(t)
 	ngx := startNginxListen(t, root, "http2", "")
-	rec := startRecording(t, capture.RecordOptions{Ports: []int{ngx.Port}, Snaplen: 16 << 10})
+	rec := startRecording(t, record.Options{Ports: []int{ngx.Port}, Snaplen: 16 << 10})
 	base := fmt.Sprintf("http://127.0.0.1:%d", ngx.Port)
 	// 200 requests over 2 connections, 10 streams at a time.
 	runChild(t, h2load, "-n", "200", "-c", "2", "-m", "10", base+"/small.txt")
@@ -294,7 +297,7 @@ func TestLiveH2TLSNginx(t *testing.T) {
 	root := fillWWW(t)
 	cert, key := makeCert(t)
 	ngx := startNginxListen(t, root, "ssl http2", fmt.Sprintf("ssl_certificate %s;\n    ssl_certificate_key %s;", cert, key))
-	rec := startRecording(t, capture.RecordOptions{Ports: []int{ngx.Port}, Snaplen: 16 << 10, TLS: true})
+	rec := startRecording(t, record.Options{Ports: []int{ngx.Port}, Snaplen: 16 << 10, TLS: true})
 	base := fmt.Sprintf("https://127.0.0.1:%d", ngx.Port)
 	var args []string
 	for i := 0; i < 10; i++ {
@@ -349,7 +352,7 @@ func TestLiveGRPC(t *testing.T) {
 	srv := exec.Command(os.Args[0])
 	srv.Env = append(env, h2WorkloadEnv+"=grpc-server")
 	startChild(t, srv, "ready")
-	rec := startRecording(t, capture.RecordOptions{Ports: []int{port}, Snaplen: 16 << 10})
+	rec := startRecording(t, record.Options{Ports: []int{port}, Snaplen: 16 << 10})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cli := exec.CommandContext(ctx, os.Args[0])

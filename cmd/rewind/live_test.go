@@ -14,6 +14,7 @@ import (
 	"github.com/rewind-tools/rewind/analyze"
 	"github.com/rewind-tools/rewind/bpf/bpftest"
 	"github.com/rewind-tools/rewind/capture"
+	"github.com/rewind-tools/rewind/capture/record"
 )
 
 // needTool skips (or in CI fails) when a program the live test drives is not
@@ -152,17 +153,17 @@ func (n *nginxServer) accessLog(t *testing.T, want int) []string {
 // recording runs the recorder in the background until stop is called.
 type recording struct {
 	path string
-	stop func() *capture.RecordResult
+	stop func() *record.Result
 }
 
-func startRecording(t *testing.T, opts capture.RecordOptions) *recording {
+func startRecording(t *testing.T, opts record.Options) *recording {
 	t.Helper()
 	bpftest.RequireRoot(t)
 	path := filepath.Join(t.TempDir(), "live.rwd")
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
 	done := make(chan struct{})
-	var res *capture.RecordResult
+	var res *record.Result
 	var err error
 	opts.Ready = func([]string) { close(ready) }
 	if opts.Duration == 0 {
@@ -170,7 +171,7 @@ func startRecording(t *testing.T, opts capture.RecordOptions) *recording {
 	}
 	go func() {
 		defer close(done)
-		res, err = capture.RecordFile(ctx, opts, path)
+		res, err = record.ToFile(ctx, opts, path)
 	}()
 	select {
 	case <-ready:
@@ -183,7 +184,7 @@ func startRecording(t *testing.T, opts capture.RecordOptions) *recording {
 	}
 	var once bool
 	r := &recording{path: path}
-	r.stop = func() *capture.RecordResult {
+	r.stop = func() *record.Result {
 		if !once {
 			once = true
 			time.Sleep(300 * time.Millisecond) // let the last events drain
@@ -235,7 +236,7 @@ func TestLiveCurlNginx(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(root, "big.bin"), big, 0o644)
 	ngx := startNginx(t, root, "")
-	rec := startRecording(t, capture.RecordOptions{Comms: []string{"nginx", "curl"}, Ports: []int{ngx.Port}, Snaplen: 16 << 10})
+	rec := startRecording(t, record.Options{Comms: []string{"nginx", "curl"}, Ports: []int{ngx.Port}, Snaplen: 16 << 10})
 
 	var args []string
 	base := fmt.Sprintf("http://127.0.0.1:%d", ngx.Port)

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -17,6 +19,7 @@ import (
 	"github.com/rewind-tools/rewind/analyze"
 	"github.com/rewind-tools/rewind/bpf/bpftest"
 	"github.com/rewind-tools/rewind/capture"
+	"github.com/rewind-tools/rewind/capture/record"
 )
 
 // TestLivePackets records nginx serving curl over HTTPS and over plain HTTP
@@ -47,7 +50,7 @@ func livePackets(t *testing.T, tls bool) {
 	}
 	// Only nginx: each connection is one synthetic stream in the pcapng.
 	// Snaplen: whole 64 KiB bodies, so that tshark can show their responses.
-	rec := startRecording(t, capture.RecordOptions{Comms: []string{"nginx"}, Ports: []int{ngx.Port}, TLS: tls, Packets: true, Snaplen: 256 << 10})
+	rec := startRecording(t, record.Options{Comms: []string{"nginx"}, Ports: []int{ngx.Port}, TLS: tls, Packets: true, Snaplen: 256 << 10})
 
 	base := fmt.Sprintf("%s://127.0.0.1:%d", scheme, ngx.Port)
 	var want []string

@@ -10,10 +10,9 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
-	"golang.org/x/sys/unix"
+	"golang.org/x/term"
 
-	"github.com/rewind-tools/rewind/bpf"
-	"github.com/rewind-tools/rewind/capture"
+	"github.com/rewind-tools/rewind/capture/record"
 )
 
 func newRecordCommand() *cli.Command {
@@ -48,6 +47,9 @@ func newRecordCommand() *cli.Command {
 }
 
 func runRecord(c *cli.Context) error {
+	if err := record.Available(); err != nil {
+		return exitCodeError{code: exitError, msg: err.Error()}
+	}
 	if c.NArg() > 0 {
 		return usagef("record takes no arguments, got %q", c.Args().First())
 	}
@@ -55,7 +57,7 @@ func runRecord(c *cli.Context) error {
 	if out == "" {
 		return usagef("record needs -o FILE.rwd: where to write the capture")
 	}
-	opts := capture.RecordOptions{
+	opts := record.Options{
 		PIDs:          c.IntSlice("pid"),
 		Comms:         c.StringSlice("comm"),
 		Ports:         c.IntSlice("port"),
@@ -111,20 +113,19 @@ func runRecord(c *cli.Context) error {
 		opts.RingSize = int(n)
 	}
 	if isTerminal(os.Stderr) {
-		opts.Progress = func(p capture.RecordProgress) {
+		opts.Progress = func(p record.Progress) {
 			fmt.Fprintf(os.Stderr, "\r\x1b[K%s  %d events  %s written  %d lost",
 				p.Elapsed.Truncate(time.Second), p.Events, formatSize(p.Bytes), p.Lost)
 		}
 	}
 
-	res, err := capture.RecordFile(c.Context, opts, out)
+	res, err := record.ToFile(c.Context, opts, out)
 	if opts.Progress != nil && res != nil {
 		fmt.Fprint(os.Stderr, "\r\x1b[K")
 	}
 	if err != nil {
-		var pe *bpf.PrivilegeError
-		if errors.As(err, &pe) {
-			return exitCodeError{code: exitError, msg: pe.Error()}
+		if ue := (*record.UnavailableError)(nil); errors.As(err, &ue) {
+			return exitCodeError{code: exitError, msg: ue.Error()}
 		}
 		return err
 	}
@@ -182,7 +183,5 @@ func formatSize(n int64) string {
 	return fmt.Sprintf("%d B", n)
 }
 
-func isTerminal(f *os.File) bool {
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
-}
+// isTerminal reports whether f is a terminal (a Windows console too).
+func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -16,6 +18,7 @@ import (
 	"github.com/rewind-tools/rewind/analyze"
 	"github.com/rewind-tools/rewind/bpf/bpftest"
 	"github.com/rewind-tools/rewind/capture"
+	"github.com/rewind-tools/rewind/capture/record"
 )
 
 // makeCert writes a self-signed EC certificate for localhost and its key
@@ -151,7 +154,7 @@ func TestLiveTLSCurlNginx(t *testing.T) {
 	bpftest.RequireRoot(t)
 	curl := needTool(t, "curl")
 	ngx := startNginxTLS(t, fillWWW(t))
-	rec := startRecording(t, capture.RecordOptions{Comms: []string{"nginx", "curl"}, Ports: []int{ngx.Port}, TLS: true})
+	rec := startRecording(t, record.Options{Comms: []string{"nginx", "curl"}, Ports: []int{ngx.Port}, TLS: true})
 
 	base := fmt.Sprintf("https://127.0.0.1:%d", ngx.Port)
 	var want []string
@@ -357,7 +360,7 @@ func TestLiveTLSPython(t *testing.T) {
 	port := freePort(t)
 	srv := exec.Command(python, script, "server", fmt.Sprint(port), cert, key)
 	startChild(t, srv, "ready")
-	rec := startRecording(t, capture.RecordOptions{Ports: []int{port}, TLS: true})
+	rec := startRecording(t, record.Options{Ports: []int{port}, TLS: true})
 	cli := exec.Command(python, script, "client", fmt.Sprint(port))
 	out, err := cli.CombinedOutput()
 	if err != nil {
@@ -469,7 +472,7 @@ func TestLiveTLSGo(t *testing.T) {
 	port := freePort(t)
 	srv := exec.Command(bin, "server", fmt.Sprint(port), cert, key)
 	startChild(t, srv, "ready")
-	rec := startRecording(t, capture.RecordOptions{Ports: []int{port}, TLS: true})
+	rec := startRecording(t, record.Options{Ports: []int{port}, TLS: true})
 	cli := exec.Command(bin, "client", fmt.Sprint(port))
 	out, err := cli.CombinedOutput()
 	if err != nil {
@@ -507,7 +510,7 @@ func TestLiveTLSGnuTLS(t *testing.T) {
 	bpftest.RequireRoot(t)
 	cli := needTool(t, "gnutls-cli")
 	ngx := startNginxTLS(t, fillWWW(t))
-	rec := startRecording(t, capture.RecordOptions{Ports: []int{ngx.Port}, TLS: true})
+	rec := startRecording(t, record.Options{Ports: []int{ngx.Port}, TLS: true})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -1,4 +1,6 @@
-package capture_test
+//go:build linux
+
+package record_test
 
 import (
 	"bufio"
@@ -21,6 +23,7 @@ import (
 
 	"github.com/rewind-tools/rewind/bpf/bpftest"
 	"github.com/rewind-tools/rewind/capture"
+	"github.com/rewind-tools/rewind/capture/record"
 )
 
 // The live tests record a workload that runs in a child process: the test
@@ -35,14 +38,14 @@ const helperEnv = "REWIND_LIVE_HELPER"
 type recording struct {
 	path string
 	done chan struct{}
-	res  *capture.RecordResult
+	res  *record.Result
 	err  error
 	stop context.CancelFunc
 }
 
-// startRecording starts capture.RecordFile and waits until every probe is
+// startRecording starts record.ToFile and waits until every probe is
 // attached.
-func startRecording(t *testing.T, opts capture.RecordOptions) *recording {
+func startRecording(t *testing.T, opts record.Options) *recording {
 	t.Helper()
 	bpftest.RequireRoot(t)
 	r := &recording{path: filepath.Join(t.TempDir(), "live.rwd"), done: make(chan struct{})}
@@ -52,7 +55,7 @@ func startRecording(t *testing.T, opts capture.RecordOptions) *recording {
 	opts.Ready = func([]string) { close(ready) }
 	go func() {
 		defer close(r.done)
-		r.res, r.err = capture.RecordFile(ctx, opts, r.path)
+		r.res, r.err = record.ToFile(ctx, opts, r.path)
 	}()
 	select {
 	case <-ready:
@@ -425,7 +428,7 @@ func helperReuse(args []string) error {
 
 func TestRecordGoHTTPExact(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "transcripts.json")
-	rec := startRecording(t, capture.RecordOptions{Comms: []string{"capture.test"}, Snaplen: 2 << 20, RingSize: 128 << 20})
+	rec := startRecording(t, record.Options{Comms: []string{selfComm()}, Snaplen: 2 << 20, RingSize: 128 << 20})
 	cmd := helper(t, "http", out, "1000", "100", "50")
 	if err := runTimeout(cmd, 90*time.Second); err != nil {
 		t.Fatalf("workload: %v", err)
@@ -522,7 +525,7 @@ func runTimeout(cmd *exec.Cmd, d time.Duration) error {
 }
 
 func TestRecordSnaplenTruncation(t *testing.T) {
-	rec := startRecording(t, capture.RecordOptions{Comms: []string{"capture.test"}})
+	rec := startRecording(t, record.Options{Comms: []string{selfComm()}})
 	out := filepath.Join(t.TempDir(), "transcripts.json")
 	cmd := helper(t, "http", out, "6", "0", "2")
 	if err := runTimeout(cmd, 60*time.Second); err != nil {
@@ -600,7 +603,7 @@ http { access_log off; client_body_temp_path %[1]s; proxy_temp_path %[1]s; fastc
 	defer func() { _ = nginx.Process.Kill(); _ = nginx.Wait() }()
 	waitPort(t, port)
 
-	rec := startRecording(t, capture.RecordOptions{Comms: []string{"curl", "nginx"}, Ports: []int{port}})
+	rec := startRecording(t, record.Options{Comms: []string{"curl", "nginx"}, Ports: []int{port}})
 	curl := exec.Command("curl", "-sS", "-v", "-o", "/dev/null", "-H", "X-Rewind: live-test", fmt.Sprintf("http://127.0.0.1:%d/index.html", port))
 	var stderr bytes.Buffer
 	curl.Stderr = &stderr
@@ -668,7 +671,7 @@ func TestRecordPreexistingConnection(t *testing.T) {
 	addrs := strings.Fields(line)
 	pid := uint32(cmd.Process.Pid)
 
-	rec := startRecording(t, capture.RecordOptions{PIDs: []int{cmd.Process.Pid}})
+	rec := startRecording(t, record.Options{PIDs: []int{cmd.Process.Pid}})
 	fmt.Fprintln(stdin, "go")
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -723,7 +726,7 @@ func TestRecordPreexistingConnection(t *testing.T) {
 }
 
 func TestRecordFDReuseAndFiles(t *testing.T) {
-	rec := startRecording(t, capture.RecordOptions{Comms: []string{"capture.test"}})
+	rec := startRecording(t, record.Options{Comms: []string{selfComm()}})
 	logPath := filepath.Join(t.TempDir(), "workload.log")
 	cmd := helper(t, "reuse", logPath)
 	var stdout bytes.Buffer
@@ -757,4 +760,15 @@ func TestRecordFDReuseAndFiles(t *testing.T) {
 	if a.fd != b.fd || a.gen == b.gen {
 		t.Errorf("fd reuse: first %+v, second %+v: want the same fd with different generations", a, b)
 	}
+}
+
+// selfComm is the task name of this test binary (and of the helpers it
+// starts), as the kernel keeps it: the executable's base name, at most 15
+// bytes.
+func selfComm() string {
+	c := filepath.Base(os.Args[0])
+	if len(c) > 15 {
+		c = c[:15]
+	}
+	return c
 }

@@ -1,4 +1,6 @@
-package capture
+//go:build linux
+
+package record
 
 import (
 	"container/heap"
@@ -15,119 +17,14 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rewind-tools/rewind/bpf"
+	"github.com/rewind-tools/rewind/capture"
 )
 
-// RecordOptions configure a recording session ([Record]).
-type RecordOptions struct {
-	// PIDs and Comms select the processes to record (their union); empty
-	// records every process but the recorder. Children a selected PID starts
-	// during the recording are recorded too.
-	PIDs  []int
-	Comms []string
-	// Ports keeps connections whose local or remote port is listed.
-	Ports []int
-	// Duration stops the recording after this long; 0 records until ctx is
-	// cancelled or MaxSize is reached.
-	Duration time.Duration
-	// MaxSize stops the recording once the file reaches about this many
-	// bytes; 0 means no limit.
-	MaxSize int64
-	// Snaplen is the payload bytes kept per call (default 16 KiB). Calls that
-	// moved more are recorded with their full length and flagged truncated.
-	Snaplen int
-	// TLS records the plaintext of TLS libraries (OpenSSL, BoringSSL,
-	// GnuTLS, Go crypto/tls) with uprobes, in the running processes and the
-	// ones started during the recording; their connections' ciphertext is
-	// then recorded by length only.
-	TLS bool
-	// Packets captures the traced connections' TCP packets (IP and TCP
-	// headers plus 128 payload bytes) on interface Iface ("" for all) with an
-	// AF_PACKET socket, for network timings and retransmissions. It needs
-	// root or CAP_NET_RAW; without it the recorder says so on Log and records
-	// without packets.
-	Packets bool
-	Iface   string
-	// Redact masks the values of credential headers (Authorization,
-	// Proxy-Authorization, Cookie, Set-Cookie, and RedactHeaders) in HTTP/1
-	// payloads before they are written, byte for byte with '*'. HTTP/2
-	// header blocks are HPACK-compressed and are not masked.
-	Redact        bool
-	RedactHeaders []string
-	// RingSize is the kernel ring buffer size in bytes (a power of two;
-	// default 32 MiB).
-	RingSize int
-	// VerifierLog is where the verifier's log goes if the kernel refuses a
-	// program (default a temporary file); the error names the file.
-	VerifierLog string
-	// Version is the recorder version written into the header.
-	Version string
-	// ReorderWindow is how long events wait to be sorted by timestamp
-	// before being written (default 100ms): events of different CPUs reach
-	// the ring buffer slightly out of order.
-	ReorderWindow time.Duration
-	// Log receives the recorder's messages (nil discards them): the line
-	// that says every probe is attached, and notices.
-	Log io.Writer
-	// Ready, when set, is called once every probe is attached and the
-	// snapshot written, before any traffic is drained.
-	Ready func(probes []string)
-	// Progress, when set, is called about once a second.
-	Progress func(RecordProgress)
-}
+// Available returns nil: this build can record (whether this process may is
+// found out when the probes load, see [UnavailableError]).
+func Available() error { return nil }
 
-// RecordProgress is the live state of a recording.
-type RecordProgress struct {
-	Elapsed time.Duration
-	Events  uint64 // events written, snapshot included
-	Bytes   int64  // file bytes written
-	Lost    uint64 // events the kernel could not deliver
-}
-
-// RecordResult says what a recording wrote.
-type RecordResult struct {
-	Events     uint64
-	Bytes      int64
-	Lost       uint64
-	StopReason string
-	Probes     []string
-}
-
-// AttachedMessage is the prefix of the line the recorder writes to
-// RecordOptions.Log once every probe is attached; scripts wait for it.
-const AttachedMessage = "rewind: recording"
-
-// RecordFile records into a new file at path (mode 0600), created once the
-// probes are attached. See [Record].
-func RecordFile(ctx context.Context, opts RecordOptions, path string) (*RecordResult, error) {
-	var f *os.File
-	create := func() (io.Writer, error) {
-		var err error
-		f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-		if err != nil {
-			return nil, fmt.Errorf("creating capture file: %w", err)
-		}
-		return f, nil
-	}
-	res, err := record(ctx, opts, create)
-	if f != nil {
-		if cerr := f.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("closing capture file: %w", cerr)
-		}
-	}
-	return res, err
-}
-
-// Record loads and attaches the probes, writes the header and the /proc and
-// sock_diag snapshot to w, then drains the kernel's records into it until
-// ctx is cancelled (stop reason "signal"), Duration passes ("duration") or
-// MaxSize is reached ("max-size"), and closes the capture with its trailer.
-// It flushes at least once a second, so a file cut off loses at most about
-// a second. It needs root, or CAP_BPF and CAP_PERFMON.
-func Record(ctx context.Context, opts RecordOptions, w io.Writer) (*RecordResult, error) {
-	return record(ctx, opts, func() (io.Writer, error) { return w, nil })
-}
-
-func record(ctx context.Context, opts RecordOptions, open func() (io.Writer, error)) (*RecordResult, error) {
+func record(ctx context.Context, opts Options, open func() (io.Writer, error)) (*Result, error) {
 	log := opts.Log
 	if log == nil {
 		log = io.Discard
@@ -157,6 +54,9 @@ func record(ctx context.Context, opts RecordOptions, open func() (io.Writer, err
 
 	tr, err := bpf.Load(bo)
 	if err != nil {
+		if pe := (*bpf.PrivilegeError)(nil); errors.As(err, &pe) {
+			return nil, &UnavailableError{Reason: pe.Error()}
+		}
 		return nil, err
 	}
 	defer tr.Close()
@@ -181,7 +81,7 @@ func record(ctx context.Context, opts RecordOptions, open func() (io.Writer, err
 	if err != nil {
 		return nil, err
 	}
-	cw, err := NewWriter(out, hdr, WriterOptions{})
+	cw, err := capture.NewWriter(out, hdr, capture.WriterOptions{})
 	if err != nil {
 		return nil, err
 	}
@@ -229,16 +129,16 @@ func record(ctx context.Context, opts RecordOptions, open func() (io.Writer, err
 	if err := cw.Close(); err != nil && runErr == nil {
 		runErr = err
 	}
-	res := &RecordResult{Events: cw.Events(), Bytes: cw.Size(), Lost: cw.Lost(), StopReason: reason, Probes: probes}
+	res := &Result{Events: cw.Events(), Bytes: cw.Size(), Lost: cw.Lost(), StopReason: reason, Probes: probes}
 	return res, runErr
 }
 
-func newHeader(opts RecordOptions, probes []string) Header {
-	h := Header{
+func newHeader(opts Options, probes []string) capture.Header {
+	h := capture.Header{
 		RecorderVersion: opts.Version,
 		Arch:            runtime.GOARCH,
 		Probes:          probes,
-		Options: RecordingOptions{
+		Options: capture.RecordingOptions{
 			PIDs:    opts.PIDs,
 			Comms:   opts.Comms,
 			Ports:   opts.Ports,
@@ -270,13 +170,13 @@ func newHeader(opts RecordOptions, probes []string) Header {
 
 // readClocks reads CLOCK_MONOTONIC (bpf_ktime_get_ns), CLOCK_REALTIME and
 // CLOCK_BOOTTIME back to back.
-func readClocks() ClockMapping {
+func readClocks() capture.ClockMapping {
 	var mono, wall, boot unix.Timespec
 	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &mono)
 	_ = unix.ClockGettime(unix.CLOCK_REALTIME, &wall)
 	_ = unix.ClockGettime(unix.CLOCK_BOOTTIME, &boot)
 	_, off := time.Unix(0, wall.Nano()).Zone()
-	return ClockMapping{
+	return capture.ClockMapping{
 		MonoNS:     uint64(mono.Nano()),
 		WallUnixNS: wall.Nano(),
 		BoottimeNS: uint64(boot.Nano()),
@@ -292,9 +192,9 @@ func monoNow() uint64 {
 
 // session drains the tracer into the writer.
 type session struct {
-	opts      RecordOptions
+	opts      Options
 	tr        *bpf.Tracer
-	w         *Writer
+	w         *capture.Writer
 	listening map[uint16]bool
 	pending   eventHeap
 	seq       uint64
@@ -303,7 +203,7 @@ type session struct {
 	packets   *packetCapture // nil without packet capture
 	bad       uint64
 	full      bool            // MaxSize reached
-	redact    *recordRedactor // nil unless RecordOptions.Redact
+	redact    *recordRedactor // nil unless Options.Redact
 }
 
 // pollInterval bounds how long a read waits for records: the programs only
@@ -410,14 +310,14 @@ func (s *session) tick(start time.Time) error {
 		return err
 	}
 	if s.opts.Progress != nil {
-		s.opts.Progress(RecordProgress{Elapsed: time.Since(start), Events: s.w.Events(), Bytes: s.w.Size(), Lost: s.w.Lost()})
+		s.opts.Progress(Progress{Elapsed: time.Since(start), Events: s.w.Events(), Bytes: s.w.Size(), Lost: s.w.Lost()})
 	}
 	return nil
 }
 
-var lossSources = map[bpf.LossCause]LossSource{
-	bpf.LossRingbuf: LossRingbuf,
-	bpf.LossState:   LossState,
+var lossSources = map[bpf.LossCause]capture.LossSource{
+	bpf.LossRingbuf: capture.LossRingbuf,
+	bpf.LossState:   capture.LossState,
 }
 
 // writeLosses turns the growth of the kernel's per-CPU loss counters into
@@ -436,7 +336,7 @@ func (s *session) writeLosses() error {
 				prev = last[cpu]
 			}
 			if n > prev {
-				if err := s.w.Write(&Loss{Timestamp: now, CPU: uint32(cpu), Source: lossSources[cause], Count: n - prev}); err != nil {
+				if err := s.w.Write(&capture.Loss{Timestamp: now, CPU: uint32(cpu), Source: lossSources[cause], Count: n - prev}); err != nil {
 					return err
 				}
 			}
@@ -449,51 +349,51 @@ func (s *session) writeLosses() error {
 // add converts a kernel record into a capture event and queues it in the
 // reorder window.
 func (s *session) add(rec *bpf.Record) {
-	var ev Event
+	var ev capture.Event
 	switch rec.Type {
 	case bpf.EventData:
 		d := &rec.Data
 		buf := s.payloadBuf(len(rec.Payload))
 		buf = append(buf, rec.Payload...)
-		e := &Data{
+		e := &capture.Data{
 			Start: d.StartNs, Timestamp: d.TsNs, PID: d.Pid, TID: d.Tid, FD: d.Fd, Gen: d.Gen,
-			Source: Source(d.Source), Dir: Direction(d.Dir), Len: d.Len, Offset: d.Offset,
+			Source: capture.Source(d.Source), Dir: capture.Direction(d.Dir), Len: d.Len, Offset: d.Offset,
 			TLSConn: d.TlsConn, Payload: buf,
 		}
 		e.Flags = dataFlags(d.Flags)
-		if e.Source.IsTLS() && e.Flags&(DataFDNested|DataFDCached|DataFDUnknown) == 0 {
+		if e.Source.IsTLS() && e.Flags&(capture.DataFDNested|capture.DataFDCached|capture.DataFDUnknown) == 0 {
 			// The kernel read the fd from the library's connection object.
-			e.Flags |= DataFDObject
+			e.Flags |= capture.DataFDObject
 		}
 		ev = e
 	case bpf.EventConnect:
 		c := &rec.Conn
 		l, r := connAddrs(c)
-		ev = &Connect{Start: c.StartNs, Timestamp: c.TsNs, PID: c.Pid, TID: c.Tid, FD: c.Fd, Gen: c.Gen, Ret: c.Ret, Local: l, Remote: r}
+		ev = &capture.Connect{Start: c.StartNs, Timestamp: c.TsNs, PID: c.Pid, TID: c.Tid, FD: c.Fd, Gen: c.Gen, Ret: c.Ret, Local: l, Remote: r}
 	case bpf.EventAccept:
 		c := &rec.Conn
 		l, r := connAddrs(c)
-		ev = &Accept{Start: c.StartNs, Timestamp: c.TsNs, PID: c.Pid, TID: c.Tid, ListenFD: c.ListenFd, FD: c.Fd, Gen: c.Gen, Local: l, Remote: r}
+		ev = &capture.Accept{Start: c.StartNs, Timestamp: c.TsNs, PID: c.Pid, TID: c.Tid, ListenFD: c.ListenFd, FD: c.Fd, Gen: c.Gen, Local: l, Remote: r}
 	case bpf.EventSocket:
 		c := &rec.Conn
 		l, r := connAddrs(c)
-		role := RoleClient
+		role := capture.RoleClient
 		if s.listening[l.Port()] {
-			role = RoleServer
+			role = capture.RoleServer
 		}
-		ev = &Socket{Timestamp: c.TsNs, PID: c.Pid, FD: c.Fd, Inode: c.Inode, Role: role, State: c.State, Local: l, Remote: r}
+		ev = &capture.Socket{Timestamp: c.TsNs, PID: c.Pid, FD: c.Fd, Inode: c.Inode, Role: role, State: c.State, Local: l, Remote: r}
 	case bpf.EventClose:
 		c := &rec.Close
-		ev = &Close{Timestamp: c.TsNs, PID: c.Pid, TID: c.Tid, FD: c.Fd, Gen: c.Gen}
+		ev = &capture.Close{Timestamp: c.TsNs, PID: c.Pid, TID: c.Tid, FD: c.Fd, Gen: c.Gen}
 	case bpf.EventExec:
 		p := &rec.Proc
 		s.tr.ProcessStarted(p.Pid)
-		proc := &Process{Timestamp: p.TsNs, PID: p.Pid, PPID: p.Ppid, UID: p.Uid, Comm: commString(p.Comm[:])}
+		proc := &capture.Process{Timestamp: p.TsNs, PID: p.Pid, PPID: p.Ppid, UID: p.Uid, Comm: commString(p.Comm[:])}
 		fillProcess(proc)
 		ev = proc
 	case bpf.EventExit:
 		p := &rec.Proc
-		ev = &Exit{Timestamp: p.TsNs, PID: p.Pid, Code: p.ExitCode}
+		ev = &capture.Exit{Timestamp: p.TsNs, PID: p.Pid, Code: p.ExitCode}
 	default:
 		s.bad++
 		return
@@ -531,7 +431,7 @@ func (s *session) release(upTo uint64) error {
 			}
 			s.full = s.w.Size() >= s.opts.MaxSize
 		}
-		if d, ok := p.ev.(*Data); ok && cap(d.Payload) == bpf.FragmentSize && len(s.free) < 1024 {
+		if d, ok := p.ev.(*capture.Data); ok && cap(d.Payload) == bpf.FragmentSize && len(s.free) < 1024 {
 			s.free = append(s.free, d.Payload[:0])
 		}
 	}
@@ -539,7 +439,7 @@ func (s *session) release(upTo uint64) error {
 }
 
 type pendingEvent struct {
-	ev  Event
+	ev  capture.Event
 	seq uint64
 }
 
@@ -596,16 +496,16 @@ func commString(b []int8) string {
 }
 
 // dataFlags converts a kernel data record's flags.
-func dataFlags(f uint8) DataFlags {
-	var out DataFlags
+func dataFlags(f uint8) capture.DataFlags {
+	var out capture.DataFlags
 	for _, m := range [...]struct {
 		k uint8
-		c DataFlags
+		c capture.DataFlags
 	}{
-		{bpf.DataTruncated, DataTruncated},
-		{bpf.DataFDNested, DataFDNested},
-		{bpf.DataFDCached, DataFDCached},
-		{bpf.DataFDUnknown, DataFDUnknown},
+		{bpf.DataTruncated, capture.DataTruncated},
+		{bpf.DataFDNested, capture.DataFDNested},
+		{bpf.DataFDCached, capture.DataFDCached},
+		{bpf.DataFDUnknown, capture.DataFDUnknown},
 	} {
 		if f&m.k != 0 {
 			out |= m.c

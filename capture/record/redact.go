@@ -1,6 +1,9 @@
-package capture
+//go:build linux
+
+package record
 
 import (
+	"github.com/rewind-tools/rewind/capture"
 	"github.com/rewind-tools/rewind/capture/redact"
 )
 
@@ -33,7 +36,7 @@ type recordRedactor struct {
 
 // newRecordRedactor returns nil unless opts ask for redaction: a nil
 // redactor does nothing.
-func newRecordRedactor(opts RecordOptions) *recordRedactor {
+func newRecordRedactor(opts Options) *recordRedactor {
 	if !opts.Redact {
 		return nil
 	}
@@ -45,7 +48,7 @@ func newRecordRedactor(opts RecordOptions) *recordRedactor {
 
 // redactHeaderNames returns the headers `record --redact` masks: the
 // default credential headers and opts.RedactHeaders.
-func redactHeaderNames(opts RecordOptions) []string {
+func redactHeaderNames(opts Options) []string {
 	names := append([]string(nil), redact.DefaultHeaders...)
 	return append(names, opts.RedactHeaders...)
 }
@@ -53,12 +56,12 @@ func redactHeaderNames(opts RecordOptions) []string {
 // apply masks ev's payload in place when it is data, and forgets a
 // connection when ev closes it. Events must come in stream order (the order
 // they are written).
-func (r *recordRedactor) apply(ev Event) {
+func (r *recordRedactor) apply(ev capture.Event) {
 	if r == nil {
 		return
 	}
 	switch e := ev.(type) {
-	case *Data:
+	case *capture.Data:
 		if len(e.Payload) == 0 {
 			return
 		}
@@ -72,7 +75,7 @@ func (r *recordRedactor) apply(ev Event) {
 			r.conns[k] = st
 		}
 		dir, layer := 0, 0
-		if e.Dir == Egress {
+		if e.Dir == capture.Egress {
 			dir = 1
 		}
 		if e.Source.IsTLS() {
@@ -84,9 +87,9 @@ func (r *recordRedactor) apply(ev Event) {
 			st[dir][layer] = m
 		}
 		r.masked += uint64(m.Mask(e.Payload))
-	case *Close:
+	case *capture.Close:
 		delete(r.conns, redactConn{pid: e.PID, fd: e.FD, gen: e.Gen})
-	case *Exit:
+	case *capture.Exit:
 		// The kernel closes an exiting process's sockets without close
 		// calls.
 		for k := range r.conns {

@@ -1,9 +1,13 @@
-package capture
+//go:build linux
+
+package record
 
 import (
 	"net"
 	"os"
 	"testing"
+
+	"github.com/rewind-tools/rewind/capture"
 )
 
 func TestTakeSnapshotSockets(t *testing.T) {
@@ -47,10 +51,10 @@ func TestTakeSnapshotSockets(t *testing.T) {
 	var client, server bool
 	for _, k := range socks {
 		if k.Local.String() == c.LocalAddr().String() && k.Remote.String() == ln.Addr().String() {
-			client = k.Role == RoleClient && k.State == tcpEstablished
+			client = k.Role == capture.RoleClient && k.State == tcpEstablished
 		}
 		if k.Local.String() == ln.Addr().String() && k.Remote.String() == c.LocalAddr().String() {
-			server = k.Role == RoleServer
+			server = k.Role == capture.RoleServer
 		}
 	}
 	if !client || !server {

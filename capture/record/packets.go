@@ -1,4 +1,6 @@
-package capture
+//go:build linux
+
+package record
 
 import (
 	"container/heap"
@@ -12,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rewind-tools/rewind/bpf"
+	"github.com/rewind-tools/rewind/capture"
 )
 
 // Packet capture during a recording: a goroutine reads the tracer's packet
@@ -37,7 +40,7 @@ type packetCapture struct {
 	maxErr int64
 
 	mu    sync.Mutex
-	queue []*Packet
+	queue []*capture.Packet
 	err   error
 
 	stop atomic.Bool
@@ -114,7 +117,7 @@ func (pc *packetCapture) read() {
 
 // event converts a packet; bytes are copied into a slab shared by many
 // packets (one allocation per few thousand packets).
-func (pc *packetCapture) event(p *bpf.Packet) *Packet {
+func (pc *packetCapture) event(p *bpf.Packet) *capture.Packet {
 	if len(p.Data) == 0 || p.RealtimeNS == 0 {
 		return nil
 	}
@@ -124,11 +127,11 @@ func (pc *packetCapture) event(p *bpf.Packet) *Packet {
 	data := pc.slab[:len(p.Data):len(p.Data)]
 	pc.slab = pc.slab[len(p.Data):]
 	copy(data, p.Data)
-	dir := Ingress
+	dir := capture.Ingress
 	if p.PktType == bpf.PacketOutgoing {
-		dir = Egress
+		dir = capture.Egress
 	}
-	return &Packet{
+	return &capture.Packet{
 		Timestamp: uint64(p.RealtimeNS - pc.offset.Load()),
 		Ifindex:   p.Ifindex,
 		Dir:       dir,
@@ -153,7 +156,7 @@ func ipLength(b []byte, n int) uint32 {
 }
 
 // drain moves the queued packets to add, and reports a reader failure.
-func (pc *packetCapture) drain(add func(*Packet)) error {
+func (pc *packetCapture) drain(add func(*capture.Packet)) error {
 	pc.mu.Lock()
 	q, err := pc.queue, pc.err
 	pc.queue = nil
@@ -194,7 +197,7 @@ func (s *session) drainPackets() error {
 	if s.packets == nil {
 		return nil
 	}
-	return s.packets.drain(func(p *Packet) {
+	return s.packets.drain(func(p *capture.Packet) {
 		s.seq++
 		heap.Push(&s.pending, pendingEvent{ev: p, seq: s.seq})
 	})
@@ -210,5 +213,5 @@ func (s *session) writePacketLosses(now uint64) error {
 	if err != nil || n == 0 {
 		return err
 	}
-	return s.w.Write(&Loss{Timestamp: now, Source: LossPacket, Count: n})
+	return s.w.Write(&capture.Loss{Timestamp: now, Source: capture.LossPacket, Count: n})
 }
