@@ -44,9 +44,8 @@ type layer struct {
 	h1      *h1Conn
 	// maskers redact credentials in the byte streams given to stream
 	// sinks, one per direction (only with Options.Redact).
-	maskers  [2]*redact.Masker
-	h2       *h2Conn
-	sawBytes bool
+	maskers [2]*redact.Masker
+	h2      *h2Conn
 }
 
 // callState follows the fragments of one call (a Data event split in parts)

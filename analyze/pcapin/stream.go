@@ -327,7 +327,6 @@ func (a *assembler) data(c *conn, d int, seq uint32, p []byte, wire uint32, ts u
 			p = nil
 		}
 		wire -= trim
-		seq = h.next
 	} else if diff > 0 {
 		a.hold(h, seq, p, wire)
 		for h.oooBytes > a.maxBuf || len(h.ooo) > maxSegments {

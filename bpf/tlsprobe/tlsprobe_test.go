@@ -3,7 +3,7 @@
 package tlsprobe
 
 import (
-	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -66,9 +66,9 @@ func TestInspectSystem(t *testing.T) {
 	} else {
 		t.Log("no libssl.so.3 here")
 	}
-	goCmd := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goCmd); err != nil {
-		t.Skip("no go command")
+	goCmd, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command on PATH")
 	}
 	tg, err := Inspect(goCmd)
 	if err != nil || tg == nil {

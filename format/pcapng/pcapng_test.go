@@ -141,12 +141,11 @@ var missingRE = regexp.MustCompile(`; (\d+) bytes missing before this packet`)
 
 // side is what the test tracks of one direction of a synthetic stream.
 type side struct {
-	conn   string
-	dir    capture.Direction
-	nxt    uint32
-	synced bool
-	fin    bool
-	data   bytes.Buffer
+	conn string
+	dir  capture.Direction
+	nxt  uint32
+	fin  bool
+	data bytes.Buffer
 	// pos holds every sequence number at a packet's start or end: an ACK
 	// from the other end must name one (after a gap, the next packet's).
 	pos map[uint32]bool
