@@ -259,7 +259,8 @@ func (e *Exchange) End() uint64 {
 
 // CaptureInfo describes the input being replayed; sinks get it first.
 type CaptureInfo struct {
-	// Path is the input file's name as given.
+	// Path is the input file's name as given, with '/' separators on every
+	// OS so that reports from the same input are the same bytes everywhere.
 	Path string
 	// Format is "rewind", "pcap" or "pcapng".
 	Format string

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/rewind-tools/rewind/analyze/pcapin"
 	"github.com/rewind-tools/rewind/capture"
@@ -59,7 +60,7 @@ func OpenReader(r io.Reader, name string) (*Input, error) {
 		}
 		return &Input{
 			Source: rd,
-			Info:   &CaptureInfo{Path: name, Format: "rewind", Header: rd.Header()},
+			Info:   &CaptureInfo{Path: filepath.ToSlash(name), Format: "rewind", Header: rd.Header()},
 			close:  rd.Close,
 		}, nil
 	case pcapin.IsCompressed(head):
@@ -87,7 +88,7 @@ func OpenReader(r io.Reader, name string) (*Input, error) {
 		}
 		return &Input{
 			Source: rd,
-			Info:   &CaptureInfo{Path: name, Format: rd.Format(), Header: rd.Header()},
+			Info:   &CaptureInfo{Path: filepath.ToSlash(name), Format: rd.Format(), Header: rd.Header()},
 			close:  rd.Close,
 		}, nil
 	}

@@ -16,11 +16,17 @@ declare -A want=(
   [gnutls-cli]=gnutls-bin
   [openssl]=openssl
   [chromium]=chromium
+  # cross-platform output test: the windows/amd64 binary runs under wine64
+  # (a small ProcessPrng DLL built with mingw-w64 stands in for what wine 8
+  # lacks), the linux/arm64 one under qemu-user.
+  [/usr/lib/wine/wine64]=wine64
+  [qemu-aarch64-static]=qemu-user-static
+  [x86_64-w64-mingw32-gcc]=gcc-mingw-w64-x86-64-win32
 )
 
 missing=()
 for cmd in "${!want[@]}"; do
-  if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ]; then
+  if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ] && [ ! -x "$cmd" ]; then
     missing+=("${want[$cmd]}")
   fi
 done

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -22,7 +21,8 @@ import (
 	"github.com/rewind-tools/rewind/capture"
 )
 
-var update = flag.Bool("update", false, "rewrite the fuzz seeds in testdata/")
+// update is set by REWIND_UPDATE=1 (one switch for every package: REWIND_UPDATE=1 go test ./...): rewrite the fuzz seeds in testdata/.
+var update = os.Getenv("REWIND_UPDATE") == "1"
 
 // pkt is a TCP segment to put in a test capture.
 type pkt struct {
@@ -402,9 +402,9 @@ func FuzzPcapReader(f *testing.F) {
 	})
 }
 
-// TestWriteSeeds rewrites the fuzz seeds with -update.
+// TestWriteSeeds rewrites the fuzz seeds with REWIND_UPDATE=1.
 func TestWriteSeeds(t *testing.T) {
-	if !*update {
+	if !update {
 		t.Skip("run with -update to rewrite testdata/")
 	}
 	pkts := conversation()

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
-	"golang.org/x/term"
 
 	"github.com/rewind-tools/rewind/analyze"
 	"github.com/rewind-tools/rewind/analyze/sli"
@@ -88,7 +87,11 @@ func runAnalyze(c *cli.Context) error {
 		return err
 	}
 	defer f.Close()
-	progress := newProgress(f, !c.Bool("quiet") && term.IsTerminal(int(os.Stderr.Fd())))
+	var status *statusLine
+	if !c.Bool("quiet") {
+		status = newStatusLine(os.Stderr)
+	}
+	progress := newProgress(f, status)
 	in, err := analyze.OpenReader(progress, path)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
@@ -262,7 +265,9 @@ type outputs struct {
 }
 
 func (o *outputs) create(path string) (io.Writer, error) {
-	f, err := os.Create(path)
+	// 0600: outputs hold decrypted payloads and request details. (On
+	// Windows the mode only decides the read-only bit.)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, err
 	}
@@ -292,11 +297,11 @@ type progress struct {
 	r     io.Reader
 	n     atomic.Int64
 	total int64
-	on    bool
+	line  *statusLine // nil: no progress shown
 }
 
-func newProgress(f *os.File, on bool) *progress {
-	p := &progress{r: f, on: on}
+func newProgress(f *os.File, line *statusLine) *progress {
+	p := &progress{r: f, line: line}
 	if st, err := f.Stat(); err == nil {
 		p.total = st.Size()
 	}
@@ -310,7 +315,7 @@ func (p *progress) Read(b []byte) (int, error) {
 }
 
 func (p *progress) start() (stop func()) {
-	if !p.on {
+	if p.line == nil {
 		return func() {}
 	}
 	done := make(chan struct{})
@@ -320,24 +325,20 @@ func (p *progress) start() (stop func()) {
 		t := time.NewTicker(250 * time.Millisecond)
 		defer t.Stop()
 		begin := time.Now()
-		shown := false
 		for {
 			select {
 			case <-done:
-				if shown {
-					fmt.Fprint(os.Stderr, "\r\033[K")
-				}
+				p.line.Clear()
 				return
 			case <-t.C:
 				if time.Since(begin) < time.Second {
 					continue
 				}
-				shown = true
 				pct := ""
 				if p.total > 0 {
 					pct = fmt.Sprintf(" (%d%%)", p.n.Load()*100/p.total)
 				}
-				fmt.Fprintf(os.Stderr, "\r\033[Kanalyzing: %s read%s", bytesHuman(uint64(p.n.Load())), pct)
+				p.line.Show(fmt.Sprintf("analyzing: %s read%s", bytesHuman(uint64(p.n.Load())), pct))
 			}
 		}
 	}()

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"flag"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -11,7 +10,8 @@ import (
 	"testing"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden")
+// update is set by REWIND_UPDATE=1 (one switch for every package: REWIND_UPDATE=1 go test ./...): rewrite the golden files under testdata/golden.
+var update = os.Getenv("REWIND_UPDATE") == "1"
 
 // goldenOutputs are the files analyze writes for each fixed capture.
 var goldenOutputs = []string{"report.txt", "report.json", "exchanges.jsonl", "har.json"}
@@ -49,7 +49,7 @@ func fixedCaptures(t *testing.T) []string {
 }
 
 // TestGolden replays every fixed capture in testdata and compares each
-// output with its golden file; -update rewrites them.
+// output with its golden file; REWIND_UPDATE=1 rewrites them.
 func TestGolden(t *testing.T) {
 	for _, path := range fixedCaptures(t) {
 		name := strings.TrimSuffix(filepath.Base(path), ".rwd")
@@ -58,7 +58,7 @@ func TestGolden(t *testing.T) {
 			dir := filepath.Join("../../testdata/golden", name)
 			for _, out := range goldenOutputs {
 				file := filepath.Join(dir, out)
-				if *update {
+				if update {
 					os.MkdirAll(dir, 0o755)
 					if err := os.WriteFile(file, got[out], 0o644); err != nil {
 						t.Fatal(err)
@@ -67,10 +67,10 @@ func TestGolden(t *testing.T) {
 				}
 				want, err := os.ReadFile(file)
 				if err != nil {
-					t.Fatalf("%v (run go test ./cmd/rewind -run TestGolden -update)", err)
+					t.Fatalf("%v (run REWIND_UPDATE=1 go test ./cmd/rewind -run TestGolden)", err)
 				}
 				if !bytes.Equal(got[out], want) {
-					t.Errorf("%s differs from %s (review, then -update):\n%s", out, file, firstDiff(got[out], want))
+					t.Errorf("%s differs from %s (review, then REWIND_UPDATE=1 go test ./cmd/rewind):\n%s", out, file, firstDiff(got[out], want))
 				}
 			}
 		})

@@ -14,9 +14,6 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// version is set by the Makefile through -ldflags.
-var version = "dev"
-
 // Exit codes, part of the command-line contract.
 const (
 	exitOK    = 0

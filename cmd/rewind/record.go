@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
-	"golang.org/x/term"
 
 	"github.com/rewind-tools/rewind/capture/record"
 )
@@ -112,16 +111,17 @@ func runRecord(c *cli.Context) error {
 		}
 		opts.RingSize = int(n)
 	}
-	if isTerminal(os.Stderr) {
+	status := newStatusLine(os.Stderr)
+	if status != nil {
 		opts.Progress = func(p record.Progress) {
-			fmt.Fprintf(os.Stderr, "\r\x1b[K%s  %d events  %s written  %d lost",
-				p.Elapsed.Truncate(time.Second), p.Events, formatSize(p.Bytes), p.Lost)
+			status.Show(fmt.Sprintf("%s  %d events  %s written  %d lost",
+				p.Elapsed.Truncate(time.Second), p.Events, formatSize(p.Bytes), p.Lost))
 		}
 	}
 
 	res, err := record.ToFile(c.Context, opts, out)
-	if opts.Progress != nil && res != nil {
-		fmt.Fprint(os.Stderr, "\r\x1b[K")
+	if status != nil {
+		status.Clear()
 	}
 	if err != nil {
 		if ue := (*record.UnavailableError)(nil); errors.As(err, &ue) {
@@ -182,6 +182,3 @@ func formatSize(n int64) string {
 	}
 	return fmt.Sprintf("%d B", n)
 }
-
-// isTerminal reports whether f is a terminal (a Windows console too).
-func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"flag"
 	"io"
 	"os"
 	"path/filepath"
@@ -19,7 +18,8 @@ import (
 	"github.com/rewind-tools/rewind/format/internal/golden"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files")
+// update is set by REWIND_UPDATE=1 (one switch for every package: REWIND_UPDATE=1 go test ./...): rewrite golden files.
+var update = os.Getenv("REWIND_UPDATE") == "1"
 
 func write(t testing.TB, opts Options, exs []*analyze.Exchange) []byte {
 	t.Helper()
@@ -43,7 +43,7 @@ var testOpts = Options{Version: "test"}
 
 func TestGolden(t *testing.T) {
 	got := write(t, testOpts, fixture.Exchanges())
-	golden.Check(t, "testdata/fixture.har", got, *update)
+	golden.Check(t, "testdata/fixture.har", got, update)
 	if again := write(t, testOpts, fixture.Exchanges()); !bytes.Equal(got, again) {
 		t.Error("two runs over the same input differ")
 	}

@@ -3,8 +3,8 @@ package jsonl
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"io"
+	"os"
 	"testing"
 	"time"
 
@@ -13,7 +13,8 @@ import (
 	"github.com/rewind-tools/rewind/format/internal/golden"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files")
+// update is set by REWIND_UPDATE=1 (one switch for every package: REWIND_UPDATE=1 go test ./...): rewrite golden files.
+var update = os.Getenv("REWIND_UPDATE") == "1"
 
 func write(t *testing.T, exs []*analyze.Exchange) []byte {
 	t.Helper()
@@ -35,7 +36,7 @@ func write(t *testing.T, exs []*analyze.Exchange) []byte {
 
 func TestGolden(t *testing.T) {
 	got := write(t, fixture.Exchanges())
-	golden.Check(t, "testdata/exchanges.jsonl", got, *update)
+	golden.Check(t, "testdata/exchanges.jsonl", got, update)
 	if again := write(t, fixture.Exchanges()); !bytes.Equal(got, again) {
 		t.Error("two runs over the same input differ")
 	}

@@ -3,9 +3,9 @@ package pcapng
 import (
 	"bytes"
 	"encoding/binary"
-	"flag"
 	"fmt"
 	"net/netip"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -20,7 +20,8 @@ import (
 	"github.com/rewind-tools/rewind/capture/capturetest"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files")
+// update is set by REWIND_UPDATE=1 (one switch for every package: REWIND_UPDATE=1 go test ./...): rewrite golden files.
+var update = os.Getenv("REWIND_UPDATE") == "1"
 
 // fixedCaptures are the captures recorded from real programs.
 var fixedCaptures = []string{"curl-nginx", "pipelining-nginx", "sample"}

@@ -150,5 +150,5 @@ func TestTsharkGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := tshark(t, file, "-q", "-z", "conv,tcp", "-z", "http,tree")
-	golden.Check(t, "testdata/curl-nginx.tshark.golden", []byte(out), *update)
+	golden.Check(t, "testdata/curl-nginx.tshark.golden", []byte(out), update)
 }

@@ -1,5 +1,5 @@
 // Package golden compares test output with golden files under testdata/,
-// rewriting them when the test runs with -update.
+// rewriting them when the tests run with REWIND_UPDATE=1.
 package golden
 
 import (
@@ -25,10 +25,10 @@ func Check(t testing.TB, path string, got []byte, update bool) {
 	}
 	want, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("reading golden file (run go test -update to create it): %v", err)
+		t.Fatalf("reading golden file (run REWIND_UPDATE=1 go test to create it): %v", err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Errorf("output differs from %s (run go test -update and review the diff):\n%s", path, firstDiff(got, want))
+		t.Errorf("output differs from %s (run REWIND_UPDATE=1 go test and review the diff):\n%s", path, firstDiff(got, want))
 	}
 }
 
