@@ -7,6 +7,7 @@
 #
 #   scripts/bench-record.sh [DURATION_S] [CONNECTIONS]
 #   RATE=10000 scripts/bench-record.sh      # paced load: about RATE requests/s
+#   REWIND_BIN=/tmp/old/rewind scripts/bench-record.sh   # record with that binary
 #
 # Without RATE, wrk runs flat out: the ratio is then the worst case on a host
 # whose CPUs are shared by wrk, nginx and the recorder. With RATE, each of
@@ -39,7 +40,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-go build -o "$tmp/rewind" ./cmd/rewind
+# REWIND_BIN compares another build (A/B runs of two versions).
+if [ -n "${REWIND_BIN:-}" ]; then cp "$REWIND_BIN" "$tmp/rewind"; else go build -o "$tmp/rewind" ./cmd/rewind; fi
 
 port=$((20000 + RANDOM % 20000))
 head -c 1024 /dev/urandom | base64 > "$tmp/index.html"
