@@ -3,7 +3,6 @@
 package record
 
 import (
-	"container/heap"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -197,10 +196,7 @@ func (s *session) drainPackets() error {
 	if s.packets == nil {
 		return nil
 	}
-	return s.packets.drain(func(p *capture.Packet) {
-		s.seq++
-		heap.Push(&s.pending, pendingEvent{ev: p, seq: s.seq})
-	})
+	return s.packets.drain(func(p *capture.Packet) { s.queue(p) })
 }
 
 // writePacketLosses writes the packets the socket dropped since the last

@@ -3,7 +3,6 @@
 package record
 
 import (
-	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -398,8 +397,13 @@ func (s *session) add(rec *bpf.Record) {
 		s.bad++
 		return
 	}
+	s.queue(ev)
+}
+
+// queue adds ev to the events waiting for release in time order.
+func (s *session) queue(ev capture.Event) {
 	s.seq++
-	heap.Push(&s.pending, pendingEvent{ev: ev, seq: s.seq})
+	s.pending.push(pendingEvent{ev: ev, t: ev.Time(), seq: s.seq})
 }
 
 func (s *session) payloadBuf(n int) []byte {
@@ -417,8 +421,8 @@ func (s *session) payloadBuf(n int) []byte {
 // release writes the queued events stamped at or before upTo, in timestamp
 // order.
 func (s *session) release(upTo uint64) error {
-	for len(s.pending) > 0 && s.pending[0].ev.Time() <= upTo && !s.full {
-		p := heap.Pop(&s.pending).(pendingEvent)
+	for len(s.pending) > 0 && s.pending[0].t <= upTo && !s.full {
+		p := s.pending.pop()
 		s.redact.apply(p.ev)
 		if err := s.w.Write(p.ev); err != nil {
 			return err
@@ -438,32 +442,69 @@ func (s *session) release(upTo uint64) error {
 	return nil
 }
 
+// pendingEvent is an event waiting in the reorder heap, with its timestamp
+// read once at queueing.
 type pendingEvent struct {
 	ev  capture.Event
+	t   uint64
 	seq uint64
 }
 
-// eventHeap orders events by timestamp, then by arrival (so the fragments
-// of one call, which share a timestamp, keep their order).
+// before orders events by timestamp, then by arrival (so the fragments of
+// one call, which share a timestamp, keep their order).
+func (a *pendingEvent) before(b *pendingEvent) bool {
+	if a.t != b.t {
+		return a.t < b.t
+	}
+	return a.seq < b.seq
+}
+
+// eventHeap is a binary min-heap of pending events. It is typed rather than
+// a container/heap.Interface: that one boxed every event into an interface
+// on Push and Pop (an allocation each) and called Less through the
+// interface, which the recorder's profile showed at tens of thousands of
+// events per second.
 type eventHeap []pendingEvent
 
-func (h eventHeap) Len() int { return len(h) }
-func (h eventHeap) Less(i, j int) bool {
-	ti, tj := h[i].ev.Time(), h[j].ev.Time()
-	if ti != tj {
-		return ti < tj
+func (h *eventHeap) push(p pendingEvent) {
+	*h = append(*h, p)
+	q := *h
+	i := len(q) - 1
+	for i > 0 {
+		parent := (i - 1) / 2
+		if !q[i].before(&q[parent]) {
+			break
+		}
+		q[i], q[parent] = q[parent], q[i]
+		i = parent
 	}
-	return h[i].seq < h[j].seq
 }
-func (h eventHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *eventHeap) Push(x any)   { *h = append(*h, x.(pendingEvent)) }
-func (h *eventHeap) Pop() any {
-	old := *h
-	n := len(old)
-	x := old[n-1]
-	old[n-1] = pendingEvent{}
-	*h = old[:n-1]
-	return x
+
+// pop removes and returns the earliest event; the heap must not be empty.
+func (h *eventHeap) pop() pendingEvent {
+	q := *h
+	top := q[0]
+	n := len(q) - 1
+	q[0] = q[n]
+	q[n] = pendingEvent{}
+	q = q[:n]
+	*h = q
+	for i := 0; ; {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		m := l
+		if r := l + 1; r < n && q[r].before(&q[l]) {
+			m = r
+		}
+		if !q[m].before(&q[i]) {
+			break
+		}
+		q[i], q[m] = q[m], q[i]
+		i = m
+	}
+	return top
 }
 
 // connAddrs returns a connection record's local and remote addresses;
