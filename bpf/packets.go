@@ -163,15 +163,15 @@ func (s *PacketSocket) Read(p *Packet) error {
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
-			if !s.draining {
+			switch {
+			case !s.draining: // the blocking read timed out
 				return os.ErrDeadlineExceeded
-			}
-			if !paused {
+			case paused: // still empty after the pause: block again
+				s.draining = false
+			default:
 				paused = true
 				time.Sleep(drainPause)
-				continue
 			}
-			s.draining = false
 			continue
 		case unix.EBADF:
 			return ErrClosed

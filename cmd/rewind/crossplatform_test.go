@@ -134,10 +134,7 @@ func runTarget(t *testing.T, work string, tg crossTarget, inputs []string) (map[
 func checkRecordRefused(t *testing.T, work string, tg crossTarget, prefix, env []string) {
 	t.Helper()
 	bin := filepath.Join(work, "rewind-"+tg.goos+"-"+tg.goarch+".exe")
-	argv := append(append([]string{}, prefix...), bin, "record", "-o", "x.rwd")
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Dir = work
-	cmd.Env = append(os.Environ(), env...)
+	cmd := targetCommand(context.Background(), work, prefix, env, bin, "record", "-o", "x.rwd")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -151,11 +148,7 @@ func checkRecordRefused(t *testing.T, work string, tg crossTarget, prefix, env [
 	if code != 1 || strings.Count(msg, "\n") != 0 || !strings.Contains(msg, "Linux") || !strings.Contains(msg, "analyze") {
 		t.Errorf("record on %s: exit %d, stderr %q; want exit 1 and one line naming Linux and analyze", tg.goos, code, msg)
 	}
-	argv = append(append([]string{}, prefix...), bin, "demo")
-	cmd = exec.Command(argv[0], argv[1:]...)
-	cmd.Dir = work
-	cmd.Env = append(os.Environ(), env...)
-	out, err := cmd.CombinedOutput()
+	out, err := targetCommand(context.Background(), work, prefix, env, bin, "demo").CombinedOutput()
 	if err != nil || !bytes.Contains(out, []byte("rewind SLI report")) {
 		t.Errorf("demo on %s: %v\n%s", tg.goos, err, out)
 	}
@@ -165,15 +158,22 @@ func runIn(t *testing.T, dir string, prefix, env []string, bin string, args ...s
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	cmd := targetCommand(ctx, dir, prefix, env, bin, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, stderr.String())
+	}
+}
+
+// targetCommand runs bin with args in dir through the target's runner
+// prefix (wine, qemu or none) and with its environment.
+func targetCommand(ctx context.Context, dir string, prefix, env []string, bin string, args ...string) *exec.Cmd {
 	argv := append(append(append([]string{}, prefix...), bin), args...)
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, stderr.String())
-	}
+	return cmd
 }
 
 func direct(*testing.T, string) ([]string, []string, error) { return nil, []string{"TZ=UTC"}, nil }

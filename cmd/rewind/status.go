@@ -47,10 +47,8 @@ func (s *statusLine) Clear() {
 	if s.last == 0 {
 		return
 	}
-	if s.ansi {
-		fmt.Fprint(s.f, "\r\x1b[K")
-	} else {
-		fmt.Fprint(s.f, "\r"+strings.Repeat(" ", s.last)+"\r")
+	s.Show("")
+	if !s.ansi {
+		fmt.Fprint(s.f, "\r")
 	}
-	s.last = 0
 }
