@@ -69,7 +69,7 @@ bench:
 
 # bench-record: loopback HTTP load without and with `rewind record` (root).
 bench-record:
-	@./scripts/bench-record.sh
+	@./scripts/bench-record.sh $(BENCH_RECORD_ARGS)
 
 # bench-pcap: rewind analyze vs tshark on a loopback pcap of >=100k exchanges (root).
 bench-pcap:
