@@ -142,12 +142,12 @@ func main() {
 }
 
 type bench struct {
-	tmp, rewind      string
-	dur              time.Duration
-	pairs            int
-	port, tlsPort    int
-	nginx            *exec.Cmd
-	copyPort         int
+	tmp, rewind   string
+	dur           time.Duration
+	pairs         int
+	port, tlsPort int
+	nginx         *exec.Cmd
+	copyPort      int
 }
 
 func (b *bench) scenario(s scenario) (string, error) {
