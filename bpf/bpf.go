@@ -45,6 +45,7 @@ const (
 	EventSocket  uint32 = 5 // [ConnEvent]: a socket first seen with data (opened before recording)
 	EventExec    uint32 = 6 // [ProcEvent]
 	EventExit    uint32 = 7 // [ProcEvent]
+	EventPacket  uint32 = 8 // [PacketEvent] and the packet's first bytes
 )
 
 // Data directions, as in DataEvent.Dir.
@@ -92,6 +93,18 @@ type CloseEvent = rewindCloseEvent
 // ProcEvent is a process exec or exit.
 type ProcEvent = rewindProcEvent
 
+// PacketEvent is a packet the packet socket filter kept (see
+// [Tracer.OpenPackets]). [Tracer.Read] fills its header fields only; the
+// packet's bytes, from the IP header on, are in [Record].Payload.
+type PacketEvent = rewindPacketEvent
+
+// packetHeaderSize is the size of a packet record before its bytes.
+const packetHeaderSize = int(unsafe.Offsetof(rewindPacketEvent{}.Data))
+
+// packetMax is PACKET_MAX of rewind.h: the most bytes of a packet a record
+// carries.
+const packetMax = len(rewindPacketEvent{}.Data)
+
 // Record is one record read from the ring buffer. Type says which of the
 // other fields is set.
 type Record struct {
@@ -100,7 +113,9 @@ type Record struct {
 	Conn  ConnEvent
 	Close CloseEvent
 	Proc  ProcEvent
-	// Payload holds the data record's bytes. It aliases the reader's buffer
+	// Packet is the header of a packet record.
+	Packet PacketEvent
+	// Payload holds the data or packet record's bytes. It aliases the reader's buffer
 	// and is valid until the next [Tracer.Read].
 	Payload []byte
 
@@ -216,6 +231,9 @@ func Load(opts Options) (*Tracer, error) {
 	}
 	if opts.PacketPayload == 0 {
 		opts.PacketPayload = DefaultPacketPayload
+	}
+	if int(opts.PacketPayload) > packetMax-packetHeaders {
+		return nil, fmt.Errorf("packet payload %d: at most %d bytes after the TCP header", opts.PacketPayload, packetMax-packetHeaders)
 	}
 	if opts.TLS {
 		if err := TLSProbesSupported(); err != nil {
@@ -475,6 +493,14 @@ func (t *Tracer) Read(rec *Record) error {
 		ok = decode(&rec.Close, raw)
 	case EventExec, EventExit:
 		ok = decode(&rec.Proc, raw)
+	case EventPacket:
+		if ok = len(raw) >= packetHeaderSize; ok {
+			copy(unsafe.Slice((*byte)(unsafe.Pointer(&rec.Packet)), packetHeaderSize), raw)
+			end := packetHeaderSize + int(rec.Packet.Cap)
+			if ok = int(rec.Packet.Cap) <= packetMax && end <= len(raw); ok {
+				rec.Payload = raw[packetHeaderSize:end]
+			}
+		}
 	}
 	if !ok {
 		return fmt.Errorf("%w: type %d, %d bytes", ErrBadRecord, rec.Type, len(raw))
@@ -514,10 +540,13 @@ const (
 	// LossState counts calls not followed because the per-call state table
 	// was full.
 	LossState LossCause = 1
+	// LossPacket counts packets the packet filter dropped because the ring
+	// buffer was full.
+	LossPacket LossCause = 2
 )
 
 // LossCauses lists every LossCause.
-var LossCauses = []LossCause{LossRingbuf, LossState}
+var LossCauses = []LossCause{LossRingbuf, LossState, LossPacket}
 
 // Losses returns, per CPU, how many events were lost for cause since
 // loading. The counts only grow.

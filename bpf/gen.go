@@ -9,4 +9,4 @@ package bpf
 // jumps of kernels >= 5.1); the generated rewind_bpfel.go and
 // rewind_bpfel.o are committed so that `go build` needs no clang.
 
-//go:generate go tool bpf2go -tags linux -cc $BPF_CLANG -strip $BPF_STRIP -cflags "-mcpu=v3 $BPF_CFLAGS" -target bpfel -type data_event -type conn_event -type close_event -type proc_event rewind rewind.bpf.c -- -I./headers
+//go:generate go tool bpf2go -tags linux -cc $BPF_CLANG -strip $BPF_STRIP -cflags "-mcpu=v3 $BPF_CFLAGS" -target bpfel -type data_event -type conn_event -type close_event -type proc_event -type packet_event rewind rewind.bpf.c -- -I./headers

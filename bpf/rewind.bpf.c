@@ -164,6 +164,7 @@ const struct data_event *unused_data_event __attribute__((unused));
 const struct conn_event *unused_conn_event __attribute__((unused));
 const struct proc_event *unused_proc_event __attribute__((unused));
 const struct close_event *unused_close_event __attribute__((unused));
+const struct packet_event *unused_packet_event __attribute__((unused));
 
 static __always_inline void count_loss(__u32 cause)
 {
@@ -1030,9 +1031,13 @@ int go_tls_ret(struct regs_x86 *ctx)
 
 /*
  * Packet capture: a socket filter on the recorder's AF_PACKET socket
- * (SOCK_DGRAM, so the packet starts at its network header). It keeps IPv4 and
- * IPv6 TCP packets of the traced ports, cut after the TCP header plus
- * packet_payload bytes (the return value is the length to keep, 0 drops).
+ * (SOCK_DGRAM, so the packet starts at its network header). It writes the
+ * IPv4 and IPv6 TCP packets of the traced ports, cut after the TCP header
+ * plus packet_payload bytes, into the events ring as packet_events stamped
+ * with bpf_ktime_get_ns, and returns 0: the socket itself never queues a
+ * packet. So packets cost the recorder no recvmsg and no wake-up of their
+ * own (they share the ring's batched wake-ups), and their timestamps are on
+ * the syscalls' clock, with no realtime-to-monotonic mapping.
  * On loopback every packet passes the taps twice, once outgoing and once as
  * received: only the received copy is kept, as libpcap does.
  */
@@ -1086,5 +1091,24 @@ int packet_filter(struct __sk_buff *skb)
 	if (bpf_skb_load_bytes(skb, l3 + 12, &doff, 1))
 		return 0;
 	__u32 keep = l3 + (doff >> 4) * 4 + packet_payload;
-	return keep < skb->len ? keep : skb->len;
+	if (keep > skb->len)
+		keep = skb->len;
+	if (keep > PACKET_MAX)
+		keep = PACKET_MAX;
+	struct packet_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_loss(LOSS_PACKET);
+		return 0;
+	}
+	e->type = EVENT_PACKET;
+	e->ifindex = skb->ifindex;
+	e->ts_ns = bpf_ktime_get_ns();
+	e->len = skb->len;
+	e->protocol = proto;
+	e->pkt_type = skb->pkt_type;
+	e->cap = 0;
+	if (keep > 0 && !bpf_skb_load_bytes(skb, 0, e->data, keep))
+		e->cap = keep;
+	bpf_ringbuf_submit(e, wakeup_flag());
+	return 0;
 }

@@ -26,6 +26,7 @@ enum event_type {
 	EVENT_SOCKET = 5, /* a socket first seen with data: opened before recording */
 	EVENT_EXEC = 6,
 	EVENT_EXIT = 7,
+	EVENT_PACKET = 8, /* a TCP packet's headers, from the packet socket filter */
 };
 
 /* Values of data_event.source: the syscall, or (from 32 up) a TLS library,
@@ -67,7 +68,8 @@ enum data_flags {
 enum loss_cause {
 	LOSS_RINGBUF = 0, /* ring buffer full: an event was dropped */
 	LOSS_STATE = 1,	  /* per-call state table full: a call was not followed */
-	LOSS_MAX = 2,
+	LOSS_PACKET = 2,  /* ring buffer full: a packet was dropped */
+	LOSS_MAX = 3,
 };
 
 /* One fragment of the bytes a call moved; cap payload bytes follow. */
@@ -130,6 +132,25 @@ struct proc_event {
 	__s32 exit_code;
 	__u32 uid;
 	char comm[TASK_COMM_LEN];
+};
+
+/* PACKET_MAX bounds the bytes a packet event carries: IP and TCP headers
+ * (at most 60 bytes each) plus the payload the filter keeps (packet_payload,
+ * at most PACKET_MAX - 120). */
+#define PACKET_MAX 256
+
+/* A packet seen by the packet socket filter: its first cap bytes, from the
+ * IP header on, follow in data. */
+struct packet_event {
+	__u32 type;
+	__u32 ifindex;
+	__u64 ts_ns;	/* when the filter ran, CLOCK_MONOTONIC like the syscalls */
+	__u32 len;	/* the whole packet, from the IP header on */
+	__u32 cap;	/* bytes of data that are the packet's */
+	__u16 protocol; /* ETH_P_IP or ETH_P_IPV6 */
+	__u8 pkt_type;	/* PACKET_HOST, PACKET_OUTGOING, ... */
+	__u8 _pad[5];
+	__u8 data[PACKET_MAX];
 };
 
 #endif /* __REWIND_H__ */

@@ -105,6 +105,19 @@ type rewindGoKey struct {
 	G    uint64
 }
 
+type rewindPacketEvent struct {
+	_        structs.HostLayout
+	Type     uint32
+	Ifindex  uint32
+	TsNs     uint64
+	Len      uint32
+	Cap      uint32
+	Protocol uint16
+	PktType  uint8
+	Pad      [5]uint8
+	Data     [256]uint8
+}
+
 type rewindProcEvent struct {
 	_        structs.HostLayout
 	Type     uint32
@@ -164,73 +177,74 @@ type rewindTlsFdKey struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	rewindMapCalls            = "calls"
-	rewindMapConns            = "conns"
-	rewindMapEvents           = "events"
-	rewindMapGenCounter       = "gen_counter"
-	rewindMapGoCalls          = "go_calls"
-	rewindMapLosses           = "losses"
-	rewindMapPacketPorts      = "packet_ports"
-	rewindMapScratch          = "scratch"
-	rewindMapTlsCalls         = "tls_calls"
-	rewindMapTlsFds           = "tls_fds"
-	rewindMapTracedComms      = "traced_comms"
-	rewindMapTracedPorts      = "traced_ports"
-	rewindMapTracedTgids      = "traced_tgids"
-	rewindProgEnterAccept     = "enter_accept"
-	rewindProgEnterAccept4    = "enter_accept4"
-	rewindProgEnterClose      = "enter_close"
-	rewindProgEnterConnect    = "enter_connect"
-	rewindProgEnterRead       = "enter_read"
-	rewindProgEnterReadv      = "enter_readv"
-	rewindProgEnterRecvfrom   = "enter_recvfrom"
-	rewindProgEnterRecvmmsg   = "enter_recvmmsg"
-	rewindProgEnterRecvmsg    = "enter_recvmsg"
-	rewindProgEnterSendfile64 = "enter_sendfile64"
-	rewindProgEnterSendmmsg   = "enter_sendmmsg"
-	rewindProgEnterSendmsg    = "enter_sendmsg"
-	rewindProgEnterSendto     = "enter_sendto"
-	rewindProgEnterWrite      = "enter_write"
-	rewindProgEnterWritev     = "enter_writev"
-	rewindProgExitAccept      = "exit_accept"
-	rewindProgExitAccept4     = "exit_accept4"
-	rewindProgExitConnect     = "exit_connect"
-	rewindProgExitRead        = "exit_read"
-	rewindProgExitReadv       = "exit_readv"
-	rewindProgExitRecvfrom    = "exit_recvfrom"
-	rewindProgExitRecvmmsg    = "exit_recvmmsg"
-	rewindProgExitRecvmsg     = "exit_recvmsg"
-	rewindProgExitSendfile64  = "exit_sendfile64"
-	rewindProgExitSendmmsg    = "exit_sendmmsg"
-	rewindProgExitSendmsg     = "exit_sendmsg"
-	rewindProgExitSendto      = "exit_sendto"
-	rewindProgExitWrite       = "exit_write"
-	rewindProgExitWritev      = "exit_writev"
-	rewindProgGoTlsEnter      = "go_tls_enter"
-	rewindProgGoTlsRet        = "go_tls_ret"
-	rewindProgOnExec          = "on_exec"
-	rewindProgOnExit          = "on_exit"
-	rewindProgOnFork          = "on_fork"
-	rewindProgPacketFilter    = "packet_filter"
-	rewindProgTlsEnter        = "tls_enter"
-	rewindProgTlsExit         = "tls_exit"
-	rewindVarFilterComms      = "filter_comms"
-	rewindVarFilterPids       = "filter_pids"
-	rewindVarFilterPorts      = "filter_ports"
-	rewindVarGoConnIfaceData  = "go_conn_iface_data"
-	rewindVarGoNetfdSysfd     = "go_netfd_sysfd"
-	rewindVarGoTcpconnFd      = "go_tcpconn_fd"
-	rewindVarPacketByPort     = "packet_by_port"
-	rewindVarPacketLoIfindex  = "packet_lo_ifindex"
-	rewindVarPacketPayload    = "packet_payload"
-	rewindVarSelfTgid         = "self_tgid"
-	rewindVarSnaplen          = "snaplen"
-	rewindVarTlsWakeExec      = "tls_wake_exec"
-	rewindVarUnusedCloseEvent = "unused_close_event"
-	rewindVarUnusedConnEvent  = "unused_conn_event"
-	rewindVarUnusedDataEvent  = "unused_data_event"
-	rewindVarUnusedProcEvent  = "unused_proc_event"
-	rewindVarWakeupBytes      = "wakeup_bytes"
+	rewindMapCalls             = "calls"
+	rewindMapConns             = "conns"
+	rewindMapEvents            = "events"
+	rewindMapGenCounter        = "gen_counter"
+	rewindMapGoCalls           = "go_calls"
+	rewindMapLosses            = "losses"
+	rewindMapPacketPorts       = "packet_ports"
+	rewindMapScratch           = "scratch"
+	rewindMapTlsCalls          = "tls_calls"
+	rewindMapTlsFds            = "tls_fds"
+	rewindMapTracedComms       = "traced_comms"
+	rewindMapTracedPorts       = "traced_ports"
+	rewindMapTracedTgids       = "traced_tgids"
+	rewindProgEnterAccept      = "enter_accept"
+	rewindProgEnterAccept4     = "enter_accept4"
+	rewindProgEnterClose       = "enter_close"
+	rewindProgEnterConnect     = "enter_connect"
+	rewindProgEnterRead        = "enter_read"
+	rewindProgEnterReadv       = "enter_readv"
+	rewindProgEnterRecvfrom    = "enter_recvfrom"
+	rewindProgEnterRecvmmsg    = "enter_recvmmsg"
+	rewindProgEnterRecvmsg     = "enter_recvmsg"
+	rewindProgEnterSendfile64  = "enter_sendfile64"
+	rewindProgEnterSendmmsg    = "enter_sendmmsg"
+	rewindProgEnterSendmsg     = "enter_sendmsg"
+	rewindProgEnterSendto      = "enter_sendto"
+	rewindProgEnterWrite       = "enter_write"
+	rewindProgEnterWritev      = "enter_writev"
+	rewindProgExitAccept       = "exit_accept"
+	rewindProgExitAccept4      = "exit_accept4"
+	rewindProgExitConnect      = "exit_connect"
+	rewindProgExitRead         = "exit_read"
+	rewindProgExitReadv        = "exit_readv"
+	rewindProgExitRecvfrom     = "exit_recvfrom"
+	rewindProgExitRecvmmsg     = "exit_recvmmsg"
+	rewindProgExitRecvmsg      = "exit_recvmsg"
+	rewindProgExitSendfile64   = "exit_sendfile64"
+	rewindProgExitSendmmsg     = "exit_sendmmsg"
+	rewindProgExitSendmsg      = "exit_sendmsg"
+	rewindProgExitSendto       = "exit_sendto"
+	rewindProgExitWrite        = "exit_write"
+	rewindProgExitWritev       = "exit_writev"
+	rewindProgGoTlsEnter       = "go_tls_enter"
+	rewindProgGoTlsRet         = "go_tls_ret"
+	rewindProgOnExec           = "on_exec"
+	rewindProgOnExit           = "on_exit"
+	rewindProgOnFork           = "on_fork"
+	rewindProgPacketFilter     = "packet_filter"
+	rewindProgTlsEnter         = "tls_enter"
+	rewindProgTlsExit          = "tls_exit"
+	rewindVarFilterComms       = "filter_comms"
+	rewindVarFilterPids        = "filter_pids"
+	rewindVarFilterPorts       = "filter_ports"
+	rewindVarGoConnIfaceData   = "go_conn_iface_data"
+	rewindVarGoNetfdSysfd      = "go_netfd_sysfd"
+	rewindVarGoTcpconnFd       = "go_tcpconn_fd"
+	rewindVarPacketByPort      = "packet_by_port"
+	rewindVarPacketLoIfindex   = "packet_lo_ifindex"
+	rewindVarPacketPayload     = "packet_payload"
+	rewindVarSelfTgid          = "self_tgid"
+	rewindVarSnaplen           = "snaplen"
+	rewindVarTlsWakeExec       = "tls_wake_exec"
+	rewindVarUnusedCloseEvent  = "unused_close_event"
+	rewindVarUnusedConnEvent   = "unused_conn_event"
+	rewindVarUnusedDataEvent   = "unused_data_event"
+	rewindVarUnusedPacketEvent = "unused_packet_event"
+	rewindVarUnusedProcEvent   = "unused_proc_event"
+	rewindVarWakeupBytes       = "wakeup_bytes"
 )
 
 // loadRewind returns the embedded CollectionSpec for rewind.
@@ -337,23 +351,24 @@ type rewindMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type rewindVariableSpecs struct {
-	FilterComms      *ebpf.VariableSpec `ebpf:"filter_comms"`
-	FilterPids       *ebpf.VariableSpec `ebpf:"filter_pids"`
-	FilterPorts      *ebpf.VariableSpec `ebpf:"filter_ports"`
-	GoConnIfaceData  *ebpf.VariableSpec `ebpf:"go_conn_iface_data"`
-	GoNetfdSysfd     *ebpf.VariableSpec `ebpf:"go_netfd_sysfd"`
-	GoTcpconnFd      *ebpf.VariableSpec `ebpf:"go_tcpconn_fd"`
-	PacketByPort     *ebpf.VariableSpec `ebpf:"packet_by_port"`
-	PacketLoIfindex  *ebpf.VariableSpec `ebpf:"packet_lo_ifindex"`
-	PacketPayload    *ebpf.VariableSpec `ebpf:"packet_payload"`
-	SelfTgid         *ebpf.VariableSpec `ebpf:"self_tgid"`
-	Snaplen          *ebpf.VariableSpec `ebpf:"snaplen"`
-	TlsWakeExec      *ebpf.VariableSpec `ebpf:"tls_wake_exec"`
-	UnusedCloseEvent *ebpf.VariableSpec `ebpf:"unused_close_event"`
-	UnusedConnEvent  *ebpf.VariableSpec `ebpf:"unused_conn_event"`
-	UnusedDataEvent  *ebpf.VariableSpec `ebpf:"unused_data_event"`
-	UnusedProcEvent  *ebpf.VariableSpec `ebpf:"unused_proc_event"`
-	WakeupBytes      *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	FilterComms       *ebpf.VariableSpec `ebpf:"filter_comms"`
+	FilterPids        *ebpf.VariableSpec `ebpf:"filter_pids"`
+	FilterPorts       *ebpf.VariableSpec `ebpf:"filter_ports"`
+	GoConnIfaceData   *ebpf.VariableSpec `ebpf:"go_conn_iface_data"`
+	GoNetfdSysfd      *ebpf.VariableSpec `ebpf:"go_netfd_sysfd"`
+	GoTcpconnFd       *ebpf.VariableSpec `ebpf:"go_tcpconn_fd"`
+	PacketByPort      *ebpf.VariableSpec `ebpf:"packet_by_port"`
+	PacketLoIfindex   *ebpf.VariableSpec `ebpf:"packet_lo_ifindex"`
+	PacketPayload     *ebpf.VariableSpec `ebpf:"packet_payload"`
+	SelfTgid          *ebpf.VariableSpec `ebpf:"self_tgid"`
+	Snaplen           *ebpf.VariableSpec `ebpf:"snaplen"`
+	TlsWakeExec       *ebpf.VariableSpec `ebpf:"tls_wake_exec"`
+	UnusedCloseEvent  *ebpf.VariableSpec `ebpf:"unused_close_event"`
+	UnusedConnEvent   *ebpf.VariableSpec `ebpf:"unused_conn_event"`
+	UnusedDataEvent   *ebpf.VariableSpec `ebpf:"unused_data_event"`
+	UnusedPacketEvent *ebpf.VariableSpec `ebpf:"unused_packet_event"`
+	UnusedProcEvent   *ebpf.VariableSpec `ebpf:"unused_proc_event"`
+	WakeupBytes       *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // rewindObjects contains all objects after they have been loaded into the kernel.
@@ -413,23 +428,24 @@ func (m *rewindMaps) Close() error {
 //
 // It can be passed to loadRewindObjects or ebpf.CollectionSpec.LoadAndAssign.
 type rewindVariables struct {
-	FilterComms      *ebpf.Variable `ebpf:"filter_comms"`
-	FilterPids       *ebpf.Variable `ebpf:"filter_pids"`
-	FilterPorts      *ebpf.Variable `ebpf:"filter_ports"`
-	GoConnIfaceData  *ebpf.Variable `ebpf:"go_conn_iface_data"`
-	GoNetfdSysfd     *ebpf.Variable `ebpf:"go_netfd_sysfd"`
-	GoTcpconnFd      *ebpf.Variable `ebpf:"go_tcpconn_fd"`
-	PacketByPort     *ebpf.Variable `ebpf:"packet_by_port"`
-	PacketLoIfindex  *ebpf.Variable `ebpf:"packet_lo_ifindex"`
-	PacketPayload    *ebpf.Variable `ebpf:"packet_payload"`
-	SelfTgid         *ebpf.Variable `ebpf:"self_tgid"`
-	Snaplen          *ebpf.Variable `ebpf:"snaplen"`
-	TlsWakeExec      *ebpf.Variable `ebpf:"tls_wake_exec"`
-	UnusedCloseEvent *ebpf.Variable `ebpf:"unused_close_event"`
-	UnusedConnEvent  *ebpf.Variable `ebpf:"unused_conn_event"`
-	UnusedDataEvent  *ebpf.Variable `ebpf:"unused_data_event"`
-	UnusedProcEvent  *ebpf.Variable `ebpf:"unused_proc_event"`
-	WakeupBytes      *ebpf.Variable `ebpf:"wakeup_bytes"`
+	FilterComms       *ebpf.Variable `ebpf:"filter_comms"`
+	FilterPids        *ebpf.Variable `ebpf:"filter_pids"`
+	FilterPorts       *ebpf.Variable `ebpf:"filter_ports"`
+	GoConnIfaceData   *ebpf.Variable `ebpf:"go_conn_iface_data"`
+	GoNetfdSysfd      *ebpf.Variable `ebpf:"go_netfd_sysfd"`
+	GoTcpconnFd       *ebpf.Variable `ebpf:"go_tcpconn_fd"`
+	PacketByPort      *ebpf.Variable `ebpf:"packet_by_port"`
+	PacketLoIfindex   *ebpf.Variable `ebpf:"packet_lo_ifindex"`
+	PacketPayload     *ebpf.Variable `ebpf:"packet_payload"`
+	SelfTgid          *ebpf.Variable `ebpf:"self_tgid"`
+	Snaplen           *ebpf.Variable `ebpf:"snaplen"`
+	TlsWakeExec       *ebpf.Variable `ebpf:"tls_wake_exec"`
+	UnusedCloseEvent  *ebpf.Variable `ebpf:"unused_close_event"`
+	UnusedConnEvent   *ebpf.Variable `ebpf:"unused_conn_event"`
+	UnusedDataEvent   *ebpf.Variable `ebpf:"unused_data_event"`
+	UnusedPacketEvent *ebpf.Variable `ebpf:"unused_packet_event"`
+	UnusedProcEvent   *ebpf.Variable `ebpf:"unused_proc_event"`
+	WakeupBytes       *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // rewindPrograms contains all programs after they have been loaded into the kernel.

@@ -252,9 +252,6 @@ func (s *session) run(ctx context.Context) (string, error) {
 			}
 			s.add(&rec)
 		}
-		if err := s.drainPackets(); err != nil {
-			return "", err
-		}
 		if err := s.release(monoNow() - uint64(s.opts.ReorderWindow)); err != nil {
 			return "", err
 		}
@@ -262,9 +259,15 @@ func (s *session) run(ctx context.Context) (string, error) {
 			reason = "max-size"
 		}
 	}
-	// Stop the probes, then drain what they wrote before they stopped.
+	// Stop the probes and the packet filter, then drain what they wrote
+	// before they stopped.
 	if err := s.tr.Detach(); err != nil {
 		return "", fmt.Errorf("detaching probes: %w", err)
+	}
+	if s.packets != nil {
+		if err := s.packets.close(); err != nil {
+			return "", fmt.Errorf("closing packet socket: %w", err)
+		}
 	}
 	if reason != "max-size" {
 		for {
@@ -279,14 +282,6 @@ func (s *session) run(ctx context.Context) (string, error) {
 			s.add(&rec)
 		}
 	}
-	if s.packets != nil {
-		if err := s.packets.close(); err != nil {
-			return "", fmt.Errorf("closing packet socket: %w", err)
-		}
-		if err := s.drainPackets(); err != nil {
-			return "", err
-		}
-	}
 	if reason != "max-size" {
 		if err := s.release(^uint64(0)); err != nil {
 			return "", err
@@ -299,9 +294,6 @@ func (s *session) run(ctx context.Context) (string, error) {
 }
 
 func (s *session) tick(start time.Time) error {
-	if s.packets != nil {
-		s.packets.measureClock()
-	}
 	if err := s.writeLosses(); err != nil {
 		return err
 	}
@@ -317,6 +309,7 @@ func (s *session) tick(start time.Time) error {
 var lossSources = map[bpf.LossCause]capture.LossSource{
 	bpf.LossRingbuf: capture.LossRingbuf,
 	bpf.LossState:   capture.LossState,
+	bpf.LossPacket:  capture.LossPacket,
 }
 
 // writeLosses turns the growth of the kernel's per-CPU loss counters into
@@ -342,7 +335,7 @@ func (s *session) writeLosses() error {
 		}
 		s.lastLoss[cause] = per
 	}
-	return s.writePacketLosses(now)
+	return nil
 }
 
 // add converts a kernel record into a capture event and queues it in the
@@ -393,6 +386,10 @@ func (s *session) add(rec *bpf.Record) {
 	case bpf.EventExit:
 		p := &rec.Proc
 		ev = &capture.Exit{Timestamp: p.TsNs, PID: p.Pid, Code: p.ExitCode}
+	case bpf.EventPacket:
+		if ev = s.packetEvent(rec); ev == nil {
+			return
+		}
 	default:
 		s.bad++
 		return
