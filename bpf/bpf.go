@@ -471,7 +471,16 @@ func (t *Tracer) Read(rec *Record) error {
 		}
 		return err
 	}
-	raw := rec.raw.RawSample
+	return rec.Decode(rec.raw.RawSample)
+}
+
+// Raw returns the record's bytes as the kernel wrote them. They alias the
+// reader's buffer and are valid until the next [Tracer.Read]; a copy can be
+// decoded again later with [Record.Decode].
+func (rec *Record) Raw() []byte { return rec.raw.RawSample }
+
+// Decode fills rec from raw, a record's bytes. Payload then aliases raw.
+func (rec *Record) Decode(raw []byte) error {
 	if len(raw) < 4 {
 		return fmt.Errorf("%w: %d bytes", ErrBadRecord, len(raw))
 	}
@@ -506,6 +515,24 @@ func (t *Tracer) Read(rec *Record) error {
 		return fmt.Errorf("%w: type %d, %d bytes", ErrBadRecord, rec.Type, len(raw))
 	}
 	return nil
+}
+
+// Time returns the record's timestamp (a call's exit, a packet's arrival),
+// CLOCK_MONOTONIC in ns; 0 for an unknown type.
+func (rec *Record) Time() uint64 {
+	switch rec.Type {
+	case EventData:
+		return rec.Data.TsNs
+	case EventConnect, EventAccept, EventSocket:
+		return rec.Conn.TsNs
+	case EventClose:
+		return rec.Close.TsNs
+	case EventExec, EventExit:
+		return rec.Proc.TsNs
+	case EventPacket:
+		return rec.Packet.TsNs
+	}
+	return 0
 }
 
 // ErrClosed is returned by [Tracer.Read] after [Tracer.Close].

@@ -20,15 +20,11 @@ import (
 // linkTypeRaw is pcap's LINKTYPE_RAW: the packet starts at its IP header.
 const linkTypeRaw = 101
 
-// packetChunk is the size of the slabs packet bytes are copied into.
-const packetChunk = 256 << 10
-
 // packetCapture is the packet socket that keeps the filter running.
 type packetCapture struct {
 	sock      *bpf.PacketSocket
 	closeOnce sync.Once
 	closeErr  error
-	slab      []byte
 }
 
 // startPackets attaches the packet filter.
@@ -46,32 +42,26 @@ func (pc *packetCapture) close() error {
 	return pc.closeErr
 }
 
-// packetEvent converts a packet record; its bytes are copied into a slab
-// shared by many packets (one allocation per few thousand packets).
+// packetEvent converts a decoded packet record; the event is reused and
+// its bytes alias the record's (see [session.event]).
 func (s *session) packetEvent(rec *bpf.Record) capture.Event {
 	p := &rec.Packet
 	if len(rec.Payload) == 0 || s.packets == nil {
 		return nil
 	}
-	pc := s.packets
-	if len(pc.slab) < len(rec.Payload) {
-		pc.slab = make([]byte, packetChunk)
-	}
-	data := pc.slab[:len(rec.Payload):len(rec.Payload)]
-	pc.slab = pc.slab[len(rec.Payload):]
-	copy(data, rec.Payload)
 	dir := capture.Ingress
 	if p.PktType == bpf.PacketOutgoing {
 		dir = capture.Egress
 	}
-	return &capture.Packet{
+	s.evPacket = capture.Packet{
 		Timestamp: p.TsNs,
 		Ifindex:   p.Ifindex,
 		Dir:       dir,
-		OrigLen:   ipLength(data, int(p.Len)),
+		OrigLen:   ipLength(rec.Payload, int(p.Len)),
 		LinkType:  linkTypeRaw,
-		Data:      data,
+		Data:      rec.Payload,
 	}
+	return &s.evPacket
 }
 
 // ipLength returns the packet's length from its IP header (the filter cut

@@ -195,14 +195,23 @@ type session struct {
 	tr        *bpf.Tracer
 	w         *capture.Writer
 	listening map[uint16]bool
-	pending   eventHeap
+	pending   eventQueue
+	arena     arena
 	seq       uint64
-	free      [][]byte // payload buffers to reuse once written
-	lastLoss  map[bpf.LossCause][]uint64
-	packets   *packetCapture // nil without packet capture
-	bad       uint64
-	full      bool            // MaxSize reached
-	redact    *recordRedactor // nil unless Options.Redact
+	dec       bpf.Record // a pending record decoded for writing
+	// One reused value per kind: the writer encodes an event at once.
+	evData   capture.Data
+	evConn   capture.Connect
+	evAccept capture.Accept
+	evSocket capture.Socket
+	evClose  capture.Close
+	evExit   capture.Exit
+	evPacket capture.Packet
+	lastLoss map[bpf.LossCause][]uint64
+	packets  *packetCapture // nil without packet capture
+	bad      uint64
+	full     bool            // MaxSize reached
+	redact   *recordRedactor // nil unless Options.Redact
 }
 
 // pollInterval bounds how long a read waits for records: the programs only
@@ -338,34 +347,57 @@ func (s *session) writeLosses() error {
 	return nil
 }
 
-// add converts a kernel record into a capture event and queues it in the
-// reorder window.
+// add queues a kernel record in the reorder window: a copy of its bytes,
+// decoded again when it is written. A process start is turned into its
+// event now, while /proc still has the process.
 func (s *session) add(rec *bpf.Record) {
-	var ev capture.Event
+	s.seq++
+	if rec.Type == bpf.EventExec {
+		p := &rec.Proc
+		s.tr.ProcessStarted(p.Pid)
+		proc := &capture.Process{Timestamp: p.TsNs, PID: p.Pid, PPID: p.Ppid, UID: p.Uid, Comm: commString(p.Comm[:])}
+		fillProcess(proc)
+		s.pending.push(pendingEvent{t: proc.Timestamp, seq: s.seq, ev: proc})
+		return
+	}
+	raw, c := s.arena.copy(rec.Raw())
+	s.pending.push(pendingEvent{t: rec.Time(), seq: s.seq, raw: raw, c: c})
+}
+
+// queue adds an event built in Go to the reorder window.
+func (s *session) queue(ev capture.Event) {
+	s.seq++
+	s.pending.push(pendingEvent{t: ev.Time(), seq: s.seq, ev: ev})
+}
+
+// event converts a decoded kernel record into a capture event. The event is
+// one of the session's reused values, and its payload aliases rec's: both
+// are valid until the next call. It returns nil for a record to skip.
+func (s *session) event(rec *bpf.Record) capture.Event {
 	switch rec.Type {
 	case bpf.EventData:
 		d := &rec.Data
-		buf := s.payloadBuf(len(rec.Payload))
-		buf = append(buf, rec.Payload...)
-		e := &capture.Data{
+		e := &s.evData
+		*e = capture.Data{
 			Start: d.StartNs, Timestamp: d.TsNs, PID: d.Pid, TID: d.Tid, FD: d.Fd, Gen: d.Gen,
 			Source: capture.Source(d.Source), Dir: capture.Direction(d.Dir), Len: d.Len, Offset: d.Offset,
-			TLSConn: d.TlsConn, Payload: buf,
+			TLSConn: d.TlsConn, Payload: rec.Payload, Flags: dataFlags(d.Flags),
 		}
-		e.Flags = dataFlags(d.Flags)
 		if e.Source.IsTLS() && e.Flags&(capture.DataFDNested|capture.DataFDCached|capture.DataFDUnknown) == 0 {
 			// The kernel read the fd from the library's connection object.
 			e.Flags |= capture.DataFDObject
 		}
-		ev = e
+		return e
 	case bpf.EventConnect:
 		c := &rec.Conn
 		l, r := connAddrs(c)
-		ev = &capture.Connect{Start: c.StartNs, Timestamp: c.TsNs, PID: c.Pid, TID: c.Tid, FD: c.Fd, Gen: c.Gen, Ret: c.Ret, Local: l, Remote: r}
+		s.evConn = capture.Connect{Start: c.StartNs, Timestamp: c.TsNs, PID: c.Pid, TID: c.Tid, FD: c.Fd, Gen: c.Gen, Ret: c.Ret, Local: l, Remote: r}
+		return &s.evConn
 	case bpf.EventAccept:
 		c := &rec.Conn
 		l, r := connAddrs(c)
-		ev = &capture.Accept{Start: c.StartNs, Timestamp: c.TsNs, PID: c.Pid, TID: c.Tid, ListenFD: c.ListenFd, FD: c.Fd, Gen: c.Gen, Local: l, Remote: r}
+		s.evAccept = capture.Accept{Start: c.StartNs, Timestamp: c.TsNs, PID: c.Pid, TID: c.Tid, ListenFD: c.ListenFd, FD: c.Fd, Gen: c.Gen, Local: l, Remote: r}
+		return &s.evAccept
 	case bpf.EventSocket:
 		c := &rec.Conn
 		l, r := connAddrs(c)
@@ -373,56 +405,44 @@ func (s *session) add(rec *bpf.Record) {
 		if s.listening[l.Port()] {
 			role = capture.RoleServer
 		}
-		ev = &capture.Socket{Timestamp: c.TsNs, PID: c.Pid, FD: c.Fd, Inode: c.Inode, Role: role, State: c.State, Local: l, Remote: r}
+		s.evSocket = capture.Socket{Timestamp: c.TsNs, PID: c.Pid, FD: c.Fd, Inode: c.Inode, Role: role, State: c.State, Local: l, Remote: r}
+		return &s.evSocket
 	case bpf.EventClose:
 		c := &rec.Close
-		ev = &capture.Close{Timestamp: c.TsNs, PID: c.Pid, TID: c.Tid, FD: c.Fd, Gen: c.Gen}
-	case bpf.EventExec:
-		p := &rec.Proc
-		s.tr.ProcessStarted(p.Pid)
-		proc := &capture.Process{Timestamp: p.TsNs, PID: p.Pid, PPID: p.Ppid, UID: p.Uid, Comm: commString(p.Comm[:])}
-		fillProcess(proc)
-		ev = proc
+		s.evClose = capture.Close{Timestamp: c.TsNs, PID: c.Pid, TID: c.Tid, FD: c.Fd, Gen: c.Gen}
+		return &s.evClose
 	case bpf.EventExit:
 		p := &rec.Proc
-		ev = &capture.Exit{Timestamp: p.TsNs, PID: p.Pid, Code: p.ExitCode}
+		s.evExit = capture.Exit{Timestamp: p.TsNs, PID: p.Pid, Code: p.ExitCode}
+		return &s.evExit
 	case bpf.EventPacket:
-		if ev = s.packetEvent(rec); ev == nil {
-			return
-		}
-	default:
-		s.bad++
-		return
+		return s.packetEvent(rec)
 	}
-	s.queue(ev)
-}
-
-// queue adds ev to the events waiting for release in time order.
-func (s *session) queue(ev capture.Event) {
-	s.seq++
-	s.pending.push(pendingEvent{ev: ev, t: ev.Time(), seq: s.seq})
-}
-
-func (s *session) payloadBuf(n int) []byte {
-	if k := len(s.free); k > 0 && n <= bpf.FragmentSize {
-		b := s.free[k-1]
-		s.free = s.free[:k-1]
-		return b[:0]
-	}
-	if n <= bpf.FragmentSize {
-		return make([]byte, 0, bpf.FragmentSize)
-	}
-	return make([]byte, 0, n)
+	s.bad++
+	return nil
 }
 
 // release writes the queued events stamped at or before upTo, in timestamp
 // order.
 func (s *session) release(upTo uint64) error {
-	for len(s.pending) > 0 && s.pending[0].t <= upTo && !s.full {
+	for s.pending.len() > 0 && s.pending.peek().t <= upTo && !s.full {
 		p := s.pending.pop()
-		s.redact.apply(p.ev)
-		if err := s.w.Write(p.ev); err != nil {
-			return err
+		ev := p.ev
+		if ev == nil {
+			if err := s.dec.Decode(p.raw); err != nil {
+				s.bad++
+			} else {
+				ev = s.event(&s.dec)
+			}
+		}
+		if ev != nil {
+			s.redact.apply(ev)
+			if err := s.w.Write(ev); err != nil {
+				return err
+			}
+		}
+		if p.c != nil {
+			s.arena.release(p.c)
 		}
 		// Pending is uncompressed: when it could reach the limit, flush
 		// and look at what the file really holds.
@@ -432,76 +452,8 @@ func (s *session) release(upTo uint64) error {
 			}
 			s.full = s.w.Size() >= s.opts.MaxSize
 		}
-		if d, ok := p.ev.(*capture.Data); ok && cap(d.Payload) == bpf.FragmentSize && len(s.free) < 1024 {
-			s.free = append(s.free, d.Payload[:0])
-		}
 	}
 	return nil
-}
-
-// pendingEvent is an event waiting in the reorder heap, with its timestamp
-// read once at queueing.
-type pendingEvent struct {
-	ev  capture.Event
-	t   uint64
-	seq uint64
-}
-
-// before orders events by timestamp, then by arrival (so the fragments of
-// one call, which share a timestamp, keep their order).
-func (a *pendingEvent) before(b *pendingEvent) bool {
-	if a.t != b.t {
-		return a.t < b.t
-	}
-	return a.seq < b.seq
-}
-
-// eventHeap is a binary min-heap of pending events. It is typed rather than
-// a container/heap.Interface: that one boxed every event into an interface
-// on Push and Pop (an allocation each) and called Less through the
-// interface, which the recorder's profile showed at tens of thousands of
-// events per second.
-type eventHeap []pendingEvent
-
-func (h *eventHeap) push(p pendingEvent) {
-	*h = append(*h, p)
-	q := *h
-	i := len(q) - 1
-	for i > 0 {
-		parent := (i - 1) / 2
-		if !q[i].before(&q[parent]) {
-			break
-		}
-		q[i], q[parent] = q[parent], q[i]
-		i = parent
-	}
-}
-
-// pop removes and returns the earliest event; the heap must not be empty.
-func (h *eventHeap) pop() pendingEvent {
-	q := *h
-	top := q[0]
-	n := len(q) - 1
-	q[0] = q[n]
-	q[n] = pendingEvent{}
-	q = q[:n]
-	*h = q
-	for i := 0; ; {
-		l := 2*i + 1
-		if l >= n {
-			break
-		}
-		m := l
-		if r := l + 1; r < n && q[r].before(&q[l]) {
-			m = r
-		}
-		if !q[m].before(&q[i]) {
-			break
-		}
-		q[i], q[m] = q[m], q[i]
-		i = m
-	}
-	return top
 }
 
 // connAddrs returns a connection record's local and remote addresses;
