@@ -309,7 +309,7 @@ type LossSource uint8
 // Loss sources.
 const (
 	LossRingbuf LossSource = 1 // the event ring buffer was full
-	LossPacket  LossSource = 2 // the packet socket dropped packets
+	LossPacket  LossSource = 2 // packets were dropped (the ring buffer had no room for them)
 	LossTooBig  LossSource = 3 // a payload did not fit in the per-CPU scratch space
 	LossState   LossSource = 4 // the per-call state table was full: calls not followed
 )

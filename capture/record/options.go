@@ -1,6 +1,6 @@
 // Package record is the recording session: it loads and attaches the
 // probes of package bpf, takes the /proc and sock_diag snapshot, drains the
-// kernel's ring buffer and packet socket, sorts events by time, applies
+// kernel's ring buffer (syscall events and packets alike), sorts events by time, applies
 // record-time redaction and writes everything through a [capture.Writer].
 //
 // Recording needs Linux with eBPF. On every other system the package builds

@@ -26,7 +26,8 @@
 // Columns: untraced and traced req/s (medians), their ratio, the change of
 // wrk's p50 and p99 latency, the recorder's CPU time (user+system, from
 // just before the load until it exited) per event written, events written
-// per second of load, events lost, and the recorder's peak RSS.
+// per second of load, events lost (the most in any run), and the
+// recorder's peak RSS (median).
 package main
 
 import (
@@ -186,7 +187,10 @@ func (b *bench) scenario(s scenario) (string, error) {
 	p99 := med(tr, func(r run) float64 { return r.p99 })/med(un, func(r run) float64 { return r.p99 }) - 1
 	usPerEv := med(tr, func(r run) float64 { return 1e6 * r.cpu / float64(max(r.events, 1)) })
 	evps := med(tr, func(r run) float64 { return float64(r.events) / b.dur.Seconds() })
-	lost := med(tr, func(r run) float64 { return float64(r.lost) })
+	var lost int64 // the worst run: any loss counts
+	for _, r := range tr {
+		lost = max(lost, r.lost)
+	}
 	rss := med(tr, func(r run) float64 { return float64(r.rssKiB) })
 	target := s.target
 	if s.ring != "" {
@@ -200,7 +204,7 @@ func (b *bench) scenario(s scenario) (string, error) {
 	if s.copy {
 		target += fmt.Sprintf("; 1 GiB copy %.2f s → %.2f s", med(un, func(r run) float64 { return r.copySecs }), med(tr, func(r run) float64 { return r.copySecs }))
 	}
-	return fmt.Sprintf("%-10s %10.0f %10.0f %6.1f%% %+7.1f%% %+7.1f%% %8.2f %9.0f %6.0f %6.0fMiB  %s",
+	return fmt.Sprintf("%-10s %10.0f %10.0f %6.1f%% %+7.1f%% %+7.1f%% %8.2f %9.0f %6d %6.0fMiB  %s",
 		s.name, urps, trps, 100*trps/urps, 100*p50, 100*p99, usPerEv, evps, lost, rss/1024, target), nil
 }
 
