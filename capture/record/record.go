@@ -364,12 +364,6 @@ func (s *session) add(rec *bpf.Record) {
 	s.pending.push(pendingEvent{t: rec.Time(), seq: s.seq, raw: raw, c: c})
 }
 
-// queue adds an event built in Go to the reorder window.
-func (s *session) queue(ev capture.Event) {
-	s.seq++
-	s.pending.push(pendingEvent{t: ev.Time(), seq: s.seq, ev: ev})
-}
-
 // event converts a decoded kernel record into a capture event. The event is
 // one of the session's reused values, and its payload aliases rec's: both
 // are valid until the next call. It returns nil for a record to skip.
