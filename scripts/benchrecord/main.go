@@ -148,7 +148,6 @@ type bench struct {
 	pairs         int
 	port, tlsPort int
 	nginx         *exec.Cmd
-	copyPort      int
 }
 
 func (b *bench) scenario(s scenario) (string, error) {
