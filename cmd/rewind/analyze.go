@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"os"
@@ -82,6 +81,19 @@ func runAnalyze(c *cli.Context) error {
 		return err
 	}
 	path := c.Args().First()
+	// Outputs first: a bad output path fails before any reading, and
+	// nothing is created.
+	specs := []outputSpec{{"-o", c.String("output")}}
+	for _, flag := range []string{"exchanges", "har", "pcapng"} {
+		if p := c.String(flag); p != "" {
+			specs = append(specs, outputSpec{"--" + flag, p})
+		}
+	}
+	outs, err := openOutputs([]string{path}, specs)
+	if err != nil {
+		return err
+	}
+	defer outs.abort()
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -98,38 +110,20 @@ func runAnalyze(c *cli.Context) error {
 	}
 	defer in.Close()
 
-	var outs outputs
-	defer outs.closeAll()
-	reportOut := c.App.Writer
-	if p := c.String("output"); p != "" && p != "-" {
-		if reportOut, err = outs.create(p); err != nil {
-			return err
-		}
-	}
-	rw := report.NewWriter(reportOut, format, sliOpts)
+	rw := report.NewWriter(outs.writer(0), format, sliOpts)
 	rw.Render.Wide = c.Bool("wide")
 	sinks := []analyze.Sink{rw}
-	if p := c.String("exchanges"); p != "" {
-		w, err := outs.create(p)
-		if err != nil {
-			return err
+	for i, s := range specs[1:] {
+		w := outs.writer(i + 1)
+		switch s.flag {
+		case "--exchanges":
+			sinks = append(sinks, jsonl.New(w))
+		case "--har":
+			sinks = append(sinks, har.New(w, har.Options{MaxBodyBytes: c.Int("max-body"), Version: version}))
+		case "--pcapng":
+			// The sink flushes in End; outs.commit flushes and closes the file after.
+			sinks = append(sinks, pcapng.New(w, pcapng.Options{Version: version}))
 		}
-		sinks = append(sinks, jsonl.New(w))
-	}
-	if p := c.String("har"); p != "" {
-		w, err := outs.create(p)
-		if err != nil {
-			return err
-		}
-		sinks = append(sinks, har.New(w, har.Options{MaxBodyBytes: c.Int("max-body"), Version: version}))
-	}
-	if p := c.String("pcapng"); p != "" {
-		w, err := outs.create(p)
-		if err != nil {
-			return err
-		}
-		// The sink flushes in End; outs.closeAll flushes and closes the file after.
-		sinks = append(sinks, pcapng.New(w, pcapng.Options{Version: version}))
 	}
 
 	stopProfile, err := startProfiles(c.String("cpuprofile"), c.String("memprofile"))
@@ -151,7 +145,7 @@ func runAnalyze(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("analyzing %s: %w", path, err)
 	}
-	if err := outs.closeAll(); err != nil {
+	if err := outs.commit(); err != nil {
 		return err
 	}
 	if !c.Bool("quiet") {
@@ -255,40 +249,6 @@ func redactPolicy(c *cli.Context) (*redact.Policy, error) {
 		patterns = append(patterns, re)
 	}
 	return redact.NewPolicy(headers, patterns), nil
-}
-
-// outputs tracks the files analyze writes, so that all are closed (and
-// their close errors reported) once.
-type outputs struct {
-	files []*os.File
-	bufs  []*bufio.Writer
-}
-
-func (o *outputs) create(path string) (io.Writer, error) {
-	// 0600: outputs hold decrypted payloads and request details. (On
-	// Windows the mode only decides the read-only bit.)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	bw := bufio.NewWriterSize(f, 256<<10)
-	o.files = append(o.files, f)
-	o.bufs = append(o.bufs, bw)
-	return bw, nil
-}
-
-func (o *outputs) closeAll() error {
-	var first error
-	for i, f := range o.files {
-		if err := o.bufs[i].Flush(); err != nil && first == nil {
-			first = fmt.Errorf("writing %s: %w", f.Name(), err)
-		}
-		if err := f.Close(); err != nil && first == nil {
-			first = fmt.Errorf("closing %s: %w", f.Name(), err)
-		}
-	}
-	o.files, o.bufs = nil, nil
-	return first
 }
 
 // progress counts bytes read from the input and, on a terminal, shows how

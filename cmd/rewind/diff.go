@@ -129,6 +129,11 @@ func runDiff(c *cli.Context) error {
 		return err
 	}
 	var reports [2]*sli.Report
+	outs, err := openOutputs(c.Args().Slice(), []outputSpec{{"-o", c.String("output")}})
+	if err != nil {
+		return err
+	}
+	defer outs.abort()
 	for i, path := range c.Args().Slice() {
 		r, err := aggregate(c, path, sliOpts)
 		if err != nil {
@@ -137,14 +142,7 @@ func runDiff(c *cli.Context) error {
 		reports[i] = r
 	}
 	d := sli.Compare(reports[0], reports[1], opts)
-	out := c.App.Writer
-	var outs outputs
-	defer outs.closeAll()
-	if p := c.String("output"); p != "" && p != "-" {
-		if out, err = outs.create(p); err != nil {
-			return err
-		}
-	}
+	out := outs.writer(0)
 	if format == "json" {
 		err = report.WriteDiffJSON(out, d)
 	} else {
@@ -153,7 +151,7 @@ func runDiff(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := outs.closeAll(); err != nil {
+	if err := outs.commit(); err != nil {
 		return err
 	}
 	if failOn != nil && d.Regressed(failOn) {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -63,9 +64,39 @@ func newApp() *cli.App {
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	os.Exit(run(ctx, os.Args))
+	// A closed standard output is an error of the report's writes (EPIPE),
+	// not a SIGPIPE that would kill the process before the other outputs
+	// are finished.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+	ctx, cancel := context.WithCancel(context.Background())
+	var got atomic.Value // the first signal
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		s := <-sigs
+		got.Store(s)
+		cancel() // `record` stops and writes its file; `analyze` stops reading
+		s = <-sigs
+		// A second signal: something is stuck (a pipe nobody reads). Stop
+		// now, leaving no temporary outputs behind.
+		removeTemps()
+		fmt.Fprintln(os.Stderr, "rewind: stopped")
+		os.Exit(signalExitCode(s))
+	}()
+	code := run(ctx, os.Args)
+	if s, ok := got.Load().(os.Signal); ok && code != exitOK {
+		code = signalExitCode(s)
+	}
+	os.Exit(code)
+}
+
+// signalExitCode is the shell's code for a process ended by s: 128 + the
+// signal number (130 for SIGINT, 143 for SIGTERM).
+func signalExitCode(s os.Signal) int {
+	if n, ok := s.(syscall.Signal); ok {
+		return 128 + int(n)
+	}
+	return 130
 }
 
 // run executes the command line and returns the process exit code.
@@ -87,6 +118,9 @@ func run(ctx context.Context, args []string) int {
 	case errors.As(err, &ue):
 		fmt.Fprintf(os.Stderr, "rewind: %s\nRun 'rewind --help' for usage.\n", ue.msg)
 		return exitUsage
+	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
+		fmt.Fprintln(os.Stderr, "rewind: interrupted; the outputs were left as they were")
+		return exitError
 	default:
 		fmt.Fprintf(os.Stderr, "rewind: %s\n", err)
 		return exitError

@@ -1,0 +1,280 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+)
+
+// The files a command writes. Every output is checked before any input is
+// read (its directory exists; it is not the input, nor the same file as
+// another output or as standard output), written to a temporary file in
+// its directory and renamed into place only when the run succeeds, so a
+// failed or interrupted run never replaces a good file or leaves half of
+// one. Outputs that are not regular files (pipes, FIFOs, /dev/null) are
+// written in place. A write error on one output (a reader that went away)
+// drops that output's later bytes but not the others: they are finished,
+// and the error is reported when the run ends.
+
+// output is one destination: a file, or standard output.
+type output struct {
+	flag string // the flag that named it, for messages: "--exchanges"
+	path string // as given; "" for standard output
+	f    *os.File
+	tmp  string // temporary file renamed to path on success; "" when written in place
+	bw   *bufio.Writer
+	n    int64 // bytes accepted
+	err  error // the first write error; later writes are dropped
+}
+
+// Write buffers p. After a write error it drops p and reports success, so
+// that one broken output does not stop the others (see [outputs.commit]).
+func (o *output) Write(p []byte) (int, error) {
+	if o.err != nil {
+		return len(p), nil
+	}
+	n, err := o.bw.Write(p)
+	o.n += int64(n)
+	if err != nil {
+		o.err = err
+	}
+	return len(p), nil
+}
+
+// name is how messages call the output.
+func (o *output) name() string {
+	if o.path == "" {
+		return "standard output"
+	}
+	return o.flag + " " + o.path
+}
+
+// outputs is a command's set of outputs.
+type outputs struct {
+	list []*output
+}
+
+// outputSpec is an output asked for on the command line.
+type outputSpec struct {
+	flag, path string // path "" or "-": standard output
+}
+
+// openOutputs checks specs against each other, the inputs and standard
+// output, then opens them all. Nothing is created when a check fails.
+func openOutputs(inputs []string, specs []outputSpec) (*outputs, error) {
+	var inFI []fs.FileInfo
+	for _, in := range inputs {
+		if fi, err := os.Stat(in); err == nil {
+			inFI = append(inFI, fi)
+		}
+	}
+	type seen struct {
+		spec outputSpec
+		abs  string
+		fi   fs.FileInfo // nil when the file does not exist yet
+	}
+	var files []seen
+	stdoutUsers := 0
+	for _, s := range specs {
+		if s.path == "" || s.path == "-" {
+			stdoutUsers++
+			continue
+		}
+		abs, err := filepath.Abs(s.path)
+		if err != nil {
+			return nil, usagef("%s %s: %v", s.flag, s.path, err)
+		}
+		cur := seen{spec: s, abs: abs}
+		if fi, err := os.Stat(s.path); err == nil {
+			if fi.IsDir() {
+				return nil, usagef("%s %s: is a directory", s.flag, s.path)
+			}
+			cur.fi = fi
+			for i, in := range inFI {
+				if os.SameFile(fi, in) {
+					return nil, usagef("%s %s is the input %s: refusing to overwrite it", s.flag, s.path, inputs[i])
+				}
+			}
+		} else if errors.Is(err, fs.ErrNotExist) {
+			dir := filepath.Dir(s.path)
+			if di, err := os.Stat(dir); err != nil || !di.IsDir() {
+				return nil, usagef("%s %s: directory %s does not exist", s.flag, s.path, dir)
+			}
+		} else {
+			return nil, fmt.Errorf("%s %s: %w", s.flag, s.path, err)
+		}
+		for _, o := range files {
+			same := o.abs == cur.abs
+			if o.fi != nil && cur.fi != nil && os.SameFile(o.fi, cur.fi) && !isDevice(cur.fi) {
+				same = true
+			}
+			if same {
+				return nil, usagef("%s and %s name the same file %s: give each output its own", o.spec.flag, s.flag, s.path)
+			}
+		}
+		if cur.fi != nil && countStdout(specs) > 0 && !isDevice(cur.fi) {
+			if so, err := os.Stdout.Stat(); err == nil && os.SameFile(so, cur.fi) {
+				return nil, usagef("%s %s is also standard output, where the report goes: write the report with -o FILE", s.flag, s.path)
+			}
+		}
+		files = append(files, cur)
+	}
+	if stdoutUsers > 1 {
+		return nil, usagef("only one output may be standard output")
+	}
+	outs := &outputs{}
+	for _, s := range specs {
+		o := &output{flag: s.flag}
+		var err error
+		if s.path == "" || s.path == "-" {
+			o.f = os.Stdout
+		} else {
+			o.path = s.path
+			err = o.open()
+		}
+		if err != nil {
+			outs.abort()
+			return nil, err
+		}
+		o.bw = bufio.NewWriterSize(o.f, 256<<10)
+		outs.list = append(outs.list, o)
+	}
+	return outs, nil
+}
+
+func countStdout(specs []outputSpec) int {
+	n := 0
+	for _, s := range specs {
+		if s.path == "" || s.path == "-" {
+			n++
+		}
+	}
+	return n
+}
+
+// isDevice reports a character or block device (/dev/null): many outputs
+// may share one.
+func isDevice(fi fs.FileInfo) bool {
+	return fi.Mode()&(fs.ModeDevice|fs.ModeCharDevice) != 0
+}
+
+// open creates the output's temporary file, or opens a non-regular file
+// (pipe, FIFO, device) write-only in place: a read-write open would make
+// rewind a reader of its own pipe, so it would never see the real reader
+// leave.
+func (o *output) open() error {
+	if fi, err := os.Stat(o.path); err == nil && !fi.Mode().IsRegular() {
+		f, err := os.OpenFile(o.path, os.O_WRONLY, 0)
+		if err != nil {
+			return fmt.Errorf("%s: %w", o.name(), err)
+		}
+		o.f = f
+		return nil
+	}
+	dir, base := filepath.Split(o.path)
+	if dir == "" {
+		dir = "."
+	}
+	// 0600 (CreateTemp's mode): outputs hold decrypted payloads and
+	// request details. On Windows the mode only decides the read-only bit.
+	f, err := os.CreateTemp(dir, "."+base+".rewind-*")
+	if err != nil {
+		return fmt.Errorf("%s: %w", o.name(), err)
+	}
+	o.f, o.tmp = f, f.Name()
+	trackTemp(o.tmp, true)
+	return nil
+}
+
+// writer returns the i-th output's writer.
+func (outs *outputs) writer(i int) io.Writer { return outs.list[i] }
+
+// commit flushes and closes every output and renames the temporary files
+// into place. When an output could not be written, the others are still
+// completed and the returned error names each failure; a reader that left
+// early is said in one line.
+func (outs *outputs) commit() error {
+	var errs []string
+	for _, o := range outs.list {
+		if o.err == nil {
+			if err := o.bw.Flush(); err != nil {
+				o.err = err
+			}
+		}
+		if o.f != os.Stdout {
+			if err := o.f.Close(); err != nil && o.err == nil {
+				o.err = err
+			}
+		}
+		if o.tmp != "" {
+			if o.err == nil {
+				if err := os.Rename(o.tmp, o.path); err != nil {
+					o.err = err
+				}
+			}
+			if o.err != nil {
+				os.Remove(o.tmp)
+			}
+			trackTemp(o.tmp, false)
+		}
+		switch {
+		case o.err == nil:
+		case errors.Is(o.err, syscall.EPIPE):
+			errs = append(errs, fmt.Sprintf("%s was not fully read: its reader closed the pipe after %d bytes", o.name(), o.n))
+		default:
+			errs = append(errs, fmt.Sprintf("writing %s: %v", o.name(), o.err))
+		}
+	}
+	outs.list = nil
+	switch len(errs) {
+	case 0:
+		return nil
+	case 1:
+		return exitCodeError{code: exitError, msg: errs[0]}
+	}
+	msg := errs[0]
+	for _, e := range errs[1:] {
+		msg += "\nrewind: " + e
+	}
+	return exitCodeError{code: exitError, msg: msg}
+}
+
+// abort removes the temporary files of a run that did not succeed; the
+// files they were to replace are untouched. It is a no-op after commit.
+func (outs *outputs) abort() {
+	for _, o := range outs.list {
+		if o.f != nil && o.f != os.Stdout {
+			o.f.Close()
+		}
+		if o.tmp != "" {
+			os.Remove(o.tmp)
+			trackTemp(o.tmp, false)
+		}
+	}
+	outs.list = nil
+}
+
+// temps are the temporary outputs of the running command, removed by
+// removeTemps when a second signal ends the process at once.
+var temps sync.Map
+
+func trackTemp(path string, on bool) {
+	if on {
+		temps.Store(path, struct{}{})
+	} else {
+		temps.Delete(path)
+	}
+}
+
+func removeTemps() {
+	temps.Range(func(k, _ any) bool {
+		os.Remove(k.(string))
+		return true
+	})
+}

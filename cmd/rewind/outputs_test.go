@@ -1,0 +1,91 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestOutputIsInput: an output naming the input, or two outputs naming
+// one file, is refused before anything is written (#19 item 1).
+func TestOutputIsInput(t *testing.T) {
+	in := syntheticCapture(t)
+	orig, _ := os.ReadFile(in)
+	dir := t.TempDir()
+	link := filepath.Join(dir, "link.rwd")
+	if err := os.Link(in, link); err != nil {
+		t.Fatal(err)
+	}
+	same := filepath.Join(dir, "same")
+	for _, args := range [][]string{
+		{"-o", in},
+		{"--exchanges", in},
+		{"--har", in},
+		{"--pcapng", in},
+		{"--exchanges", link}, // another name for the input: compared by inode
+		{"-o", same, "--exchanges", same, "--har", same},
+		{"--exchanges", same, "--har", filepath.Join(dir, ".", "same")},
+	} {
+		code, out, errOut := runCLI(t, append([]string{"analyze", in}, args...)...)
+		if code != exitUsage || out != "" {
+			t.Errorf("%v: exit %d, stdout %q; want exit 2 and nothing written", args, code, out)
+		}
+		if !strings.Contains(errOut, "input") && !strings.Contains(errOut, "same file") {
+			t.Errorf("%v: stderr does not say why: %q", args, errOut)
+		}
+		if b, _ := os.ReadFile(in); string(b) != string(orig) {
+			t.Fatalf("%v: the input was changed", args)
+		}
+		if _, err := os.Stat(same); err == nil {
+			t.Fatalf("%v: created %s", args, same)
+		}
+	}
+	code, _, errOut := runCLI(t, "diff", in, in, "-o", in)
+	if code != exitUsage || !strings.Contains(errOut, "input") {
+		t.Errorf("diff -o INPUT: exit %d, %q", code, errOut)
+	}
+}
+
+// TestFailedRunKeepsFiles: a bad output path fails before reading and
+// creates nothing; a good file is replaced only by a finished run (#19
+// item 7).
+func TestFailedRunKeepsFiles(t *testing.T) {
+	in := syntheticCapture(t)
+	dir := t.TempDir()
+	ok := filepath.Join(dir, "ok.jsonl")
+	code, _, errOut := runCLI(t, "analyze", in, "--exchanges", ok, "--har", "/nonexistent-dir/x.har")
+	if code != exitUsage || !strings.Contains(errOut, "/nonexistent-dir does not exist") {
+		t.Errorf("exit %d, %q; want exit 2 naming the missing directory", code, errOut)
+	}
+	if _, err := os.Stat(ok); err == nil {
+		t.Errorf("%s was created by a run that failed", ok)
+	}
+	if err := os.WriteFile(ok, []byte("good\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The input fails after the outputs are open: they keep their content.
+	bad := filepath.Join(dir, "bad.rwd")
+	os.WriteFile(bad, []byte("not a capture at all"), 0o600)
+	if code, _, _ := runCLI(t, "analyze", bad, "--exchanges", ok); code == exitOK {
+		t.Fatal("a non-capture was analyzed")
+	}
+	if b, _ := os.ReadFile(ok); string(b) != "good\n" {
+		t.Errorf("a failed run replaced %s: %q", ok, b)
+	}
+	if code, _, errOut := runCLI(t, "analyze", in, "--exchanges", ok); code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if b, _ := os.ReadFile(ok); strings.Count(string(b), "\n") != 3 {
+		t.Errorf("the finished run did not replace %s: %q", ok, b)
+	}
+	if fi, _ := os.Stat(ok); fi.Mode().Perm()&0o077 != 0 {
+		t.Errorf("%s has mode %v; outputs are 0600", ok, fi.Mode())
+	}
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if strings.Contains(e.Name(), ".rewind-") {
+			t.Errorf("temporary file %s left behind", e.Name())
+		}
+	}
+}
