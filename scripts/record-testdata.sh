@@ -54,7 +54,7 @@ sleep 0.5
 
 record() { # record OUT -- workload...
   local out=$1; shift; shift
-  "$rw" record -o "$out" --port "$port" --comm nginx --comm curl --comm python3 2> "$work/rec.log" &
+  "$rw" record --force -o "$out" --port "$port" --comm nginx --comm curl --comm python3 2> "$work/rec.log" &
   local rpid=$!
   for _ in $(seq 100); do grep -q 'recording' "$work/rec.log" && break; sleep 0.1; done
   "$@"

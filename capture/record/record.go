@@ -23,6 +23,16 @@ import (
 // found out when the probes load, see [UnavailableError]).
 func Available() error { return nil }
 
+// CheckPrivileges returns an [*UnavailableError] when this process lacks
+// the capabilities recording needs, so a command can say so before it
+// creates any file.
+func CheckPrivileges() error {
+	if err := bpf.CheckPrivileges(); err != nil {
+		return &UnavailableError{Reason: err.Error()}
+	}
+	return nil
+}
+
 func record(ctx context.Context, opts Options, open func() (io.Writer, error)) (*Result, error) {
 	log := opts.Log
 	if log == nil {

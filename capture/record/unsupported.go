@@ -16,3 +16,6 @@ func record(context.Context, Options, func() (io.Writer, error)) (*Result, error
 
 // Available returns why this build cannot record: off Linux, always.
 func Available() error { return errUnsupported }
+
+// CheckPrivileges returns why this build cannot record: off Linux, always.
+func CheckPrivileges() error { return errUnsupported }

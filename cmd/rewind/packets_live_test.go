@@ -113,6 +113,15 @@ func livePackets(t *testing.T, tls bool) {
 	}
 	fields := func(filter string, f ...string) []string {
 		args := []string{"-r", png, "-Y", filter, "-T", "fields"}
+		if tls {
+			// The captured ciphertext packets are cut after 128 payload
+			// bytes; tshark 4.0's TLS record reassembly over such cut
+			// segments sometimes fails its own assertion (packet-tls.c
+			// "fh", about 1 run in 12). The check is about rewind's
+			// pcapng, so TLS records are not reassembled across them;
+			// the decrypted exchanges on interface 0 are plain HTTP.
+			args = append(args, "-o", "tls.desegment_ssl_records:FALSE")
+		}
 		for _, x := range f {
 			args = append(args, "-e", x)
 		}

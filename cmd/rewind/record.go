@@ -3,8 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
+	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -39,6 +42,7 @@ func newRecordCommand() *cli.Command {
 			&cli.BoolFlag{Name: "redact", Usage: "mask credential header values (Authorization, Proxy-Authorization, Cookie, Set-Cookie) in HTTP/1 payloads before writing them; HTTP/2 headers are HPACK-compressed and stay as recorded"},
 			&cli.StringSliceFlag{Name: "redact-header", Usage: "with --redact, also mask the values of header `NAME` (repeatable)"},
 			&cli.StringFlag{Name: "ring-size", Usage: "kernel ring buffer `SIZE`, a power of two of at least 64KiB (default 32MiB); a larger one absorbs longer bursts"},
+			&cli.BoolFlag{Name: "force", Usage: "overwrite the -o file if it exists"},
 			&cli.StringFlag{Name: "verifier-log", Usage: "write the BPF verifier's log to `FILE` if the kernel refuses a program"},
 		},
 		Action: runRecord,
@@ -111,6 +115,25 @@ func runRecord(c *cli.Context) error {
 		}
 		opts.RingSize = int(n)
 	}
+	// Everything that can be checked without the kernel is checked before
+	// any probe is loaded or file created.
+	if err := record.CheckPrivileges(); err != nil {
+		return exitCodeError{code: exitError, msg: err.Error()}
+	}
+	for _, p := range opts.PIDs {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", p)); err != nil {
+			return usagef("--pid %d: no such process", p)
+		}
+	}
+	if opts.Iface != "" {
+		if _, err := net.InterfaceByName(opts.Iface); err != nil {
+			return usagef("--iface %s: no such interface", opts.Iface)
+		}
+	}
+	f, err := createCapture(out, c.Bool("force"))
+	if err != nil {
+		return err
+	}
 	status := newStatusLine(os.Stderr)
 	if status != nil {
 		opts.Progress = func(p record.Progress) {
@@ -119,9 +142,19 @@ func runRecord(c *cli.Context) error {
 		}
 	}
 
-	res, err := record.ToFile(c.Context, opts, out)
+	res, err := record.ToWriter(c.Context, opts, f)
 	if status != nil {
 		status.Clear()
+	}
+	if cerr := f.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("closing %s: %w", out, cerr)
+	}
+	if err != nil && res == nil {
+		// Nothing was recorded (the probes did not load): leave no
+		// empty file behind.
+		if fi, serr := os.Stat(out); serr == nil && fi.Mode().IsRegular() && fi.Size() == 0 {
+			os.Remove(out)
+		}
 	}
 	if err != nil {
 		if ue := (*record.UnavailableError)(nil); errors.As(err, &ue) {
@@ -181,4 +214,25 @@ func formatSize(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// createCapture opens the capture file for writing (mode 0600). An existing
+// regular file is kept unless force; a missing directory is named.
+func createCapture(path string, force bool) (*os.File, error) {
+	fi, err := os.Stat(path)
+	switch {
+	case err == nil && fi.IsDir():
+		return nil, usagef("-o %s: is a directory", path)
+	case err == nil && fi.Mode().IsRegular() && !force:
+		return nil, usagef("-o %s: the file exists; refusing to overwrite it (use --force, or another name)", path)
+	case err != nil && errors.Is(err, fs.ErrNotExist):
+		if di, derr := os.Stat(filepath.Dir(path)); derr != nil || !di.IsDir() {
+			return nil, usagef("-o %s: directory %s does not exist", path, filepath.Dir(path))
+		}
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("creating capture file: %w", err)
+	}
+	return f, nil
 }
