@@ -100,12 +100,18 @@ type Options struct {
 	BucketNS int64
 	// Objectives are evaluated into [Report.Objectives].
 	Objectives []Objective
+	// MergeProcesses makes one service of every process with the same
+	// role and command name (nginx's workers, many runs of curl): its
+	// [Service].PID is 0. `rewind diff` compares services this way, since
+	// pids change between captures.
+	MergeProcesses bool
 }
 
 // Aggregator is an [analyze.Sink] that builds a [Report]. Call Report after
 // End.
 type Aggregator struct {
 	endpoint     EndpointFunc
+	mergeProcs   bool
 	maxEndpoints int
 	maxChildren  int
 	apdexT       int64
@@ -141,6 +147,7 @@ type Aggregator struct {
 func New(opts Options) *Aggregator {
 	a := &Aggregator{
 		endpoint:     opts.Endpoint,
+		mergeProcs:   opts.MergeProcesses,
 		maxEndpoints: opts.MaxEndpoints,
 		maxChildren:  opts.MaxChildren,
 		apdexT:       opts.ApdexT,
@@ -378,6 +385,9 @@ func (a *Aggregator) service(c *analyze.Conn) *service {
 	var k serviceKey
 	if c != nil {
 		k = serviceKey{role: c.Role, pid: c.PID, comm: c.Comm}
+		if a.mergeProcs && c.Comm != "" {
+			k.pid = 0
+		}
 		if c.PID == 0 {
 			k.addr = c.Local
 			if c.Role == capture.RoleClient {

@@ -224,3 +224,32 @@ func BenchmarkAggregatorTemplated(b *testing.B) {
 		i++
 	}
 }
+
+// TestMergeProcesses: with MergeProcesses every process of one role and
+// name is one service; without it each pid is its own (#19 item 4).
+func TestMergeProcesses(t *testing.T) {
+	var exs []*analyze.Exchange
+	for i := range 70 {
+		c := *curl
+		c.ID, c.PID = fmt.Sprintf("c%d", i), uint32(1000+i)
+		exs = append(exs, exchange(&c, "GET", "/a", 200, uint64(i)*1e6, 1000))
+	}
+	w1, w2 := *nginx, *nginx
+	w2.ID, w2.PID = "w2", 101
+	exs = append(exs, exchange(&w1, "GET", "/a", 200, 1e9, 1000), exchange(&w2, "GET", "/a", 500, 2e9, 1000))
+
+	r := run(t, New(Options{}), exs)
+	if len(r.Services) != 72 {
+		t.Errorf("per process: %d services, want 72", len(r.Services))
+	}
+	r = run(t, New(Options{MergeProcesses: true}), exs)
+	if len(r.Services) != 2 {
+		t.Fatalf("merged: %d services, want 2 (nginx, curl)", len(r.Services))
+	}
+	for _, s := range r.Services {
+		want := map[string]int{"nginx": 2, "curl": 70}[s.Comm]
+		if s.Count != want || s.PID != 0 || s.Name() != s.Comm {
+			t.Errorf("%s: count %d, pid %d, name %q; want %d exchanges under the bare name", s.Comm, s.Count, s.PID, s.Name(), want)
+		}
+	}
+}

@@ -167,6 +167,9 @@ func aggregate(c *cli.Context, path string, opts sli.Options) (*sli.Report, erro
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	defer in.Close()
+	// Services are compared by name: every process of one command name is
+	// one service (pids differ between captures and between workers).
+	opts.MergeProcesses = true
 	agg := sli.New(opts)
 	sum, err := analyze.Replay(c.Context, in.Source, in.Info, analyze.Options{MaxBodyCapture: -1}, agg)
 	if err != nil {

@@ -2,8 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rewind-tools/rewind/capture/capturetest"
 )
 
 func TestSLOExitCodes(t *testing.T) {
@@ -73,4 +77,38 @@ func TestDiff(t *testing.T) {
 	if code, _, _ := runCLI(t, "diff", a); code != 2 {
 		t.Errorf("one capture: exit %d", code)
 	}
+}
+
+// TestDiffMergesProcesses: a service is every process of its name, so 70
+// curl runs are compared as one client with 70 exchanges, not as the first
+// pid's one (#19 item 4).
+func TestDiffMergesProcesses(t *testing.T) {
+	b := capturetest.New()
+	for i := range 70 {
+		c := b.Process(uint32(1000+i), "curl").Connect(3, fmt.Sprintf("127.0.0.1:%d", 40000+i), "127.0.0.1:8080")
+		c.Write("GET /a HTTP/1.1\r\nHost: example\r\n\r\n")
+		c.Read("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		c.Close()
+	}
+	path := filepath.Join(t.TempDir(), "curls.rwd")
+	b.WriteFile(t, path)
+	code, out, errOut := runCLI(t, "diff", path, path, "--format", "json")
+	var d struct {
+		Endpoints []struct {
+			Service, Role, Path string
+			A                   struct{ Count int }
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &d); err != nil || code != 0 {
+		t.Fatalf("exit %d, %v: %s %s", code, err, out, errOut)
+	}
+	for _, e := range d.Endpoints {
+		if e.Role == "client" && e.Path == "/a" {
+			if e.Service != "curl" || e.A.Count != 70 {
+				t.Errorf("client /a: service %q with %d exchanges, want curl with 70", e.Service, e.A.Count)
+			}
+			return
+		}
+	}
+	t.Fatalf("no client /a endpoint: %s", out)
 }
