@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/rewind-tools/rewind/analyze/pcapin"
 	"github.com/rewind-tools/rewind/capture"
 	"github.com/rewind-tools/rewind/capture/redact"
 )
@@ -20,7 +22,7 @@ import (
 func newInfoCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "info",
-		Usage:     "describe a capture: header, snapshot, event counts, losses, integrity",
+		Usage:     "describe a capture (header, snapshot, event counts, losses, integrity) or a pcap/pcapng (packets, connections, damage)",
 		ArgsUsage: "FILE",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object instead of text"},
@@ -30,12 +32,33 @@ func newInfoCommand() *cli.Command {
 				return usagef("info takes exactly one capture file")
 			}
 			path := c.Args().First()
+			if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+				return fmt.Errorf("%s: is a directory; info describes one capture or pcap file", path)
+			}
 			f, err := os.Open(path)
 			if err != nil {
 				return err
 			}
 			defer f.Close()
-			s, err := capture.Summarize(f)
+			// The same inputs as analyze: captures and pcap/pcapng, plain
+			// or gzip/zstd-compressed.
+			br := bufio.NewReaderSize(f, 64<<10)
+			head, _ := br.Peek(8)
+			compressed := false
+			if pcapin.IsCompressed(head) {
+				dr, err := pcapin.Decompress(br)
+				if err != nil {
+					return fmt.Errorf("%s: %w", path, err)
+				}
+				defer dr.Close()
+				br = bufio.NewReaderSize(dr, 64<<10)
+				head, _ = br.Peek(8)
+				compressed = true
+			}
+			if pcapin.IsPcap(head) {
+				return infoPcap(c, path, br, compressed)
+			}
+			s, err := capture.Summarize(br)
 			if err != nil {
 				return fmt.Errorf("%s: %w", path, err)
 			}
@@ -46,6 +69,94 @@ func newInfoCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// pcapInfoJSON is the shape of `rewind info --json` for a pcap or pcapng.
+type pcapInfoJSON struct {
+	Format           string  `json:"format"` // "pcap" or "pcapng"
+	Compressed       bool    `json:"compressed"`
+	Start            string  `json:"start,omitempty"`
+	End              string  `json:"end,omitempty"`
+	DurationSeconds  float64 `json:"duration_s"`
+	Packets          uint64  `json:"packets"`
+	Connections      uint64  `json:"tcp_connections"`
+	NonTCP           uint64  `json:"non_tcp_packets"`
+	Fragments        uint64  `json:"ip_fragments"`
+	Malformed        uint64  `json:"malformed_packets"`
+	TruncatedPackets uint64  `json:"truncated_packets"`
+	Retransmissions  uint64  `json:"retransmissions"`
+	OutOfOrder       uint64  `json:"out_of_order"`
+	Gaps             uint64  `json:"gaps"`
+	GapBytes         uint64  `json:"gap_bytes"`
+	Backwards        uint64  `json:"backwards_timestamps"`
+	Damaged          bool    `json:"damaged"`
+	Damage           string  `json:"damage,omitempty"`
+}
+
+// infoPcap reads a pcap or pcapng to its end and describes its packets.
+func infoPcap(c *cli.Context, path string, r io.Reader, compressed bool) error {
+	rd, err := pcapin.NewReader(r, pcapin.Options{})
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	defer rd.Close()
+	var first, last uint64
+	for {
+		ev, err := rd.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		if t := ev.Time(); t != 0 {
+			if first == 0 || t < first {
+				first = t
+			}
+			last = max(last, t)
+		}
+	}
+	n := rd.Counts()
+	j := pcapInfoJSON{
+		Format: rd.Format(), Compressed: compressed, Packets: n.Packets, Connections: n.Connections,
+		NonTCP: n.NonTCP, Fragments: n.Fragments, Malformed: n.Malformed, TruncatedPackets: n.TruncatedPackets,
+		Retransmissions: n.Retransmissions, OutOfOrder: n.OutOfOrder, Gaps: n.Gaps, GapBytes: n.GapBytes,
+		Backwards: n.Backwards, Damaged: n.ReadError != "", Damage: n.ReadError,
+	}
+	var start, end time.Time
+	if first != 0 {
+		start, end = time.Unix(0, int64(first)).UTC(), time.Unix(0, int64(last)).UTC()
+		j.Start, j.End = start.Format(time.RFC3339Nano), end.Format(time.RFC3339Nano)
+		j.DurationSeconds = end.Sub(start).Seconds()
+	}
+	if c.Bool("json") {
+		enc := json.NewEncoder(c.App.Writer)
+		enc.SetIndent("", "  ")
+		return enc.Encode(j)
+	}
+	tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "capture\t%s\n", path)
+	comp := ""
+	if compressed {
+		comp = ", compressed"
+	}
+	fmt.Fprintf(tw, "format\t%s%s (packets only: no processes, no TLS plaintext)\n", j.Format, comp)
+	if first != 0 {
+		fmt.Fprintf(tw, "captured\t%s → %s (%s)\n", start.Format(time.RFC3339), end.Format(time.RFC3339), end.Sub(start).Round(time.Millisecond))
+	}
+	fmt.Fprintf(tw, "packets\t%d (%d TCP connections; skipped: %d not TCP, %d IP fragments, %d malformed)\n",
+		j.Packets, j.Connections, j.NonTCP, j.Fragments, j.Malformed)
+	fmt.Fprintf(tw, "tcp\t%d retransmissions, %d out of order, %d gaps (%s), %d cut by the snaplen\n",
+		j.Retransmissions, j.OutOfOrder, j.Gaps, bytesHuman(j.GapBytes), j.TruncatedPackets)
+	if j.Backwards > 0 {
+		fmt.Fprintf(tw, "time\t%d packets stamped earlier than a packet before them\n", j.Backwards)
+	}
+	if j.Damaged {
+		fmt.Fprintf(tw, "integrity\tdamaged: %s; the packets before it were read\n", j.Damage)
+	} else {
+		fmt.Fprintf(tw, "integrity\tread to the end\n")
+	}
+	return tw.Flush()
 }
 
 // infoJSON is the stable shape of `rewind info --json`.

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -87,5 +90,48 @@ func TestFailedRunKeepsFiles(t *testing.T) {
 		if strings.Contains(e.Name(), ".rewind-") {
 			t.Errorf("temporary file %s left behind", e.Name())
 		}
+	}
+}
+
+// TestInfoReadsWhatAnalyzeReads: info describes pcaps, pcapngs and
+// compressed inputs as analyze reads them, says where a cut pcap is
+// damaged, and names a directory as one (#19 item 9).
+func TestInfoReadsWhatAnalyzeReads(t *testing.T) {
+	const td = "../../analyze/pcapin/testdata/"
+	for _, f := range []string{"conversation.pcap", "conversation.pcapng", "conversation.pcapng.gz", "conversation-raw.pcap.zst"} {
+		code, out, errOut := runCLI(t, "info", td+f)
+		if code != exitOK || !strings.Contains(out, "packets    10 (1 TCP connections") || !strings.Contains(out, "read to the end") {
+			t.Errorf("info %s: exit %d\n%s%s", f, code, out, errOut)
+		}
+	}
+	whole, err := os.ReadFile(td + "conversation.pcap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := filepath.Join(t.TempDir(), "cut.pcap")
+	os.WriteFile(cut, whole[:len(whole)-10], 0o600)
+	code, out, _ := runCLI(t, "info", "--json", cut)
+	var j struct {
+		Packets uint64
+		Damaged bool
+		Damage  string
+	}
+	if err := json.Unmarshal([]byte(out), &j); err != nil || code != exitOK || !j.Damaged || j.Packets != 9 || j.Damage == "" {
+		t.Errorf("cut pcap: exit %d, %+v, %v\n%s", code, j, err, out)
+	}
+	// A compressed capture reads like the plain one.
+	gz := filepath.Join(t.TempDir(), "s.rwd.gz")
+	raw, _ := os.ReadFile("../../testdata/sample.rwd")
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write(raw)
+	zw.Close()
+	os.WriteFile(gz, buf.Bytes(), 0o600)
+	_, plain, _ := runCLI(t, "info", "../../testdata/sample.rwd")
+	if code, out, errOut := runCLI(t, "info", gz); code != exitOK || strings.SplitN(out, "\n", 2)[1] != strings.SplitN(plain, "\n", 2)[1] {
+		t.Errorf("info of the gzipped sample: exit %d %s\n%s\nwant\n%s", code, errOut, out, plain)
+	}
+	if code, _, errOut := runCLI(t, "info", t.TempDir()); code == exitOK || !strings.Contains(errOut, "is a directory") {
+		t.Errorf("info DIR: exit %d, %q", code, errOut)
 	}
 }
