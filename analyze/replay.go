@@ -146,6 +146,15 @@ func warnings(s *Summary, late uint64) []string {
 		w = append(w, fmt.Sprintf("the capture is damaged: %d chunks (%d bytes) were skipped; exchanges in them are missing",
 			st.ChunksSkipped, st.BytesSkipped))
 	}
+	if st.Truncated && st.ChunksRecovered == 0 && st.ChunksSkipped == 0 {
+		// A pcap or pcapng that stops at a damaged or cut record: it has
+		// no chunks to resynchronise on, so what follows is lost.
+		reason := "the file ends inside a record"
+		if len(st.Damage) > 0 && st.Damage[0].Reason != "" {
+			reason = st.Damage[0].Reason
+		}
+		w = append(w, fmt.Sprintf("the input is damaged: %s; the packets before it were read, nothing after it", reason))
+	}
 	if st.Lost > 0 {
 		w = append(w, fmt.Sprintf("the recorder lost %d events (ring buffer full): some exchanges are missing or incomplete", st.Lost))
 	}

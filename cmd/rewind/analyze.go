@@ -35,6 +35,7 @@ func newAnalyzeCommand() *cli.Command {
 			&cli.StringFlag{Name: "har", Usage: "write a HAR 1.2 archive to `FILE`"},
 			&cli.StringFlag{Name: "pcapng", Usage: "write a pcapng with decrypted payloads to `FILE`"},
 			&cli.StringFlag{Name: "slo", Usage: "objectives such as 'availability>=99.9%,p99<300ms'; exit 3 when violated"},
+			&cli.StringFlag{Name: "slo-no-data", Value: "fail", Usage: "an objective with no data (nothing in its scope, an empty input): `fail` (exit 3) or pass"},
 			&cli.IntSliceFlag{Name: "pid", Usage: "only exchanges of process `PID` (repeatable)"},
 			&cli.StringSliceFlag{Name: "comm", Usage: "only exchanges of processes named `NAME` (repeatable)"},
 			&cli.StringFlag{Name: "role", Usage: "only `server` or `client` side exchanges"},
@@ -66,6 +67,9 @@ func runAnalyze(c *cli.Context) error {
 	sliOpts, err := sliOptions(c)
 	if err != nil {
 		return err
+	}
+	if nd := c.String("slo-no-data"); nd != "fail" && nd != "pass" {
+		return usagef("--slo-no-data must be fail or pass, not %q", nd)
 	}
 	if c.IsSet("slo") {
 		if sliOpts.Objectives, err = sli.ParseObjectives(c.String("slo")); err != nil {
@@ -153,7 +157,7 @@ func runAnalyze(c *cli.Context) error {
 			fmt.Fprintf(os.Stderr, "rewind: warning: %s\n", w)
 		}
 	}
-	return sloExit(rw.Report())
+	return sloExit(rw.Report(), c.String("slo-no-data"))
 }
 
 // startProfiles starts a CPU profile into cpu and arranges an allocation

@@ -57,16 +57,46 @@ func sliOptions(c *cli.Context) (sli.Options, error) {
 }
 
 // sloExit lists the violated objectives on stderr and returns the exit
-// code 3 error when there are any.
-func sloExit(r *sli.Report) error {
+// code 3 when there are any. An objective without data (no exchange in its
+// scope, an empty or damaged input) fails the gate too, unless noData is
+// "pass": a gate must not pass on nothing.
+func sloExit(r *sli.Report, noData string) error {
 	v := r.Violated()
-	if len(v) == 0 {
-		return nil
-	}
 	for _, o := range v {
 		fmt.Fprintf(os.Stderr, "rewind: objective violated: %s: %s\n", o.Text, report.ObjectiveDetail(o))
 	}
-	return exitCodeError{code: exitSLO, msg: fmt.Sprintf("%d of %d objectives violated", len(v), len(r.Objectives))}
+	failed := len(v)
+	for _, o := range r.Objectives {
+		if !o.NoData {
+			continue
+		}
+		why := "no exchange measured it"
+		if o.Scope != nil && !scopeMatches(r, o.Scope) {
+			why = "its scope matches no endpoint of the capture (see the report's endpoints)"
+		}
+		if noData == "pass" {
+			fmt.Fprintf(os.Stderr, "rewind: warning: objective without data: %s: %s (passing: --slo-no-data=pass)\n", o.Text, why)
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "rewind: objective without data: %s: %s\n", o.Text, why)
+		failed++
+	}
+	if failed == 0 {
+		return nil
+	}
+	return exitCodeError{code: exitSLO, msg: fmt.Sprintf("%d of %d objectives violated or without data", failed, len(r.Objectives))}
+}
+
+// scopeMatches reports whether any endpoint of the report is in scope.
+func scopeMatches(r *sli.Report, sc *sli.Scope) bool {
+	for i := range r.Services {
+		for _, e := range r.Services[i].Endpoints {
+			if !e.Other && sc.Matches(e.Key) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func newDiffCommand() *cli.Command {

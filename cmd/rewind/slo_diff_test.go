@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -111,4 +112,22 @@ func TestDiffMergesProcesses(t *testing.T) {
 		}
 	}
 	t.Fatalf("no client /a endpoint: %s", out)
+}
+
+// TestSLONoData: an objective with nothing to measure fails the gate and
+// says why (a scope matching no endpoint is named), unless
+// --slo-no-data=pass (#19 item 6).
+func TestSLONoData(t *testing.T) {
+	const sample = "../../testdata/sample.rwd"
+	code, _, errOut := runCLI(t, "analyze", sample, "-q", "-o", os.DevNull, "--slo", "GET /nope:p99<1ms")
+	if code != exitSLO || !strings.Contains(errOut, "GET /nope:p99<1ms: its scope matches no endpoint") {
+		t.Errorf("unmatched scope: exit %d, %q", code, errOut)
+	}
+	code, _, errOut = runCLI(t, "analyze", sample, "-q", "-o", os.DevNull, "--slo", "GET /nope:p99<1ms", "--slo-no-data", "pass")
+	if code != exitOK || !strings.Contains(errOut, "objective without data") {
+		t.Errorf("--slo-no-data pass: exit %d, %q", code, errOut)
+	}
+	if code, _, _ := runCLI(t, "analyze", sample, "--slo-no-data", "maybe"); code != exitUsage {
+		t.Errorf("--slo-no-data maybe: exit %d, want 2", code)
+	}
 }

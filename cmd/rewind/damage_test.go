@@ -1,0 +1,148 @@
+package main
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// pcapRecordEnds returns the offsets where each record of a little-endian
+// pcap ends (the file header is 24 bytes, each record header 16).
+func pcapRecordEnds(b []byte) []int {
+	var ends []int
+	for off := 24; off+16 <= len(b); {
+		off += 16 + int(binary.LittleEndian.Uint32(b[off+8:]))
+		ends = append(ends, off)
+	}
+	return ends
+}
+
+// pcapngBlockEnds returns the offsets where each block of a little-endian
+// pcapng ends, and which of them are packets (EPB type 6, SPB 3, PB 2).
+func pcapngBlockEnds(b []byte) (ends []int, packet []bool) {
+	for off := 0; off+12 <= len(b); {
+		typ := binary.LittleEndian.Uint32(b[off:])
+		off += int(binary.LittleEndian.Uint32(b[off+4:]))
+		ends = append(ends, off)
+		packet = append(packet, typ == 6 || typ == 3 || typ == 2)
+	}
+	return ends, packet
+}
+
+type damageProbe struct {
+	Packets uint64
+	Damaged bool
+	Damage  string
+}
+
+func probeInfo(t *testing.T, path string) (damageProbe, int) {
+	t.Helper()
+	code, out, errOut := runCLI(t, "info", "--json", path)
+	var p damageProbe
+	if code == exitOK {
+		if err := json.Unmarshal([]byte(out), &p); err != nil {
+			t.Fatalf("info --json: %v\n%s", err, out)
+		}
+	} else if !strings.Contains(errOut, path) {
+		t.Errorf("info failed without naming the file: %q", errOut)
+	}
+	return p, code
+}
+
+// TestCutAndCorruptPcaps cuts a pcap and a pcapng at every offset and
+// corrupts each record's length: damage is always reported (by info and as
+// a warning of analyze, which then fails an SLO gate), and every packet
+// before it still counts (#19 item 6).
+func TestCutAndCorruptPcaps(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"conversation.pcap", "conversation.pcapng"} {
+		whole, err := os.ReadFile(filepath.Join("../../analyze/pcapin/testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ends []int
+		var isPacket []bool
+		first := 24 // smallest prefix that is still recognisably a pcap
+		if strings.HasSuffix(name, ".pcapng") {
+			ends, isPacket = pcapngBlockEnds(whole)
+			first = ends[0] // the section header block
+		} else {
+			ends = pcapRecordEnds(whole)
+			isPacket = make([]bool, len(ends))
+			for i := range isPacket {
+				isPacket[i] = true
+			}
+		}
+		if ends[len(ends)-1] != len(whole) {
+			t.Fatalf("%s: records end at %d, file is %d bytes", name, ends[len(ends)-1], len(whole))
+		}
+		// packetsBefore counts the packets whose records end at or before n.
+		packetsBefore := func(n int) (uint64, bool) {
+			var k uint64
+			boundary := n == first
+			for i, e := range ends {
+				if e <= n && isPacket[i] {
+					k++
+				}
+				boundary = boundary || e == n
+			}
+			return k, boundary
+		}
+		path := filepath.Join(dir, name)
+		for n := first; n < len(whole); n++ {
+			os.WriteFile(path, whole[:n], 0o600)
+			p, code := probeInfo(t, path)
+			want, boundary := packetsBefore(n)
+			if code != exitOK || p.Packets != want || p.Damaged == boundary {
+				t.Errorf("%s cut at %d: exit %d, %d packets, damaged %v (%q); want %d packets, damaged %v",
+					name, n, code, p.Packets, p.Damaged, p.Damage, want, !boundary)
+			}
+		}
+		// A record header claiming a huge length, at each record.
+		start := first
+		for i, e := range ends {
+			if strings.HasSuffix(name, ".pcapng") && i == 0 {
+				start = e
+				continue
+			}
+			bad := append([]byte(nil), whole...)
+			lenAt := start + 8 // pcap: caplen
+			if strings.HasSuffix(name, ".pcapng") {
+				lenAt = start + 4 // block total length
+			}
+			binary.LittleEndian.PutUint32(bad[lenAt:], 0x7fff0000)
+			os.WriteFile(path, bad, 0o600)
+			p, code := probeInfo(t, path)
+			want, _ := packetsBefore(start)
+			if code != exitOK || !p.Damaged || p.Packets != want {
+				t.Errorf("%s, record %d corrupted: exit %d, %d packets, damaged %v; want %d packets, damaged", name, i, code, p.Packets, p.Damaged, want)
+			}
+			rep := filepath.Join(dir, "r.json")
+			code, _, errOut := runCLI(t, "analyze", path, "--report", "json", "-o", rep, "--slo", "availability>=99%")
+			var r struct {
+				Capture struct {
+					Exchanges int
+					Warnings  []string
+				}
+				Objectives []struct{ Status string }
+			}
+			b, _ := os.ReadFile(rep)
+			json.Unmarshal(b, &r)
+			// The exchanges before the damage are measured; with no
+			// response among them the objective has no data and the gate
+			// fails.
+			wantCode := exitOK
+			if len(r.Objectives) != 1 || r.Objectives[0].Status != "met" {
+				wantCode = exitSLO
+			}
+			if code != wantCode || !strings.Contains(errOut, "the input is damaged") || len(r.Capture.Warnings) == 0 {
+				t.Errorf("%s, record %d corrupted: analyze --slo exit %d (want %d, %d exchanges), warnings %q, stderr %q; want the damage named",
+					name, i, code, wantCode, r.Capture.Exchanges, r.Capture.Warnings, errOut)
+			}
+			start = e
+		}
+	}
+}
