@@ -105,6 +105,11 @@ type Options struct {
 	// [Service].PID is 0. `rewind diff` compares services this way, since
 	// pids change between captures.
 	MergeProcesses bool
+	// IgnoreHost leaves the Host out of endpoint keys: endpoints are the
+	// method and route of each service, whatever server address or name
+	// the client used. `rewind diff` matches endpoints this way by
+	// default, so a server back on another port is the same service.
+	IgnoreHost bool
 }
 
 // Aggregator is an [analyze.Sink] that builds a [Report]. Call Report after
@@ -158,6 +163,14 @@ func New(opts Options) *Aggregator {
 	}
 	if a.endpoint == nil {
 		a.endpoint = NewRouter(opts.Routes).Endpoint
+	}
+	if opts.IgnoreHost {
+		inner := a.endpoint
+		a.endpoint = func(ex *analyze.Exchange) EndpointKey {
+			k := inner(ex)
+			k.Host = ""
+			return k
+		}
 	}
 	if a.maxEndpoints <= 0 {
 		a.maxEndpoints = DefaultMaxEndpoints

@@ -116,7 +116,8 @@ func newDiffCommand() *cli.Command {
 			&cli.StringFlag{Name: "max-error-rate-increase", Value: "0.1pp", Usage: "flag error rate increases beyond these percentage points"},
 			&cli.StringFlag{Name: "max-rate-change", Value: "off", Usage: "flag request rate changes beyond this share either way"},
 			&cli.IntFlag{Name: "min-count", Value: sli.DefaultDiffOptions.MinCount, Usage: "exchanges each side needs before latency and ratio changes are flagged"},
-			&cli.BoolFlag{Name: "ignore-host", Usage: "match endpoints by method and route only (servers on other addresses)"},
+			&cli.BoolFlag{Name: "match-host", Usage: "match endpoints by Host too, not only by service, method and route"},
+			&cli.BoolFlag{Name: "ignore-host", Hidden: true, Usage: "the default now: match endpoints by service, method and route"},
 			&cli.StringFlag{Name: "fail-on", Usage: "exit 3 when a change of these `KINDS` is flagged: " + strings.Join(sli.RegressionKinds, ",") + " or any"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no warnings on stderr"},
 		}, sliFlags()...),
@@ -132,7 +133,14 @@ func runDiff(c *cli.Context) error {
 	if format != "text" && format != "json" {
 		return usagef("--format must be text or json, not %q", format)
 	}
-	opts := sli.DiffOptions{MinCount: c.Int("min-count"), IgnoreHost: c.Bool("ignore-host")}
+	if c.Bool("match-host") && c.Bool("ignore-host") {
+		return usagef("--match-host and --ignore-host contradict each other")
+	}
+	matchHost := c.Bool("match-host")
+	opts := sli.DiffOptions{MinCount: c.Int("min-count"), IgnoreHost: !matchHost, MatchedBy: "service, method and route"}
+	if matchHost {
+		opts.MatchedBy = "service, method, Host and route"
+	}
 	for _, t := range []struct {
 		flag string
 		pp   bool
@@ -165,6 +173,7 @@ func runDiff(c *cli.Context) error {
 	}
 	defer outs.abort()
 	for i, path := range c.Args().Slice() {
+		sliOpts.IgnoreHost = !matchHost
 		r, err := aggregate(c, path, sliOpts)
 		if err != nil {
 			return err

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rewind-tools/rewind/capture/capturetest"
 )
@@ -129,5 +130,38 @@ func TestSLONoData(t *testing.T) {
 	}
 	if code, _, _ := runCLI(t, "analyze", sample, "--slo-no-data", "maybe"); code != exitUsage {
 		t.Errorf("--slo-no-data maybe: exit %d, want 2", code)
+	}
+}
+
+// TestDiffMatchesByServiceAndRoute: a server that comes back on another
+// port is the same service; its slower p99 is a regression the gate sees,
+// and the output says how endpoints were matched (#19 item 5).
+func TestDiffMatchesByServiceAndRoute(t *testing.T) {
+	build := func(port int, step time.Duration) string {
+		b := capturetest.New()
+		b.SetStep(step)
+		c := b.Process(100, "api").Accept(3, fmt.Sprintf("127.0.0.1:%d", port), "127.0.0.1:40000")
+		for i := range 40 {
+			c.Read(fmt.Sprintf("GET /users/%d HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", i, port))
+			c.Write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+		c.Close()
+		path := filepath.Join(t.TempDir(), fmt.Sprintf("api-%d.rwd", port))
+		b.WriteFile(t, path)
+		return path
+	}
+	a, b := build(8080, time.Millisecond), build(9090, 20*time.Millisecond)
+	code, out, errOut := runCLI(t, "diff", a, b, "--fail-on", "p99")
+	if code != exitSLO || !strings.Contains(out, "endpoints: 0 new, 0 vanished, matched by service, method and route") {
+		t.Errorf("default matching: exit %d (want 3: p99 regressed)\n%s%s", code, out, errOut)
+	}
+	// By Host, the endpoints are on one side each; only the service's
+	// total is on both.
+	code, out, _ = runCLI(t, "diff", a, b, "--match-host", "--fail-on", "p99")
+	if code != exitSLO || !strings.Contains(out, "endpoints: 1 new, 1 vanished, matched by service, method, Host and route") {
+		t.Errorf("--match-host: exit %d\n%s", code, out)
+	}
+	if code, out, _ := runCLI(t, "diff", a, b, "--match-host", "--fail-on", "vanished"); code != exitSLO {
+		t.Errorf("--match-host, --fail-on vanished: exit %d, want 3\n%s", code, out)
 	}
 }

@@ -20,7 +20,10 @@ type jsonDiff struct {
 	A             jsonDiffCapture     `json:"a"`
 	B             jsonDiffCapture     `json:"b"`
 	Thresholds    jsonThresholds      `json:"thresholds"`
-	Regressions   int                 `json:"regressions"`
+	Regressions   int                 `json:"regressions"` // on endpoints both sides have
+	New           int                 `json:"new_endpoints"`
+	Vanished      int                 `json:"vanished_endpoints"`
+	MatchedBy     string              `json:"matched_by"`
 	Endpoints     []jsonEndpointDelta `json:"endpoints"`
 }
 
@@ -97,12 +100,29 @@ func deltaStatus(e *sli.EndpointDiff) string {
 	return "ok"
 }
 
+// countRegressions counts the changes flagged on endpoints both sides
+// have; endpoints on one side only are counted apart (see countNew).
 func countRegressions(d *sli.Diff) int {
 	n := 0
 	for _, e := range d.Endpoints {
-		n += len(e.Regressions)
+		if e.A != nil && e.B != nil {
+			n += len(e.Regressions)
+		}
 	}
 	return n
+}
+
+// countNew returns how many endpoints only B has and only A has.
+func countNew(d *sli.Diff) (added, vanished int) {
+	for _, e := range d.Endpoints {
+		switch {
+		case e.A == nil:
+			added++
+		case e.B == nil:
+			vanished++
+		}
+	}
+	return added, vanished
 }
 
 // WriteDiffJSON writes d as one indented JSON document.
@@ -115,8 +135,10 @@ func WriteDiffJSON(w io.Writer, d *sli.Diff) error {
 		Thresholds: jsonThresholds{o.MaxP50Increase, o.MaxP99Increase, o.MaxAvailabilityDrop,
 			o.MaxErrorRateIncrease, o.MaxRateChange, o.MinCount},
 		Regressions: countRegressions(d),
+		MatchedBy:   d.Options.MatchedBy,
 		Endpoints:   make([]jsonEndpointDelta, 0, len(d.Endpoints)),
 	}
+	out.New, out.Vanished = countNew(d)
 	for i := range d.Endpoints {
 		e := &d.Endpoints[i]
 		j := jsonEndpointDelta{
@@ -148,7 +170,9 @@ func WriteDiffText(w io.Writer, d *sli.Diff) error {
 	fmt.Fprintf(bw, "thresholds: p50 +%s, p99 +%s, availability -%spp, error rate +%spp, rate ±%s; min %d exchanges a side\n",
 		limitPct(o.MaxP50Increase), limitPct(o.MaxP99Increase), limitPP(o.MaxAvailabilityDrop),
 		limitPP(o.MaxErrorRateIncrease), limitPct(o.MaxRateChange), o.MinCount)
-	fmt.Fprintf(bw, "%d regressions\n", countRegressions(d))
+	added, vanished := countNew(d)
+	fmt.Fprintf(bw, "%d regressions; endpoints: %d new, %d vanished, matched by %s\n",
+		countRegressions(d), added, vanished, orDash(o.MatchedBy))
 	rows := [][]string{{"SERVICE", "ENDPOINT", "COUNT", "RATE/s", "AVAIL", "P50", "P99", "FLAGS"}}
 	for i := range d.Endpoints {
 		e := &d.Endpoints[i]
