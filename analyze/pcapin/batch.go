@@ -162,6 +162,11 @@ func (p *producer) step(b *batch) {
 		return
 	}
 	p.counts.Packets++
+	if lt := p.counts.LinkTypes; len(lt) > 0 && lt[len(lt)-1].LinkType == link {
+		lt[len(lt)-1].Packets++
+	} else {
+		p.countLink(link)
+	}
 	if ts < p.lastTS {
 		p.counts.Backwards++
 	} else {
@@ -169,6 +174,19 @@ func (p *producer) step(b *batch) {
 	}
 	p.q = p.asm.packet(link, data, ts, p.q[:0])
 	p.flush(b)
+}
+
+// countLink counts a packet whose link type differs from the previous
+// packet's (the usual case, one link type per file, takes the fast path in
+// step).
+func (p *producer) countLink(link int) {
+	for i := range p.counts.LinkTypes {
+		if p.counts.LinkTypes[i].LinkType == link {
+			p.counts.LinkTypes[i].Packets++
+			return
+		}
+	}
+	p.counts.LinkTypes = append(p.counts.LinkTypes, LinkTypeCount{LinkType: link, Packets: 1})
 }
 
 // flush copies the queued events into b and gives the assembler its pools

@@ -60,6 +60,39 @@ type Counts struct {
 	// ReadError is why reading stopped before the end of the file, if it
 	// did (a cut or damaged file); everything before it was delivered.
 	ReadError string
+	// LinkTypes counts the packets of each link type (pcap LINKTYPE_*
+	// number), in the order the types first appeared.
+	LinkTypes []LinkTypeCount
+}
+
+// LinkTypeCount is the number of packets of one link type.
+type LinkTypeCount struct {
+	LinkType int
+	Packets  uint64
+}
+
+// LinkTypeName names a pcap link type ("Ethernet", "Linux cooked v2"), with
+// "unsupported" for types this package does not decode.
+func LinkTypeName(lt int) string {
+	switch lt {
+	case linkNull:
+		return "BSD loopback"
+	case linkEthernet:
+		return "Ethernet"
+	case linkRaw, linkRawAlt:
+		return "raw IP"
+	case linkLoop:
+		return "OpenBSD loopback"
+	case linkSLL:
+		return "Linux cooked"
+	case linkIPv4:
+		return "raw IPv4"
+	case linkIPv6:
+		return "raw IPv6"
+	case linkSLL2:
+		return "Linux cooked v2"
+	}
+	return fmt.Sprintf("link type %d (unsupported)", lt)
 }
 
 // Reader turns a pcap or pcapng file into capture events. Events returned by

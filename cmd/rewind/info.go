@@ -89,8 +89,13 @@ type pcapInfoJSON struct {
 	Gaps             uint64  `json:"gaps"`
 	GapBytes         uint64  `json:"gap_bytes"`
 	Backwards        uint64  `json:"backwards_timestamps"`
-	Damaged          bool    `json:"damaged"`
-	Damage           string  `json:"damage,omitempty"`
+	LinkTypes        []struct {
+		LinkType int    `json:"link_type"`
+		Name     string `json:"name"`
+		Packets  uint64 `json:"packets"`
+	} `json:"link_types"`
+	Damaged bool   `json:"damaged"`
+	Damage  string `json:"damage,omitempty"`
 }
 
 // infoPcap reads a pcap or pcapng to its end and describes its packets.
@@ -123,6 +128,13 @@ func infoPcap(c *cli.Context, path string, r io.Reader, compressed bool) error {
 		Retransmissions: n.Retransmissions, OutOfOrder: n.OutOfOrder, Gaps: n.Gaps, GapBytes: n.GapBytes,
 		Backwards: n.Backwards, Damaged: n.ReadError != "", Damage: n.ReadError,
 	}
+	for _, l := range n.LinkTypes {
+		j.LinkTypes = append(j.LinkTypes, struct {
+			LinkType int    `json:"link_type"`
+			Name     string `json:"name"`
+			Packets  uint64 `json:"packets"`
+		}{l.LinkType, pcapin.LinkTypeName(l.LinkType), l.Packets})
+	}
 	var start, end time.Time
 	if first != 0 {
 		start, end = time.Unix(0, int64(first)).UTC(), time.Unix(0, int64(last)).UTC()
@@ -143,6 +155,13 @@ func infoPcap(c *cli.Context, path string, r io.Reader, compressed bool) error {
 	fmt.Fprintf(tw, "format\t%s%s (packets only: no processes, no TLS plaintext)\n", j.Format, comp)
 	if first != 0 {
 		fmt.Fprintf(tw, "captured\t%s → %s (%s)\n", start.Format(time.RFC3339), end.Format(time.RFC3339), end.Sub(start).Round(time.Millisecond))
+	}
+	if len(j.LinkTypes) > 0 {
+		var links []string
+		for _, l := range j.LinkTypes {
+			links = append(links, fmt.Sprintf("%s (%d, %d packets)", l.Name, l.LinkType, l.Packets))
+		}
+		fmt.Fprintf(tw, "links\t%s\n", strings.Join(links, ", "))
 	}
 	fmt.Fprintf(tw, "packets\t%d (%d TCP connections; skipped: %d not TCP, %d IP fragments, %d malformed)\n",
 		j.Packets, j.Connections, j.NonTCP, j.Fragments, j.Malformed)

@@ -104,6 +104,9 @@ func TestInfoReadsWhatAnalyzeReads(t *testing.T) {
 			t.Errorf("info %s: exit %d\n%s%s", f, code, out, errOut)
 		}
 	}
+	if _, out, _ := runCLI(t, "info", td+"conversation.pcapng"); !strings.Contains(out, "links      Ethernet (1, 5 packets), Linux cooked v2 (276, 5 packets)") {
+		t.Errorf("info does not list the link types:\n%s", out)
+	}
 	whole, err := os.ReadFile(td + "conversation.pcap")
 	if err != nil {
 		t.Fatal(err)
