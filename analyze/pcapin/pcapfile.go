@@ -24,6 +24,7 @@ type pcapFile struct {
 	link     int
 	maxLen   uint32 // longest record accepted
 	eof      bool
+	pos      int64 // file offset of the next record
 }
 
 const (
@@ -72,6 +73,7 @@ func newPcapFile(r io.Reader) (*pcapFile, error) {
 	// the low 16 bits.
 	f.link = int(f.u32(h[20:]) & 0xffff)
 	f.off += 24
+	f.pos = 24
 	return f, nil
 }
 
@@ -96,15 +98,18 @@ func (f *pcapFile) u32(b []byte) uint32 {
 func (f *pcapFile) next() (data []byte, link int, ts uint64, err error) {
 	h, err := f.need(16)
 	if err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			err = fmt.Errorf("the file ends inside the record header at byte %d: %w", f.pos, err)
+		}
 		return nil, 0, 0, err
 	}
 	sec, frac := uint64(f.u32(h)), uint64(f.u32(h[4:]))
 	incl, orig := f.u32(h[8:]), f.u32(h[12:])
 	if incl > f.maxLen {
-		return nil, 0, 0, fmt.Errorf("capture length %d exceeds the largest record taken (%d): damaged record header", incl, f.maxLen)
+		return nil, 0, 0, fmt.Errorf("capture length %d exceeds the largest record taken (%d): damaged record header at byte %d", incl, f.maxLen, f.pos)
 	}
 	if incl > orig {
-		return nil, 0, 0, fmt.Errorf("capture length %d exceeds original packet length %d: damaged record header", incl, orig)
+		return nil, 0, 0, fmt.Errorf("capture length %d exceeds original packet length %d: damaged record header at byte %d", incl, orig, f.pos)
 	}
 	f.off += 16
 	data, err = f.need(int(incl))
@@ -112,9 +117,13 @@ func (f *pcapFile) next() (data []byte, link int, ts uint64, err error) {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
-		return nil, 0, 0, err
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, 0, 0, fmt.Errorf("the file ends inside the record at byte %d (%d of its bytes missing): %w", f.pos, int64(incl)-int64(f.end-f.off), err)
+		}
+		return nil, 0, 0, fmt.Errorf("reading the record at byte %d: %w", f.pos, err)
 	}
 	f.off += int(incl)
+	f.pos += 16 + int64(incl)
 	return data, f.link, sec*1e9 + frac*f.fracNS, nil
 }
 
