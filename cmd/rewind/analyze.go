@@ -35,7 +35,7 @@ func newAnalyzeCommand() *cli.Command {
 			&cli.StringFlag{Name: "har", Usage: "write a HAR 1.2 archive to `FILE`"},
 			&cli.StringFlag{Name: "pcapng", Usage: "write a pcapng with decrypted payloads to `FILE`"},
 			&cli.StringFlag{Name: "slo", Usage: "objectives such as 'availability>=99.9%,p99<300ms'; exit 3 when violated"},
-			&cli.StringFlag{Name: "slo-no-data", Value: "fail", Usage: "an objective with no data (nothing in its scope, an empty input): `fail` (exit 3) or pass"},
+			&cli.StringFlag{Name: "slo-no-data", Value: "fail", Usage: "what an objective with no data (nothing in its scope, an empty input) does: `POLICY` fail (exit 3) or pass"},
 			&cli.IntSliceFlag{Name: "pid", Usage: "only exchanges of process `PID` (repeatable)"},
 			&cli.StringSliceFlag{Name: "comm", Usage: "only exchanges of processes named `NAME` (repeatable)"},
 			&cli.StringFlag{Name: "role", Usage: "only `server` or `client` side exchanges"},

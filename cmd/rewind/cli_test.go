@@ -94,8 +94,30 @@ func TestUsageErrors(t *testing.T) {
 	if code, _, _ := runCLI(t, "analyze", "--report", "yaml", "x"); code != 2 {
 		t.Errorf("bad --report: exit %d, want 2", code)
 	}
-	if code, _, _ := runCLI(t, "no-such-command"); code == 0 {
-		t.Errorf("unknown command: exit 0")
+	if code, _, _ := runCLI(t, "no-such-command"); code != exitUsage {
+		t.Errorf("unknown command: exit %d, want 2", code)
+	}
+	// Usage mistakes: exit 2, nothing on stdout (it may be a redirected
+	// report), one message and where to find help on stderr (#20 item 2).
+	for _, args := range [][]string{
+		{"analyze", "--bogus", "x"},
+		{"analyze", "--apdex-t", "500", "x"},
+		{},
+		{"help", "nope"},
+	} {
+		code, out, errOut := runCLI(t, args...)
+		lines := strings.Split(strings.TrimSpace(errOut), "\n")
+		if code != exitUsage || out != "" || len(lines) != 2 || !strings.HasPrefix(lines[1], "Run 'rewind ") {
+			t.Errorf("%v: exit %d, %d bytes on stdout, stderr %q; want exit 2, nothing on stdout, one error and a pointer to --help", args, code, len(out), errOut)
+		}
+	}
+	if code, out, _ := runCLI(t, "help", "analyze"); code != exitOK || !strings.Contains(out, "rewind analyze") {
+		t.Errorf("help analyze: exit %d\n%s", code, out)
+	}
+	for _, sub := range []string{"analyze", "info", "diff", "record"} {
+		if code, out, _ := runCLI(t, sub, "--version"); code != exitOK || !strings.HasPrefix(out, "rewind ") {
+			t.Errorf("%s --version: exit %d, %q", sub, code, out)
+		}
 	}
 }
 

@@ -40,7 +40,7 @@ type exitCodeError struct {
 func (e exitCodeError) Error() string { return e.msg }
 
 func newApp() *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:    "rewind",
 		Usage:   "record what processes say over TCP with eBPF, replay it offline",
 		Version: version,
@@ -60,7 +60,44 @@ func newApp() *cli.App {
 		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
 			return usageError{err.Error()}
 		},
+		// No command, `rewind help [COMMAND]`, or an unknown one.
+		Action: func(c *cli.Context) error {
+			switch first := c.Args().First(); {
+			case first == "":
+				return usageError{"missing command: record, analyze, info, diff or demo"}
+			case first == "help" && c.NArg() == 1:
+				return cli.ShowAppHelp(c)
+			case first == "help":
+				if c.App.Command(c.Args().Get(1)) == nil {
+					return usagef("no command %q", c.Args().Get(1))
+				}
+				return cli.ShowCommandHelp(c, c.Args().Get(1))
+			default:
+				return usagef("unknown command %q", first)
+			}
+		},
 	}
+	for _, cmd := range app.Commands {
+		// A mistake in a command's flags is one line on stderr and exit 2,
+		// not the command's help on stdout (where it would land in a
+		// redirected report).
+		cmd.OnUsageError = func(c *cli.Context, err error, isSubcommand bool) error {
+			return usageError{err.Error()}
+		}
+		cmd.Flags = append(cmd.Flags, &cli.BoolFlag{Name: "version", Usage: "print rewind's version and exit"})
+		before := cmd.Before
+		cmd.Before = func(c *cli.Context) error {
+			if c.Bool("version") {
+				cli.ShowVersion(c)
+				return exitCodeError{code: exitOK}
+			}
+			if before != nil {
+				return before(c)
+			}
+			return nil
+		}
+	}
+	return app
 }
 
 func main() {
@@ -116,7 +153,11 @@ func run(ctx context.Context, args []string) int {
 		}
 		return ce.code
 	case errors.As(err, &ue):
-		fmt.Fprintf(os.Stderr, "rewind: %s\nRun 'rewind --help' for usage.\n", ue.msg)
+		help := "rewind --help"
+		if len(args) > 1 && app.Command(args[1]) != nil {
+			help = "rewind " + args[1] + " --help"
+		}
+		fmt.Fprintf(os.Stderr, "rewind: %s\nRun '%s' for usage.\n", ue.msg, help)
 		return exitUsage
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
 		fmt.Fprintln(os.Stderr, "rewind: interrupted; the outputs were left as they were")
