@@ -42,7 +42,7 @@ func newAnalyzeCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "host", Usage: "only requests for `HOST` (repeatable)"},
 			&cli.StringSliceFlag{Name: "method", Usage: "only requests with `METHOD` (repeatable)"},
 			&cli.StringFlag{Name: "path-prefix", Usage: "only requests whose path starts with `PREFIX`"},
-			&cli.IntFlag{Name: "max-body", Value: 1 << 20, Usage: "body bytes kept per message for HAR (lengths stay exact)"},
+			&cli.IntFlag{Name: "max-body", Value: 1 << 20, Usage: "`BYTES` of each body kept for HAR; 0 keeps none (lengths stay exact)"},
 			&cli.BoolFlag{Name: "no-redact", Usage: "keep credential header values (Authorization, Cookie, …) in the outputs"},
 			&cli.StringSliceFlag{Name: "redact-header", Usage: "also redact the values of header `NAME` (repeatable)"},
 			&cli.StringSliceFlag{Name: "redact-pattern", Usage: "also redact matches of regular expression `RE` in targets, header values and bodies (repeatable)"},
@@ -67,6 +67,14 @@ func runAnalyze(c *cli.Context) error {
 	sliOpts, err := sliOptions(c)
 	if err != nil {
 		return err
+	}
+	// --max-body 0 keeps nothing; the libraries' 0 means "default".
+	maxBody := c.Int("max-body")
+	if maxBody < 0 {
+		return usagef("--max-body %d: must be 0 (no body bytes) or more", maxBody)
+	}
+	if maxBody == 0 {
+		maxBody = -1
 	}
 	if nd := c.String("slo-no-data"); nd != "fail" && nd != "pass" {
 		return usagef("--slo-no-data must be fail or pass, not %q", nd)
@@ -123,7 +131,7 @@ func runAnalyze(c *cli.Context) error {
 		case "--exchanges":
 			sinks = append(sinks, jsonl.New(w))
 		case "--har":
-			sinks = append(sinks, har.New(w, har.Options{MaxBodyBytes: c.Int("max-body"), Version: version}))
+			sinks = append(sinks, har.New(w, har.Options{MaxBodyBytes: maxBody, Version: version}))
 		case "--pcapng":
 			// The sink flushes in End; outs.commit flushes and closes the file after.
 			sinks = append(sinks, pcapng.New(w, pcapng.Options{Version: version}))
@@ -136,7 +144,7 @@ func runAnalyze(c *cli.Context) error {
 	}
 	stop := progress.start()
 	sum, err := analyze.Replay(c.Context, in.Source, in.Info, analyze.Options{
-		MaxBodyCapture: c.Int("max-body"),
+		MaxBodyCapture: maxBody,
 		// Only the HAR shows bodies; the other outputs need their lengths.
 		DiscardBodies: c.String("har") == "",
 		Filter:        filter,

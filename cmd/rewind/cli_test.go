@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -171,5 +172,38 @@ func TestInfoWarnsAboutCredentials(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(har); !bytes.Contains(b, []byte("dXNlcjpwYXNz")) {
 		t.Errorf("--no-redact removed the credential")
+	}
+}
+
+// TestNumbersMeanWhatTheySay: --max-body 0 keeps no body bytes and a
+// negative one is refused; a relative threshold of 20 is 20 % (#20 item 3).
+func TestNumbersMeanWhatTheySay(t *testing.T) {
+	for in, want := range map[string]float64{"20%": 0.2, "0.2": 0.2, "20": 0.2, "150%": 1.5, "off": 0} {
+		if got, err := parseThreshold(in, false); err != nil || math.Abs(got-want) > 1e-12 {
+			t.Errorf("parseThreshold(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	if got, _ := parseThreshold("0.1pp", true); math.Abs(got-0.001) > 1e-12 {
+		t.Errorf("0.1pp = %v, want 0.001", got)
+	}
+	path := syntheticCapture(t)
+	dir := t.TempDir()
+	harOf := func(maxBody string) string {
+		t.Helper()
+		out := filepath.Join(dir, "b"+maxBody+".har")
+		if code, _, errOut := runCLI(t, "analyze", path, "-q", "-o", os.DevNull, "--har", out, "--max-body", maxBody); code != exitOK {
+			t.Fatalf("--max-body %s: exit %d: %s", maxBody, code, errOut)
+		}
+		b, _ := os.ReadFile(out)
+		return string(b)
+	}
+	if h := harOf("1000"); !strings.Contains(h, `"text": "ok"`) && !strings.Contains(h, `"text":"ok"`) {
+		t.Errorf("--max-body 1000: the HAR has no response body:\n%s", h)
+	}
+	if h := harOf("0"); strings.Contains(h, `"text": "ok"`) || strings.Contains(h, `"text":"ok"`) {
+		t.Errorf("--max-body 0 kept body bytes:\n%s", h)
+	}
+	if code, _, _ := runCLI(t, "analyze", path, "--max-body", "-1"); code != exitUsage {
+		t.Errorf("--max-body -1: exit %d, want 2", code)
 	}
 }

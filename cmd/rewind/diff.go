@@ -110,11 +110,11 @@ func newDiffCommand() *cli.Command {
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "format", Value: "text", Usage: "output format: text or json"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the comparison to `FILE` instead of standard output"},
-			&cli.StringFlag{Name: "max-p50-increase", Value: "20%", Usage: "flag p50 increases beyond this share"},
-			&cli.StringFlag{Name: "max-p99-increase", Value: "20%", Usage: "flag p99 increases beyond this share"},
+			&cli.StringFlag{Name: "max-p50-increase", Value: "20%", Usage: "flag p50 increases beyond this `SHARE` (20% or 0.2; a bare number of 1 or more is a percentage)"},
+			&cli.StringFlag{Name: "max-p99-increase", Value: "20%", Usage: "flag p99 increases beyond this `SHARE` (20% or 0.2; a bare number of 1 or more is a percentage)"},
 			&cli.StringFlag{Name: "max-availability-drop", Value: "0.1pp", Usage: "flag availability drops beyond these percentage points"},
 			&cli.StringFlag{Name: "max-error-rate-increase", Value: "0.1pp", Usage: "flag error rate increases beyond these percentage points"},
-			&cli.StringFlag{Name: "max-rate-change", Value: "off", Usage: "flag request rate changes beyond this share either way"},
+			&cli.StringFlag{Name: "max-rate-change", Value: "off", Usage: "flag request rate changes beyond this `SHARE` either way (50% or 0.5), or off"},
 			&cli.IntFlag{Name: "min-count", Value: sli.DefaultDiffOptions.MinCount, Usage: "exchanges each side needs before latency and ratio changes are flagged"},
 			&cli.BoolFlag{Name: "match-host", Usage: "match endpoints by Host too, not only by service, method and route"},
 			&cli.BoolFlag{Name: "ignore-host", Hidden: true, Usage: "the default now: match endpoints by service, method and route"},
@@ -234,7 +234,10 @@ func parseThreshold(s string, pp bool) (float64, error) {
 	if err != nil || v < 0 {
 		return 0, fmt.Errorf("%q is not a threshold (such as 20%%, 0.1pp or off)", s)
 	}
-	if pp || strings.HasSuffix(s, "%") {
+	// "20%" and "0.2" are 20 %; so is a bare "20": nobody means +2000 %
+	// (that gate would never fire). Points ("0.1pp" or a bare 0.1) are
+	// percentage points.
+	if pp || strings.HasSuffix(s, "%") || (!strings.HasSuffix(s, "pp") && v >= 1) {
 		v /= 100
 	}
 	return v, nil
