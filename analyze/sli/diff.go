@@ -33,12 +33,17 @@ type DiffOptions struct {
 	// MinCount is the number of exchanges each side needs before
 	// percentile and ratio changes are flagged (small samples are noise).
 	MinCount int
-	// MatchedBy says how endpoints were matched, for the output: "service,
-	// method and route" or with the Host too.
-	MatchedBy string
 	// IgnoreHost matches endpoints by method and route only, for captures
 	// whose servers listened on different addresses.
 	IgnoreHost bool
+}
+
+// MatchedBy says how endpoints are matched, for the output.
+func (o DiffOptions) MatchedBy() string {
+	if o.IgnoreHost {
+		return "service, method and route"
+	}
+	return "service, method, Host and route"
 }
 
 // DefaultDiffOptions are the thresholds of rewind diff.

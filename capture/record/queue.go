@@ -165,7 +165,8 @@ func (a *arena) copy(b []byte) ([]byte, *chunk) {
 	return c.buf[n:len(c.buf):len(c.buf)], c
 }
 
-// fresh makes a chunk with room for n bytes the current one.
+// fresh makes a chunk with room for n bytes the current one: the current
+// chunk again if nothing in it is still queued, else a spare or a new one.
 func (a *arena) fresh(n int) *chunk {
 	if c := a.cur; c != nil && c.live == 0 && cap(c.buf) >= n {
 		c.buf = c.buf[:0]

@@ -9,6 +9,18 @@ import (
 	"github.com/rewind-tools/rewind/capture"
 )
 
+// earliest is the reference order: the index of the event a queue must
+// give next, by a linear scan.
+func earliest(live []pendingEvent) int {
+	min := 0
+	for i := range live {
+		if live[i].before(&live[min]) {
+			min = i
+		}
+	}
+	return min
+}
+
 // TestEventHeapOrder checks the reorder heap against a linear scan: with
 // pushes and pops interleaved as the session does them, every pop returns
 // the earliest queued event, ties in arrival order.
@@ -18,12 +30,7 @@ func TestEventHeapOrder(t *testing.T) {
 	var live []pendingEvent // the reference: what is queued, unordered
 	seq, popped := uint64(0), 0
 	pop := func() {
-		min := 0
-		for i := range live {
-			if live[i].before(&live[min]) {
-				min = i
-			}
-		}
+		min := earliest(live)
 		got := h.pop()
 		if got.seq != live[min].seq {
 			t.Fatalf("pop %d: got seq %d (t=%d), want seq %d (t=%d)", popped, got.seq, got.t, live[min].seq, live[min].t)
@@ -60,12 +67,7 @@ func TestEventQueueOrder(t *testing.T) {
 	var live []pendingEvent
 	seq, popped, now := uint64(0), 0, uint64(1000)
 	pop := func() {
-		min := 0
-		for i := range live {
-			if live[i].before(&live[min]) {
-				min = i
-			}
-		}
+		min := earliest(live)
 		if pk := q.peek(); pk.seq != live[min].seq {
 			t.Fatalf("peek %d: got seq %d (t=%d), want seq %d (t=%d)", popped, pk.seq, pk.t, live[min].seq, live[min].t)
 		}

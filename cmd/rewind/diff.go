@@ -137,10 +137,7 @@ func runDiff(c *cli.Context) error {
 		return usagef("--match-host and --ignore-host contradict each other")
 	}
 	matchHost := c.Bool("match-host")
-	opts := sli.DiffOptions{MinCount: c.Int("min-count"), IgnoreHost: !matchHost, MatchedBy: "service, method and route"}
-	if matchHost {
-		opts.MatchedBy = "service, method, Host and route"
-	}
+	opts := sli.DiffOptions{MinCount: c.Int("min-count"), IgnoreHost: !matchHost}
 	for _, t := range []struct {
 		flag string
 		pp   bool
@@ -166,6 +163,7 @@ func runDiff(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	sliOpts.IgnoreHost = opts.IgnoreHost
 	var reports [2]*sli.Report
 	outs, err := openOutputs(c.Args().Slice(), []outputSpec{{"-o", c.String("output")}})
 	if err != nil {
@@ -173,7 +171,6 @@ func runDiff(c *cli.Context) error {
 	}
 	defer outs.abort()
 	for i, path := range c.Args().Slice() {
-		sliOpts.IgnoreHost = !matchHost
 		r, err := aggregate(c, path, sliOpts)
 		if err != nil {
 			return err

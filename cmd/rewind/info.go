@@ -73,29 +73,32 @@ func newInfoCommand() *cli.Command {
 
 // pcapInfoJSON is the shape of `rewind info --json` for a pcap or pcapng.
 type pcapInfoJSON struct {
-	Format           string  `json:"format"` // "pcap" or "pcapng"
-	Compressed       bool    `json:"compressed"`
-	Start            string  `json:"start,omitempty"`
-	End              string  `json:"end,omitempty"`
-	DurationSeconds  float64 `json:"duration_s"`
-	Packets          uint64  `json:"packets"`
-	Connections      uint64  `json:"tcp_connections"`
-	NonTCP           uint64  `json:"non_tcp_packets"`
-	Fragments        uint64  `json:"ip_fragments"`
-	Malformed        uint64  `json:"malformed_packets"`
-	TruncatedPackets uint64  `json:"truncated_packets"`
-	Retransmissions  uint64  `json:"retransmissions"`
-	OutOfOrder       uint64  `json:"out_of_order"`
-	Gaps             uint64  `json:"gaps"`
-	GapBytes         uint64  `json:"gap_bytes"`
-	Backwards        uint64  `json:"backwards_timestamps"`
-	LinkTypes        []struct {
-		LinkType int    `json:"link_type"`
-		Name     string `json:"name"`
-		Packets  uint64 `json:"packets"`
-	} `json:"link_types"`
-	Damaged bool   `json:"damaged"`
-	Damage  string `json:"damage,omitempty"`
+	Format           string         `json:"format"` // "pcap" or "pcapng"
+	Compressed       bool           `json:"compressed"`
+	Start            string         `json:"start,omitempty"`
+	End              string         `json:"end,omitempty"`
+	DurationSeconds  float64        `json:"duration_s"`
+	Packets          uint64         `json:"packets"`
+	Connections      uint64         `json:"tcp_connections"`
+	NonTCP           uint64         `json:"non_tcp_packets"`
+	Fragments        uint64         `json:"ip_fragments"`
+	Malformed        uint64         `json:"malformed_packets"`
+	TruncatedPackets uint64         `json:"truncated_packets"`
+	Retransmissions  uint64         `json:"retransmissions"`
+	OutOfOrder       uint64         `json:"out_of_order"`
+	Gaps             uint64         `json:"gaps"`
+	GapBytes         uint64         `json:"gap_bytes"`
+	Backwards        uint64         `json:"backwards_timestamps"`
+	LinkTypes        []linkTypeJSON `json:"link_types"`
+	Damaged          bool           `json:"damaged"`
+	Damage           string         `json:"damage,omitempty"`
+}
+
+// linkTypeJSON is one link type of a pcap and its packet count.
+type linkTypeJSON struct {
+	LinkType int    `json:"link_type"`
+	Name     string `json:"name"`
+	Packets  uint64 `json:"packets"`
 }
 
 // infoPcap reads a pcap or pcapng to its end and describes its packets.
@@ -129,11 +132,7 @@ func infoPcap(c *cli.Context, path string, r io.Reader, compressed bool) error {
 		Backwards: n.Backwards, Damaged: n.ReadError != "", Damage: n.ReadError,
 	}
 	for _, l := range n.LinkTypes {
-		j.LinkTypes = append(j.LinkTypes, struct {
-			LinkType int    `json:"link_type"`
-			Name     string `json:"name"`
-			Packets  uint64 `json:"packets"`
-		}{l.LinkType, pcapin.LinkTypeName(l.LinkType), l.Packets})
+		j.LinkTypes = append(j.LinkTypes, linkTypeJSON{l.LinkType, pcapin.LinkTypeName(l.LinkType), l.Packets})
 	}
 	var start, end time.Time
 	if first != 0 {

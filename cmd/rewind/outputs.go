@@ -80,10 +80,15 @@ func openOutputs(inputs []string, specs []outputSpec) (*outputs, error) {
 		fi   fs.FileInfo // nil when the file does not exist yet
 	}
 	var files []seen
-	stdoutUsers := 0
+	var stdout fs.FileInfo // set when an output is standard output
+	switch n := countStdout(specs); {
+	case n > 1:
+		return nil, usagef("only one output may be standard output")
+	case n == 1:
+		stdout, _ = os.Stdout.Stat()
+	}
 	for _, s := range specs {
 		if s.path == "" || s.path == "-" {
-			stdoutUsers++
 			continue
 		}
 		abs, err := filepath.Abs(s.path)
@@ -118,15 +123,10 @@ func openOutputs(inputs []string, specs []outputSpec) (*outputs, error) {
 				return nil, usagef("%s and %s name the same file %s: give each output its own", o.spec.flag, s.flag, s.path)
 			}
 		}
-		if cur.fi != nil && countStdout(specs) > 0 && !isDevice(cur.fi) {
-			if so, err := os.Stdout.Stat(); err == nil && os.SameFile(so, cur.fi) {
-				return nil, usagef("%s %s is also standard output, where the report goes: write the report with -o FILE", s.flag, s.path)
-			}
+		if cur.fi != nil && stdout != nil && !isDevice(cur.fi) && os.SameFile(stdout, cur.fi) {
+			return nil, usagef("%s %s is also standard output, where the report goes: write the report with -o FILE", s.flag, s.path)
 		}
 		files = append(files, cur)
-	}
-	if stdoutUsers > 1 {
-		return nil, usagef("only one output may be standard output")
 	}
 	outs := &outputs{}
 	for _, s := range specs {

@@ -135,7 +135,7 @@ func WriteDiffJSON(w io.Writer, d *sli.Diff) error {
 		Thresholds: jsonThresholds{o.MaxP50Increase, o.MaxP99Increase, o.MaxAvailabilityDrop,
 			o.MaxErrorRateIncrease, o.MaxRateChange, o.MinCount},
 		Regressions: countRegressions(d),
-		MatchedBy:   d.Options.MatchedBy,
+		MatchedBy:   d.Options.MatchedBy(),
 		Endpoints:   make([]jsonEndpointDelta, 0, len(d.Endpoints)),
 	}
 	out.New, out.Vanished = countNew(d)
@@ -172,7 +172,7 @@ func WriteDiffText(w io.Writer, d *sli.Diff) error {
 		limitPP(o.MaxErrorRateIncrease), limitPct(o.MaxRateChange), o.MinCount)
 	added, vanished := countNew(d)
 	fmt.Fprintf(bw, "%d regressions; endpoints: %d new, %d vanished, matched by %s\n",
-		countRegressions(d), added, vanished, orDash(o.MatchedBy))
+		countRegressions(d), added, vanished, o.MatchedBy())
 	rows := [][]string{{"SERVICE", "ENDPOINT", "COUNT", "RATE/s", "AVAIL", "P50", "P99", "FLAGS"}}
 	for i := range d.Endpoints {
 		e := &d.Endpoints[i]

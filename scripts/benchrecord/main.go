@@ -380,27 +380,19 @@ func wrkDuration(s string) float64 {
 }
 
 // startCopy copies 1 GiB from one socat to another over loopback, the
-// receiver writing to /dev/null, and reports how long it took.
+// receiver writing to /dev/null, and reports how long the sender took.
 func (b *bench) startCopy() (chan float64, error) {
 	port := freePort()
-	recv := exec.Command("socat", "-u", fmt.Sprintf("TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr", port), "OPEN:/dev/null")
+	// fork: the readiness probe below is served by a child of its own.
+	recv := exec.Command("socat", "-u", fmt.Sprintf("TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr,fork", port), "OPEN:/dev/null")
 	if err := recv.Start(); err != nil {
 		return nil, fmt.Errorf("socat: %v (install socat)", err)
 	}
-	for i := 0; i < 100; i++ {
-		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
-			// socat -u serves one connection: this probe would be it.
-			c.Close()
-			_ = recv.Wait()
-			recv = exec.Command("socat", "-u", fmt.Sprintf("TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr", port), "OPEN:/dev/null")
-			if err := recv.Start(); err != nil {
-				return nil, err
-			}
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := waitListening(port); err != nil {
+		_ = recv.Process.Kill()
+		_ = recv.Wait()
+		return nil, err
 	}
-	time.Sleep(100 * time.Millisecond)
 	done := make(chan float64, 1)
 	go func() {
 		start := time.Now()
@@ -408,10 +400,24 @@ func (b *bench) startCopy() (chan float64, error) {
 		if out, err := send.CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "bench-record: copy failed: %v %s\n", err, out)
 		}
+		took := time.Since(start).Seconds()
+		_ = recv.Process.Kill()
 		_ = recv.Wait()
-		done <- time.Since(start).Seconds()
+		done <- took
 	}()
 	return done, nil
+}
+
+// waitListening waits up to 5 s for something to accept on 127.0.0.1:port.
+func waitListening(port int) error {
+	for i := 0; i < 250; i++ {
+		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			c.Close()
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("nothing listens on 127.0.0.1:%d", port)
 }
 
 func (b *bench) startNginx(bin string) error {
@@ -441,14 +447,7 @@ http { access_log off; client_body_temp_path %[1]s; proxy_temp_path %[1]s; fastc
 	if err := b.nginx.Start(); err != nil {
 		return err
 	}
-	for i := 0; i < 100; i++ {
-		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", b.tlsPort)); err == nil {
-			c.Close()
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("nginx is not listening on %d", b.tlsPort)
+	return waitListening(b.tlsPort)
 }
 
 func (b *bench) stopNginx() {
@@ -462,10 +461,7 @@ func (b *bench) stopNginx() {
 func page() []byte {
 	raw := make([]byte, 1024)
 	_, _ = rand.Read(raw)
-	var b bytes.Buffer
-	enc := pem.EncodeToMemory(&pem.Block{Type: "DATA", Bytes: raw})
-	b.Write(enc)
-	return b.Bytes()
+	return pem.EncodeToMemory(&pem.Block{Type: "DATA", Bytes: raw})
 }
 
 // writeCert writes a throwaway self-signed ECDSA certificate for nginx.
