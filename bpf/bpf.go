@@ -378,7 +378,7 @@ func (t *Tracer) fillFilters(opts Options) error {
 		}
 	}
 	for _, p := range opts.Ports {
-		if err := t.objs.TracedPorts.Put(p, one); err != nil {
+		if err := t.objs.TracedPorts.Put(uint32(p), one); err != nil {
 			return fmt.Errorf("adding port %d to the filter: %w", p, err)
 		}
 		if err := t.MarkPacketPort(p); err != nil {
@@ -564,8 +564,8 @@ type LossCause uint32
 const (
 	// LossRingbuf counts records dropped because the ring buffer was full.
 	LossRingbuf LossCause = 0
-	// LossState counts calls not followed because the per-call state table
-	// was full.
+	// LossState counts calls not followed because the kernel could not
+	// allocate the thread's state (task storage).
 	LossState LossCause = 1
 	// LossPacket counts packets the packet filter dropped because the ring
 	// buffer was full.

@@ -83,10 +83,11 @@ struct {
 	__type(value, __u8);
 } traced_comms SEC(".maps");
 
+/* --port: a flag per port, so the check is two array loads. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 256);
-	__type(key, __u16);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
 	__type(value, __u8);
 } traced_ports SEC(".maps");
 
@@ -125,12 +126,6 @@ enum {
 	CALL_ACCEPT = 7,
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u64);	/* pid_tgid */
-	__type(value, struct call);
-} calls SEC(".maps");
 
 /* The connection generation of each (tgid, fd) seen: a fresh number from
  * the global gen_counter at every connect and accept (so unique across all
@@ -187,6 +182,8 @@ static __always_inline void submit(void *data, __u64 size)
 
 /* --- which processes are traced ------------------------------------------ */
 
+/* tgid_traced decides from the filter maps whether the current process is
+ * traced. */
 static __always_inline bool tgid_traced(__u32 tgid)
 {
 	if (tgid == self_tgid)
@@ -216,16 +213,71 @@ struct tls_call {
 	__s32 fd;	/* socket of the read/write syscall nested in the call; -1 before one */
 	__u8 source;	/* SOURCE_* */
 	__u8 dir;	/* DIR_* */
-	__u8 depth;	/* the same call entered again (SSL_write_ex -> SSL_write_ex2) */
-	__u8 _pad;
+	__u8 _pad[2];
+};
+
+/*
+ * What a thread is doing, in task-local storage (one value per thread, freed
+ * with the thread): a lookup is a pointer walk from the current task, where
+ * a hash table keyed by pid_tgid costs a hash, a bucket walk and, for
+ * updates and deletes, a lock. Every traced syscall's enter and exit, and
+ * every untraced one's, start here.
+ */
+struct thread {
+	struct call call;	/* the syscall between enter and exit; kind 0: none */
+	struct tls_call tls;	/* the TLS library call in progress, if tls_depth */
+	char comm[TASK_COMM_LEN];	/* the task name verdict was taken for */
+	__u8 verdict;		/* VERDICT_* */
+	__u8 tls_depth;		/* 0: no TLS call; n: entered n times (nested _ex variants) */
+	__u8 _pad[6];
+};
+
+enum {
+	VERDICT_UNKNOWN = 0,
+	VERDICT_TRACED = 1,
+	VERDICT_UNTRACED = 2,
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u64);	/* pid_tgid */
-	__type(value, struct tls_call);
-} tls_calls SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct thread);
+} threads SEC(".maps");
+
+/* current_thread returns the current thread's state, created when create is
+ * set (NULL when the kernel cannot allocate it, counted as LOSS_STATE). */
+static __always_inline struct thread *current_thread(bool create)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct thread *th =
+		bpf_task_storage_get(&threads, task, 0, create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+	if (!th && create)
+		count_loss(LOSS_STATE);
+	return th;
+}
+
+/* thread_traced is tgid_traced with the verdict kept per thread: it stays
+ * valid while the task name is the one it was taken for (a name changes at
+ * exec, prctl(PR_SET_NAME) or a write to /proc/PID/comm) and the process
+ * keeps its tgid. With --pid, the traced set changes only at fork (a new
+ * thread, so no verdict yet) and exit. */
+static __always_inline bool thread_traced(struct thread *th, __u32 tgid)
+{
+	if (tgid == self_tgid)
+		return false;
+	if (!filter_pids && !filter_comms)
+		return true;
+	char comm[TASK_COMM_LEN];
+	bpf_get_current_comm(comm, sizeof(comm));
+	__u64 *now = (__u64 *)comm, *then = (__u64 *)th->comm;
+	if (th->verdict != VERDICT_UNKNOWN && now[0] == then[0] && now[1] == then[1])
+		return th->verdict == VERDICT_TRACED;
+	bool traced = tgid_traced(tgid);
+	__builtin_memcpy(th->comm, comm, sizeof(comm));
+	th->verdict = traced ? VERDICT_TRACED : VERDICT_UNTRACED;
+	return traced;
+}
 
 /* The last socket fd seen under each library connection object, for calls
  * served from the library's buffer without a syscall. */
@@ -248,12 +300,11 @@ struct {
  * (the nested-syscall method) and the syscall's bytes are ciphertext, which
  * is then recorded by length only: the library probe records the plaintext.
  */
-static __always_inline bool tls_claims_call(__u64 pid_tgid, int fd)
+static __always_inline bool tls_claims_call(struct thread *th, int fd)
 {
-	struct tls_call *t = bpf_map_lookup_elem(&tls_calls, &pid_tgid);
-	if (!t)
+	if (!th->tls_depth)
 		return false;
-	t->fd = fd;
+	th->tls.fd = fd;
 	return true;
 }
 
@@ -298,9 +349,13 @@ static __always_inline bool ports_traced(struct sock *sk)
 {
 	if (!filter_ports)
 		return true;
-	__u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	__u16 rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	return bpf_map_lookup_elem(&traced_ports, &lport) || bpf_map_lookup_elem(&traced_ports, &rport);
+	__u32 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	__u32 rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	__u8 *l = bpf_map_lookup_elem(&traced_ports, &lport);
+	if (l && *l)
+		return true;
+	__u8 *r = bpf_map_lookup_elem(&traced_ports, &rport);
+	return r && *r;
 }
 
 static __always_inline void read_addrs(struct sock *sk, struct conn_event *e)
@@ -568,7 +623,10 @@ static long mmsg_step(__u64 i, void *ctx)
 static __always_inline int enter_call(int fd, __u64 buf, __u64 count, __u8 kind, __u8 source, __u8 dir)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	if (!tgid_traced(id >> 32))
+	if (id >> 32 == self_tgid)
+		return 0;
+	struct thread *th = current_thread(true);
+	if (!th || !thread_traced(th, id >> 32))
 		return 0;
 	struct call c = {
 		.start_ns = bpf_ktime_get_ns(),
@@ -584,25 +642,24 @@ static __always_inline int enter_call(int fd, __u64 buf, __u64 count, __u8 kind,
 		if (!sk)
 			return 0;
 		/* Ciphertext of a TLS call: its length only. */
-		if (tls_claims_call(id, fd))
+		if (tls_claims_call(th, fd))
 			c.kind = CALL_SIZE;
 		if (!ports_traced(sk))
 			return 0;
 		c.sk = (__u64)sk;
 	}
-	if (bpf_map_update_elem(&calls, &id, &c, BPF_ANY))
-		count_loss(LOSS_STATE);
+	th->call = c;
 	return 0;
 }
 
 static __always_inline int exit_call(long ret)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct call *p = bpf_map_lookup_elem(&calls, &id);
-	if (!p)
+	struct thread *th = current_thread(false);
+	if (!th || !th->call.kind)
 		return 0;
-	struct call c = *p;
-	bpf_map_delete_elem(&calls, &id);
+	struct call c = th->call;
+	th->call.kind = 0;
+	__u64 id = bpf_get_current_pid_tgid();
 	__u64 ts = bpf_ktime_get_ns();
 
 	if (c.kind == CALL_CONNECT) {
@@ -860,14 +917,17 @@ SEC("uprobe")
 int tls_enter(struct regs_x86 *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	if (!tgid_traced(id >> 32))
+	if (id >> 32 == self_tgid)
+		return 0;
+	struct thread *th = current_thread(true);
+	if (!th || !thread_traced(th, id >> 32))
 		return 0;
 	__u64 cookie = bpf_get_attach_cookie(ctx);
 	__u64 conn = ctx->di;
-	struct tls_call *old = bpf_map_lookup_elem(&tls_calls, &id);
-	if (old && old->conn == conn && old->dir == COOKIE_DIR(cookie)) {
+	if (th->tls_depth && th->tls.conn == conn && th->tls.dir == COOKIE_DIR(cookie)) {
 		/* SSL_write_ex calling SSL_write_ex2, …: the outer call reports. */
-		old->depth++;
+		if (th->tls_depth < 255)
+			th->tls_depth++;
 		return 0;
 	}
 	struct tls_call t = {
@@ -887,8 +947,8 @@ int tls_enter(struct regs_x86 *ctx)
 		t.out = arg4;
 	else if (COOKIE_OUT(cookie) == 5)
 		t.out = arg5;
-	if (bpf_map_update_elem(&tls_calls, &id, &t, BPF_ANY))
-		count_loss(LOSS_STATE);
+	th->tls = t;
+	th->tls_depth = 1;
 	return 0;
 }
 
@@ -897,16 +957,13 @@ int tls_enter(struct regs_x86 *ctx)
 SEC("uretprobe")
 int tls_exit(struct regs_x86 *ctx)
 {
+	struct thread *th = current_thread(false);
+	if (!th || !th->tls_depth)
+		return 0;
+	if (--th->tls_depth > 0)
+		return 0;
+	struct tls_call t = th->tls;
 	__u64 id = bpf_get_current_pid_tgid();
-	struct tls_call *p = bpf_map_lookup_elem(&tls_calls, &id);
-	if (!p)
-		return 0;
-	if (p->depth > 0) {
-		p->depth--;
-		return 0;
-	}
-	struct tls_call t = *p;
-	bpf_map_delete_elem(&tls_calls, &id);
 
 	struct tls_fd_key fk = { .tgid = id >> 32, .conn = t.conn };
 	int fd = t.fd;

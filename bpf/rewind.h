@@ -67,7 +67,7 @@ enum data_flags {
 /* Indexes of the per-CPU losses array. */
 enum loss_cause {
 	LOSS_RINGBUF = 0, /* ring buffer full: an event was dropped */
-	LOSS_STATE = 1,	  /* per-call state table full: a call was not followed */
+	LOSS_STATE = 1,	  /* no thread state (task storage) could be allocated: a call was not followed */
 	LOSS_PACKET = 2,  /* ring buffer full: a packet was dropped */
 	LOSS_MAX = 3,
 };

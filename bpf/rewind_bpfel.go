@@ -13,20 +13,6 @@ import (
 	"github.com/cilium/ebpf"
 )
 
-type rewindCall struct {
-	_       structs.HostLayout
-	StartNs uint64
-	Buf     uint64
-	Count   uint64
-	Sk      uint64
-	TlsConn uint64
-	Fd      int32
-	Kind    uint8
-	Source  uint8
-	Dir     uint8
-	Flags   uint8
-}
-
 type rewindCloseEvent struct {
 	_    structs.HostLayout
 	Type uint32
@@ -153,17 +139,36 @@ type rewindScratch struct {
 	Buf [32768]uint8
 }
 
-type rewindTlsCall struct {
-	_       structs.HostLayout
-	StartNs uint64
-	Conn    uint64
-	Buf     uint64
-	Out     uint64
-	Fd      int32
-	Source  uint8
-	Dir     uint8
-	Depth   uint8
-	Pad     uint8
+type rewindThread struct {
+	_    structs.HostLayout
+	Call struct {
+		_       structs.HostLayout
+		StartNs uint64
+		Buf     uint64
+		Count   uint64
+		Sk      uint64
+		TlsConn uint64
+		Fd      int32
+		Kind    uint8
+		Source  uint8
+		Dir     uint8
+		Flags   uint8
+	}
+	Tls struct {
+		_       structs.HostLayout
+		StartNs uint64
+		Conn    uint64
+		Buf     uint64
+		Out     uint64
+		Fd      int32
+		Source  uint8
+		Dir     uint8
+		Pad     [2]uint8
+	}
+	Comm     [16]int8
+	Verdict  uint8
+	TlsDepth uint8
+	Pad      [6]uint8
 }
 
 type rewindTlsFdKey struct {
@@ -177,7 +182,6 @@ type rewindTlsFdKey struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	rewindMapCalls             = "calls"
 	rewindMapConns             = "conns"
 	rewindMapEvents            = "events"
 	rewindMapGenCounter        = "gen_counter"
@@ -185,7 +189,7 @@ const (
 	rewindMapLosses            = "losses"
 	rewindMapPacketPorts       = "packet_ports"
 	rewindMapScratch           = "scratch"
-	rewindMapTlsCalls          = "tls_calls"
+	rewindMapThreads           = "threads"
 	rewindMapTlsFds            = "tls_fds"
 	rewindMapTracedComms       = "traced_comms"
 	rewindMapTracedPorts       = "traced_ports"
@@ -332,7 +336,6 @@ type rewindProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type rewindMapSpecs struct {
-	Calls       *ebpf.MapSpec `ebpf:"calls"`
 	Conns       *ebpf.MapSpec `ebpf:"conns"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	GenCounter  *ebpf.MapSpec `ebpf:"gen_counter"`
@@ -340,7 +343,7 @@ type rewindMapSpecs struct {
 	Losses      *ebpf.MapSpec `ebpf:"losses"`
 	PacketPorts *ebpf.MapSpec `ebpf:"packet_ports"`
 	Scratch     *ebpf.MapSpec `ebpf:"scratch"`
-	TlsCalls    *ebpf.MapSpec `ebpf:"tls_calls"`
+	Threads     *ebpf.MapSpec `ebpf:"threads"`
 	TlsFds      *ebpf.MapSpec `ebpf:"tls_fds"`
 	TracedComms *ebpf.MapSpec `ebpf:"traced_comms"`
 	TracedPorts *ebpf.MapSpec `ebpf:"traced_ports"`
@@ -391,7 +394,6 @@ func (o *rewindObjects) Close() error {
 //
 // It can be passed to loadRewindObjects or ebpf.CollectionSpec.LoadAndAssign.
 type rewindMaps struct {
-	Calls       *ebpf.Map `ebpf:"calls"`
 	Conns       *ebpf.Map `ebpf:"conns"`
 	Events      *ebpf.Map `ebpf:"events"`
 	GenCounter  *ebpf.Map `ebpf:"gen_counter"`
@@ -399,7 +401,7 @@ type rewindMaps struct {
 	Losses      *ebpf.Map `ebpf:"losses"`
 	PacketPorts *ebpf.Map `ebpf:"packet_ports"`
 	Scratch     *ebpf.Map `ebpf:"scratch"`
-	TlsCalls    *ebpf.Map `ebpf:"tls_calls"`
+	Threads     *ebpf.Map `ebpf:"threads"`
 	TlsFds      *ebpf.Map `ebpf:"tls_fds"`
 	TracedComms *ebpf.Map `ebpf:"traced_comms"`
 	TracedPorts *ebpf.Map `ebpf:"traced_ports"`
@@ -408,7 +410,6 @@ type rewindMaps struct {
 
 func (m *rewindMaps) Close() error {
 	return _RewindClose(
-		m.Calls,
 		m.Conns,
 		m.Events,
 		m.GenCounter,
@@ -416,7 +417,7 @@ func (m *rewindMaps) Close() error {
 		m.Losses,
 		m.PacketPorts,
 		m.Scratch,
-		m.TlsCalls,
+		m.Threads,
 		m.TlsFds,
 		m.TracedComms,
 		m.TracedPorts,

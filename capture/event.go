@@ -311,7 +311,7 @@ const (
 	LossRingbuf LossSource = 1 // the event ring buffer was full
 	LossPacket  LossSource = 2 // packets were dropped (the ring buffer had no room for them)
 	LossTooBig  LossSource = 3 // a payload did not fit in the per-CPU scratch space
-	LossState   LossSource = 4 // the per-call state table was full: calls not followed
+	LossState   LossSource = 4 // no per-thread call state could be kept: calls not followed
 )
 
 // String names the loss source.
