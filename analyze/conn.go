@@ -54,8 +54,14 @@ type tracker struct {
 	addrCache  [addrSlots]addrSlot // in front of byAddr (network.go)
 	connCache  [connSlots]connSlot // in front of conns, for data events
 	expectAcks bool
-	// flows follows the sequence spaces of captured packets (packets.go).
-	flows map[addrPair]*flow
+	// flows follows the sequence spaces of captured packets (packets.go);
+	// rawPackets says the input has them (a recording: network timings
+	// start at a packet found there, not at the last write).
+	flows      map[addrPair]*flow
+	rawPackets bool
+	// noNetwork counts server exchanges left without a network timing, by
+	// reason (network.go).
+	noNetwork [noNetReasons]int
 
 	procs   map[uint32]procInfo
 	sockets map[pidFD]capture.Socket // from the snapshot or the recorder

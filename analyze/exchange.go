@@ -294,6 +294,9 @@ type Summary struct {
 	Salvaged bool
 	Warnings []string
 	Stats    capture.Stats
+	// NoNetwork counts the server exchanges of a capture with packets that
+	// have no network timing, by reason (a sentence); nil when none.
+	NoNetwork map[string]int
 }
 
 // Sink consumes the replay's output. Begin is called once before any

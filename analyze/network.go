@@ -1,6 +1,7 @@
 package analyze
 
 import (
+	"fmt"
 	"net/netip"
 
 	"github.com/rewind-tools/rewind/capture"
@@ -14,10 +15,64 @@ import (
 // TCPAck, saying how many of a sender's stream bytes its peer acknowledged;
 // a server-side exchange waits for the ACK covering its response before it
 // is emitted, so its Network timing can be filled in.
+//
+// The interval starts where packet tools start it (tshark's
+// tcp.analysis.ack_rtt): at the packet that carried the response's last
+// byte. On pcap input that is the time the exchange's last byte was seen.
+// In a recording the write syscall's return is later than its packets (on
+// loopback the peer's ACK can even come before it), so the start is the
+// captured packet's own timestamp (packets.go remembers the latest data
+// segments of each traced sender). A timing that cannot be tied to a
+// captured packet, or comes out negative, stays Unknown and is counted by
+// reason for the report's warnings: never clamped to 0.
 
 // maxAwaitingAck bounds the exchanges a connection holds back waiting for
 // ACKs; beyond it the oldest is emitted without a network timing.
 const maxAwaitingAck = 256
+
+// noNetwork says why a server exchange of a capture with packets has no
+// network timing.
+type noNetwork uint8
+
+const (
+	noNetSegment  noNetwork = iota // the packet with the last byte is not in the capture
+	noNetAck                       // no ACK of the last byte is in the capture
+	noNetNegative                  // the ACK is stamped before the packet it acknowledges
+	noNetHeld                      // too many exchanges waited on one connection
+	noNetReasons
+)
+
+func (r noNetwork) String() string {
+	switch r {
+	case noNetSegment:
+		return "the packet that carried the response's last byte was not captured"
+	case noNetAck:
+		return "no ACK of the response's last byte was captured"
+	case noNetNegative:
+		return "the ACK is stamped before the packet it acknowledges"
+	default:
+		return fmt.Sprintf("more than %d exchanges waited for ACKs on one connection", maxAwaitingAck)
+	}
+}
+
+// setNetwork fills in ex's network timing for an ACK at ackTS of egress
+// stream offset end, or counts why it cannot.
+func (cs *connState) setNetwork(ex *Exchange, end uint64, ackTS uint64) {
+	start := ex.Response.End
+	if cs.t.rawPackets {
+		ts, ok := cs.t.segmentTime(cs, end)
+		if !ok {
+			cs.t.noNetwork[noNetSegment]++
+			return
+		}
+		start = ts
+	}
+	if ackTS < start {
+		cs.t.noNetwork[noNetNegative]++
+		return
+	}
+	ex.Timings.Network = int64(ackTS - start)
+}
 
 // awaitingAck is a finished exchange waiting for the ACK of the egress byte
 // stream up to end.
@@ -124,9 +179,9 @@ func (cs *connState) deliver(ex *Exchange) {
 	}
 	if len(cs.awaiting) == 0 {
 		// On loopback the peer's ACK often comes before the write that
-		// sent the response returns: the network share is then 0.
+		// sent the response returns.
 		if at, ok := t.ackedBefore(cs, cs.egressOff); ok {
-			ex.Timings.Network = max(0, int64(at)-int64(ex.Response.End))
+			cs.setNetwork(ex, cs.egressOff, at)
 			t.emit(cs, ex)
 			return
 		}
@@ -156,10 +211,14 @@ func (cs *connState) releaseAcked(seq uint32, ts uint64, force bool, n int) {
 		} else if a.end != 0 && int32(seq-uint32(a.end)) < 0 {
 			break // not covered yet; later ones are not either
 		}
-		if !force && a.end != 0 {
-			// An ACK stamped before the response's last write returned
-			// (loopback) counts as no network time.
-			a.ex.Timings.Network = max(0, int64(ts)-int64(a.ex.Response.End))
+		switch {
+		case a.end == 0:
+		case !force:
+			cs.setNetwork(a.ex, a.end, ts)
+		case n > 0:
+			cs.t.noNetwork[noNetHeld]++
+		default:
+			cs.t.noNetwork[noNetAck]++
 		}
 		cs.t.emit(cs, a.ex)
 	}

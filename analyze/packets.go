@@ -52,6 +52,43 @@ type flow struct {
 	ackedAt  uint64 // when
 	hasAcked bool
 	lastTS   uint64
+	// segs remembers the latest new-data segments of a traced sender, for
+	// the start of network timings; nil for other flows.
+	segs *segRing
+}
+
+// segRingSize is how many of a sender's latest data segments are
+// remembered: a response's last segment is among the latest when its ACK
+// comes (loopback segments are up to 64 KiB, so a 1 MiB response is
+// about 16).
+const segRingSize = 32
+
+// segRing holds a sender's latest segments of new data: the stream offsets
+// each covers and when it was captured (its first transmission).
+type segRing struct {
+	seg [segRingSize]struct {
+		start, end uint32 // stream offsets [start, end), mod 2^32
+		ts         uint64
+	}
+	n int // segments added
+}
+
+func (r *segRing) add(start, end uint32, ts uint64) {
+	s := &r.seg[r.n%segRingSize]
+	s.start, s.end, s.ts = start, end, ts
+	r.n++
+}
+
+// find returns when the segment that carried the byte before stream offset
+// end was captured.
+func (r *segRing) find(end uint32) (uint64, bool) {
+	for i := 0; i < min(r.n, segRingSize); i++ {
+		s := &r.seg[(r.n-1-i)%segRingSize]
+		if int32(end-s.start) > 0 && int32(end-s.end) <= 0 {
+			return s.ts, true
+		}
+	}
+	return 0, false
 }
 
 // tcpSegment is a decoded IP/TCP header.
@@ -117,6 +154,7 @@ func (t *tracker) packetTCP(p *capture.Packet) {
 		return
 	}
 	ts := p.Timestamp
+	t.rawPackets = true
 	if s.flags&tcpSYN != 0 {
 		f := t.flow(addrPair{s.src, s.dst}, ts)
 		if s.flags&tcpACK == 0 {
@@ -142,9 +180,10 @@ func (t *tracker) packetTCP(p *capture.Packet) {
 		if s.flags&tcpFIN != 0 {
 			end++
 		}
+		fresh := false
 		switch {
 		case !out.started:
-			out.started, out.end = true, end
+			out.started, out.end, fresh = true, end, true
 		case int32(end-out.end) <= 0 && s.payload > 0:
 			for _, cs := range [2]*connState{snd, rcv} {
 				if cs != nil {
@@ -152,7 +191,13 @@ func (t *tracker) packetTCP(p *capture.Packet) {
 				}
 			}
 		case int32(end-out.end) > 0:
-			out.end = end
+			out.end, fresh = end, true
+		}
+		if fresh && snd != nil && out.hasBase && s.payload > 0 {
+			if out.segs == nil {
+				out.segs = new(segRing)
+			}
+			out.segs.add(s.seq-out.base, s.seq+s.payload-out.base, ts)
 		}
 	}
 	if rcv == nil || s.flags&tcpACK == 0 || s.flags&tcpRST != 0 {
@@ -206,6 +251,16 @@ func (t *tracker) ackedBefore(cs *connState, end uint64) (uint64, bool) {
 		return 0, false
 	}
 	return f.ackedAt, true
+}
+
+// segmentTime returns when the packet that carried cs's egress byte before
+// stream offset end was captured.
+func (t *tracker) segmentTime(cs *connState, end uint64) (uint64, bool) {
+	f := t.flows[addrPair{cs.c.Local, cs.c.Remote}]
+	if f == nil || f.segs == nil {
+		return 0, false
+	}
+	return f.segs.find(uint32(end))
 }
 
 // forgetFlows drops the packet state of a connection that ended.

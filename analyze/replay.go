@@ -170,6 +170,11 @@ func warnings(s *Summary, late uint64) []string {
 	if n := s.ByFlag["desynced"]; n > 0 {
 		w = append(w, fmt.Sprintf("%d exchanges were parsed after the parser lost its place in the stream (desynced)", n))
 	}
+	for r := range noNetReasons {
+		if n := s.NoNetwork[r.String()]; n > 0 {
+			w = append(w, fmt.Sprintf("%d exchanges without network time: %s", n, r))
+		}
+	}
 	return w
 }
 
@@ -185,6 +190,14 @@ func (t *tracker) summary() *Summary {
 	}
 	for name, n := range t.byFlag {
 		s.ByFlag[name] = n
+	}
+	for r, n := range t.noNetwork {
+		if n > 0 {
+			if s.NoNetwork == nil {
+				s.NoNetwork = map[string]int{}
+			}
+			s.NoNetwork[noNetwork(r).String()] = n
+		}
 	}
 	return s
 }

@@ -2,6 +2,7 @@ package analyze_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"context"
 	"fmt"
 	"net/netip"
@@ -513,4 +514,87 @@ type closedConns struct {
 func (s *closedConns) ConnClose(c *analyze.Conn, _ uint64) error {
 	s.retransmits = append(s.retransmits, c.Retransmits)
 	return nil
+}
+
+// rawTCP is an IPv4 TCP packet from src to dst carrying payload bytes
+// (headers only: cut after the TCP header, as the recorder may).
+func rawTCP(src, dst netip.AddrPort, seq, ack uint32, payload int) []byte {
+	b := make([]byte, 40)
+	b[0] = 0x45
+	binary.BigEndian.PutUint16(b[2:4], uint16(40+payload))
+	b[9] = 6
+	s4, d4 := src.Addr().As4(), dst.Addr().As4()
+	copy(b[12:16], s4[:])
+	copy(b[16:20], d4[:])
+	binary.BigEndian.PutUint16(b[20:22], src.Port())
+	binary.BigEndian.PutUint16(b[22:24], dst.Port())
+	binary.BigEndian.PutUint32(b[24:28], seq)
+	binary.BigEndian.PutUint32(b[28:32], ack)
+	b[32] = 5 << 4
+	b[33] = 0x10 // ACK
+	return b
+}
+
+// TestNetworkTimingFromPackets: in a recording with packets, the network
+// timing starts at the captured packet that carried the response's last
+// byte, not at the write's return (on loopback the ACK often comes first:
+// that used to give 0), and a timing that cannot be tied to packets is
+// unknown and counted in the warnings.
+func TestNetworkTimingFromPackets(t *testing.T) {
+	b := capturetest.New()
+	b.Header.Options.Packets = true
+	srv := b.Process(100, "app")
+	c := srv.Accept(0, "127.0.0.1:8080", "127.0.0.1:40007")
+	server, client := netip.MustParseAddrPort("127.0.0.1:8080"), netip.MustParseAddrPort("127.0.0.1:40007")
+	packet := func(ts uint64, from, to netip.AddrPort, seq, ack uint32, payload int) {
+		b.Event(&capture.Packet{Timestamp: ts, Dir: capture.Ingress, OrigLen: uint32(40 + payload), LinkType: 101,
+			Data: rawTCP(from, to, seq, ack, payload)})
+	}
+	resp := "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+	n := uint32(len(resp))
+	const us = uint64(time.Microsecond)
+
+	// 1: the segment leaves during the write, its ACK comes 3 µs later,
+	// before the write returns (at +10 µs).
+	c.Read("GET /1 HTTP/1.1\r\nHost: h\r\n\r\n")
+	w := b.Now()
+	packet(w+2*us, server, client, 1000, 5000, len(resp))
+	packet(w+5*us, client, server, 5000, 1000+n, 0)
+	c.Write(resp)
+	// 2: the segment is not in the capture, its ACK is.
+	c.Read("GET /2 HTTP/1.1\r\nHost: h\r\n\r\n")
+	c.Write(resp)
+	packet(b.Now(), client, server, 5000, 1000+2*n, 0)
+	b.Advance(time.Millisecond)
+	// 3: a segment sent after the write returned, ACKed 40 µs later.
+	c.Read("GET /3 HTTP/1.1\r\nHost: h\r\n\r\n")
+	c.Write(resp)
+	packet(b.Now(), server, client, 1000+2*n, 5000, len(resp))
+	packet(b.Now()+40*us, client, server, 5000, 1000+3*n, 0)
+	b.Advance(time.Millisecond)
+	// 4: no ACK before the connection ends.
+	c.Read("GET /4 HTTP/1.1\r\nHost: h\r\n\r\n")
+	w = b.Now()
+	packet(w+1*us, server, client, 1000+3*n, 5000, len(resp))
+	c.Write(resp)
+	c.Close()
+
+	got := replay(t, b, analyze.Options{})
+	if len(got.exs) != 4 {
+		t.Fatalf("%d exchanges", len(got.exs))
+	}
+	want := []int64{int64(3 * us), analyze.Unknown, int64(40 * us), analyze.Unknown}
+	for i, e := range got.exs {
+		if e.Timings.Network != want[i] {
+			t.Errorf("exchange %d: network = %d, want %d", i+1, e.Timings.Network, want[i])
+		}
+	}
+	for _, w := range []string{
+		"1 exchanges without network time: the packet that carried the response's last byte was not captured",
+		"1 exchanges without network time: no ACK of the response's last byte was captured",
+	} {
+		if !slices.Contains(got.sum.Warnings, w) {
+			t.Errorf("warnings %q lack %q", got.sum.Warnings, w)
+		}
+	}
 }
