@@ -328,6 +328,9 @@ type connState struct {
 	// matching ACKs; awaiting holds finished exchanges until their ACK.
 	egressOff uint64
 	awaiting  []awaitingAck
+	// egressGap says the latest egress bytes are a gap of pcap input (not
+	// captured): the time their event carries is not when they were sent.
+	egressGap bool
 	// streamOpened says stream sinks were told about the connection.
 	streamOpened bool
 	layers       [2]*layer
@@ -348,6 +351,7 @@ func (cs *connState) data(e *capture.Data) {
 	}
 	if e.Offset == 0 && e.Dir == capture.Egress && !e.Source.IsTLS() {
 		cs.egressOff += uint64(e.Len)
+		cs.egressGap = len(e.Payload) == 0 && e.Len > 0 && e.Flags&capture.DataTruncated != 0
 	}
 	li := layerSyscall
 	if e.Source.IsTLS() {

@@ -57,9 +57,15 @@ func (r noNetwork) String() string {
 
 // setNetwork fills in ex's network timing for an ACK at ackTS of egress
 // stream offset end, or counts why it cannot.
-func (cs *connState) setNetwork(ex *Exchange, end uint64, ackTS uint64) {
+func (cs *connState) setNetwork(ex *Exchange, end uint64, ackTS uint64, gap bool) {
 	start := ex.Response.End
-	if cs.t.rawPackets {
+	switch {
+	case gap && !cs.t.rawPackets:
+		// Pcap input whose last response bytes were never captured: the
+		// gap is stamped when it was given up on, not when they were sent.
+		cs.t.noNetwork[noNetSegment]++
+		return
+	case cs.t.rawPackets:
 		ts, ok := cs.t.segmentTime(cs, end)
 		if !ok {
 			cs.t.noNetwork[noNetSegment]++
@@ -79,6 +85,7 @@ func (cs *connState) setNetwork(ex *Exchange, end uint64, ackTS uint64) {
 type awaitingAck struct {
 	ex  *Exchange
 	end uint64
+	gap bool // the response ended in bytes the capture does not have
 }
 
 type addrPair struct{ local, remote netip.AddrPort }
@@ -181,7 +188,7 @@ func (cs *connState) deliver(ex *Exchange) {
 		// On loopback the peer's ACK often comes before the write that
 		// sent the response returns.
 		if at, ok := t.ackedBefore(cs, cs.egressOff); ok {
-			cs.setNetwork(ex, cs.egressOff, at)
+			cs.setNetwork(ex, cs.egressOff, at, cs.egressGap)
 			t.emit(cs, ex)
 			return
 		}
@@ -189,7 +196,7 @@ func (cs *connState) deliver(ex *Exchange) {
 	if len(cs.awaiting) >= maxAwaitingAck {
 		cs.releaseAcked(0, 0, true, 1)
 	}
-	cs.awaiting = append(cs.awaiting, awaitingAck{ex: ex, end: cs.egressOff})
+	cs.awaiting = append(cs.awaiting, awaitingAck{ex: ex, end: cs.egressOff, gap: cs.egressGap})
 }
 
 // acked records that the peer acknowledged egress bytes up to seq (mod 2^32)
@@ -214,7 +221,7 @@ func (cs *connState) releaseAcked(seq uint32, ts uint64, force bool, n int) {
 		switch {
 		case a.end == 0:
 		case !force:
-			cs.setNetwork(a.ex, a.end, ts)
+			cs.setNetwork(a.ex, a.end, ts, a.gap)
 		case n > 0:
 			cs.t.noNetwork[noNetHeld]++
 		default:

@@ -2,8 +2,8 @@ package analyze_test
 
 import (
 	"bytes"
-	"encoding/binary"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"regexp"
@@ -596,5 +596,33 @@ func TestNetworkTimingFromPackets(t *testing.T) {
 		if !slices.Contains(got.sum.Warnings, w) {
 			t.Errorf("warnings %q lack %q", got.sum.Warnings, w)
 		}
+	}
+}
+
+// TestNetworkTimingAfterGap: on pcap input, a response whose last bytes
+// were never captured (a gap, stamped when the assembler gave up on them)
+// has no network timing, rather than one measured from the gap's stamp.
+func TestNetworkTimingAfterGap(t *testing.T) {
+	b := capturetest.New()
+	b.Header.Options.Packets = true
+	srv := b.Process(100, "app")
+	c := srv.Accept(0, "127.0.0.1:8080", "127.0.0.1:40008")
+	local, remote := netip.MustParseAddrPort("127.0.0.1:8080"), netip.MustParseAddrPort("127.0.0.1:40008")
+	head := "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"
+	c.Read("GET /1 HTTP/1.1\r\nHost: h\r\n\r\n")
+	c.Write(head + strings.Repeat("x", 40))
+	c.WriteTruncated("", 60) // a gap: the last 60 bytes were not captured
+	b.Event(&capture.TCP{Timestamp: b.Now(), Type: capture.TCPAck, Local: local, Remote: remote, Seq: uint32(len(head) + 100)})
+	c.Close()
+	got := replay(t, b, analyze.Options{})
+	if len(got.exs) != 1 {
+		t.Fatalf("%d exchanges", len(got.exs))
+	}
+	if n := got.exs[0].Timings.Network; n != analyze.Unknown {
+		t.Errorf("network = %d, want unknown", n)
+	}
+	w := "1 exchanges without network time: the packet that carried the response's last byte was not captured"
+	if !slices.Contains(got.sum.Warnings, w) {
+		t.Errorf("warnings %q lack %q", got.sum.Warnings, w)
 	}
 }

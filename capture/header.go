@@ -33,10 +33,22 @@ type ClockMapping struct {
 	// BoottimeNS is CLOCK_BOOTTIME at the same moment; packet timestamps from
 	// some sources use it.
 	BoottimeNS uint64 `json:"boottime_ns,omitempty"`
+	// PacketClock says how packet timestamps relate to the events' clock:
+	// PacketClockEvents when the packet filter stamps them with
+	// bpf_ktime_get_ns (the clock of every other event: no mapping, no
+	// error); empty in captures of recorders before it, whose packets were
+	// stamped with CLOCK_REALTIME and mapped with this header's readings
+	// (an error of the wall clock's steps during the recording, not
+	// measured).
+	PacketClock string `json:"packet_clock,omitempty"`
 	// Zone is the recording host's time zone offset in seconds east of UTC,
 	// so reports can show local times of the host that recorded.
 	ZoneOffset int `json:"zone_offset_s"`
 }
+
+// PacketClockEvents is [ClockMapping].PacketClock of captures whose packets
+// are stamped on the events' clock.
+const PacketClockEvents = "events"
 
 // Wall converts a monotonic timestamp to wall-clock time in the recording
 // host's zone.

@@ -174,6 +174,9 @@ func newHeader(opts Options, probes []string) capture.Header {
 		h.BootID = strings.TrimSpace(string(b))
 	}
 	h.Clock = readClocks()
+	if opts.Packets {
+		h.Clock.PacketClock = capture.PacketClockEvents
+	}
 	return h
 }
 

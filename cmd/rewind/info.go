@@ -187,8 +187,11 @@ type infoJSON struct {
 	End             string                   `json:"end,omitempty"`
 	DurationSeconds float64                  `json:"duration_s"`
 	Options         capture.RecordingOptions `json:"options"`
-	Probes          []string                 `json:"probes,omitempty"`
-	Snapshot        struct {
+	// PacketClock is "events" when packets are stamped on the events'
+	// clock, "wall-mapped" for older recordings with packets.
+	PacketClock string   `json:"packet_clock,omitempty"`
+	Probes      []string `json:"probes,omitempty"`
+	Snapshot    struct {
 		Processes int `json:"processes"`
 		Sockets   int `json:"sockets"`
 	} `json:"snapshot"`
@@ -226,6 +229,12 @@ func writeInfoJSON(w io.Writer, s *capture.Summary) error {
 		j.DurationSeconds = end.Sub(start).Seconds()
 	}
 	j.Options, j.Probes = h.Options, h.Probes
+	if h.Options.Packets {
+		j.PacketClock = "wall-mapped"
+		if h.Clock.PacketClock == capture.PacketClockEvents {
+			j.PacketClock = capture.PacketClockEvents
+		}
+	}
 	j.Snapshot.Processes, j.Snapshot.Sockets = s.SnapshotProcesses, s.SnapshotSockets
 	j.EventsTotal = s.Stats.Events
 	j.EventsByKind = map[string]uint64{}
@@ -258,6 +267,9 @@ func writeInfoText(w io.Writer, path string, s *capture.Summary) {
 			end.Sub(start).Round(time.Millisecond))
 	}
 	fmt.Fprintf(tw, "options\t%s\n", describeOptions(h.Options))
+	if h.Options.Packets {
+		fmt.Fprintf(tw, "packets\t%s\n", describePacketClock(h.Clock))
+	}
 	if len(h.Probes) > 0 {
 		fmt.Fprintf(tw, "probes\t%d attached\n", len(h.Probes))
 	}
@@ -326,6 +338,15 @@ func writeInfoText(w io.Writer, path string, s *capture.Summary) {
 		fmt.Fprintf(tw, "warning\t%d undecodable records; the rest of their chunks was skipped\n", st.BadRecords)
 	}
 	tw.Flush()
+}
+
+// describePacketClock says how a recording's packet times relate to its
+// events' times, and how far the mapping can be off.
+func describePacketClock(c capture.ClockMapping) string {
+	if c.PacketClock == capture.PacketClockEvents {
+		return "stamped by the packet filter on the events' clock (no mapping: error 0)"
+	}
+	return "stamped on the wall clock and mapped with the readings at the start (error not measured: network times may be off by the wall clock's steps)"
 }
 
 func describeOptions(o capture.RecordingOptions) string {
