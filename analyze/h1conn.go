@@ -22,10 +22,11 @@ type h1Conn struct {
 	pending []*Exchange
 	head    int
 	cur     *Exchange
-	// curDone says cur's exchange was answered and emitted before its
-	// request was complete; cur is then nil, since an emitted exchange
-	// may be reused (see slab.recycle).
-	curDone bool
+	// curAnswered says cur was answered before its request body was
+	// complete (a server that replies first and reads the body after, as
+	// nginx's `return 200` does): its framing says which bytes still belong
+	// to it, so it is held and emitted when they have come.
+	curAnswered bool
 	// joined says the recording began mid-connection: a response before
 	// any request answers a request that was never seen.
 	joined bool
@@ -79,6 +80,12 @@ func (h *h1Conn) gap(d int, n int64, t http1.Times) {
 
 func (h *h1Conn) close(t http1.Times) {
 	h.req.Close(t, h.emitReq)
+	if h.curAnswered && h.cur != nil {
+		// The body of an answered request never ended.
+		h.cur.Flags |= FlagIncomplete
+		h.emit(h.cur)
+	}
+	h.cur, h.curAnswered = nil, false
 	h.resp.Close(t, h.emitResp)
 	// Requests that never got a response.
 	for _, ex := range h.pending[h.head:] {
@@ -86,7 +93,6 @@ func (h *h1Conn) close(t http1.Times) {
 		h.finish(ex)
 	}
 	h.pending, h.head = nil, 0
-	h.cur, h.curDone = nil, false
 }
 
 func (h *h1Conn) newExchange() *Exchange {
@@ -103,17 +109,17 @@ func (h *h1Conn) onRequest(m *http1.Message) {
 		ex := h.newExchange()
 		h.fillRequest(ex, m)
 		ex.Proto = ex.Request.Proto
+		if h.curAnswered && h.cur != nil {
+			h.emit(h.cur) // cannot happen: a request completes before the next begins
+		}
 		h.pending = append(h.pending, ex)
-		h.cur, h.curDone = ex, false
+		h.cur, h.curAnswered = ex, false
 		h.expectResponse(m)
 		return
 	}
 	// Complete.
-	ex, done := h.cur, h.curDone
-	h.cur, h.curDone = nil, false
-	if done {
-		return // already answered and emitted
-	}
+	ex, answered := h.cur, h.curAnswered
+	h.cur, h.curAnswered = nil, false
 	if ex == nil {
 		if m.Method == "" {
 			return // nothing recognisable: no exchange to report
@@ -127,6 +133,9 @@ func (h *h1Conn) onRequest(m *http1.Message) {
 	}
 	h.fillBody(&ex.Request.Message, m)
 	ex.Flags |= h.messageFlags(m, &h.seenReq)
+	if answered {
+		h.emit(ex)
+	}
 }
 
 // popPending takes the oldest request waiting for a response. The queue
@@ -186,14 +195,19 @@ func (h *h1Conn) onResponse(m *http1.Message) {
 	h.finish(ex)
 }
 
-// finish computes timings and emits the exchange.
+// finish emits an answered exchange, or holds it while its request's body
+// is still coming.
 func (h *h1Conn) finish(ex *Exchange) {
-	setTimings(ex)
 	if ex == h.cur {
-		// Answered before the request was complete: onRequest must not
-		// touch it again.
-		h.cur, h.curDone = nil, true
+		h.curAnswered = true
+		return
 	}
+	h.emit(ex)
+}
+
+// emit computes timings and delivers the exchange.
+func (h *h1Conn) emit(ex *Exchange) {
+	setTimings(ex)
 	h.l.cs.deliver(ex)
 }
 

@@ -626,3 +626,44 @@ func TestNetworkTimingAfterGap(t *testing.T) {
 		t.Errorf("warnings %q lack %q", got.sum.Warnings, w)
 	}
 }
+
+// TestEarlyAnswerKeepsBody: a server that answers before reading the
+// request body (nginx's `return 200`, or any server that replies first and
+// drains after) still gets the whole body on its exchange, and the next
+// request on the connection is paired as usual.
+func TestEarlyAnswerKeepsBody(t *testing.T) {
+	b := capturetest.New()
+	srv := b.Process(100, "app")
+	c := srv.Accept(0, "127.0.0.1:8080", "127.0.0.1:40009")
+	c.Read("POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 100000\r\n\r\n" + strings.Repeat("a", 1000))
+	c.Write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	for i := 0; i < 99; i++ {
+		c.Read(strings.Repeat("b", 1000))
+	}
+	c.Read("POST /chunked HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n")
+	c.Write("HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
+	c.Read("5\r\nhello\r\n0\r\n\r\n")
+	c.Read("GET /next HTTP/1.1\r\nHost: h\r\n\r\n")
+	c.Write("HTTP/1.1 204 No Content\r\n\r\n")
+	// Answered, then the client went away mid-body.
+	c.Read("POST /cut HTTP/1.1\r\nHost: h\r\nContent-Length: 50\r\n\r\n12345")
+	c.Write("HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\n\r\n")
+	c.Close()
+	got := replay(t, b, analyze.Options{})
+	var lines []string
+	for _, e := range got.exs {
+		lines = append(lines, line(e))
+	}
+	want := []string{
+		"c1 server HTTP/1.1 POST h/up -> 200 req=100000 resp=2 flags=[]",
+		"c1 server HTTP/1.1 POST h/chunked -> 201 req=5 resp=0 flags=[]",
+		"c1 server HTTP/1.1 GET h/next -> 204 req=0 resp=0 flags=[]",
+		"c1 server HTTP/1.1 POST h/cut -> 413 req=5 resp=0 flags=[incomplete]",
+	}
+	if !slices.Equal(lines, want) {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+	if s := got.exs[0].Timings.Server; s != analyze.Unknown {
+		t.Errorf("server time of an exchange answered before its body = %d, want unknown", s)
+	}
+}

@@ -1,0 +1,98 @@
+//go:build linux
+
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/rewind-tools/rewind/bpf/bpftest"
+	"github.com/rewind-tools/rewind/capture"
+	"github.com/rewind-tools/rewind/capture/record"
+)
+
+// TestLiveEarlyAnswer records curl uploading bodies of 0 to 100 KB to an
+// nginx location that answers before reading them (`return 200`: nginx
+// replies, then reads and discards the body), over plain HTTP and HTTPS,
+// on one keep-alive connection and on fresh ones. The request body is the
+// request's whenever it arrives: both sides must report every upload's
+// exact length, unflagged.
+func TestLiveEarlyAnswer(t *testing.T) {
+	for _, tls := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plain", true: "tls"}[tls], func(t *testing.T) { liveEarlyAnswer(t, tls) })
+	}
+}
+
+func liveEarlyAnswer(t *testing.T, tls bool) {
+	bpftest.RequireRoot(t)
+	curl := needTool(t, "curl")
+	root := wwwDir(t)
+	extra, listen, scheme := `location /early { return 200 "ok\n"; }`, "", "http"
+	if tls {
+		cert, key := makeCert(t)
+		extra += fmt.Sprintf("\n    ssl_certificate %s;\n    ssl_certificate_key %s;", cert, key)
+		listen, scheme = "ssl", "https"
+	}
+	ngx := startNginxListen(t, root, listen, extra)
+	// Snaplen: whole uploads (curl writes them in calls larger than the
+	// default 16 KiB; cut ones would be flagged truncated, rightly).
+	rec := startRecording(t, record.Options{Comms: []string{"nginx", "curl"}, Ports: []int{ngx.Port}, TLS: tls, Snaplen: 256 << 10})
+
+	dir := t.TempDir()
+	sizes := []int{0, 1000, 20000, 65536, 100000, 77777}
+	var want []string
+	// One keep-alive connection (--next reuses it), then one connection each.
+	var keep []string
+	for i, n := range sizes {
+		f := filepath.Join(dir, fmt.Sprintf("body%d", i))
+		b := make([]byte, n)
+		for j := range b {
+			b[j] = byte('a' + (i+j)%26)
+		}
+		if err := os.WriteFile(f, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if i > 0 {
+			keep = append(keep, "--next")
+		}
+		keep = append(keep, "-sS", "-k", "-o", os.DevNull, "--data-binary", "@"+f, fmt.Sprintf("%s://127.0.0.1:%d/early?k=%d", scheme, ngx.Port, i))
+		want = append(want, fmt.Sprintf("POST /early?k=%d 200 %d", i, n))
+		one := []string{"-sS", "-k", "-o", os.DevNull, "--data-binary", "@" + f, fmt.Sprintf("%s://127.0.0.1:%d/early?c=%d", scheme, ngx.Port, i)}
+		if out, err := exec.Command(curl, one...).CombinedOutput(); err != nil {
+			t.Fatalf("curl: %v %s", err, out)
+		}
+		want = append(want, fmt.Sprintf("POST /early?c=%d 200 %d", i, n))
+	}
+	if out, err := exec.Command(curl, keep...).CombinedOutput(); err != nil {
+		t.Fatalf("curl: %v %s", err, out)
+	}
+	rec.stop()
+	slices.Sort(want)
+
+	exs, sum := replayFile(t, rec.path)
+	for _, side := range []struct {
+		comm string
+		role capture.Role
+	}{{"nginx", capture.RoleServer}, {"curl", capture.RoleClient}} {
+		var got []string
+		for _, e := range exs {
+			if e.Conn.Comm != side.comm || e.Conn.Role != side.role {
+				continue
+			}
+			// The uploads' lengths, not the 3-byte answer.
+			l := fmt.Sprintf("%s %s?%s %d %d", e.Request.Method, e.Request.Path, e.Request.Query, e.Response.Status, e.Request.BodyBytes)
+			if e.Flags != 0 {
+				l += fmt.Sprintf(" flags=%v", e.Flags.Names())
+			}
+			got = append(got, l)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s side (warnings %v):\n%s", side.comm, sum.Warnings, lineDiff(got, want))
+		}
+	}
+}
