@@ -667,3 +667,25 @@ func TestEarlyAnswerKeepsBody(t *testing.T) {
 		t.Errorf("server time of an exchange answered before its body = %d, want unknown", s)
 	}
 }
+
+// TestSloppyConnect: `CONNECT host:25 / HTTP/1.0` answered with 200 keeps
+// its method and target, flagged malformed, and the tunnel after it is not
+// parsed as HTTP.
+func TestSloppyConnect(t *testing.T) {
+	b := capturetest.New()
+	srv := b.Process(100, "proxy")
+	c := srv.Accept(0, "127.0.0.1:3128", "127.0.0.1:40010")
+	c.Read("CONNECT mail.example:25 / HTTP/1.0\r\n\r\n")
+	c.Write("HTTP/1.0 200 Connection established\r\n\r\n")
+	c.Read("EHLO client.example\r\n")
+	c.Write("250 mail.example\r\n")
+	c.Close()
+	got := replay(t, b, analyze.Options{})
+	if len(got.exs) != 1 {
+		t.Fatalf("%d exchanges", len(got.exs))
+	}
+	e := got.exs[0]
+	if e.Request.Method != "CONNECT" || e.Request.Target != "mail.example:25" || e.Response.Status != 200 || e.Flags&analyze.FlagMalformed == 0 {
+		t.Errorf("got %s %q -> %d flags %v", e.Request.Method, e.Request.Target, e.Response.Status, e.Flags.Names())
+	}
+}

@@ -288,3 +288,17 @@ func TestConnectionTokens(t *testing.T) {
 		}
 	}
 }
+
+// TestSloppyRequestLine: a request line with more words than three, which a
+// lenient server answers, keeps its method, its first word as the target and
+// its version, and is flagged.
+func TestSloppyRequestLine(t *testing.T) {
+	got, _ := collect(Request, Options{}, [][]byte{[]byte("CONNECT mail.example:25 / HTTP/1.0\r\nHost: mail.example\r\n\r\n")}, false)
+	if len(got) == 0 {
+		t.Fatal("no message")
+	}
+	m := got[len(got)-1]
+	if m.Method != "CONNECT" || m.Target != "mail.example:25" || m.Major != 1 || m.Minor != 0 || !m.Error || m.Err != errTargetSpaces {
+		t.Errorf("got %v", m)
+	}
+}

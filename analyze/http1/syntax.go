@@ -71,6 +71,7 @@ const (
 	errVersionUnknown  = "unsupported HTTP version"
 	errTargetNonASCII  = "non-ASCII byte in request target"
 	errTargetMissing   = "no request target"
+	errTargetSpaces    = "spaces in request target"
 	errSimpleMethod    = "HTTP/0.9 request with a method other than GET"
 	errStartLine       = "invalid start line"
 	errStatus          = "invalid status code"
@@ -277,6 +278,16 @@ func parseRequestLine(line []byte, sl *startLine) string {
 	version := rest[sp2+1:]
 	maj, min, ok := parseVersion(version)
 	if !ok {
+		if sp3 := bytes.LastIndexByte(version, ' '); sp3 >= 0 && printable(version) {
+			if maj, min, ok := parseVersion(version[sp3+1:]); ok {
+				// "CONNECT host:25 / HTTP/1.0": more words before the
+				// version. A lenient server answers it; keep the method
+				// and the first word as the target, flagged.
+				sl.major, sl.minor = maj, min
+				sl.warn = errTargetSpaces
+				return ""
+			}
+		}
 		if len(version) < 6 || string(version[:5]) != "HTTP/" || !isDigit(version[5]) || !printable(version) {
 			return errVersion
 		}
