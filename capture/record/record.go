@@ -49,6 +49,11 @@ func record(ctx context.Context, opts Options, open func() (io.Writer, error)) (
 		if p <= 0 {
 			return nil, fmt.Errorf("pid %d: must be positive", p)
 		}
+	}
+	// The process trees: children already running are included, those
+	// started later are added by the fork tracepoint.
+	tree := WithDescendants("/proc", opts.PIDs)
+	for _, p := range tree {
 		bo.PIDs = append(bo.PIDs, uint32(p))
 	}
 	for _, p := range opts.Ports {
@@ -94,7 +99,7 @@ func record(ctx context.Context, opts Options, open func() (io.Writer, error)) (
 	if err != nil {
 		return nil, err
 	}
-	snap, err := TakeSnapshot(SnapshotOptions{PIDs: opts.PIDs, Comms: opts.Comms, Ports: opts.Ports})
+	snap, err := TakeSnapshot(SnapshotOptions{PIDs: tree, Comms: opts.Comms, Ports: opts.Ports})
 	if err != nil {
 		fmt.Fprintf(log, "rewind: snapshot incomplete: %v\n", err)
 	}

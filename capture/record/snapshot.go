@@ -305,3 +305,43 @@ func parseDiagMsg(b []byte) diagSocket {
 		inode:  uint64(binary.NativeEndian.Uint32(b[68:])),
 	}
 }
+
+// WithDescendants returns pids and every process below them in the process
+// tree under proc (/proc), sorted and without duplicates: --pid of a wrapper
+// (timeout, a shell, a supervisor) includes the children it already runs,
+// as the fork tracepoint includes those it starts later.
+func WithDescendants(proc string, pids []int) []int {
+	if len(pids) == 0 {
+		return nil
+	}
+	children := map[int][]int{}
+	if entries, err := os.ReadDir(proc); err == nil {
+		for _, e := range entries {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil || pid <= 0 {
+				continue
+			}
+			p := capture.Process{PID: uint32(pid)}
+			if readProcess(proc, &p) {
+				children[int(p.PPID)] = append(children[int(p.PPID)], pid)
+			}
+		}
+	}
+	seen := map[int]bool{}
+	queue := slices.Clone(pids)
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		if seen[p] {
+			continue
+		}
+		seen[p] = true
+		queue = append(queue, children[p]...)
+	}
+	out := make([]int, 0, len(seen))
+	for p := range seen {
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	return out
+}

@@ -30,7 +30,7 @@ func newRecordCommand() *cli.Command {
 		ArgsUsage: " ",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "capture `FILE` to write (created with mode 0600; required)"},
-			&cli.IntSliceFlag{Name: "pid", Usage: "record this `PID` and the children it starts (repeatable)"},
+			&cli.IntSliceFlag{Name: "pid", Usage: "record this `PID` and its descendants: the children it runs now and those it starts (repeatable)"},
 			&cli.StringSliceFlag{Name: "comm", Usage: "record processes with this task `NAME` (repeatable)"},
 			&cli.IntSliceFlag{Name: "port", Usage: "record connections with this local or remote `PORT` (repeatable)"},
 			&cli.DurationFlag{Name: "duration", Usage: "stop after this long (e.g. 30s); 0: until Ctrl-C"},
