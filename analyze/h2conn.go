@@ -121,6 +121,9 @@ func (h *h2Conn) onStream(s *http2.Stream) {
 	if s.Desynced() {
 		ex.Flags |= FlagDesynced
 	}
+	if s.Request.BodyMissing || s.Response.BodyMissing {
+		ex.Flags |= FlagTruncated
+	}
 	if !s.Response.HeadersSeen && len(s.Response.Trailer) == 0 {
 		ex.Flags |= FlagNoResponse
 		if !s.Reset && !s.Refused {

@@ -12,6 +12,7 @@ package http2
 
 import (
 	"bytes"
+	"encoding/binary"
 	"slices"
 
 	"golang.org/x/net/http2"
@@ -55,6 +56,7 @@ type Stats struct {
 	BadFrames    int64 // frames the Framer rejected (skipped)
 	SkippedBytes int64 // bytes skipped while searching for frame sync
 	Resyncs      int64 // times frame sync was lost (gap, bad preface)
+	CutFrames    int64 // DATA frames a gap cut inside, kept in sync (cutData)
 	HeaderBlocks int64
 	// DecodedFields and UnknownFields count header fields decoded and
 	// fields left out because they referenced unknown HPACK entries.
@@ -104,6 +106,10 @@ type wire struct {
 	buf      []byte // bytes not yet parsed: a partial frame, or a scan
 	bufFirst uint64 // time of buf[0]
 	synced   bool   // at a frame boundary (else scanning)
+	// skip counts the bytes still to come of a DATA frame that a gap cut
+	// (cutData): they are dropped as they arrive, and the frame after
+	// them starts in sync.
+	skip     int64
 	preface  int    // bytes of the client preface still expected
 	maxFrame uint32 // largest frame plausible on this wire
 	dec      *headerDecoder
@@ -179,6 +185,11 @@ func (c *Conn) Feed(w int, p []byte, t Times) {
 			x.preface -= n
 			p = p[n:]
 		}
+	}
+	if x.skip > 0 {
+		k := min(x.skip, int64(len(p)))
+		x.skip -= k
+		p = p[k:]
 	}
 	if len(p) == 0 {
 		return
@@ -269,12 +280,100 @@ func (c *Conn) Gap(w int, n int64, t Times) {
 		return
 	}
 	x := &c.wires[w&1]
+	if x.synced && x.preface == 0 && x.cutData(n, t) {
+		return
+	}
 	c.stats.SkippedBytes += int64(len(x.buf))
 	x.buf = x.buf[:0]
 	x.preface = 0
+	x.skip = 0
 	if x.synced {
 		x.loseSync()
 	}
+}
+
+// cutData takes a gap of n bytes that falls inside the payload of a DATA
+// frame (a write longer than the snaplen cuts a frame, not the framing):
+// the frame header, and so its length, stream and flags, is in buf, and the
+// gap ends before the frame does. The stream gets the payload bytes that
+// were captured, counts the frame's whole length and is flagged
+// BodyMissing; the rest of the frame is skipped as it arrives, and the wire
+// stays in sync. It reports false, leaving everything as it was, for any
+// other gap: one that starts before a frame header is complete, or reaches
+// past the frame's end, loses the frame boundaries.
+func (x *wire) cutData(n int64, t Times) bool {
+	if x.skip > 0 {
+		// Inside the rest of a frame already cut.
+		if n > x.skip {
+			return false
+		}
+		x.skip -= n
+		return true
+	}
+	if len(x.buf) < frameHeaderLen {
+		return false
+	}
+	h := x.buf[:frameHeaderLen]
+	length := int64(frameLen(h))
+	typ, flags, id := h[3], h[4], binary.BigEndian.Uint32(h[5:9])&0x7fffffff
+	have := int64(len(x.buf) - frameHeaderLen)
+	if typ != byte(http2.FrameData) || id == 0 || have >= length || n > length-have {
+		return false
+	}
+	payload := x.buf[frameHeaderLen:]
+	data := length // DATA payload bytes, padding excluded
+	if http2.Flags(flags).Has(http2.FlagDataPadded) {
+		if have == 0 {
+			return false // the pad length is in the gap
+		}
+		pad := int64(payload[0])
+		payload = payload[1:]
+		data -= 1 + pad
+		if data < 0 {
+			return false
+		}
+	}
+	if int64(len(payload)) > data {
+		payload = payload[:data]
+	}
+	c := x.c
+	c.stats.Frames++
+	c.stats.CutFrames++
+	if s := c.stream(id, true); s != nil {
+		m := s.side(x.idx == c.client)
+		x.data(s, m, payload, data, t)
+		m.BodyMissing = true
+		if s.GRPC {
+			m.GRPC.Gap(data - int64(len(payload)))
+		}
+		if http2.Flags(flags).Has(http2.FlagDataEndStream) {
+			m.Ended = true
+			c.maybeComplete(s)
+		}
+	}
+	x.buf = x.buf[:0]
+	x.skip = length - have - n
+	return true
+}
+
+// data adds a DATA frame's payload to message m of stream s: d is what was
+// captured of it, total its length (padding excluded).
+func (x *wire) data(s *Stream, m *Message, d []byte, total int64, t Times) {
+	if !m.Seen {
+		m.Seen = true
+		m.Start = t.First
+	}
+	m.BodyBytes += total
+	if room := x.c.opts.MaxBodyCapture - len(m.Body); room > 0 {
+		m.Body = append(m.Body, d[:min(room, len(d))]...)
+	}
+	if len(m.Body) < int(m.BodyBytes) {
+		m.BodyTruncated = true
+	}
+	if s.GRPC {
+		m.GRPC.Write(d)
+	}
+	m.End = t.Last
 }
 
 // Close ends both wires: streams still open are emitted as incomplete, in
@@ -432,22 +531,8 @@ func (x *wire) frame(b []byte, t Times) {
 			return
 		}
 		m := s.side(fromClient)
-		if !m.Seen {
-			m.Seen = true
-			m.Start = t.First
-		}
 		d := f.Data()
-		m.BodyBytes += int64(len(d))
-		if room := c.opts.MaxBodyCapture - len(m.Body); room > 0 {
-			m.Body = append(m.Body, d[:min(room, len(d))]...)
-		}
-		if len(m.Body) < int(m.BodyBytes) {
-			m.BodyTruncated = true
-		}
-		if s.GRPC {
-			m.GRPC.Write(d)
-		}
-		m.End = t.Last
+		x.data(s, m, d, int64(len(d)), t)
 		if f.StreamEnded() {
 			m.Ended = true
 			c.maybeComplete(s)

@@ -64,18 +64,16 @@ func TestGRPC(t *testing.T) {
 	}
 }
 
-// A gap loses frame sync: the streams open then are marked (and emitted at
-// the end, as they never end), frames are
-// found again by scanning, and later streams parse (their header fields
-// that reference the now unknown HPACK table are marked).
-func TestGapResync(t *testing.T) {
-	c := newConv(t).preface()
+// gapConv is a conversation of two streams; the write at gapAt carries
+// stream 1's last DATA frame (9 bytes of header, 100 of payload).
+func gapConv(t *testing.T) (c *conv, gapAt int) {
+	c = newConv(t).preface()
 	c.headers(0, 1, true, ":method: GET", ":scheme: http", ":authority: h", ":path: /one")
 	c.flush(0)
 	c.headers(1, 1, false, ":status: 200", "x-a: 1")
 	c.data(1, 1, false, strings.Repeat("x", 100), 0)
 	c.flush(1)
-	gapAt := len(c.writes)
+	gapAt = len(c.writes)
 	c.data(1, 1, true, strings.Repeat("y", 100), 0)
 	c.flush(1)
 	c.headers(0, 3, true, ":method: GET", ":scheme: http", ":authority: h", ":path: /two")
@@ -83,24 +81,71 @@ func TestGapResync(t *testing.T) {
 	c.headers(1, 3, false, ":status: 200", "x-a: 1")
 	c.data(1, 3, true, "z", 0)
 	c.flush(1)
+	return c, gapAt
+}
+
+// feedWithGap feeds c's writes, losing n bytes of the write at gapAt after
+// its first `at` bytes.
+func feedWithGap(c *conv, gapAt, at, n int) (*Conn, []string) {
 	var out []string
 	conn := NewConn(client0, func(s *Stream) { out = append(out, summary(s)) })
 	for i, w := range c.writes {
 		b := w.b
 		if i == gapAt {
-			// 30 bytes of the write are lost: frame sync with them.
-			conn.Feed(w.wire, b[:10], Times{1, 1})
-			conn.Gap(w.wire, 30, Times{1, 1})
-			b = b[40:]
+			conn.Feed(w.wire, b[:at], Times{1, 1})
+			conn.Gap(w.wire, int64(n), Times{1, 1})
+			b = b[at+n:]
 		}
 		conn.Feed(w.wire, b, Times{2, 2})
 	}
 	conn.Close(Times{3, 3})
+	return conn, out
+}
+
+// A gap inside a DATA frame's payload (a write longer than the snaplen)
+// keeps frame sync: the body counts the frame's whole length, the stream is
+// flagged missing and nothing else is lost.
+func TestGapInData(t *testing.T) {
+	c, gapAt := gapConv(t)
+	conn, out := feedWithGap(c, gapAt, 10, 30)
+	check(t, out, []string{
+		"1 [:method=GET :scheme=http :authority=h :path=/one] body=0 [:status=200 x-a=1] body=200 trailer=[] unknown=0/0 [missing]",
+		"3 [:method=GET :scheme=http :authority=h :path=/two] body=0 [:status=200 x-a=1] body=1 trailer=[] unknown=0/0 []",
+	})
+	if st := conn.Stats(); st.Resyncs != 0 || st.CutFrames != 1 || st.SkippedBytes != 0 {
+		t.Errorf("stats %+v", st)
+	}
+	// Several gaps in one frame, the last one ending with it.
+	conn2 := NewConn(client0, func(*Stream) {})
+	for i, w := range c.writes {
+		b := w.b
+		if i == gapAt {
+			conn2.Feed(w.wire, b[:20], Times{1, 1})
+			conn2.Gap(w.wire, 30, Times{1, 1})
+			conn2.Feed(w.wire, b[50:60], Times{1, 1})
+			conn2.Gap(w.wire, 49, Times{1, 1}) // to the frame's end (9 + 100)
+			b = b[109:]
+		}
+		conn2.Feed(w.wire, b, Times{2, 2})
+	}
+	conn2.Close(Times{3, 3})
+	if st := conn2.Stats(); st.Resyncs != 0 || st.CutFrames != 1 {
+		t.Errorf("two gaps in one frame: stats %+v", st)
+	}
+}
+
+// A gap that takes part of a frame header loses frame sync: the streams
+// open then are marked (and emitted at the end, as they never end), frames
+// are found again by scanning, and later streams parse (their header
+// fields that reference the now unknown HPACK table are marked).
+func TestGapResync(t *testing.T) {
+	c, gapAt := gapConv(t)
+	conn, out := feedWithGap(c, gapAt, 5, 30)
 	check(t, out, []string{
 		"3 [:method=GET :scheme=http :authority=h :path=/two] body=0 [:status=200] body=1 trailer=[] unknown=0/1 [desynced]",
 		"1 [:method=GET :scheme=http :authority=h :path=/one] body=0 [:status=200 x-a=1] body=100 trailer=[] unknown=0/0 [incomplete desynced]",
 	})
-	if st := conn.Stats(); st.Resyncs != 1 || st.SkippedBytes != 10+69 {
+	if st := conn.Stats(); st.Resyncs != 1 || st.SkippedBytes != 5+74 {
 		t.Errorf("stats %+v", st)
 	}
 }

@@ -140,7 +140,7 @@ func summary(s *Stream) string {
 		b bool
 		n string
 	}{{s.Reset, "reset"}, {s.Refused, "refused"}, {s.Incomplete, "incomplete"}, {s.Desynced(), "desynced"},
-		{s.Pushed, "pushed"}, {s.Upgraded, "upgraded"}} {
+		{s.Pushed, "pushed"}, {s.Upgraded, "upgraded"}, {s.Request.BodyMissing || s.Response.BodyMissing, "missing"}} {
 		if f.b {
 			fl = append(fl, f.n)
 		}

@@ -29,6 +29,9 @@ type Message struct {
 	// BodyTruncated says it holds less than BodyBytes.
 	Body          []byte
 	BodyTruncated bool
+	// BodyMissing says DATA payload bytes were not in the capture (a gap
+	// inside a DATA frame): BodyBytes still counts them.
+	BodyMissing bool
 	// HeaderBytes counts the wire bytes (frame headers included) of the
 	// HEADERS, CONTINUATION and PUSH_PROMISE frames of this side.
 	HeaderBytes int64

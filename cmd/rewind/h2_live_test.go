@@ -42,6 +42,10 @@ func init() {
 		grpcServer(os.Getenv("REWIND_H2_ADDR"))
 	case "grpc-client":
 		grpcClient(os.Getenv("REWIND_H2_ADDR"))
+	case "gotls-server":
+		goTLSServer(os.Getenv("REWIND_H2_ADDR"))
+	case "gotls-client":
+		goTLSClient(os.Getenv("REWIND_H2_ADDR"))
 	default:
 		fmt.Fprintln(os.Stderr, "unknown workload", os.Getenv(h2WorkloadEnv))
 		os.Exit(2)
