@@ -305,6 +305,21 @@ func (p *Parser) Gap(n int64, t Times, emit func(*Message)) {
 			}
 			return
 		}
+		if excess := n - p.remaining; excess <= 2 {
+			// The gap ends inside the CRLF after the chunk's data (a
+			// client writes a chunk's size line, data and CRLF in one
+			// call, and the snaplen cut the call): the framing goes on at
+			// the next size line.
+			p.skipBody(p.remaining)
+			p.remaining = 0
+			p.m.WireBytes += excess
+			if excess == 2 {
+				p.state = stChunkSize
+			} else {
+				p.state, p.chunkEndCR = stChunkEnd, true
+			}
+			return
+		}
 		p.skipBody(p.remaining)
 		p.stats.SkippedBytes += n - p.remaining
 		p.m.Incomplete = true

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/rewind-tools/rewind/analyze"
 	"github.com/rewind-tools/rewind/bpf/bpftest"
 	"github.com/rewind-tools/rewind/capture"
 	"github.com/rewind-tools/rewind/capture/record"
@@ -93,6 +95,64 @@ func liveEarlyAnswer(t *testing.T, tls bool) {
 		slices.Sort(got)
 		if !slices.Equal(got, want) {
 			t.Errorf("%s side (warnings %v):\n%s", side.comm, sum.Warnings, lineDiff(got, want))
+		}
+	}
+}
+
+// TestLiveChunkedUpload records `curl -T -` streaming 300,000 bytes from
+// its standard input as a chunked upload, at the default snaplen. curl
+// writes each chunk (size line, data, CRLF) in one call, so the snaplen
+// cuts every large chunk's data and CRLF: the chunk framing goes on at the
+// next call, and both sides get the exact length (the client's flagged
+// truncated: its bytes were cut), plain and TLS.
+func TestLiveChunkedUpload(t *testing.T) {
+	for _, tls := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plain", true: "tls"}[tls], func(t *testing.T) { liveChunkedUpload(t, tls) })
+	}
+}
+
+func liveChunkedUpload(t *testing.T, tls bool) {
+	bpftest.RequireRoot(t)
+	curl := needTool(t, "curl")
+	root := wwwDir(t)
+	extra, listen, scheme := `location /up { return 200 "ok\n"; }`, "", "http"
+	if tls {
+		cert, key := makeCert(t)
+		extra += fmt.Sprintf("\n    ssl_certificate %s;\n    ssl_certificate_key %s;", cert, key)
+		listen, scheme = "ssl", "https"
+	}
+	ngx := startNginxListen(t, root, listen, extra)
+	rec := startRecording(t, record.Options{Comms: []string{"nginx", "curl"}, Ports: []int{ngx.Port}, TLS: tls})
+	const size = 300000
+	body := make([]byte, size)
+	for i := range body {
+		body[i] = byte(i * 7)
+	}
+	for i := 0; i < 3; i++ {
+		cmd := exec.Command(curl, "-sS", "-k", "-o", os.DevNull, "-T", "-", "-X", "POST", fmt.Sprintf("%s://127.0.0.1:%d/up?i=%d", scheme, ngx.Port, i))
+		cmd.Stdin = bytes.NewReader(body)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("curl -T -: %v %s", err, out)
+		}
+	}
+	rec.stop()
+	exs, sum := replayFile(t, rec.path)
+	for _, side := range []struct {
+		comm string
+		role capture.Role
+	}{{"nginx", capture.RoleServer}, {"curl", capture.RoleClient}} {
+		n := 0
+		for _, e := range exs {
+			if e.Conn.Comm != side.comm || e.Conn.Role != side.role {
+				continue
+			}
+			n++
+			if e.Request.BodyBytes != size || e.Flags&(analyze.FlagIncomplete|analyze.FlagDesynced) != 0 {
+				t.Errorf("%s: %s %s: body %d bytes, want %d (flags %v)", side.comm, e.Request.Method, e.Request.Target, e.Request.BodyBytes, size, e.Flags.Names())
+			}
+		}
+		if n != 3 {
+			t.Errorf("%s: %d exchanges, want 3 (warnings %v)", side.comm, n, sum.Warnings)
 		}
 	}
 }
