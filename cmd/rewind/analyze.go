@@ -25,15 +25,16 @@ func newAnalyzeCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "analyze",
 		Usage:     "replay a capture (or pcap/pcapng) into an SLI report, exchanges, HAR and pcapng",
-		ArgsUsage: "FILE",
-		Description: "All outputs are written in one pass over FILE. The report goes to standard output\n" +
+		ArgsUsage: "FILE|-",
+		Description: "All outputs are written in one pass over FILE (- reads standard input as it is streamed in,\n" +
+			"such as tcpdump -U -w -). The report goes to standard output\n" +
 			"unless -o names a file. Salvage and loss warnings go to stderr and into every report.",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "report", Value: "text", Usage: "report format: text, json, markdown or html"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the report to `FILE` instead of standard output"},
-			&cli.StringFlag{Name: "exchanges", Usage: "write every exchange as JSON lines to `FILE`"},
-			&cli.StringFlag{Name: "har", Usage: "write a HAR 1.2 archive to `FILE`"},
-			&cli.StringFlag{Name: "pcapng", Usage: "write a pcapng with decrypted payloads to `FILE`"},
+			&cli.StringFlag{Name: "exchanges", Usage: "write every exchange as JSON lines to `FILE` (- for standard output, with -o for the report)"},
+			&cli.StringFlag{Name: "har", Usage: "write a HAR 1.2 archive to `FILE` (- for standard output, with -o for the report)"},
+			&cli.StringFlag{Name: "pcapng", Usage: "write a pcapng with decrypted payloads to `FILE` (- for standard output, with -o for the report)"},
 			&cli.StringFlag{Name: "slo", Usage: "objectives such as 'availability>=99.9%,p99<300ms'; exit 3 when violated"},
 			&cli.StringFlag{Name: "slo-no-data", Value: "fail", Usage: "what an objective with no data (nothing in its scope, an empty input) does: `POLICY` fail (exit 3) or pass"},
 			&cli.IntSliceFlag{Name: "pid", Usage: "only exchanges of process `PID` (repeatable)"},
@@ -106,19 +107,24 @@ func runAnalyze(c *cli.Context) error {
 		return err
 	}
 	defer outs.abort()
-	f, err := os.Open(path)
-	if err != nil {
-		return err
+	// "-" is standard input: a capture, pcap or pcapng streamed in (such as
+	// tcpdump -U -w -), read as it comes with bounded memory.
+	f, name := os.Stdin, "standard input"
+	if path != "-" {
+		if f, err = os.Open(path); err != nil {
+			return err
+		}
+		defer f.Close()
+		name = path
 	}
-	defer f.Close()
 	var status *statusLine
 	if !c.Bool("quiet") {
 		status = newStatusLine(os.Stderr)
 	}
 	progress := newProgress(f, status)
-	in, err := analyze.OpenReader(progress, path)
+	in, err := analyze.OpenReader(progress, name)
 	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return fmt.Errorf("%s: %w", name, err)
 	}
 	defer in.Close()
 
@@ -274,8 +280,8 @@ type progress struct {
 
 func newProgress(f *os.File, line *statusLine) *progress {
 	p := &progress{r: f, line: line}
-	if st, err := f.Stat(); err == nil {
-		p.total = st.Size()
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+		p.total = st.Size() // a pipe has no size: progress shows bytes only
 	}
 	return p
 }

@@ -83,7 +83,7 @@ func openOutputs(inputs []string, specs []outputSpec) (*outputs, error) {
 	var stdout fs.FileInfo // set when an output is standard output
 	switch n := countStdout(specs); {
 	case n > 1:
-		return nil, usagef("only one output may be standard output")
+		return nil, usagef("only one output may be standard output (\"-\"); the report goes there unless -o FILE names another place")
 	case n == 1:
 		stdout, _ = os.Stdout.Stat()
 	}

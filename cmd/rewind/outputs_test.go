@@ -138,3 +138,48 @@ func TestInfoReadsWhatAnalyzeReads(t *testing.T) {
 		t.Errorf("info DIR: exit %d, %q", code, errOut)
 	}
 }
+
+// TestDashIsStandardStreams: `analyze -` reads the capture from standard
+// input as it is streamed in (a pipe, no size), and an output named `-`
+// goes to standard output; the results equal those of the file.
+func TestDashIsStandardStreams(t *testing.T) {
+	data, err := os.ReadFile("sample.rwd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	want := filepath.Join(dir, "want.jsonl")
+	if code, _, stderr := runCLI(t, "analyze", "-q", "sample.rwd", "-o", os.DevNull, "--exchanges", want); code != 0 {
+		t.Fatalf("analyze FILE: exit %d: %s", code, stderr)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		// In pieces, as tcpdump -U -w - or a slow copy would send it.
+		for b := data; len(b) > 0; {
+			n := min(len(b), 4096)
+			w.Write(b[:n])
+			b = b[n:]
+		}
+		w.Close()
+	}()
+	old := os.Stdin
+	os.Stdin = r
+	code, stdout, stderr := runCLI(t, "analyze", "-q", "-", "-o", os.DevNull, "--exchanges", "-")
+	os.Stdin = old
+	r.Close()
+	if code != 0 {
+		t.Fatalf("analyze - --exchanges -: exit %d: %s", code, stderr)
+	}
+	wantB, _ := os.ReadFile(want)
+	if stdout != string(wantB) || len(wantB) == 0 {
+		t.Errorf("exchanges from standard input (%d bytes) differ from the file's (%d bytes)", len(stdout), len(wantB))
+	}
+	// Two outputs on standard output is a usage error naming the way out.
+	code, _, stderr = runCLI(t, "analyze", "-q", "sample.rwd", "--exchanges", "-")
+	if code != 2 || !strings.Contains(stderr, "-o FILE") {
+		t.Errorf("report and --exchanges both on standard output: exit %d, %q", code, stderr)
+	}
+}
