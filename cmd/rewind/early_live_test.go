@@ -32,14 +32,7 @@ func TestLiveEarlyAnswer(t *testing.T) {
 func liveEarlyAnswer(t *testing.T, tls bool) {
 	bpftest.RequireRoot(t)
 	curl := needTool(t, "curl")
-	root := wwwDir(t)
-	extra, listen, scheme := `location /early { return 200 "ok\n"; }`, "", "http"
-	if tls {
-		cert, key := makeCert(t)
-		extra += fmt.Sprintf("\n    ssl_certificate %s;\n    ssl_certificate_key %s;", cert, key)
-		listen, scheme = "ssl", "https"
-	}
-	ngx := startNginxListen(t, root, listen, extra)
+	ngx, scheme := startNginxAnswering(t, "/early", tls)
 	// Snaplen: whole uploads (curl writes them in calls larger than the
 	// default 16 KiB; cut ones would be flagged truncated, rightly).
 	rec := startRecording(t, record.Options{Comms: []string{"nginx", "curl"}, Ports: []int{ngx.Port}, TLS: tls, Snaplen: 256 << 10})
@@ -114,14 +107,7 @@ func TestLiveChunkedUpload(t *testing.T) {
 func liveChunkedUpload(t *testing.T, tls bool) {
 	bpftest.RequireRoot(t)
 	curl := needTool(t, "curl")
-	root := wwwDir(t)
-	extra, listen, scheme := `location /up { return 200 "ok\n"; }`, "", "http"
-	if tls {
-		cert, key := makeCert(t)
-		extra += fmt.Sprintf("\n    ssl_certificate %s;\n    ssl_certificate_key %s;", cert, key)
-		listen, scheme = "ssl", "https"
-	}
-	ngx := startNginxListen(t, root, listen, extra)
+	ngx, scheme := startNginxAnswering(t, "/up", tls)
 	rec := startRecording(t, record.Options{Comms: []string{"nginx", "curl"}, Ports: []int{ngx.Port}, TLS: tls})
 	const size = 300000
 	body := make([]byte, size)
@@ -155,4 +141,18 @@ func liveChunkedUpload(t *testing.T, tls bool) {
 			t.Errorf("%s: %d exchanges, want 3 (warnings %v)", side.comm, n, sum.Warnings)
 		}
 	}
+}
+
+// startNginxAnswering starts nginx with a location that answers 200 at
+// once, before reading any request body (and then reads and discards it),
+// over HTTPS when tls is set; it returns the server and its URL scheme.
+func startNginxAnswering(t *testing.T, location string, tls bool) (*nginxServer, string) {
+	t.Helper()
+	extra, listen, scheme := fmt.Sprintf("location %s { return 200 \"ok\\n\"; }", location), "", "http"
+	if tls {
+		cert, key := makeCert(t)
+		extra += fmt.Sprintf("\n    ssl_certificate %s;\n    ssl_certificate_key %s;", cert, key)
+		listen, scheme = "ssl", "https"
+	}
+	return startNginxListen(t, wwwDir(t), listen, extra), scheme
 }
