@@ -107,6 +107,27 @@ func selected(opts SnapshotOptions, p *capture.Process) bool {
 // gone.
 func readProcess(proc string, p *capture.Process) bool {
 	dir := filepath.Join(proc, strconv.Itoa(int(p.PID)))
+	if !readStat(dir, p) {
+		return false
+	}
+	if status, err := os.ReadFile(filepath.Join(dir, "status")); err == nil {
+		for _, line := range strings.Split(string(status), "\n") {
+			if rest, ok := strings.CutPrefix(line, "Uid:"); ok {
+				if f := strings.Fields(rest); len(f) > 0 {
+					uid, _ := strconv.Atoi(f[0])
+					p.UID = uint32(uid)
+				}
+				break
+			}
+		}
+	}
+	fillProcessFrom(dir, p)
+	return true
+}
+
+// readStat fills p's Comm and PPID from dir/stat; it reports false when
+// the process is gone.
+func readStat(dir string, p *capture.Process) bool {
 	stat, err := os.ReadFile(filepath.Join(dir, "stat"))
 	if err != nil {
 		return false
@@ -121,18 +142,6 @@ func readProcess(proc string, p *capture.Process) bool {
 		ppid, _ := strconv.Atoi(f[1])
 		p.PPID = uint32(ppid)
 	}
-	if status, err := os.ReadFile(filepath.Join(dir, "status")); err == nil {
-		for _, line := range strings.Split(string(status), "\n") {
-			if rest, ok := strings.CutPrefix(line, "Uid:"); ok {
-				if f := strings.Fields(rest); len(f) > 0 {
-					uid, _ := strconv.Atoi(f[0])
-					p.UID = uint32(uid)
-				}
-				break
-			}
-		}
-	}
-	fillProcessFrom(dir, p)
 	return true
 }
 
@@ -322,7 +331,7 @@ func WithDescendants(proc string, pids []int) []int {
 				continue
 			}
 			p := capture.Process{PID: uint32(pid)}
-			if readProcess(proc, &p) {
+			if readStat(filepath.Join(proc, e.Name()), &p) {
 				children[int(p.PPID)] = append(children[int(p.PPID)], pid)
 			}
 		}

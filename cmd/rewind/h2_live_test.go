@@ -30,12 +30,13 @@ import (
 	"github.com/rewind-tools/rewind/format/pcapng"
 )
 
-// h2WorkloadEnv selects a workload the test binary runs instead of its
-// tests, in a child process: the recorder never traces its own pid.
-const h2WorkloadEnv = "REWIND_H2_WORKLOAD"
+// workloadEnv selects a workload the test binary runs instead of its
+// tests, in a child process: the recorder never traces its own pid. Every
+// live test's helper process is one of the cases below.
+const workloadEnv = "REWIND_TEST_WORKLOAD"
 
 func init() {
-	switch os.Getenv(h2WorkloadEnv) {
+	switch os.Getenv(workloadEnv) {
 	case "":
 		return
 	case "grpc-server":
@@ -46,8 +47,10 @@ func init() {
 		goTLSServer(os.Getenv("REWIND_H2_ADDR"))
 	case "gotls-client":
 		goTLSClient(os.Getenv("REWIND_H2_ADDR"))
+	case "timing-server":
+		runTimingServer()
 	default:
-		fmt.Fprintln(os.Stderr, "unknown workload", os.Getenv(h2WorkloadEnv))
+		fmt.Fprintln(os.Stderr, "unknown workload", os.Getenv(workloadEnv))
 		os.Exit(2)
 	}
 	os.Exit(0)
@@ -354,13 +357,13 @@ func TestLiveGRPC(t *testing.T) {
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	env := append(os.Environ(), "REWIND_H2_ADDR="+addr)
 	srv := exec.Command(os.Args[0])
-	srv.Env = append(env, h2WorkloadEnv+"=grpc-server")
+	srv.Env = append(env, workloadEnv+"=grpc-server")
 	startChild(t, srv, "ready")
 	rec := startRecording(t, record.Options{Ports: []int{port}, Snaplen: 16 << 10})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cli := exec.CommandContext(ctx, os.Args[0])
-	cli.Env = append(env, h2WorkloadEnv+"=grpc-client")
+	cli.Env = append(env, workloadEnv+"=grpc-client")
 	if out, err := cli.CombinedOutput(); err != nil {
 		t.Fatalf("gRPC client: %v\n%s", err, out)
 	}

@@ -90,13 +90,13 @@ func TestLiveH2BigFrames(t *testing.T) {
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	env := append(os.Environ(), "REWIND_H2_ADDR="+addr)
 	srv := exec.Command(os.Args[0])
-	srv.Env = append(env, h2WorkloadEnv+"=gotls-server")
+	srv.Env = append(env, workloadEnv+"=gotls-server")
 	startChild(t, srv, "ready")
 	rec := startRecording(t, record.Options{Ports: []int{port}, TLS: true})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cli := exec.CommandContext(ctx, os.Args[0])
-	cli.Env = append(env, h2WorkloadEnv+"=gotls-client")
+	cli.Env = append(env, workloadEnv+"=gotls-client")
 	if out, err := cli.CombinedOutput(); err != nil {
 		t.Fatalf("client: %v\n%s", err, out)
 	}

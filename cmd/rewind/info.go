@@ -230,10 +230,7 @@ func writeInfoJSON(w io.Writer, s *capture.Summary) error {
 	}
 	j.Options, j.Probes = h.Options, h.Probes
 	if h.Options.Packets {
-		j.PacketClock = "wall-mapped"
-		if h.Clock.PacketClock == capture.PacketClockEvents {
-			j.PacketClock = capture.PacketClockEvents
-		}
+		j.PacketClock = packetClock(h.Clock)
 	}
 	j.Snapshot.Processes, j.Snapshot.Sockets = s.SnapshotProcesses, s.SnapshotSockets
 	j.EventsTotal = s.Stats.Events
@@ -340,10 +337,19 @@ func writeInfoText(w io.Writer, path string, s *capture.Summary) {
 	tw.Flush()
 }
 
+// packetClock names how a recording's packet times relate to its events'
+// times: "events" (the same clock) or "wall-mapped" (older recorders).
+func packetClock(c capture.ClockMapping) string {
+	if c.PacketClock == capture.PacketClockEvents {
+		return capture.PacketClockEvents
+	}
+	return "wall-mapped"
+}
+
 // describePacketClock says how a recording's packet times relate to its
 // events' times, and how far the mapping can be off.
 func describePacketClock(c capture.ClockMapping) string {
-	if c.PacketClock == capture.PacketClockEvents {
+	if packetClock(c) == capture.PacketClockEvents {
 		return "stamped by the packet filter on the events' clock (no mapping: error 0)"
 	}
 	return "stamped on the wall clock and mapped with the readings at the start (error not measured: network times may be off by the wall clock's steps)"

@@ -439,17 +439,9 @@ func checkNetworkTimings(t *testing.T, pcap string, rec *recording, port int, tl
 	}
 }
 
-// timingServer is the helper process of TestLiveServerTimings: an HTTP
-// server whose handlers time themselves and print "id kind ns" lines.
-const timingServerEnv = "REWIND_TEST_TIMING_SERVER"
-
-func init() {
-	if os.Getenv(timingServerEnv) != "" {
-		runTimingServer()
-		os.Exit(0)
-	}
-}
-
+// runTimingServer is the workload "timing-server" of TestLiveServerTimings
+// (see workloadEnv): an HTTP server whose handlers time themselves and
+// print "id kind ns" lines.
 func runTimingServer() {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -510,7 +502,7 @@ func TestLiveServerTimings(t *testing.T) {
 	bpftest.RequireRoot(t)
 	needTool(t, "tcpdump")
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), timingServerEnv+"=1")
+	cmd.Env = append(os.Environ(), workloadEnv+"=timing-server")
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
