@@ -119,7 +119,7 @@ func Replay(ctx context.Context, src EventSource, info *CaptureInfo, opts Option
 		sum.Lost = sum.Stats.Lost
 		sum.Salvaged = sum.Stats.Salvaged()
 	}
-	sum.Warnings = warnings(sum, ro.late)
+	sum.Warnings = warnings(sum, ro.late, info != nil && info.Format != "" && info.Format != "rewind")
 	for _, s := range sinks {
 		if err := s.End(sum); err != nil {
 			return nil, fmt.Errorf("finishing output: %w", err)
@@ -136,24 +136,20 @@ func isSnapshot(src EventSource) bool {
 }
 
 // warnings lists, in a fixed order, what a reader of any report must know.
-func warnings(s *Summary, late uint64) []string {
+// packets says the input is a pcap or pcapng, whose damage is told in
+// records rather than chunks.
+func warnings(s *Summary, late uint64, packets bool) []string {
 	var w []string
 	st := &s.Stats
-	if !st.CleanClose && st.ChunksRecovered > 0 {
+	switch {
+	case packets:
+		w = packetDamage(w, st)
+	case !st.CleanClose && st.ChunksRecovered > 0:
 		w = append(w, "the capture was not closed cleanly (recording cut off): exchanges at its end may be incomplete")
 	}
-	if st.ChunksSkipped > 0 || st.BytesSkipped > 0 {
+	if !packets && (st.ChunksSkipped > 0 || st.BytesSkipped > 0) {
 		w = append(w, fmt.Sprintf("the capture is damaged: %d chunks (%d bytes) were skipped; exchanges in them are missing",
 			st.ChunksSkipped, st.BytesSkipped))
-	}
-	if st.Truncated && st.ChunksRecovered == 0 && st.ChunksSkipped == 0 {
-		// A pcap or pcapng that stops at a damaged or cut record: it has
-		// no chunks to resynchronise on, so what follows is lost.
-		reason := "the file ends inside a record"
-		if len(st.Damage) > 0 && st.Damage[0].Reason != "" {
-			reason = st.Damage[0].Reason
-		}
-		w = append(w, fmt.Sprintf("the input is damaged: %s; the packets before it were read, nothing after it", reason))
 	}
 	if st.Lost > 0 {
 		w = append(w, fmt.Sprintf("the recorder lost %d events (ring buffer full): some exchanges are missing or incomplete", st.Lost))
@@ -174,6 +170,36 @@ func warnings(s *Summary, late uint64) []string {
 		if n := s.NoNetwork[r.String()]; n > 0 {
 			w = append(w, fmt.Sprintf("%d exchanges without network time: %s", n, r))
 		}
+	}
+	return w
+}
+
+// packetDamage adds the warnings for a damaged pcap or pcapng: the regions
+// passed over (the first named), then the damage that stopped the reading,
+// if any (it is the last region listed).
+func packetDamage(w []string, st *capture.Stats) []string {
+	regions, bytes, list := st.DamageRegions, st.BytesSkipped, st.Damage
+	var stop *capture.Damage
+	if st.Truncated && len(list) > 0 {
+		stop = &list[len(list)-1]
+		list = list[:len(list)-1]
+		regions--
+		bytes -= stop.Length
+	}
+	if regions > 0 && len(list) > 0 {
+		places := "1 place"
+		if regions > 1 {
+			places = fmt.Sprintf("%d places", regions)
+		}
+		w = append(w, fmt.Sprintf("the input is damaged in %s (%d bytes passed over; first at byte %d: %s); the packets there are missing",
+			places, bytes, list[0].Offset, list[0].Reason))
+	}
+	if st.Truncated {
+		reason := "the file ends inside a record"
+		if stop != nil && stop.Reason != "" {
+			reason = stop.Reason
+		}
+		w = append(w, fmt.Sprintf("the input is damaged: %s; the packets before it were read, nothing after it", reason))
 	}
 	return w
 }

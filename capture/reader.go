@@ -61,8 +61,12 @@ type Stats struct {
 	BadRecords uint64
 	// Lost is the sum of the Loss events read.
 	Lost uint64
-	// Damage lists the damaged regions in file order.
+	// Damage lists the damaged regions in file order. A packet capture's
+	// list is bounded (see DamageRegions).
 	Damage []Damage
+	// DamageRegions counts the damaged regions of a packet capture, listed
+	// in Damage or not; 0 for a rewind capture, which lists them all.
+	DamageRegions int
 }
 
 // Salvaged reports whether anything was lost or the file was not closed

@@ -153,9 +153,17 @@ func (p *producer) run(free <-chan *batch, full chan<- *batch, stop <-chan struc
 func (p *producer) step(b *batch) {
 	data, link, ts, err := p.pkts.next()
 	if err != nil {
-		if !errors.Is(err, io.EOF) {
+		d := p.pkts.skipped()
+		var stop *damageError
+		switch {
+		case errors.As(err, &stop):
+			d.stop(stop)
+			p.counts.ReadError = stop.Reason
+		case !errors.Is(err, io.EOF):
 			p.counts.ReadError = fmt.Sprintf("reading packet %d: %v", p.counts.Packets+1, err)
+			d.stop(&damageError{Offset: -1, Reason: p.counts.ReadError})
 		}
+		p.counts.Damage, p.counts.DamagedRegions, p.counts.DamagedBytes = d.regions, d.count, d.bytes
 		p.q = p.asm.finish(p.lastTS, p.q[:0])
 		p.flush(b)
 		b.last = true

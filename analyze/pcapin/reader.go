@@ -60,6 +60,13 @@ type Counts struct {
 	// ReadError is why reading stopped before the end of the file, if it
 	// did (a cut or damaged file); everything before it was delivered.
 	ReadError string
+	// Damage lists the regions of the file passed over as damaged (at most
+	// 64 and the one that stopped the reading, if one did: it is last);
+	// DamagedRegions counts them all and DamagedBytes their bytes. Offsets
+	// are in the file's uncompressed bytes.
+	Damage         []capture.Damage
+	DamagedRegions int
+	DamagedBytes   int64
 	// LinkTypes counts the packets of each link type (pcap LINKTYPE_*
 	// number), in the order the types first appeared.
 	LinkTypes []LinkTypeCount
@@ -122,7 +129,11 @@ type Reader struct {
 // packetSource yields a file's packets: the captured bytes (valid until the
 // next call), their link type and their time in ns since the Unix epoch.
 type packetSource interface {
+	// next returns io.EOF at the end and a *damageError where damage ends
+	// the reading early.
 	next() (data []byte, link int, ts uint64, err error)
+	// skipped is the damage passed over so far.
+	skipped() *damageLog
 }
 
 // Magic numbers recognised by [Sniff].
@@ -214,10 +225,11 @@ func NewReader(r io.Reader, opts Options) (*Reader, error) {
 	switch {
 	case bytes.Equal(head, []byte{0x0a, 0x0d, 0x0d, 0x0a}):
 		rd.format = "pcapng"
+		fr := newNgFramer(ra)
 		var ng *pcapgo.NgReader
-		ng, err = pcapgo.NewNgReader(ra, pcapgo.NgReaderOptions{WantMixedLinkType: true, SkipUnknownVersion: true})
+		ng, err = pcapgo.NewNgReader(fr, pcapgo.NgReaderOptions{WantMixedLinkType: true, SkipUnknownVersion: true})
 		if err == nil {
-			rd.prod.pkts = ngSource{ng}
+			rd.prod.pkts = ngSource{ng, fr}
 		}
 	case IsPcap(head):
 		rd.format = "pcap"
@@ -244,12 +256,26 @@ func orPacket(f string) string {
 	return f
 }
 
-// ngSource reads a pcapng file, whose interfaces may differ in link type.
-type ngSource struct{ r *pcapgo.NgReader }
+// ngSource reads a pcapng file, whose interfaces may differ in link type,
+// through a framer that passes over damaged blocks.
+type ngSource struct {
+	r  *pcapgo.NgReader
+	fr *ngFramer
+}
+
+func (s ngSource) skipped() *damageLog { return s.fr.skipped() }
 
 func (s ngSource) next() ([]byte, int, uint64, error) {
 	data, ci, err := s.r.ZeroCopyReadPacketData()
 	if err != nil {
+		if errors.Is(err, io.EOF) && s.fr.stopped != nil {
+			return nil, 0, 0, s.fr.stopped
+		}
+		if !errors.Is(err, io.EOF) {
+			// The framer checked the block's framing; this is what
+			// pcapgo found wrong inside it.
+			err = fmt.Errorf("a block that ends before byte %d: %w", s.fr.w.pos, err)
+		}
 		return nil, 0, 0, err
 	}
 	link := -1
@@ -287,12 +313,10 @@ func (r *Reader) Counts() Counts {
 // cut off mid-packet is reported as not closed cleanly.
 func (r *Reader) Stats() *capture.Stats {
 	s := r.stats
-	readErr := r.Counts().ReadError
-	s.CleanClose = r.eof && readErr == ""
-	s.Truncated = readErr != ""
-	if s.Truncated {
-		s.Damage = []capture.Damage{{Reason: readErr}}
-	}
+	n := r.Counts()
+	s.CleanClose = r.eof && n.ReadError == ""
+	s.Truncated = n.ReadError != ""
+	s.Damage, s.DamageRegions, s.BytesSkipped = n.Damage, n.DamagedRegions, n.DamagedBytes
 	return &s
 }
 

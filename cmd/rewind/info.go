@@ -90,8 +90,23 @@ type pcapInfoJSON struct {
 	GapBytes         uint64         `json:"gap_bytes"`
 	Backwards        uint64         `json:"backwards_timestamps"`
 	LinkTypes        []linkTypeJSON `json:"link_types"`
-	Damaged          bool           `json:"damaged"`
-	Damage           string         `json:"damage,omitempty"`
+	// Damaged says some of the file could not be read. Damage is why the
+	// reading stopped before the end, or else the first damage passed
+	// over; DamageRegions lists the damaged regions (the first 64, and the
+	// one that stopped the reading), DamagedBytes counts their bytes.
+	Damaged       bool         `json:"damaged"`
+	Damage        string       `json:"damage,omitempty"`
+	DamageRegions []damageJSON `json:"damage_regions,omitempty"`
+	DamagedCount  int          `json:"damaged_regions"`
+	DamagedBytes  int64        `json:"damaged_bytes"`
+}
+
+// damageJSON is one damaged region of a pcap or pcapng: its offset in the
+// uncompressed file (-1 when not known), the bytes passed over and why.
+type damageJSON struct {
+	Offset int64  `json:"offset"`
+	Length int64  `json:"length"`
+	Reason string `json:"reason"`
 }
 
 // linkTypeJSON is one link type of a pcap and its packet count.
@@ -129,7 +144,14 @@ func infoPcap(c *cli.Context, path string, r io.Reader, compressed bool) error {
 		Format: rd.Format(), Compressed: compressed, Packets: n.Packets, Connections: n.Connections,
 		NonTCP: n.NonTCP, Fragments: n.Fragments, Malformed: n.Malformed, TruncatedPackets: n.TruncatedPackets,
 		Retransmissions: n.Retransmissions, OutOfOrder: n.OutOfOrder, Gaps: n.Gaps, GapBytes: n.GapBytes,
-		Backwards: n.Backwards, Damaged: n.ReadError != "", Damage: n.ReadError,
+		Backwards: n.Backwards, Damaged: n.DamagedRegions > 0, Damage: n.ReadError,
+		DamagedCount: n.DamagedRegions, DamagedBytes: n.DamagedBytes,
+	}
+	for _, d := range n.Damage {
+		j.DamageRegions = append(j.DamageRegions, damageJSON{d.Offset, d.Length, d.Reason})
+	}
+	if j.Damage == "" && len(n.Damage) > 0 {
+		j.Damage = n.Damage[0].Reason
 	}
 	for _, l := range n.LinkTypes {
 		j.LinkTypes = append(j.LinkTypes, linkTypeJSON{l.LinkType, pcapin.LinkTypeName(l.LinkType), l.Packets})
@@ -169,10 +191,23 @@ func infoPcap(c *cli.Context, path string, r io.Reader, compressed bool) error {
 	if j.Backwards > 0 {
 		fmt.Fprintf(tw, "time\t%d packets stamped earlier than a packet before them\n", j.Backwards)
 	}
-	if j.Damaged {
-		fmt.Fprintf(tw, "integrity\tdamaged: %s; the packets before it were read\n", j.Damage)
-	} else {
+	switch {
+	case !j.Damaged:
 		fmt.Fprintf(tw, "integrity\tread to the end\n")
+	case n.ReadError != "":
+		fmt.Fprintf(tw, "integrity\tdamaged: %s; the packets before it were read\n", n.ReadError)
+	default:
+		fmt.Fprintf(tw, "integrity\tdamaged in %s (%s passed over), read to the end\n", plural(j.DamagedCount, "place"), bytesHuman(uint64(j.DamagedBytes)))
+	}
+	for _, d := range j.DamageRegions {
+		at := "\t"
+		if d.Offset >= 0 {
+			at = fmt.Sprintf("\tat byte %d: ", d.Offset)
+		}
+		fmt.Fprintf(tw, "%s%s (%s)\n", at, d.Reason, bytesHuman(uint64(d.Length)))
+	}
+	if extra := j.DamagedCount - len(j.DamageRegions); extra > 0 {
+		fmt.Fprintf(tw, "\t… and %s more\n", plural(extra, "region"))
 	}
 	return tw.Flush()
 }
@@ -401,4 +436,12 @@ func bytesHuman(n uint64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// plural counts n things: "1 place", "3 places".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

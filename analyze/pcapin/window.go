@@ -1,0 +1,76 @@
+package pcapin
+
+import (
+	"errors"
+	"io"
+)
+
+// window is a read buffer over a file that hands out its next bytes in
+// place: need(n) returns a slice of the buffer, refilled a few hundred KiB at
+// a time, so a record costs no read call and no copy of its own. It tracks
+// the file offset of its first unconsumed byte, for damage reports.
+type window struct {
+	r        io.Reader
+	buf      []byte
+	off, end int // buf[off:end] is read but not consumed
+	eof      bool
+	pos      int64 // file offset of buf[off]
+}
+
+const windowSize = 512 << 10
+
+func newWindow(r io.Reader) window {
+	return window{r: r, buf: make([]byte, windowSize)}
+}
+
+// need returns the next n unconsumed bytes, reading more as needed; they are
+// valid until the next call. At the end of the input it returns io.EOF when
+// no byte is left, and io.ErrUnexpectedEOF when fewer than n are (then
+// buffered says how many).
+func (w *window) need(n int) ([]byte, error) {
+	if w.end-w.off >= n {
+		return w.buf[w.off : w.off+n], nil
+	}
+	if w.eof {
+		// Nothing more to read: do not move what is held (a scan for a
+		// resync point asks for more than is left at every step).
+		if w.end == w.off {
+			return nil, io.EOF
+		}
+		return nil, io.ErrUnexpectedEOF
+	}
+	if w.off > 0 {
+		w.end = copy(w.buf, w.buf[w.off:w.end])
+		w.off = 0
+	}
+	if n > len(w.buf) {
+		w.buf = append(w.buf[:w.end], make([]byte, n-w.end)...)
+		w.buf = w.buf[:cap(w.buf)]
+	}
+	for w.end < n && !w.eof {
+		m, err := w.r.Read(w.buf[w.end:])
+		w.end += m
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				return nil, err
+			}
+			w.eof = true
+		}
+	}
+	if w.end < n {
+		if w.end == 0 {
+			return nil, io.EOF
+		}
+		return nil, io.ErrUnexpectedEOF
+	}
+	return w.buf[:n], nil
+}
+
+// buffered returns how many unconsumed bytes are held.
+func (w *window) buffered() int { return w.end - w.off }
+
+// consume passes over the next n bytes, which need has returned.
+func (w *window) consume(n int) {
+	w.off += n
+	w.pos += int64(n)
+}
