@@ -199,7 +199,11 @@ func infoPcap(c *cli.Context, path string, r io.Reader, compressed bool) error {
 	default:
 		fmt.Fprintf(tw, "integrity\tdamaged in %s (%s passed over), read to the end\n", plural(j.DamagedCount, "place"), bytesHuman(uint64(j.DamagedBytes)))
 	}
-	for _, d := range j.DamageRegions {
+	regions := j.DamageRegions
+	if n.ReadError != "" && len(regions) > 0 {
+		regions = regions[:len(regions)-1] // the integrity line names it
+	}
+	for _, d := range regions {
 		at := "\t"
 		if d.Offset >= 0 {
 			at = fmt.Sprintf("\tat byte %d: ", d.Offset)
