@@ -14,12 +14,13 @@ export BPF_CLANG := $(CLANG)
 export BPF_STRIP := $(STRIP)
 export BPF_CFLAGS := -O2 -g -Wall -Werror
 
-.PHONY: all build dist test test-unit test-setup generate bench bench-record bench-pcap lint demo fuzz soak help clean
+.PHONY: all build dist man test test-unit test-setup generate bench bench-record bench-pcap lint demo fuzz soak help clean
 
 all: build
 
 help:
 	@echo "make build      build bin/rewind"
+	@echo "make man        the man page, generated from the command definitions, into man/rewind.1"
 	@echo "make dist       stripped release binaries for $(DIST_TARGETS) into dist/, with SHA256SUMS"
 	@echo "make demo       analyze the bundled sample capture (records a demo workload first when root)"
 	@echo "make test       install test dependencies (CI), then run every test tier"
@@ -54,6 +55,12 @@ dist:
 	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)' -o $$out ./cmd/rewind; \
 	done
 	cd dist && sha256sum rewind-* > SHA256SUMS && cat SHA256SUMS
+
+# man: the page comes from the same definitions as --help (`rewind man`,
+# hidden); `man -l man/rewind.1` reads it.
+man:
+	mkdir -p man
+	$(GO) run ./cmd/rewind man > man/rewind.1
 
 test-setup:
 	@./scripts/test-setup.sh

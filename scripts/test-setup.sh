@@ -16,6 +16,9 @@ declare -A want=(
   [gnutls-cli]=gnutls-bin
   [openssl]=openssl
   [chromium]=chromium
+  # completion scripts are run in each shell
+  [zsh]=zsh
+  [fish]=fish
   # cross-platform output test: the windows/amd64 binary runs under wine64
   # (a small ProcessPrng DLL built with mingw-w64 stands in for what wine 8
   # lacks), the linux/arm64 one under qemu-user.

@@ -40,7 +40,7 @@ func newDemoCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "keep the demo capture in `FILE`"},
 			&cli.BoolFlag{Name: "sample", Usage: "analyze the bundled sample even when root"},
-			&cli.IntFlag{Name: "requests", Value: 300, Usage: "requests the demo workload sends"},
+			&cli.IntFlag{Name: "requests", Value: 300, Usage: "`N` requests the demo workload sends"},
 		},
 		Action: runDemo,
 	}

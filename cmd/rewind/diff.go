@@ -19,10 +19,10 @@ import (
 func sliFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringSliceFlag{Name: "route", Usage: "group paths matching `PATTERN` (/users/{id}/orders, /static/*) under it, before automatic templates (repeatable)"},
-		&cli.DurationFlag{Name: "apdex-t", Value: sli.DefaultApdexT, Usage: "Apdex threshold T on total latency"},
-		&cli.DurationFlag{Name: "bucket", Value: sli.DefaultBucketNS, Usage: "time series bucket width (widened automatically beyond 600 buckets)"},
-		&cli.IntFlag{Name: "max-endpoints", Value: sli.DefaultMaxEndpoints, Usage: "endpoints kept per service; more fold into (other)"},
-		&cli.IntFlag{Name: "max-children", Value: sli.DefaultMaxChildren, Usage: "distinct values a path segment may take under one prefix before it becomes {var} (0: never)"},
+		&cli.DurationFlag{Name: "apdex-t", Value: sli.DefaultApdexT, Usage: "Apdex threshold T on total latency, a `DURATION` such as 500ms"},
+		&cli.DurationFlag{Name: "bucket", Value: sli.DefaultBucketNS, Usage: "time series bucket width, a `DURATION` (widened automatically beyond 600 buckets)"},
+		&cli.IntFlag{Name: "max-endpoints", Value: sli.DefaultMaxEndpoints, Usage: "`N` endpoints kept per service; more fold into (other)"},
+		&cli.IntFlag{Name: "max-children", Value: sli.DefaultMaxChildren, Usage: "`N` distinct values a path segment may take under one prefix before it becomes {var} (0: never)"},
 	}
 }
 
@@ -103,19 +103,20 @@ func newDiffCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "diff",
 		Usage:     "compare the endpoints of two captures (before and after a deploy)",
-		ArgsUsage: "A B",
+		ArgsUsage: "A B  (either may be - for standard input)",
 		Description: "Replays A and B (rewind captures or pcap/pcapng) and compares each endpoint's rate,\n" +
 			"availability, error rate and total latency p50/p99. Changes beyond the thresholds are\n" +
 			"flagged; with --fail-on, a flagged kind makes the exit code 3 (for CI).",
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "format", Value: "text", Usage: "output format: text or json"},
+			&cli.StringFlag{Name: "report", Value: "text", Usage: "comparison `FORMAT`: text or json (as analyze --report)"},
+			&cli.StringFlag{Name: "format", Hidden: true, Usage: "the old name of --report"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the comparison to `FILE` instead of standard output"},
 			&cli.StringFlag{Name: "max-p50-increase", Value: "20%", Usage: "flag p50 increases beyond this `SHARE` (20% or 0.2; a bare number of 1 or more is a percentage)"},
 			&cli.StringFlag{Name: "max-p99-increase", Value: "20%", Usage: "flag p99 increases beyond this `SHARE` (20% or 0.2; a bare number of 1 or more is a percentage)"},
-			&cli.StringFlag{Name: "max-availability-drop", Value: "0.1pp", Usage: "flag availability drops beyond these percentage points"},
-			&cli.StringFlag{Name: "max-error-rate-increase", Value: "0.1pp", Usage: "flag error rate increases beyond these percentage points"},
+			&cli.StringFlag{Name: "max-availability-drop", Value: "0.1pp", Usage: "flag availability drops beyond these percentage `POINTS` (0.1pp)"},
+			&cli.StringFlag{Name: "max-error-rate-increase", Value: "0.1pp", Usage: "flag error rate increases beyond these percentage `POINTS` (0.1pp)"},
 			&cli.StringFlag{Name: "max-rate-change", Value: "off", Usage: "flag request rate changes beyond this `SHARE` either way (50% or 0.5), or off"},
-			&cli.IntFlag{Name: "min-count", Value: sli.DefaultDiffOptions.MinCount, Usage: "exchanges each side needs before latency and ratio changes are flagged"},
+			&cli.IntFlag{Name: "min-count", Value: sli.DefaultDiffOptions.MinCount, Usage: "`N` exchanges each side needs before latency and ratio changes are flagged"},
 			&cli.BoolFlag{Name: "match-host", Usage: "match endpoints by Host too, not only by service, method and route"},
 			&cli.BoolFlag{Name: "ignore-host", Hidden: true, Usage: "the default now: match endpoints by service, method and route"},
 			&cli.StringFlag{Name: "fail-on", Usage: "exit 3 when a change of these `KINDS` is flagged: " + strings.Join(sli.RegressionKinds, ",") + " or any"},
@@ -129,9 +130,18 @@ func runDiff(c *cli.Context) error {
 	if c.NArg() != 2 {
 		return usagef("diff takes two captures: A (before) and B (after)")
 	}
-	format := c.String("format")
+	if c.Args().Get(0) == "-" && c.Args().Get(1) == "-" {
+		return usagef("only one of A and B may be standard input (\"-\")")
+	}
+	format := c.String("report")
+	if c.IsSet("format") {
+		if c.IsSet("report") {
+			return usagef("--format is the old name of --report: give one of them")
+		}
+		format = c.String("format")
+	}
 	if format != "text" && format != "json" {
-		return usagef("--format must be text or json, not %q", format)
+		return usagef("--report must be text or json, not %q", format)
 	}
 	if c.Bool("match-host") && c.Bool("ignore-host") {
 		return usagef("--match-host and --ignore-host contradict each other")
@@ -198,7 +208,14 @@ func runDiff(c *cli.Context) error {
 
 // aggregate replays one capture into an SLI report.
 func aggregate(c *cli.Context, path string, opts sli.Options) (*sli.Report, error) {
-	in, err := analyze.Open(path)
+	var in *analyze.Input
+	var err error
+	if path == "-" {
+		path = "standard input"
+		in, err = analyze.OpenReader(os.Stdin, path)
+	} else {
+		in, err = analyze.Open(path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

@@ -23,7 +23,7 @@ func newInfoCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "info",
 		Usage:     "describe a capture (header, snapshot, event counts, losses, integrity) or a pcap/pcapng (packets, connections, damage)",
-		ArgsUsage: "FILE",
+		ArgsUsage: "FILE|-",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object instead of text"},
 		},
@@ -32,14 +32,19 @@ func newInfoCommand() *cli.Command {
 				return usagef("info takes exactly one capture file")
 			}
 			path := c.Args().First()
-			if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-				return fmt.Errorf("%s: is a directory; info describes one capture or pcap file", path)
+			f := os.Stdin // "-": a capture or pcap streamed in
+			if path == "-" {
+				path = "standard input"
+			} else {
+				if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+					return fmt.Errorf("%s: is a directory; info describes one capture or pcap file", path)
+				}
+				var err error
+				if f, err = os.Open(path); err != nil {
+					return err
+				}
+				defer f.Close()
 			}
-			f, err := os.Open(path)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
 			// The same inputs as analyze: captures and pcap/pcapng, plain
 			// or gzip/zstd-compressed.
 			br := bufio.NewReaderSize(f, 64<<10)

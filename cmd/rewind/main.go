@@ -53,6 +53,8 @@ func newApp() *cli.App {
 			newInfoCommand(),
 			newDiffCommand(),
 			newDemoCommand(),
+			newCompletionCommand(),
+			newManCommand(),
 			newDemoWorkloadCommand(),
 		},
 		HideHelpCommand:      true,
@@ -77,6 +79,7 @@ func newApp() *cli.App {
 			}
 		},
 	}
+	addHelpExtras(app)
 	for _, cmd := range app.Commands {
 		// A mistake in a command's flags is one line on stderr and exit 2,
 		// not the command's help on stdout (where it would land in a
@@ -172,7 +175,8 @@ func run(ctx context.Context, args []string) int {
 // that `rewind analyze FILE --report json` works as well as the flags-first
 // order urfave/cli expects.
 func flagsFirst(app *cli.App, args []string) []string {
-	if len(args) < 3 {
+	if len(args) < 3 || args[len(args)-1] == "--generate-bash-completion" {
+		// Completion reads its marker as the last argument.
 		return args
 	}
 	cmd := app.Command(args[1])

@@ -33,7 +33,7 @@ func newRecordCommand() *cli.Command {
 			&cli.IntSliceFlag{Name: "pid", Usage: "record this `PID` and its descendants: the children it runs now and those it starts (repeatable)"},
 			&cli.StringSliceFlag{Name: "comm", Usage: "record processes with this task `NAME` (repeatable)"},
 			&cli.IntSliceFlag{Name: "port", Usage: "record connections with this local or remote `PORT` (repeatable)"},
-			&cli.DurationFlag{Name: "duration", Usage: "stop after this long (e.g. 30s); 0: until Ctrl-C"},
+			&cli.DurationFlag{Name: "duration", Usage: "stop after this `DURATION` (e.g. 30s); 0: until Ctrl-C"},
 			&cli.StringFlag{Name: "max-size", Usage: "stop when the file reaches `SIZE` (e.g. 1GiB)"},
 			&cli.StringFlag{Name: "snaplen", Value: "16KiB", Usage: "payload `SIZE` kept per call; longer calls are recorded with their length, flagged truncated"},
 			&cli.BoolFlag{Name: "no-tls", Usage: "do not capture TLS plaintext (no uprobes; TLS connections are recorded as ciphertext)"},

@@ -52,7 +52,7 @@ func TestDiff(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "0 regressions") {
 		t.Errorf("same capture: exit %d\n%s\n%s", code, out, errOut)
 	}
-	code, out, _ = runCLI(t, "diff", a, b, "--format", "json", "--fail-on", "vanished")
+	code, out, _ = runCLI(t, "diff", a, b, "--report", "json", "--fail-on", "vanished")
 	var d struct {
 		SchemaVersion int `json:"schema_version"`
 		Endpoints     []struct {
