@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/schollz/progressbar/v3"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/rewind-tools/rewind/analyze"
@@ -269,8 +271,10 @@ func redactPolicy(c *cli.Context) (*redact.Policy, error) {
 	return redact.NewPolicy(headers, patterns), nil
 }
 
-// progress counts bytes read from the input and, on a terminal, shows how
-// far the replay is once it has run for a second.
+// progress counts bytes read from the input and, on a terminal, shows a bar
+// (bytes, rate, time left; a spinner with bytes and rate for a pipe, which
+// has no size) once the replay has run for progressDelay, so that short
+// runs leave no trace.
 type progress struct {
 	r     io.Reader
 	n     atomic.Int64
@@ -278,10 +282,13 @@ type progress struct {
 	line  *statusLine // nil: no progress shown
 }
 
+// progressDelay is how long a replay runs before its progress is shown.
+var progressDelay = time.Second
+
 func newProgress(f *os.File, line *statusLine) *progress {
 	p := &progress{r: f, line: line}
 	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
-		p.total = st.Size() // a pipe has no size: progress shows bytes only
+		p.total = st.Size()
 	}
 	return p
 }
@@ -292,33 +299,69 @@ func (p *progress) Read(b []byte) (int, error) {
 	return n, err
 }
 
+// newProgressBar is analyze's bar on w, for total bytes (-1: unknown).
+func newProgressBar(w io.Writer, total int64, ansi bool) *progressbar.ProgressBar {
+	return progressbar.NewOptions64(total,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription("analyzing"),
+		progressbar.OptionSetWidth(24),
+		progressbar.OptionShowBytes(true),
+		progressbar.OptionShowTotalBytes(true),
+		progressbar.OptionShowCount(),
+		progressbar.OptionUseIECUnits(true),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionSpinnerType(14),
+		progressbar.OptionThrottle(0), // the ticker paces it
+		progressbar.OptionUseANSICodes(ansi),
+		progressbar.OptionClearOnFinish(),
+	)
+}
+
 func (p *progress) start() (stop func()) {
 	if p.line == nil {
 		return func() {}
 	}
+	total := p.total
+	if total <= 0 {
+		total = -1
+	}
+	// The bar counts from the start, so that its rate and time left are
+	// right, but shows nothing before progressDelay.
+	out := &laterWriter{w: p.line.f, from: time.Now().Add(progressDelay)}
+	bar := newProgressBar(out, total, p.line.ansi)
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
 		t := time.NewTicker(250 * time.Millisecond)
 		defer t.Stop()
-		begin := time.Now()
 		for {
 			select {
 			case <-done:
-				p.line.Clear()
+				if out.shown {
+					bar.Clear()
+					fmt.Fprint(p.line.f, "\r")
+				}
 				return
 			case <-t.C:
-				if time.Since(begin) < time.Second {
-					continue
-				}
-				pct := ""
-				if p.total > 0 {
-					pct = fmt.Sprintf(" (%d%%)", p.n.Load()*100/p.total)
-				}
-				p.line.Show(fmt.Sprintf("analyzing: %s read%s", bytesHuman(uint64(p.n.Load())), pct))
+				bar.Set64(p.n.Load())
 			}
 		}
 	}()
 	return func() { close(done); <-finished }
+}
+
+// laterWriter drops what is written to it before from.
+type laterWriter struct {
+	w     io.Writer
+	from  time.Time
+	shown bool
+}
+
+func (l *laterWriter) Write(b []byte) (int, error) {
+	if time.Now().Before(l.from) {
+		return len(b), nil
+	}
+	l.shown = true
+	return l.w.Write(b)
 }
