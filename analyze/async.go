@@ -101,9 +101,25 @@ func (s *sinkStage) close() error {
 	return s.err
 }
 
+// flush hands over the exchanges batched so far and has the sinks write
+// out what they buffer (see [ErrWaiting]).
+func (s *sinkStage) flush() {
+	if len(s.batch) > 0 {
+		s.handOver()
+	}
+	s.work <- nil
+}
+
 func (s *sinkStage) run() {
 	defer close(s.done)
 	for b := range s.work {
+		if b == nil {
+			if s.err == nil {
+				s.err = flushSinks(s.sinks)
+				s.failed.Store(s.err != nil)
+			}
+			continue
+		}
 		if s.err == nil {
 			s.deliver(b)
 		}
@@ -128,4 +144,16 @@ func (s *sinkStage) deliver(b []*Exchange) {
 			}
 		}
 	}
+}
+
+// flushSinks flushes the sinks that buffer output.
+func flushSinks(sinks []Sink) error {
+	for _, sk := range sinks {
+		if f, ok := sk.(FlushSink); ok {
+			if err := f.Flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

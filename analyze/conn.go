@@ -303,6 +303,16 @@ func (cs *connState) snapshot() *Conn {
 
 // closeStage waits until the sink stage, if any, has delivered every
 // exchange, and returns the first sink error.
+// flushOutputs gets every exchange emitted so far written out: through the
+// stage when there is one, else directly (see [ErrWaiting]).
+func (t *tracker) flushOutputs() error {
+	if t.stage != nil {
+		t.stage.flush()
+		return nil
+	}
+	return flushSinks(t.sinks)
+}
+
 func (t *tracker) closeStage() error {
 	if t.stage == nil {
 		return nil

@@ -23,6 +23,20 @@ type Input struct {
 // Close releases the input's file.
 func (in *Input) Close() error { return in.close() }
 
+// WithCloser returns in with closeFn run after its own Close (to close the
+// file an [OpenReader] input reads).
+func (in *Input) WithCloser(closeFn func() error) *Input {
+	inner := in.close
+	in.close = func() error {
+		err := inner()
+		if cerr := closeFn(); err == nil {
+			err = cerr
+		}
+		return err
+	}
+	return in
+}
+
 // ErrUnknownInput means a file is neither a rewind capture nor a pcap or
 // pcapng file.
 var ErrUnknownInput = errors.New("not a rewind capture, pcap or pcapng file")

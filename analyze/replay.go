@@ -92,6 +92,18 @@ func Replay(ctx context.Context, src EventSource, info *CaptureInfo, opts Option
 		if errors.Is(err, io.EOF) {
 			break
 		}
+		if errors.Is(err, ErrWaiting) {
+			// A capture being recorded has no more yet: show what is
+			// complete.
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			ro.flush(release)
+			if err := t.flushOutputs(); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"github.com/rewind-tools/rewind/capture/redact"
 	"github.com/rewind-tools/rewind/format/har"
 	"github.com/rewind-tools/rewind/format/jsonl"
+	"github.com/rewind-tools/rewind/format/line"
 	"github.com/rewind-tools/rewind/format/pcapng"
 	"github.com/rewind-tools/rewind/format/report"
 )
@@ -49,6 +51,7 @@ func newAnalyzeCommand() *cli.Command {
 			&cli.BoolFlag{Name: "no-redact", Usage: "keep credential header values (Authorization, Cookie, …) in the outputs"},
 			&cli.StringSliceFlag{Name: "redact-header", Usage: "also redact the values of header `NAME` (repeatable)"},
 			&cli.StringSliceFlag{Name: "redact-pattern", Usage: "also redact matches of regular expression `RE` in targets, header values and bodies (repeatable)"},
+			&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "follow a capture that rewind record is still writing: print each exchange as a line when it completes (JSON lines with --exchanges -), until the recording closes the file or Ctrl-C; the report goes only to -o"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress or warnings on stderr"},
 			&cli.BoolFlag{Name: "wide", Usage: "text report: every column (percentiles, transfer, network, bytes), not just what fits 120 columns"},
 			// Profiling the replay, for developers (see scripts/bench-pcap.sh).
@@ -96,9 +99,18 @@ func runAnalyze(c *cli.Context) error {
 		return err
 	}
 	path := c.Args().First()
+	follow := c.Bool("follow")
+	if follow && path == "-" {
+		return usagef("--follow reads a capture file being recorded; standard input is already read as it comes")
+	}
 	// Outputs first: a bad output path fails before any reading, and
-	// nothing is created.
-	specs := []outputSpec{{"-o", c.String("output")}}
+	// nothing is created. Following, standard output carries the
+	// exchanges' lines, and the report is written only to -o.
+	report0 := c.String("output")
+	if follow && report0 == "" {
+		report0 = os.DevNull
+	}
+	specs := []outputSpec{{"-o", report0}}
 	for _, flag := range []string{"exchanges", "har", "pcapng"} {
 		if p := c.String(flag); p != "" {
 			specs = append(specs, outputSpec{"--" + flag, p})
@@ -109,30 +121,18 @@ func runAnalyze(c *cli.Context) error {
 		return err
 	}
 	defer outs.abort()
-	// "-" is standard input: a capture, pcap or pcapng streamed in (such as
-	// tcpdump -U -w -), read as it comes with bounded memory.
-	f, name := os.Stdin, "standard input"
-	if path != "-" {
-		if f, err = os.Open(path); err != nil {
-			return err
-		}
-		defer f.Close()
-		name = path
-	}
-	var status *statusLine
-	if !c.Bool("quiet") {
-		status = newStatusLine(os.Stderr)
-	}
-	progress := newProgress(f, status)
-	in, err := analyze.OpenReader(progress, name)
+	in, progress, err := openAnalyzeInput(c, path, follow)
 	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
+		return err
 	}
 	defer in.Close()
 
 	rw := report.NewWriter(outs.writer(0), format, sliOpts)
 	rw.Render.Wide = c.Bool("wide")
 	sinks := []analyze.Sink{rw}
+	if follow && c.String("exchanges") != "-" {
+		sinks = append(sinks, line.New(os.Stdout))
+	}
 	for i, s := range specs[1:] {
 		w := outs.writer(i + 1)
 		switch s.flag {
@@ -151,7 +151,13 @@ func runAnalyze(c *cli.Context) error {
 		return err
 	}
 	stop := progress.start()
-	sum, err := analyze.Replay(c.Context, in.Source, in.Info, analyze.Options{
+	ctx := c.Context
+	if follow {
+		// Ctrl-C ends the input (Follow watches c.Context), and the
+		// replay then finishes its outputs as at the end of a file.
+		ctx = context.WithoutCancel(ctx)
+	}
+	sum, err := analyze.Replay(ctx, in.Source, in.Info, analyze.Options{
 		MaxBodyCapture: maxBody,
 		// Only the HAR shows bodies; the other outputs need their lengths.
 		DiscardBodies: c.String("har") == "",
@@ -169,11 +175,54 @@ func runAnalyze(c *cli.Context) error {
 		return err
 	}
 	if !c.Bool("quiet") {
+		stoppedFollowing := follow && !sum.Stats.CleanClose && c.Context.Err() != nil
 		for _, w := range sum.Warnings {
+			if stoppedFollowing && strings.HasPrefix(w, "the capture was not closed cleanly") {
+				w = "stopped following before the recording ended: exchanges still in progress are not shown"
+			}
 			fmt.Fprintf(os.Stderr, "rewind: warning: %s\n", w)
 		}
 	}
 	return sloExit(rw.Report(), c.String("slo-no-data"))
+}
+
+// openAnalyzeInput opens analyze's input: a file, standard input ("-": a
+// capture, pcap or pcapng streamed in, such as tcpdump -U -w -, read as it
+// comes with bounded memory), or with follow a capture still being
+// recorded. The progress it returns shows on a terminal (not when
+// following: the exchanges' lines are the progress).
+func openAnalyzeInput(c *cli.Context, path string, follow bool) (*analyze.Input, *progress, error) {
+	if follow {
+		in, err := analyze.Follow(c.Context, path)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return in, &progress{}, nil
+	}
+	f, name := os.Stdin, "standard input"
+	if path != "-" {
+		var err error
+		if f, err = os.Open(path); err != nil {
+			return nil, nil, err
+		}
+		name = path
+	}
+	var status *statusLine
+	if !c.Bool("quiet") {
+		status = newStatusLine(os.Stderr)
+	}
+	progress := newProgress(f, status)
+	in, err := analyze.OpenReader(progress, name)
+	if err != nil {
+		if f != os.Stdin {
+			f.Close()
+		}
+		return nil, nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if f != os.Stdin {
+		in = in.WithCloser(f.Close)
+	}
+	return in, progress, nil
 }
 
 // startProfiles starts a CPU profile into cpu and arranges an allocation

@@ -38,7 +38,7 @@ var commandExtras = map[string]string{
 `,
 	"analyze": sloHelp + "\n" + exitCodesHelp + `
 EXAMPLES:
-   rewind analyze prod.rwd
+   rewind analyze --follow prod.rwd --role server     # while rewind record writes it
    rewind analyze prod.rwd --report html -o sli.html --exchanges x.jsonl --har x.har
    rewind analyze prod.rwd --slo 'availability>=99.9%,GET /api/users/{id}:p99<300ms'
    tcpdump -i lo -U -w - port 8080 | rewind analyze - --report json

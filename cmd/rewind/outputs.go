@@ -47,6 +47,17 @@ func (o *output) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// Flush writes out what the output buffers (a sink writing exchanges as
+// they complete, when analyze --follow waits for more, calls it).
+func (o *output) Flush() error {
+	if o.err == nil {
+		if err := o.bw.Flush(); err != nil {
+			o.err = err
+		}
+	}
+	return nil // an output's error is reported by commit
+}
+
 // name is how messages call the output.
 func (o *output) name() string {
 	if o.path == "" {

@@ -24,6 +24,7 @@ const tsLayout = "2006-01-02T15:04:05.000000000Z07:00"
 // buffered: End flushes it, and must be called before w is closed.
 type Writer struct {
 	w   *bufio.Writer
+	out io.Writer // what w writes to
 	buf []byte
 	// names is scratch for flag names.
 	names  []string
@@ -64,7 +65,7 @@ func (ts *timestamps) append(b []byte, mono uint64) []byte {
 
 // New returns a Writer to w.
 func New(w io.Writer) *Writer {
-	return &Writer{w: bufio.NewWriterSize(w, 64<<10), buf: make([]byte, 0, 1024)}
+	return &Writer{w: bufio.NewWriterSize(w, 64<<10), out: w, buf: make([]byte, 0, 1024)}
 }
 
 // Begin implements [analyze.Sink].
@@ -90,6 +91,20 @@ func (w *Writer) HeaderLookupOnly() bool { return true }
 // KeepsNoExchange reports that the writer keeps no exchange: see
 // [analyze.KeepsNoExchangeSink].
 func (w *Writer) KeepsNoExchange() bool { return true }
+
+// Flush implements [analyze.FlushSink]: it writes out the lines buffered,
+// through the underlying writer's own Flush when it has one.
+func (w *Writer) Flush() error {
+	if err := w.w.Flush(); err != nil {
+		return fmt.Errorf("writing exchanges: %w", err)
+	}
+	if f, ok := w.out.(interface{ Flush() error }); ok {
+		if err := f.Flush(); err != nil {
+			return fmt.Errorf("writing exchanges: %w", err)
+		}
+	}
+	return nil
+}
 
 // End implements [analyze.Sink]: it flushes the output.
 func (w *Writer) End(*analyze.Summary) error {
