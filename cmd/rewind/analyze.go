@@ -137,7 +137,7 @@ func runAnalyze(c *cli.Context) error {
 		w := outs.writer(i + 1)
 		switch s.flag {
 		case "--exchanges":
-			sinks = append(sinks, jsonl.New(w))
+			sinks = append(sinks, jsonl.New(w, sliOpts.Routes...))
 		case "--har":
 			sinks = append(sinks, har.New(w, har.Options{MaxBodyBytes: maxBody, Version: version}))
 		case "--pcapng":

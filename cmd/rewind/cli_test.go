@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math"
 	"os"
@@ -205,5 +206,51 @@ func TestNumbersMeanWhatTheySay(t *testing.T) {
 	}
 	if code, _, _ := runCLI(t, "analyze", path, "--max-body", "-1"); code != exitUsage {
 		t.Errorf("--max-body -1: exit %d, want 2", code)
+	}
+}
+
+// TestJSONLRouteGroupsLikeTheReport counts the exchanges of each server
+// endpoint two ways, from the report and by grouping the JSON lines on
+// method and route as jq would: they agree (#20 item 9).
+func TestJSONLRouteGroupsLikeTheReport(t *testing.T) {
+	dir := t.TempDir()
+	rep, ex := filepath.Join(dir, "r.json"), filepath.Join(dir, "e.jsonl")
+	if code, _, errOut := runCLI(t, "analyze", "../../testdata/sample.rwd", "--report", "json", "-o", rep, "--exchanges", ex, "-q"); code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var r struct {
+		Services []struct {
+			Role      string
+			Endpoints []struct {
+				Method, Path string
+				Count        int
+			}
+		}
+	}
+	b, _ := os.ReadFile(rep)
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{}
+	for _, s := range r.Services {
+		if s.Role == "server" {
+			for _, e := range s.Endpoints {
+				want[e.Method+" "+e.Path] += e.Count
+			}
+		}
+	}
+	got := map[string]int{}
+	lines, _ := os.ReadFile(ex)
+	for _, l := range strings.Split(strings.TrimSpace(string(lines)), "\n") {
+		var e struct{ Role, Method, Route string }
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			t.Fatal(err)
+		}
+		if e.Role == "server" {
+			got[e.Method+" "+e.Route]++
+		}
+	}
+	if len(want) < 3 || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("by JSON lines %v, by the report %v", got, want)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"unsafe"
 
 	"github.com/rewind-tools/rewind/analyze"
+	"github.com/rewind-tools/rewind/analyze/sli"
 	"github.com/rewind-tools/rewind/capture"
 	"github.com/rewind-tools/rewind/format/internal/jsonenc"
 )
@@ -25,6 +26,8 @@ const tsLayout = "2006-01-02T15:04:05.000000000Z07:00"
 type Writer struct {
 	w   *bufio.Writer
 	out io.Writer // what w writes to
+	// router names each exchange's route, as the report does.
+	router *sli.Router
 	buf []byte
 	// names is scratch for flag names.
 	names  []string
@@ -63,9 +66,11 @@ func (ts *timestamps) append(b []byte, mono uint64) []byte {
 	return append(b, ts.zone...)
 }
 
-// New returns a Writer to w.
-func New(w io.Writer) *Writer {
-	return &Writer{w: bufio.NewWriterSize(w, 64<<10), out: w, buf: make([]byte, 0, 1024)}
+// New returns a Writer to w. Each line's route is found as the SLI
+// report finds its endpoints: the first of routes (--route) that matches
+// the path, else the path's automatic template.
+func New(w io.Writer, routes ...sli.Route) *Writer {
+	return &Writer{w: bufio.NewWriterSize(w, 64<<10), out: w, buf: make([]byte, 0, 1024), router: sli.NewRouter(routes)}
 }
 
 // Begin implements [analyze.Sink].
@@ -239,6 +244,9 @@ func (w *Writer) appendExchange(b []byte, ex *analyze.Exchange) []byte {
 	b = append(b, ',')
 	b = jsonenc.Key(b, "path")
 	b = jsonenc.String(b, ex.Request.Path)
+	b = append(b, ',')
+	b = jsonenc.Key(b, "route")
+	b = jsonenc.String(b, w.router.Endpoint(ex).Path)
 	if ex.Request.Query != "" {
 		b = append(b, ',')
 		b = jsonenc.Key(b, "query")
