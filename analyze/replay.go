@@ -157,7 +157,7 @@ func warnings(s *Summary, late uint64, packets bool) []string {
 	case packets:
 		w = packetDamage(w, st)
 	case !st.CleanClose && st.ChunksRecovered > 0:
-		w = append(w, "the capture was not closed cleanly (recording cut off): exchanges at its end may be incomplete")
+		w = append(w, "the capture was not closed cleanly (the recording was cut off, or is still going): exchanges at its end may be incomplete")
 	}
 	if !packets && (st.ChunksSkipped > 0 || st.BytesSkipped > 0) {
 		w = append(w, fmt.Sprintf("the capture is damaged: %d chunks (%d bytes) were skipped; exchanges in them are missing",

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"slices"
 	"sort"
 	"time"
 
@@ -56,6 +57,7 @@ func Summarize(r io.Reader) (*Summary, error) {
 	s := &Summary{Header: rd.Header(), Comms: map[string]uint64{}, LostBySource: map[string]uint64{},
 		Credentials: map[string]uint64{}}
 	creds := redact.Default()
+	var credSeen [8]string
 	comm := map[uint32]string{}
 	type connID struct {
 		pid uint32
@@ -111,9 +113,17 @@ func Summarize(r io.Reader) (*Summary, error) {
 				// each is counted, as each is a connection of a process.
 				h2[connID{e.PID, e.FD, e.Gen}] = true
 			}
-			if name, ok := creds.Find(e.Payload); ok {
-				s.Credentials[name]++
-			}
+			// Every credential header of a payload counts (a request
+			// with Authorization and Cookie counts for both), each once.
+			seen := 0
+			creds.Each(e.Payload, func(name string) bool {
+				if seen < len(credSeen) && !slices.Contains(credSeen[:seen], name) {
+					credSeen[seen] = name
+					seen++
+					s.Credentials[name]++
+				}
+				return true
+			})
 		case *Loss:
 			s.LostBySource[e.Source.String()] += e.Count
 		}

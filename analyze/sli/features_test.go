@@ -224,3 +224,21 @@ func TestCompare(t *testing.T) {
 		t.Error("Regressed")
 	}
 }
+
+// TestPercentTargetsAreExact: 99.9% is the double nearest 0.999, so 999
+// good of 1000 meets availability>=99.9% (#20 item 10: the JSON showed
+// 0.9990000000000001, and such a capture failed its gate).
+func TestPercentTargetsAreExact(t *testing.T) {
+	objs, err := ParseObjectives("availability>=99.9%,error_rate<0.1%,availability>=0.999")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs {
+		if o.Target != 0.999 && o.Target != 0.001 {
+			t.Errorf("%s: target %v", o.Text, o.Target)
+		}
+	}
+	if _, err := ParseObjectives("availability>=99e1%"); err == nil {
+		t.Error("99e1% accepted")
+	}
+}

@@ -205,13 +205,15 @@ func parseQuantile(p string) (float64, error) {
 }
 
 func parseRatio(s string) (float64, error) {
-	pct := strings.HasSuffix(s, "%")
-	f, err := strconv.ParseFloat(strings.TrimSuffix(s, "%"), 64)
-	if err != nil {
-		return 0, fmt.Errorf("want a percentage such as 99.9%% or a ratio such as 0.999")
-	}
+	num, pct := strings.CutSuffix(s, "%")
 	if pct {
-		f /= 100
+		// 99.9% is 0.999, the double nearest that decimal: dividing by
+		// 100 would give 0.9990000000000001, which 999 of 1000 fails.
+		num += "e-2"
+	}
+	f, err := strconv.ParseFloat(num, 64)
+	if err != nil || strings.ContainsAny(strings.TrimSuffix(num, "e-2"), "eE") {
+		return 0, fmt.Errorf("want a percentage such as 99.9%% or a ratio such as 0.999")
 	}
 	if f < 0 || f > 1 {
 		return 0, fmt.Errorf("ratio out of range 0–100%%")

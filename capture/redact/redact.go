@@ -226,8 +226,18 @@ func isToken(c byte) bool {
 // not already masked, for warnings such as `rewind info`'s. It looks at
 // header lines only, within b.
 func (p *Policy) Find(b []byte) (name string, ok bool) {
+	p.Each(b, func(n string) bool {
+		name, ok = n, true
+		return false
+	})
+	return name, ok
+}
+
+// Each calls fn with the name of every sensitive header in b that carries
+// a value not already masked, in order, until fn returns false.
+func (p *Policy) Each(b []byte, fn func(name string) bool) {
 	if p == nil {
-		return "", false
+		return
 	}
 	for len(b) > 0 {
 		line := b
@@ -245,8 +255,9 @@ func (p *Policy) Find(b []byte) (name string, ok bool) {
 		}
 		v := bytes.Trim(line[colon+1:], " \t\r")
 		if len(v) > 0 && len(bytes.Trim(v, "*")) > 0 && string(v) != Replacement {
-			return string(line[:colon]), true
+			if !fn(string(line[:colon])) {
+				return
+			}
 		}
 	}
-	return "", false
 }

@@ -77,7 +77,7 @@ func TestInfoCutFile(t *testing.T) {
 	cut := filepath.Join(t.TempDir(), "cut.rwd")
 	os.WriteFile(cut, data[:len(data)-10], 0o600)
 	code, out, _ := runCLI(t, "info", cut)
-	if code != 0 || !strings.Contains(out, "NOT closed cleanly") || !strings.Contains(out, "skipped 1 chunks") {
+	if code != 0 || !strings.Contains(out, "NOT closed (still being recorded, or the recording was cut off)") || !strings.Contains(out, "skipped 1 chunk ") {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
 }
@@ -150,10 +150,12 @@ func TestInfoWarnsAboutCredentials(t *testing.T) {
 	b := capturetest.New()
 	c := b.Process(1, "curl").Connect(0, "127.0.0.1:4000", "127.0.0.1:80")
 	c.Write("GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Basic dXNlcjpwYXNz\r\n\r\n")
+	c.Write("GET /b HTTP/1.1\r\nHost: x\r\nAuthorization: Basic dXNlcjpwYXNz\r\nCookie: s=1\r\n\r\n")
 	path := filepath.Join(t.TempDir(), "creds.rwd")
 	b.WriteFile(t, path)
 	code, out, _ := runCLI(t, "info", path)
-	if code != 0 || !strings.Contains(out, "unredacted credentials (Authorization in 1 payloads)") {
+	// A request with both headers counts for both (#20 item 10).
+	if code != 0 || !strings.Contains(out, "unredacted credentials (Authorization in 2 payloads, Cookie in 1 payload)") {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
 	dir := t.TempDir()

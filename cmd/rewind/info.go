@@ -189,8 +189,8 @@ func infoPcap(c *cli.Context, path string, r io.Reader, compressed bool) error {
 		}
 		fmt.Fprintf(tw, "links\t%s\n", strings.Join(links, ", "))
 	}
-	fmt.Fprintf(tw, "packets\t%d (%d TCP connections; skipped: %d not TCP, %d IP fragments, %d malformed)\n",
-		j.Packets, j.Connections, j.NonTCP, j.Fragments, j.Malformed)
+	fmt.Fprintf(tw, "packets\t%d (%s; skipped: %d not TCP, %d IP fragments, %d malformed)\n",
+		j.Packets, plural(int(j.Connections), "TCP connection"), j.NonTCP, j.Fragments, j.Malformed)
 	fmt.Fprintf(tw, "tcp\t%d retransmissions, %d out of order, %d gaps (%s), %d cut by the snaplen\n",
 		j.Retransmissions, j.OutOfOrder, j.Gaps, bytesHuman(j.GapBytes), j.TruncatedPackets)
 	if j.Backwards > 0 {
@@ -314,7 +314,7 @@ func writeInfoText(w io.Writer, path string, s *capture.Summary) {
 	if len(h.Probes) > 0 {
 		fmt.Fprintf(tw, "probes\t%d attached\n", len(h.Probes))
 	}
-	fmt.Fprintf(tw, "snapshot\t%d processes, %d sockets\n", s.SnapshotProcesses, s.SnapshotSockets)
+	fmt.Fprintf(tw, "snapshot\t%s, %s\n", plural(s.SnapshotProcesses, "process"), plural(s.SnapshotSockets, "socket"))
 	var kinds []string
 	for _, k := range capture.Kinds() {
 		if n := s.Stats.EventsByKind[k]; n > 0 {
@@ -322,12 +322,12 @@ func writeInfoText(w io.Writer, path string, s *capture.Summary) {
 		}
 	}
 	fmt.Fprintf(tw, "events\t%d (%s)\n", s.Stats.Events, strings.Join(kinds, ", "))
-	fmt.Fprintf(tw, "traffic\t%d connections opened; %s in, %s out (%s captured, %s TLS plaintext)\n",
-		s.Connections, bytesHuman(s.BytesIn), bytesHuman(s.BytesOut), bytesHuman(s.CapturedBytes), bytesHuman(s.TLSBytes))
+	fmt.Fprintf(tw, "traffic\t%s opened; %s in, %s out (%s captured, %s TLS plaintext)\n",
+		plural(s.Connections, "connection"), bytesHuman(s.BytesIn), bytesHuman(s.BytesOut), bytesHuman(s.CapturedBytes), bytesHuman(s.TLSBytes))
 	if top := s.TopComms(5); len(top) > 0 {
 		parts := make([]string, len(top))
 		for i, c := range top {
-			parts[i] = fmt.Sprintf("%s (%d)", c, s.Comms[c])
+			parts[i] = fmt.Sprintf("%s (%s)", c, plural(int(s.Comms[c]), "data event"))
 		}
 		fmt.Fprintf(tw, "processes\t%s\n", strings.Join(parts, ", "))
 	}
@@ -351,18 +351,18 @@ func writeInfoText(w io.Writer, path string, s *capture.Summary) {
 	} else {
 		state := "closed cleanly"
 		if !st.CleanClose {
-			state = "NOT closed cleanly (recording cut off)"
+			state = "NOT closed (still being recorded, or the recording was cut off)"
 		}
-		fmt.Fprintf(tw, "integrity\t%s: salvaged %d chunks, skipped %d chunks (%d bytes)\n",
-			state, st.ChunksRecovered, st.ChunksSkipped, st.BytesSkipped)
+		fmt.Fprintf(tw, "integrity\t%s: salvaged %s, skipped %s (%s)\n",
+			state, plural(st.ChunksRecovered, "chunk"), plural(st.ChunksSkipped, "chunk"), plural(int(st.BytesSkipped), "byte"))
 		for _, d := range st.Damage {
-			fmt.Fprintf(tw, "\tat byte %d: %s (%d bytes, %d chunks)\n", d.Offset, d.Reason, d.Length, d.Chunks)
+			fmt.Fprintf(tw, "\tat byte %d: %s (%s, %s)\n", d.Offset, d.Reason, plural(int(d.Length), "byte"), plural(d.Chunks, "chunk"))
 		}
 	}
 	if len(s.Credentials) > 0 {
 		var names []string
 		for n, c := range s.Credentials {
-			names = append(names, fmt.Sprintf("%s in %d payloads", n, c))
+			names = append(names, fmt.Sprintf("%s in %s", n, plural(int(c), "payload")))
 		}
 		sort.Strings(names)
 		fmt.Fprintf(tw, "warning\tthe capture holds unredacted credentials (%s): share it with care, or record with --redact\n",
@@ -447,10 +447,13 @@ func bytesHuman(n uint64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
-// plural counts n things: "1 place", "3 places".
+// plural counts n things: "1 place", "3 places", "2 processes".
 func plural(n int, noun string) string {
 	if n == 1 {
 		return "1 " + noun
+	}
+	if strings.HasSuffix(noun, "s") {
+		return fmt.Sprintf("%d %ses", n, noun)
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
 }

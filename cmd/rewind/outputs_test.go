@@ -100,7 +100,7 @@ func TestInfoReadsWhatAnalyzeReads(t *testing.T) {
 	const td = "../../analyze/pcapin/testdata/"
 	for _, f := range []string{"conversation.pcap", "conversation.pcapng", "conversation.pcapng.gz", "conversation-raw.pcap.zst"} {
 		code, out, errOut := runCLI(t, "info", td+f)
-		if code != exitOK || !strings.Contains(out, "packets    10 (1 TCP connections") || !strings.Contains(out, "read to the end") {
+		if code != exitOK || !strings.Contains(out, "packets    10 (1 TCP connection;") || !strings.Contains(out, "read to the end") {
 			t.Errorf("info %s: exit %d\n%s%s", f, code, out, errOut)
 		}
 	}

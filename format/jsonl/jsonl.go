@@ -28,7 +28,7 @@ type Writer struct {
 	out io.Writer // what w writes to
 	// router names each exchange's route, as the report does.
 	router *sli.Router
-	buf []byte
+	buf    []byte
 	// names is scratch for flag names.
 	names  []string
 	ts     timestamps

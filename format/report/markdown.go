@@ -25,8 +25,8 @@ func WriteMarkdown(w io.Writer, r *sli.Report) error {
 		fmt.Fprintf(bw, "- span: %s (%s → %s)\n", Duration(c.SpanNS),
 			c.Start.Format("2006-01-02 15:04:05.000 -07:00"), c.End.Format("15:04:05.000"))
 	}
-	fmt.Fprintf(bw, "- exchanges: %d, connections: %d (HTTP %d, other %d), lost events: %d\n",
-		c.Exchanges, c.Conns, c.HTTPConns, c.OtherConns, c.Lost)
+	fmt.Fprintf(bw, "- exchanges: %d, connections: %s, lost events: %d\n",
+		c.Exchanges, connCounts(c), c.Lost)
 	fmt.Fprintf(bw, "- latency: %s; Apdex T = %s\n", accuracyNote(r), Duration(r.ApdexT))
 	for _, wn := range warnings(r) {
 		fmt.Fprintf(bw, "- ⚠️ warning: %s\n", mdEscape(wn))

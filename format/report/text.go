@@ -49,7 +49,7 @@ func writeText(w io.Writer, r *sli.Report, opts RenderOptions) error {
 		fmt.Fprintf(bw, "span       %s  (%s → %s)\n", Duration(c.SpanNS),
 			c.Start.Format("2006-01-02 15:04:05.000 -07:00"), c.End.Format("15:04:05.000"))
 	}
-	fmt.Fprintf(bw, "exchanges  %d   connections %d (HTTP %d, other %d)\n", c.Exchanges, c.Conns, c.HTTPConns, c.OtherConns)
+	fmt.Fprintf(bw, "exchanges  %d   connections %s\n", c.Exchanges, connCounts(c))
 	salvaged := "no"
 	if c.Salvaged {
 		salvaged = "yes"
@@ -195,7 +195,7 @@ func writeService(w *bufio.Writer, r *sli.Report, s *sli.Service, opts RenderOpt
 	if host != "" {
 		fmt.Fprintf(w, ", host %s", host)
 	}
-	fmt.Fprintf(w, ": %d exchanges, %d endpoints", s.Count, len(s.Endpoints))
+	fmt.Fprintf(w, ": %s, %s", plural(s.Count, "exchange"), plural(len(s.Endpoints), "endpoint"))
 	if n := len(s.Endpoints); n > 0 && s.Endpoints[n-1].Other {
 		fmt.Fprintf(w, " (beyond %d folded into %s)", r.MaxEndpoints, sli.OtherKey.Path)
 	}
@@ -392,4 +392,22 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// plural counts n things: "1 endpoint", "3 endpoints".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
+}
+
+// connCounts is the connections line: the total, then its parts, which
+// add up to it (connections that carried no data are named when any).
+func connCounts(c *sli.CaptureSummary) string {
+	s := fmt.Sprintf("%d (HTTP %d, other %d", c.Conns, c.HTTPConns, c.OtherConns)
+	if n := c.Conns - c.HTTPConns - c.OtherConns; n > 0 {
+		s += fmt.Sprintf(", no data %d", n)
+	}
+	return s + ")"
 }
