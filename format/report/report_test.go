@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/rewind-tools/rewind/analyze/sli"
 	"github.com/rewind-tools/rewind/format/internal/fixture"
@@ -134,5 +136,34 @@ func TestWide(t *testing.T) {
 	}
 	if !bytes.Contains(wide.Bytes(), []byte("p999")) || maxWidth(wide.Bytes()) <= TextWidth {
 		t.Errorf("wide report lacks columns:\n%s", wide.Bytes())
+	}
+}
+
+// TestTextFits120Columns: the default text report keeps every line but
+// the warnings within TextWidth, as the README says, for the fixture, for
+// the goldens of the recorded testdata, and with the widest values a
+// summary line can take (#20 item 11: it was 124 columns).
+func TestTextFits120Columns(t *testing.T) {
+	texts := map[string]string{"fixture": string(render(t, Text))}
+	for _, name := range []string{"sample", "curl-nginx", "pipelining-nginx"} {
+		b, err := os.ReadFile("../../testdata/golden/" + name + "/report.txt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		texts[name] = string(b)
+	}
+	// The widest summary line: every duration and size at its widest.
+	var buf bytes.Buffer
+	st := &sli.Stats{ReqBodyBytes: 1023<<30 + 1, RespBodyBytes: 1023<<30 + 1}
+	st.Transfer = sli.Latency{Count: 1, P50: 99_999e9, P99: 99_999e9, Max: 99_999e9}
+	st.Network = st.Transfer
+	writeServiceLine(&buf, st)
+	texts["widest"] = buf.String()
+	for name, text := range texts {
+		for l := range strings.SplitSeq(text, "\n") {
+			if n := utf8.RuneCountInString(l); n > TextWidth && !strings.HasPrefix(l, "warning") {
+				t.Errorf("%s: %d columns: %q", name, n, l)
+			}
+		}
 	}
 }

@@ -186,6 +186,16 @@ func endpointName(e *sli.Endpoint, host string) string {
 	return m + " " + e.Key.Path
 }
 
+// writeServiceLine writes a service's transfer and network percentiles and
+// body bytes: at most TextWidth columns whatever the values (the JSON
+// report has the maxima).
+func writeServiceLine(w io.Writer, st *sli.Stats) {
+	fmt.Fprintf(w, "  transfer p50 %s p99 %s   network p50 %s p99 %s   bytes req %s resp %s\n",
+		latency(st.Transfer, st.Transfer.P50), latency(st.Transfer, st.Transfer.P99),
+		latency(st.Network, st.Network.P50), latency(st.Network, st.Network.P99),
+		Bytes(st.ReqBodyBytes), Bytes(st.RespBodyBytes))
+}
+
 func writeService(w *bufio.Writer, r *sli.Report, s *sli.Service, opts RenderOptions) {
 	fmt.Fprintf(w, "\n%s %s", s.Role, s.Name())
 	if s.Addr != "" && s.PID != 0 {
@@ -201,10 +211,7 @@ func writeService(w *bufio.Writer, r *sli.Report, s *sli.Service, opts RenderOpt
 	}
 	w.WriteString("\n")
 	if !opts.Wide && (s.Transfer.Count > 0 || s.Network.Count > 0) {
-		fmt.Fprintf(w, "  transfer p50 %s p99 %s max %s   network p50 %s p99 %s max %s   bytes req %s resp %s\n",
-			latency(s.Transfer, s.Transfer.P50), latency(s.Transfer, s.Transfer.P99), latency(s.Transfer, s.Transfer.Max),
-			latency(s.Network, s.Network.P50), latency(s.Network, s.Network.P99), latency(s.Network, s.Network.Max),
-			Bytes(s.ReqBodyBytes), Bytes(s.RespBodyBytes))
+		writeServiceLine(w, &s.Stats)
 	}
 
 	row := narrowRow
