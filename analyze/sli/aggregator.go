@@ -12,6 +12,7 @@ package sli
 
 import (
 	"cmp"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -100,11 +101,9 @@ type Options struct {
 	BucketNS int64
 	// Objectives are evaluated into [Report.Objectives].
 	Objectives []Objective
-	// MergeProcesses makes one service of every process with the same
-	// role and command name (nginx's workers, many runs of curl): its
-	// [Service].PID is 0. `rewind diff` compares services this way, since
-	// pids change between captures.
-	MergeProcesses bool
+	// GroupBy says how exchanges are gathered into services; the zero
+	// value is [GroupByService].
+	GroupBy GroupBy
 	// IgnoreHost leaves the Host out of endpoint keys: endpoints are the
 	// method and route of each service, whatever server address or name
 	// the client used. `rewind diff` matches endpoints this way by
@@ -112,11 +111,44 @@ type Options struct {
 	IgnoreHost bool
 }
 
+// GroupBy is how exchanges are gathered into services.
+type GroupBy int
+
+// Groupings.
+const (
+	// GroupByService makes one service of the processes of one role and
+	// command name that talk to one server address (nginx's workers on
+	// :8080; 70 runs of curl against one server): its [Service].PID is 0
+	// and PIDs lists the processes.
+	GroupByService GroupBy = iota
+	// GroupByPID makes one service per process and role (the pid is the
+	// service), whatever the server addresses.
+	GroupByPID
+	// GroupByName makes one service of the processes of one role and
+	// command name whatever the server address: `rewind diff` compares
+	// services this way unless told to match hosts, since pids and ports
+	// change between captures.
+	GroupByName
+)
+
+// ParseGroupBy reads --group-by: "service", "pid" or "name".
+func ParseGroupBy(s string) (GroupBy, error) {
+	switch s {
+	case "service", "":
+		return GroupByService, nil
+	case "pid":
+		return GroupByPID, nil
+	case "name":
+		return GroupByName, nil
+	}
+	return 0, fmt.Errorf("group services by service (command name and server address), pid or name, not %q", s)
+}
+
 // Aggregator is an [analyze.Sink] that builds a [Report]. Call Report after
 // End.
 type Aggregator struct {
 	endpoint     EndpointFunc
-	mergeProcs   bool
+	groupBy      GroupBy
 	maxEndpoints int
 	maxChildren  int
 	apdexT       int64
@@ -152,7 +184,7 @@ type Aggregator struct {
 func New(opts Options) *Aggregator {
 	a := &Aggregator{
 		endpoint:     opts.Endpoint,
-		mergeProcs:   opts.MergeProcesses,
+		groupBy:      opts.GroupBy,
 		maxEndpoints: opts.MaxEndpoints,
 		maxChildren:  opts.MaxChildren,
 		apdexT:       opts.ApdexT,
@@ -197,6 +229,8 @@ type serviceKey struct {
 
 type service struct {
 	key       serviceKey
+	pids      []uint32 // sorted
+	lastPID   uint32
 	endpoints map[EndpointKey]*acc
 	other     *acc
 	// children holds, per path prefix ("/a/"), the distinct segments that
@@ -396,28 +430,45 @@ func (a *Aggregator) collapse(svc *service, path string) (string, bool) {
 
 func (a *Aggregator) service(c *analyze.Conn) *service {
 	var k serviceKey
+	var pid uint32
 	if c != nil {
 		k = serviceKey{role: c.Role, pid: c.PID, comm: c.Comm}
-		if a.mergeProcs && c.Comm != "" {
+		pid = c.PID
+		server := c.Local
+		if c.Role == capture.RoleClient {
+			server = c.Remote
+		}
+		switch {
+		case c.PID == 0 || c.Comm == "":
+			// No process to name the service (pcap input): its server.
+			k.addr = server
+		case a.groupBy == GroupByService:
+			k.pid, k.addr = 0, server
+		case a.groupBy == GroupByName:
 			k.pid = 0
 		}
-		if c.PID == 0 {
-			k.addr = c.Local
-			if c.Role == capture.RoleClient {
-				k.addr = c.Remote
-			}
+	}
+	svc := a.lastSvc
+	if svc == nil || svc.key != k {
+		svc = a.services[k]
+		if svc == nil {
+			svc = &service{key: k, endpoints: make(map[EndpointKey]*acc)}
+			a.services[k] = svc
 		}
+		a.lastSvc = svc
 	}
-	if a.lastSvc != nil && a.lastSvc.key == k {
-		return a.lastSvc
+	if pid != 0 && pid != svc.lastPID {
+		svc.addPID(pid)
 	}
-	svc := a.services[k]
-	if svc == nil {
-		svc = &service{key: k, endpoints: make(map[EndpointKey]*acc)}
-		a.services[k] = svc
-	}
-	a.lastSvc = svc
 	return svc
+}
+
+// addPID notes a process of the service (kept sorted, without repeats).
+func (svc *service) addPID(pid uint32) {
+	svc.lastPID = pid
+	if i, found := slices.BinarySearch(svc.pids, pid); !found {
+		svc.pids = slices.Insert(svc.pids, i, pid)
+	}
 }
 
 func (e *acc) add(ex *analyze.Exchange, apdexT int64, idx int) {
@@ -684,6 +735,7 @@ func (svc *service) build(spanNS, offset, width int64) Service {
 	out := Service{
 		Role: svc.key.role.String(),
 		PID:  svc.key.pid,
+		PIDs: slices.Clone(svc.pids),
 		Comm: svc.key.comm,
 	}
 	if svc.key.addr.IsValid() {

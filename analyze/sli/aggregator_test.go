@@ -225,31 +225,51 @@ func BenchmarkAggregatorTemplated(b *testing.B) {
 	}
 }
 
-// TestMergeProcesses: with MergeProcesses every process of one role and
-// name is one service; without it each pid is its own (#19 item 4).
-func TestMergeProcesses(t *testing.T) {
+// TestGroupBy: by default the processes of one role and name that talk to
+// one server address are one service, their pids listed (70 runs of curl
+// are one client section, nginx's workers one server); --group-by pid
+// gives each process its own; name merges server addresses too (#19 item
+// 4, #20 item 7).
+func TestGroupBy(t *testing.T) {
 	var exs []*analyze.Exchange
 	for i := range 70 {
 		c := *curl
 		c.ID, c.PID = fmt.Sprintf("c%d", i), uint32(1000+i)
 		exs = append(exs, exchange(&c, "GET", "/a", 200, uint64(i)*1e6, 1000))
 	}
+	other := *curl // a run of curl against another server
+	other.ID, other.PID, other.Remote = "o1", 2000, netip.MustParseAddrPort("10.0.0.7:9090")
+	exs = append(exs, exchange(&other, "GET", "/b", 200, 3e9, 1000))
 	w1, w2 := *nginx, *nginx
 	w2.ID, w2.PID = "w2", 101
 	exs = append(exs, exchange(&w1, "GET", "/a", 200, 1e9, 1000), exchange(&w2, "GET", "/a", 500, 2e9, 1000))
 
-	r := run(t, New(Options{}), exs)
-	if len(r.Services) != 72 {
-		t.Errorf("per process: %d services, want 72", len(r.Services))
+	r := run(t, New(Options{GroupBy: GroupByPID}), exs)
+	if len(r.Services) != 73 {
+		t.Errorf("per process: %d services, want 73", len(r.Services))
 	}
-	r = run(t, New(Options{MergeProcesses: true}), exs)
-	if len(r.Services) != 2 {
-		t.Fatalf("merged: %d services, want 2 (nginx, curl)", len(r.Services))
+	r = run(t, New(Options{}), exs)
+	if len(r.Services) != 3 {
+		t.Fatalf("by service: %d services, want 3 (nginx, curl to two servers)", len(r.Services))
 	}
 	for _, s := range r.Services {
-		want := map[string]int{"nginx": 2, "curl": 70}[s.Comm]
-		if s.Count != want || s.PID != 0 || s.Name() != s.Comm {
-			t.Errorf("%s: count %d, pid %d, name %q; want %d exchanges under the bare name", s.Comm, s.Count, s.PID, s.Name(), want)
+		want := map[string]int{"nginx " + nginx.Local.String(): 2, "curl " + curl.Remote.String(): 70, "curl 10.0.0.7:9090": 1}[s.Comm+" "+s.Addr]
+		if s.Count != want || s.PID != 0 || len(s.PIDs) != map[int]int{2: 2, 70: 70, 1: 1}[want] {
+			t.Errorf("%s %s: count %d, pid %d, pids %v; want %d exchanges", s.Comm, s.Addr, s.Count, s.PID, s.PIDs, want)
 		}
+	}
+	names := map[string]bool{}
+	for _, s := range r.Services {
+		names[s.Name()] = true
+	}
+	if !names["nginx[100,101]"] || !names["curl[1000,1001,1002,1003,+66]"] || !names["curl[2000]"] {
+		t.Errorf("names %v", names)
+	}
+	r = run(t, New(Options{GroupBy: GroupByName}), exs)
+	if len(r.Services) != 2 {
+		t.Fatalf("by name: %d services, want 2", len(r.Services))
+	}
+	if p, err := ParseGroupBy("pids"); err == nil {
+		t.Errorf("--group-by pids accepted as %v", p)
 	}
 }

@@ -95,9 +95,10 @@ type diffKey struct {
 	key           EndpointKey
 }
 
-// Compare matches the services (by role and comm, or address for pcap
-// input: pids change across restarts) and endpoints of a and b and flags
-// the changes beyond opts.
+// Compare matches the services (by role and what grouped them: the
+// command name, with the server address under [GroupByService] and the pid
+// under [GroupByPID]; the address alone for pcap input) and endpoints of a
+// and b and flags the changes beyond opts.
 func Compare(a, b *Report, opts DiffOptions) *Diff {
 	d := &Diff{A: a.Capture, B: b.Capture, Options: opts}
 	index := func(r *Report) (map[diffKey]*Stats, []diffKey) {
@@ -105,9 +106,16 @@ func Compare(a, b *Report, opts DiffOptions) *Diff {
 		var order []diffKey
 		for i := range r.Services {
 			s := &r.Services[i]
+			// Services match by what grouped them, never by the pids a
+			// merged service happened to have.
 			name := s.Comm
-			if s.PID == 0 || name == "" {
+			switch {
+			case name == "":
+				name = s.Addr
+			case s.PID != 0:
 				name = s.Name()
+			case s.Addr != "":
+				name += " " + s.Addr
 			}
 			put := func(k EndpointKey, st *Stats) {
 				if opts.IgnoreHost {

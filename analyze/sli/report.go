@@ -77,9 +77,14 @@ type FlagCount struct {
 // (curl and nginx in one capture) counts once in each end's service.
 type Service struct {
 	Role string // "server", "client" or "unknown"
-	PID  uint32 // 0 for pcap input
+	// PID is the process when services are one per process
+	// ([GroupByPID]); 0 when they gather processes, and for pcap input.
+	PID uint32
+	// PIDs lists the service's processes, in order; empty for pcap input.
+	PIDs []uint32
 	Comm string
-	// Addr is the server address ("10.0.0.1:443") identifying the service
+	// Addr is the server address ("10.0.0.1:443") the service's processes
+	// served or called ([GroupByService]), or that identifies the service
 	// when there is no process (pcap input); "" otherwise.
 	Addr string
 	// Stats sums every endpoint of the service.
@@ -87,23 +92,38 @@ type Service struct {
 	Endpoints []Endpoint
 }
 
-// Name is a short label for the service: "nginx[1234]" or the server
-// address for pcap input.
+// Name is a short label for the service: "nginx[1234]", "nginx[1234,1235]"
+// (at most four pids, then how many more: "curl[10,11,12,13,+66]"), or the
+// server address for pcap input.
 func (s *Service) Name() string {
-	if s.PID == 0 {
-		if s.Comm != "" {
-			return s.Comm
-		}
-		if s.Addr != "" {
-			return s.Addr
-		}
-		return "?"
-	}
 	comm := s.Comm
 	if comm == "" {
+		if s.Addr != "" && s.PID == 0 && len(s.PIDs) == 0 {
+			return s.Addr
+		}
 		comm = "?"
 	}
-	return comm + "[" + strconv.FormatUint(uint64(s.PID), 10) + "]"
+	pids := s.PIDs
+	if s.PID != 0 {
+		pids = []uint32{s.PID}
+	}
+	if len(pids) == 0 {
+		return comm
+	}
+	b := []byte(comm)
+	b = append(b, '[')
+	for i, p := range pids {
+		if i == 4 {
+			b = append(b, ",+"...)
+			b = strconv.AppendInt(b, int64(len(pids)-4), 10)
+			break
+		}
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendUint(b, uint64(p), 10)
+	}
+	return string(append(b, ']'))
 }
 
 // Endpoint is one endpoint of a service, sorted by descending count.

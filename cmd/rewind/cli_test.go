@@ -256,3 +256,53 @@ func TestJSONLRouteGroupsLikeTheReport(t *testing.T) {
 		t.Errorf("by JSON lines %v, by the report %v", got, want)
 	}
 }
+
+// TestGroupByService: 70 runs of curl against one server are one client
+// section listing the pids, not 70 sections of one exchange; --group-by
+// pid gives the old view; diff groups the same way (#20 item 7).
+func TestGroupByService(t *testing.T) {
+	b := capturetest.New()
+	srv := b.Process(100, "nginx")
+	for i := range 70 {
+		cli := b.Process(uint32(1000+i), "curl")
+		c := cli.Connect(0, fmt.Sprintf("127.0.0.1:%d", 40000+i), "127.0.0.1:8080")
+		s := srv.Accept(int32(10+i), "127.0.0.1:8080", fmt.Sprintf("127.0.0.1:%d", 40000+i))
+		c.Write("GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
+		s.Read("GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
+		s.Write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		c.Read("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	}
+	path := filepath.Join(t.TempDir(), "curls.rwd")
+	b.WriteFile(t, path)
+	code, out, errOut := runCLI(t, "analyze", path, "-q")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if n := strings.Count(out, "\nclient "); n != 1 || !strings.Contains(out, "client curl[1000,1001,1002,1003,+66] to 127.0.0.1:8080, host h: 70 exchanges") {
+		t.Errorf("%d client sections:\n%s", n, out)
+	}
+	_, out, _ = runCLI(t, "analyze", path, "-q", "--group-by", "pid")
+	if n := strings.Count(out, "\nclient curl["); n != 70 {
+		t.Errorf("--group-by pid: %d client sections, want 70", n)
+	}
+	_, out, _ = runCLI(t, "diff", path, path, "--report", "json")
+	var d struct {
+		Endpoints []struct {
+			Service, Role, Path string
+			A                   struct{ Count int }
+		}
+	}
+	json.Unmarshal([]byte(out), &d)
+	found := false
+	for _, e := range d.Endpoints {
+		if e.Service == "curl" && e.Role == "client" && e.Path == "(all)" {
+			found = e.A.Count == 70
+		}
+	}
+	if !found {
+		t.Errorf("diff does not see the 70 curl exchanges as one service:\n%.800s", out)
+	}
+	if code, _, _ := runCLI(t, "analyze", path, "--group-by", "pids"); code != exitUsage {
+		t.Errorf("--group-by pids: exit %d, want %d", code, exitUsage)
+	}
+}

@@ -22,6 +22,7 @@ func sliFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "apdex-t", Value: sli.DefaultApdexT, Usage: "Apdex threshold T on total latency, a `DURATION` such as 500ms"},
 		&cli.DurationFlag{Name: "bucket", Value: sli.DefaultBucketNS, Usage: "time series bucket width, a `DURATION` (widened automatically beyond 600 buckets)"},
 		&cli.IntFlag{Name: "max-endpoints", Value: sli.DefaultMaxEndpoints, Usage: "`N` endpoints kept per service; more fold into (other)"},
+		&cli.StringFlag{Name: "group-by", Value: "service", Usage: "gather exchanges into services by `WHAT`: service (command name and server address, pids listed), pid (one per process) or name (command name only)"},
 		&cli.IntFlag{Name: "max-children", Value: sli.DefaultMaxChildren, Usage: "`N` distinct values a path segment may take under one prefix before it becomes {var} (0: never)"},
 	}
 }
@@ -46,6 +47,11 @@ func sliOptions(c *cli.Context) (sli.Options, error) {
 	if opts.MaxChildren == 0 {
 		opts.MaxChildren = -1 // the flag's 0 means never; the option's, the default
 	}
+	g, err := sli.ParseGroupBy(c.String("group-by"))
+	if err != nil {
+		return opts, usagef("--group-by: %v", err)
+	}
+	opts.GroupBy = g
 	for _, p := range c.StringSlice("route") {
 		r, err := sli.ParseRoute(p)
 		if err != nil {
@@ -220,9 +226,12 @@ func aggregate(c *cli.Context, path string, opts sli.Options) (*sli.Report, erro
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	defer in.Close()
-	// Services are compared by name: every process of one command name is
-	// one service (pids differ between captures and between workers).
-	opts.MergeProcesses = true
+	// Services are grouped as analyze groups them, except that without
+	// --match-host a service's server addresses merge as its hosts do
+	// (a server back on another port is the same service).
+	if opts.IgnoreHost && opts.GroupBy == sli.GroupByService {
+		opts.GroupBy = sli.GroupByName
+	}
 	agg := sli.New(opts)
 	sum, err := analyze.Replay(c.Context, in.Source, in.Info, analyze.Options{MaxBodyCapture: -1}, agg)
 	if err != nil {

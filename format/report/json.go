@@ -11,7 +11,7 @@ import (
 
 // SchemaVersion is the version of the JSON report schema; it changes only
 // when a field is removed or changes meaning, not when one is added.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // The types below are the JSON schema (documented in SCHEMA.md); they are
 // kept apart from package sli's types so that the schema stays stable when
@@ -80,8 +80,11 @@ type jsonService struct {
 	Name string `json:"name"`
 	Role string `json:"role"`
 	PID  uint32 `json:"pid"`
-	Comm string `json:"comm"`
-	Addr string `json:"addr,omitempty"`
+	// PIDs lists the processes of the service (all of them also when PID
+	// names the one of --group-by pid); [] for pcap input.
+	PIDs []uint32 `json:"pids"`
+	Comm string   `json:"comm"`
+	Addr string   `json:"addr,omitempty"`
 	jsonStats
 	Endpoints []jsonEndpoint `json:"endpoints"`
 }
@@ -213,8 +216,11 @@ func toJSON(r *sli.Report) *jsonReport {
 	}
 	for i := range r.Services {
 		s := &r.Services[i]
+		if s.PIDs == nil {
+			s.PIDs = []uint32{}
+		}
 		js := jsonService{
-			Name: s.Name(), Role: s.Role, PID: s.PID, Comm: s.Comm, Addr: s.Addr,
+			Name: s.Name(), Role: s.Role, PID: s.PID, PIDs: s.PIDs, Comm: s.Comm, Addr: s.Addr,
 			jsonStats: statsJSON(&s.Stats),
 			Endpoints: make([]jsonEndpoint, 0, len(s.Endpoints)),
 		}

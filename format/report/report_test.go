@@ -59,7 +59,7 @@ func TestJSONSchema(t *testing.T) {
 	if err := json.Unmarshal(render(t, JSON), &doc); err != nil {
 		t.Fatal(err)
 	}
-	if doc["schema_version"] != float64(1) {
+	if doc["schema_version"] != float64(SchemaVersion) {
 		t.Errorf("schema_version %v", doc["schema_version"])
 	}
 	svcs := doc["services"].([]any)

@@ -198,10 +198,15 @@ func writeServiceLine(w io.Writer, st *sli.Stats) {
 
 func writeService(w *bufio.Writer, r *sli.Report, s *sli.Service, opts RenderOptions) {
 	fmt.Fprintf(w, "\n%s %s", s.Role, s.Name())
-	if s.Addr != "" && s.PID != 0 {
-		fmt.Fprintf(w, " (%s)", s.Addr)
-	}
 	host := sharedHost(s)
+	if s.Comm != "" && s.Addr != "" && !strings.EqualFold(s.Addr, host) {
+		// The server the service's processes served or called.
+		to := "to"
+		if s.Role == "server" {
+			to = "on"
+		}
+		fmt.Fprintf(w, " %s %s", to, s.Addr)
+	}
 	if host != "" {
 		fmt.Fprintf(w, ", host %s", host)
 	}
