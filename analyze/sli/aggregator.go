@@ -65,7 +65,10 @@ func MethodHostPath(ex *analyze.Exchange) EndpointKey {
 const (
 	DefaultMaxChildren = 50
 	DefaultApdexT      = 500_000_000 // ns
-	DefaultBucketNS    = 1_000_000_000
+	// AutoBuckets caps an automatic series' length (BucketNS 0): the
+	// width is the first of 1, 2, 10, 20, 100, 200 ms, 1 s, … that gives
+	// the capture at most this many buckets.
+	AutoBuckets = 150
 	// MaxBuckets caps a time series' length: a longer capture gets wider
 	// buckets (the width doubles until it fits).
 	MaxBuckets = 600
@@ -96,8 +99,9 @@ type Options struct {
 	// ApdexT is the Apdex threshold on total latency in ns; 0 means
 	// [DefaultApdexT].
 	ApdexT int64
-	// BucketNS is the time series' bucket width in ns; 0 means
-	// [DefaultBucketNS].
+	// BucketNS is the time series' bucket width in ns; 0 means automatic:
+	// the first of 1, 2, 10, 20, 100 ms, … that gives the capture at most
+	// [AutoBuckets] buckets.
 	BucketNS int64
 	// Objectives are evaluated into [Report.Objectives].
 	Objectives []Objective
@@ -157,6 +161,7 @@ type Aggregator struct {
 	// Time series: bucket i covers [origin + i·width, origin + (i+1)·width).
 	origin         uint64
 	width, reqWide int64
+	auto           bool // width follows the span (BucketNS 0)
 
 	info     *analyze.CaptureInfo
 	services map[serviceKey]*service
@@ -214,9 +219,12 @@ func New(opts Options) *Aggregator {
 		a.apdexT = DefaultApdexT
 	}
 	if a.width <= 0 {
-		a.width = DefaultBucketNS
+		a.width, a.auto = autoWidths[0], true
 	}
 	a.reqWide = a.width
+	if a.auto {
+		a.reqWide = 0
+	}
 	return a
 }
 
@@ -317,13 +325,18 @@ func (a *Aggregator) bucketIndex(s uint64) int {
 		return 0
 	}
 	d := int64(s - a.origin)
-	if d/a.width < MaxBuckets {
+	limit := int64(MaxBuckets)
+	if a.auto {
+		limit = AutoBuckets
+	}
+	if d/a.width < limit {
 		return int(d / a.width)
 	}
 	factor := 1
-	for d/a.width >= MaxBuckets {
-		a.width *= 2
-		factor *= 2
+	for d/a.width >= limit {
+		f := a.widenBy()
+		a.width *= int64(f)
+		factor *= f
 	}
 	for _, svc := range a.services {
 		for _, e := range svc.endpoints {
@@ -334,6 +347,24 @@ func (a *Aggregator) bucketIndex(s uint64) int {
 		}
 	}
 	return int(d / a.width)
+}
+
+// autoWidths are the bucket widths an automatic series steps through, each
+// a whole multiple of the one before (a series is widened by merging
+// buckets): 1, 2, 10, 20, 100, 200 ms, 1, 2, 10, 20 s, 1, 2, 10, 20 min, 1 h;
+// beyond, it doubles.
+var autoWidths = []int64{1e6, 2e6, 10e6, 20e6, 100e6, 200e6, 1e9, 2e9, 10e9, 20e9, 60e9, 120e9, 600e9, 1200e9, 3600e9}
+
+// widenBy returns the factor by which the buckets widen next.
+func (a *Aggregator) widenBy() int {
+	if a.auto {
+		for i, w := range autoWidths[:len(autoWidths)-1] {
+			if w == a.width {
+				return int(autoWidths[i+1] / w)
+			}
+		}
+	}
+	return 2
 }
 
 // newEndpoint finds or makes the accumulator of a key that is not (yet) in
@@ -628,18 +659,54 @@ func (e *acc) stats(spanNS, offsetNS, width int64) Stats {
 	if e.apdexN > 0 {
 		s.Apdex = (float64(e.satisfied) + float64(e.tolerating)/2) / float64(e.apdexN)
 	}
-	if len(e.series) > 0 {
-		s.Series = make([]Point, len(e.series))
-		for i := range e.series {
-			b := &e.series[i]
-			s.Series[i] = Point{
-				OffsetNS: offsetNS + int64(i)*width,
-				Count:    int(b.count), Errors: int(b.errors),
-				P99: b.total.quantile(0.99),
-			}
+	s.Series = points(e.series, offsetNS, width)
+	return s
+}
+
+// points turns a series' buckets into report points; nil for none.
+func points(series []bucket, offsetNS, width int64) []Point {
+	if len(series) == 0 {
+		return nil
+	}
+	out := make([]Point, len(series))
+	for i := range series {
+		b := &series[i]
+		out[i] = Point{
+			OffsetNS: offsetNS + int64(i)*width,
+			Count:    int(b.count), Errors: int(b.errors),
+			P99: b.total.quantile(0.99),
 		}
 	}
-	return s
+	return out
+}
+
+// overview merges the series of every server-side endpoint (of every
+// endpoint when there is no server side), in a fixed order.
+func (a *Aggregator) overview(offsetNS int64) []Point {
+	svcs := a.sortedServices()
+	server := slices.ContainsFunc(svcs, func(s *service) bool { return s.key.role == capture.RoleServer })
+	var all []bucket
+	add := func(e *acc) {
+		if e == nil {
+			return
+		}
+		for len(all) < len(e.series) {
+			all = append(all, bucket{})
+		}
+		for i := range e.series {
+			all[i].merge(&e.series[i])
+		}
+	}
+	for _, svc := range svcs {
+		if server && svc.key.role != capture.RoleServer {
+			continue
+		}
+		for _, k := range sortedKeys(svc) {
+			add(svc.endpoints[k])
+		}
+		add(svc.other)
+	}
+	return points(all, offsetNS, a.width)
 }
 
 // End implements [analyze.Sink]: it builds the report.
@@ -652,7 +719,7 @@ func (a *Aggregator) End(sum *analyze.Summary) error {
 		ApdexT:            a.apdexT,
 		BucketNS:          a.width,
 		RequestedBucketNS: a.reqWide,
-		BucketWidened:     a.width != a.reqWide,
+		BucketWidened:     !a.auto && a.width != a.reqWide,
 	}
 	c := &r.Capture
 	c.Exchanges = a.exchanges
@@ -691,6 +758,7 @@ func (a *Aggregator) End(sum *analyze.Summary) error {
 		r.Services = append(r.Services, svc.build(c.SpanNS, offset, a.width))
 	}
 	slices.SortFunc(r.Services, compareServices)
+	r.Overview = a.overview(offset)
 	for _, o := range a.objectives {
 		r.Objectives = append(r.Objectives, a.evaluate(o))
 	}

@@ -94,7 +94,7 @@ func TestApdexErrorsSeries(t *testing.T) {
 	g := exchange(nginx, "POST", "/rpc", 200, 3.3e9, 1e6)
 	g.GRPC = &analyze.GRPC{Status: 14}
 	exs = append(exs, e5, rs, g)
-	r := run(t, New(Options{}), exs)
+	r := run(t, New(Options{BucketNS: 1e9}), exs)
 	a := r.Services[0].Endpoints[0]
 	if a.Errors != 2 || a.Reset != 1 || a.Count != 6 {
 		t.Errorf("errors %d reset %d count %d", a.Errors, a.Reset, a.Count)
@@ -117,7 +117,7 @@ func TestBucketsWiden(t *testing.T) {
 	for i := range 2000 {
 		exs = append(exs, exchange(nginx, "GET", "/a", 200, uint64(i+1)*1e9, 1000))
 	}
-	r := run(t, New(Options{}), exs)
+	r := run(t, New(Options{BucketNS: 1e9}), exs)
 	s := r.Services[0]
 	if !r.BucketWidened || r.BucketNS != 4e9 || len(s.Series) > MaxBuckets {
 		t.Fatalf("bucket %d widened %v, %d points", r.BucketNS, r.BucketWidened, len(s.Series))
@@ -240,5 +240,35 @@ func TestPercentTargetsAreExact(t *testing.T) {
 	}
 	if _, err := ParseObjectives("availability>=99e1%"); err == nil {
 		t.Error("99e1% accepted")
+	}
+}
+
+// TestAutoBuckets: without --bucket the width follows the span (1, 2, 10,
+// 20, 100 ms, …, at most AutoBuckets buckets): an 84 ms capture gets 1 ms
+// buckets, not one solid second (#20 item 8); the overview sums the
+// server side.
+func TestAutoBuckets(t *testing.T) {
+	for _, c := range []struct {
+		n      int
+		stepNS uint64
+		want   int64
+	}{{85, 1e6, 1e6}, {2000, 1e9, 20e9}, {300, 1e6, 2e6}} {
+		var exs []*analyze.Exchange
+		for i := range c.n {
+			exs = append(exs, exchange(nginx, "GET", "/a", 200, uint64(i+1)*c.stepNS, 1000))
+		}
+		exs = append(exs, exchange(curl, "GET", "/a", 200, 1, 1000))
+		r := run(t, New(Options{}), exs)
+		if r.BucketNS != c.want || r.RequestedBucketNS != 0 || r.BucketWidened || len(r.Overview) > AutoBuckets {
+			t.Errorf("%d exchanges %d ns apart: bucket %d (want %d), requested %d, widened %v, %d points",
+				c.n, c.stepNS, r.BucketNS, c.want, r.RequestedBucketNS, r.BucketWidened, len(r.Overview))
+		}
+		n := 0
+		for _, p := range r.Overview {
+			n += p.Count
+		}
+		if n != c.n {
+			t.Errorf("overview holds %d exchanges, want the %d of the server side", n, c.n)
+		}
 	}
 }

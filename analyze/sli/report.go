@@ -24,11 +24,17 @@ type Report struct {
 	MaxChildren int
 	// ApdexT is the Apdex threshold on total latency, ns.
 	ApdexT int64
-	// BucketNS is the width of the time series' buckets; it is wider than
-	// RequestedBucketNS when the capture was too long for [MaxBuckets]
-	// buckets of the requested width (then BucketWidened is set).
+	// BucketNS is the width of the time series' buckets. RequestedBucketNS
+	// is the width asked for, 0 for automatic (the first of 1, 2, 10, 20,
+	// 100 ms, … giving at most [AutoBuckets] buckets); an asked-for width
+	// is widened when the capture is too long for [MaxBuckets] buckets of
+	// it (then BucketWidened is set).
 	BucketNS, RequestedBucketNS int64
 	BucketWidened               bool
+	// Overview is the activity of the whole capture per bucket: every
+	// server-side exchange (every exchange when there is no server side),
+	// for the report's first chart.
+	Overview []Point
 	// Objectives are the --slo objectives' results, in the order given.
 	Objectives []ObjectiveResult
 }

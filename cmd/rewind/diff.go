@@ -20,7 +20,7 @@ func sliFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringSliceFlag{Name: "route", Usage: "group paths matching `PATTERN` (/users/{id}/orders, /static/*) under it, before automatic templates (repeatable)"},
 		&cli.DurationFlag{Name: "apdex-t", Value: sli.DefaultApdexT, Usage: "Apdex threshold T on total latency, a `DURATION` such as 500ms"},
-		&cli.DurationFlag{Name: "bucket", Value: sli.DefaultBucketNS, Usage: "time series bucket width, a `DURATION` (widened automatically beyond 600 buckets)"},
+		&cli.StringFlag{Name: "bucket", Value: "auto", Usage: "time series bucket width: a `DURATION` (widened beyond 600 buckets), or auto: the first of 1, 2, 10, 20, 100 ms, … that gives at most 150"},
 		&cli.IntFlag{Name: "max-endpoints", Value: sli.DefaultMaxEndpoints, Usage: "`N` endpoints kept per service; more fold into (other)"},
 		&cli.StringFlag{Name: "group-by", Value: "service", Usage: "gather exchanges into services by `WHAT`: service (command name and server address, pids listed), pid (one per process) or name (command name only)"},
 		&cli.IntFlag{Name: "max-children", Value: sli.DefaultMaxChildren, Usage: "`N` distinct values a path segment may take under one prefix before it becomes {var} (0: never)"},
@@ -30,16 +30,20 @@ func sliFlags() []cli.Flag {
 // sliOptions turns the flags of [sliFlags] into aggregation options.
 func sliOptions(c *cli.Context) (sli.Options, error) {
 	opts := sli.Options{
-		ApdexT:       int64(c.Duration("apdex-t")),
-		BucketNS:     int64(c.Duration("bucket")),
+		ApdexT: int64(c.Duration("apdex-t")),
+
 		MaxEndpoints: c.Int("max-endpoints"),
 		MaxChildren:  c.Int("max-children"),
 	}
 	if opts.ApdexT <= 0 {
 		return opts, usagef("--apdex-t must be positive, not %s", c.Duration("apdex-t"))
 	}
-	if opts.BucketNS < int64(time.Millisecond) {
-		return opts, usagef("--bucket must be at least 1ms, not %s", c.Duration("bucket"))
+	if b := c.String("bucket"); b != "auto" {
+		d, err := time.ParseDuration(b)
+		if err != nil || d < time.Millisecond {
+			return opts, usagef("--bucket must be auto or a duration of at least 1ms, not %q", b)
+		}
+		opts.BucketNS = int64(d)
 	}
 	if opts.MaxEndpoints <= 0 {
 		return opts, usagef("--max-endpoints must be positive")

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"image"
 	"image/png"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rewind-tools/rewind/bpf/bpftest"
+	"github.com/rewind-tools/rewind/capture/capturetest"
 )
 
 // chromiumPath finds Debian's chromium, which scripts/test-setup.sh installs.
@@ -144,4 +146,57 @@ func near(r, g, b uint32, hex string) bool {
 		return b - a
 	}
 	return d(r, want[0]) <= 6 && d(g, want[1]) <= 6 && d(b, want[2]) <= 6
+}
+
+// TestHTMLReportLayout renders HTML reports in headless chromium at 1400
+// CSS pixels with every details element open, and checks the layout rules
+// of #20 item 8 with the DOM (testdata/layout-check.js): no horizontal
+// scrolling, no text overflowing its box, no chart text outside its chart
+// or over another label. It also checks what the page says: a short
+// capture gets buckets of its own scale, and a partial last bucket is
+// marked as one.
+func TestHTMLReportLayout(t *testing.T) {
+	chromium := chromiumPath(t)
+	check, err := os.ReadFile("testdata/layout-check.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	// A capture of 2.05 s whose last exchange falls in a bucket the
+	// capture only partly spans.
+	b := capturetest.New()
+	srv := b.Process(100, "nginx")
+	for i := range 42 {
+		c := srv.Accept(int32(10+i), "127.0.0.1:8080", fmt.Sprintf("127.0.0.1:%d", 41000+i))
+		c.Read(fmt.Sprintf("GET /very/long/path/segment/that/goes/on/and/on/item-%d HTTP/1.1\r\nHost: h\r\n\r\n", i%3))
+		c.Write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		b.Advance(50 * time.Millisecond)
+	}
+	long := filepath.Join(dir, "long.rwd")
+	b.WriteFile(t, long)
+	for _, in := range []string{"../../testdata/sample.rwd", "../../testdata/curl-nginx.rwd", long} {
+		page := filepath.Join(dir, filepath.Base(in)+".html")
+		if code, _, errOut := runCLI(t, "analyze", in, "-q", "--report", "html", "-o", page); code != exitOK {
+			t.Fatalf("analyze %s: exit %d %s", in, code, errOut)
+		}
+		html, _ := os.ReadFile(page)
+		if in == long && !bytes.Contains(html, []byte("partial bucket")) {
+			t.Errorf("%s: the partial last bucket is not marked", in)
+		}
+		if in == "../../testdata/sample.rwd" && !bytes.Contains(html, []byte("1.00ms buckets")) {
+			t.Errorf("%s: an 84 ms capture should get 1 ms buckets", in)
+		}
+		probe := filepath.Join(dir, "probe.html")
+		os.WriteFile(probe, bytes.Replace(html, []byte("</body>"), append(append([]byte("<script>"), check...), "</script></body>"...), 1), 0o600)
+		dom, _ := headless(t, chromium, probe, "--dump-dom", "--window-size=1400,1000")
+		i := strings.Index(dom, `data-layout="`)
+		if i < 0 {
+			t.Fatalf("%s: the layout check did not run:\n%.1500s", in, dom)
+		}
+		got := dom[i+len(`data-layout="`):]
+		got = strings.ReplaceAll(got[:strings.IndexByte(got, '"')], "&quot;", `"`)
+		if got != "[]" {
+			t.Errorf("%s at 1400 px: %s", in, got)
+		}
+	}
 }

@@ -36,6 +36,9 @@ type jsonSeriesInfo struct {
 	RequestedBucketNS int64 `json:"requested_bucket_ns"`
 	Widened           bool  `json:"widened"`
 	MaxBuckets        int   `json:"max_buckets"`
+	// Overview is the whole capture's series (every server-side exchange,
+	// every exchange without a server side).
+	Overview []jsonPoint `json:"overview"`
 }
 
 type jsonObjective struct {
@@ -196,10 +199,14 @@ func toJSON(r *sli.Report) *jsonReport {
 		Series: jsonSeriesInfo{
 			BucketNS: r.BucketNS, RequestedBucketNS: r.RequestedBucketNS,
 			Widened: r.BucketWidened, MaxBuckets: sli.MaxBuckets,
+			Overview: make([]jsonPoint, len(r.Overview)),
 		},
 		Objectives: make([]jsonObjective, 0, len(r.Objectives)),
 		Violated:   len(r.Violated()),
 		Services:   make([]jsonService, 0, len(r.Services)),
+	}
+	for i, p := range r.Overview {
+		out.Series.Overview[i] = jsonPoint{OffsetNS: p.OffsetNS, Count: p.Count, Errors: p.Errors, P99: p.P99}
 	}
 	for _, o := range r.Objectives {
 		out.Objectives = append(out.Objectives, objectiveJSON(o))
