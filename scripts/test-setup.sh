@@ -16,6 +16,9 @@ declare -A want=(
   [gnutls-cli]=gnutls-bin
   [openssl]=openssl
   [chromium]=chromium
+  # DuckDB reads the Parquet output through its node bindings (npm, below)
+  [node]=nodejs
+  [npm]=npm
   # completion scripts are run in each shell
   [zsh]=zsh
   [fish]=fish
@@ -38,7 +41,22 @@ if [ ${#missing[@]} -gt 0 ]; then
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
 fi
 
+# duckdb_setup installs DuckDB's node bindings (pinned in
+# scripts/duckdb/package.json and its lock file) for format/parquet's tests.
+duckdb_setup() {
+  local dir
+  dir="$(dirname "$0")/duckdb"
+  [ -d "$dir/node_modules/@duckdb/node-api" ] && return 0
+  if [ "${CI:-}" != "true" ] && [ "${REWIND_SETUP:-}" != "1" ]; then
+    echo "test-setup: DuckDB for node missing (REWIND_SETUP=1 make test installs it)"
+    return 0
+  fi
+  echo "test-setup: npm ci in $dir"
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
+  duckdb_setup
   echo "test-setup: all test tools present"
   exit 0
 fi
@@ -60,4 +78,5 @@ apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 # nginx must not hold ports: tests start their own instances.
 systemctl stop nginx >/dev/null 2>&1 || true
 service nginx stop >/dev/null 2>&1 || true
+duckdb_setup
 echo "test-setup: done"

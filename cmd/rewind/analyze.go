@@ -21,6 +21,7 @@ import (
 	"github.com/rewind-tools/rewind/format/har"
 	"github.com/rewind-tools/rewind/format/jsonl"
 	"github.com/rewind-tools/rewind/format/line"
+	"github.com/rewind-tools/rewind/format/parquet"
 	"github.com/rewind-tools/rewind/format/pcapng"
 	"github.com/rewind-tools/rewind/format/report"
 )
@@ -38,6 +39,7 @@ func newAnalyzeCommand() *cli.Command {
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the report to `FILE` instead of standard output"},
 			&cli.StringFlag{Name: "exchanges", Usage: "write every exchange as JSON lines to `FILE` (- for standard output, with -o for the report)"},
 			&cli.StringFlag{Name: "har", Usage: "write a HAR 1.2 archive to `FILE` (- for standard output, with -o for the report)"},
+			&cli.StringFlag{Name: "parquet", Usage: "write every exchange as a row of an Apache Parquet `PATH`: a file, or for a directory a Hive-partitioned tree host=…/date=…/part-0.parquet (schema: format/parquet/SCHEMA.md)"},
 			&cli.StringFlag{Name: "pcapng", Usage: "write a pcapng with decrypted payloads to `FILE` (- for standard output, with -o for the report)"},
 			&cli.StringFlag{Name: "slo", Usage: "`OBJECTIVES` such as 'availability>=99.9%,p99<300ms' (grammar below); exit 3 when violated"},
 			&cli.StringFlag{Name: "slo-no-data", Value: "fail", Usage: "what an objective with no data (nothing in its scope, an empty input) does: `POLICY` fail (exit 3) or pass"},
@@ -121,6 +123,22 @@ func runAnalyze(c *cli.Context) error {
 		return err
 	}
 	defer outs.abort()
+	var pq *parquet.Writer
+	if p := c.String("parquet"); p != "" {
+		if in, ierr := os.Stat(path); ierr == nil {
+			if out, oerr := os.Stat(p); oerr == nil && os.SameFile(in, out) {
+				return usagef("--parquet %s is the input %s: refusing to overwrite it", p, path)
+			}
+		}
+		if pq, err = parquet.New(p, parquet.Options{Routes: sliOpts.Routes, Version: version}); err != nil {
+			return usageError{err.Error()}
+		}
+		defer func() {
+			if pq != nil {
+				pq.Abort()
+			}
+		}()
+	}
 	in, progress, err := openAnalyzeInput(c, path, follow)
 	if err != nil {
 		return err
@@ -132,6 +150,9 @@ func runAnalyze(c *cli.Context) error {
 	sinks := []analyze.Sink{rw}
 	if follow && c.String("exchanges") != "-" {
 		sinks = append(sinks, line.New(os.Stdout))
+	}
+	if pq != nil {
+		sinks = append(sinks, pq)
 	}
 	for i, s := range specs[1:] {
 		w := outs.writer(i + 1)
@@ -171,6 +192,7 @@ func runAnalyze(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("analyzing %s: %w", path, err)
 	}
+	pq = nil // finished by the replay's End: nothing to remove
 	if err := outs.commit(); err != nil {
 		return err
 	}

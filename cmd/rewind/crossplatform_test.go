@@ -28,7 +28,7 @@ func crossInputs(t *testing.T) []string {
 }
 
 // crossOutputs are the files one analyze invocation pair writes per input.
-var crossOutputs = []string{"report.txt", "report.json", "exchanges.jsonl", "har.json", "decrypted.pcapng"}
+var crossOutputs = []string{"report.txt", "report.json", "exchanges.jsonl", "har.json", "decrypted.pcapng", "exchanges.parquet"}
 
 // crossTarget is a GOOS/GOARCH pair and how to run its binary on this host.
 type crossTarget struct {
@@ -115,7 +115,7 @@ func runTarget(t *testing.T, work string, tg crossTarget, inputs []string) (map[
 		}
 		runIn(t, dir, prefix, env, bin, "analyze", input, "--quiet",
 			"--report", "text", "-o", "report.txt",
-			"--exchanges", "exchanges.jsonl", "--har", "har.json", "--pcapng", "decrypted.pcapng")
+			"--exchanges", "exchanges.jsonl", "--har", "har.json", "--pcapng", "decrypted.pcapng", "--parquet", "exchanges.parquet")
 		runIn(t, dir, prefix, env, bin, "analyze", input, "--quiet", "--report", "json", "-o", "report.json")
 		for _, o := range crossOutputs {
 			b, err := os.ReadFile(filepath.Join(dir, o))
