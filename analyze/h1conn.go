@@ -316,6 +316,10 @@ func (h *h1Conn) fillBody(msg *Message, m *http1.Message) {
 	}
 	msg.End = m.End
 	msg.BodyBytes = m.BodyBytes
+	if m.LengthUnknown {
+		// Flagged incomplete and truncated; the length is not guessed.
+		msg.BodyBytes = Unknown
+	}
 	if len(m.Body) > 0 {
 		msg.Body = append([]byte(nil), m.Body...)
 	}

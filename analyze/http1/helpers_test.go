@@ -19,6 +19,7 @@ type snap struct {
 	BodyTruncated           bool
 	HeaderBytes, WireBytes  int64
 	Incomplete, Truncated   bool
+	LengthUnknown           bool
 	Interim, Upgrade        bool
 	Resynced, Error         bool
 	Err                     string
@@ -32,7 +33,7 @@ func takeSnap(m *Message) snap {
 		ContentLength: m.ContentLength, Chunked: m.Chunked, ConnClose: m.ConnClose,
 		BodyBytes: m.BodyBytes, Body: string(m.Body), BodyTruncated: m.BodyTruncated,
 		HeaderBytes: m.HeaderBytes, WireBytes: m.WireBytes,
-		Incomplete: m.Incomplete, Truncated: m.Truncated, Interim: m.Interim, Upgrade: m.Upgrade,
+		Incomplete: m.Incomplete, Truncated: m.Truncated, LengthUnknown: m.LengthUnknown, Interim: m.Interim, Upgrade: m.Upgrade,
 		Resynced: m.Resynced, Error: m.Error, Err: m.Err,
 		Start: m.Start, HeadersDone: m.HeadersDone, End: m.End,
 	}

@@ -108,6 +108,10 @@ type Message struct {
 	Incomplete bool
 	// Truncated: body bytes were lost in a gap (BodyBytes still counts them).
 	Truncated bool
+	// LengthUnknown: a gap took chunked framing with it (a size line or
+	// the data past it), so how many body bytes the message had cannot be
+	// known; BodyBytes counts only those seen and is a lower bound.
+	LengthUnknown bool
 	// Interim: a 1xx informational response other than 101; the final
 	// response to the same request follows.
 	Interim bool

@@ -323,12 +323,14 @@ func (p *Parser) Gap(n int64, t Times, emit func(*Message)) {
 		p.skipBody(p.remaining)
 		p.stats.SkippedBytes += n - p.remaining
 		p.m.Incomplete = true
+		p.m.LengthUnknown = true // the gap ran on past this chunk's framing
 		p.m.End = t.Last
 		p.complete()
 		p.loseSync()
 	case stChunkSize, stChunkEnd, stTrailers:
 		p.m.Truncated = true
 		p.m.Incomplete = true
+		p.m.LengthUnknown = p.state != stTrailers // trailers follow the last chunk
 		p.m.WireBytes += n + p.pendingWire()
 		p.m.End = t.Last
 		p.complete()

@@ -27,7 +27,8 @@ func short(s snap) string {
 		on   bool
 		name string
 	}{{s.Chunked, "chunked"}, {s.Incomplete, "incomplete"}, {s.Truncated, "truncated"}, {s.Interim, "interim"},
-		{s.Upgrade, "upgrade"}, {s.Resynced, "resynced"}, {s.BodyTruncated, "bodytrunc"}, {s.ConnClose, "close"}} {
+		{s.Upgrade, "upgrade"}, {s.Resynced, "resynced"}, {s.BodyTruncated, "bodytrunc"}, {s.ConnClose, "close"},
+		{s.LengthUnknown, "lenunknown"}} {
 		if f.on {
 			b.WriteString(" " + f.name)
 		}

@@ -27,7 +27,7 @@ type body struct {
 func (w *Writer) prepare(m *analyze.Message) body {
 	var bd body
 	limit := w.opts.MaxBodyBytes
-	bd.size = max(m.BodyBytes, 0)
+	bd.size = max(m.BodyBytes, 0) // content.size has no "unknown"; bodySize says -1
 	bd.truncated = m.BodyTruncated || int64(len(m.Body)) < m.BodyBytes
 	raw := m.Body
 	if limit < 0 || len(raw) == 0 {

@@ -146,9 +146,11 @@ func safe(s string) string {
 	return s
 }
 
-// appendBytes writes n as B, KiB or MiB.
+// appendBytes writes n as B, KiB or MiB, and "-" when unknown.
 func appendBytes(b []byte, n int64) []byte {
 	switch {
+	case n < 0:
+		return append(b, '-')
 	case n < 1024:
 		b = strconv.AppendInt(b, n, 10)
 		return append(b, " B"...)

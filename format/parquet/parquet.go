@@ -54,7 +54,7 @@ type Row struct {
 	Query    *string `parquet:"query,optional"`
 	Status   *int32  `parquet:"status,optional"`
 
-	ReqBodyBytes  int64  `parquet:"req_body_bytes"`
+	ReqBodyBytes  *int64 `parquet:"req_body_bytes,optional"`
 	RespBodyBytes *int64 `parquet:"resp_body_bytes,optional"`
 	ContentType   string `parquet:"resp_content_type,dict"`
 
@@ -257,7 +257,6 @@ func (w *Writer) row(ex *analyze.Exchange) Row {
 		Proto:  ex.Proto,
 		Method: ex.Request.Method, ReqHost: ex.Request.Host, Path: ex.Request.Path,
 		Route:        w.router.Endpoint(ex).Path,
-		ReqBodyBytes: ex.Request.BodyBytes,
 		ContentType:  ex.Response.Header.Get("Content-Type"),
 		Incomplete:   ex.Flags&analyze.FlagIncomplete != 0,
 		Truncated:    ex.Flags&analyze.FlagTruncated != 0,
@@ -280,9 +279,14 @@ func (w *Writer) row(ex *analyze.Exchange) Row {
 	if ex.Request.Query != "" {
 		r.Query = ptr(ex.Request.Query)
 	}
+	if n := ex.Request.BodyBytes; n >= 0 {
+		r.ReqBodyBytes = ptr(n)
+	}
 	if s := ex.Response.Status; s != 0 {
 		r.Status = ptr(int32(s))
-		r.RespBodyBytes = ptr(ex.Response.BodyBytes)
+		if n := ex.Response.BodyBytes; n >= 0 {
+			r.RespBodyBytes = ptr(n)
+		}
 	}
 	for _, t := range []struct {
 		v   int64
