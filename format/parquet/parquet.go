@@ -256,13 +256,13 @@ func (w *Writer) row(ex *analyze.Exchange) Row {
 		Conn: c.ID, PID: int64(c.PID), Comm: c.Comm, Role: c.Role.String(), TLS: c.TLS,
 		Proto:  ex.Proto,
 		Method: ex.Request.Method, ReqHost: ex.Request.Host, Path: ex.Request.Path,
-		Route:        w.router.Endpoint(ex).Path,
-		ContentType:  ex.Response.Header.Get("Content-Type"),
-		Incomplete:   ex.Flags&analyze.FlagIncomplete != 0,
-		Truncated:    ex.Flags&analyze.FlagTruncated != 0,
-		Desynced:     ex.Flags&analyze.FlagDesynced != 0,
-		Reset:        ex.Flags&analyze.FlagReset != 0,
-		NoResponse:   ex.Flags&analyze.FlagNoResponse != 0,
+		Route:       w.router.Endpoint(ex).Path,
+		ContentType: ex.Response.Header.Get("Content-Type"),
+		Incomplete:  ex.Flags&analyze.FlagIncomplete != 0,
+		Truncated:   ex.Flags&analyze.FlagTruncated != 0,
+		Desynced:    ex.Flags&analyze.FlagDesynced != 0,
+		Reset:       ex.Flags&analyze.FlagReset != 0,
+		NoResponse:  ex.Flags&analyze.FlagNoResponse != 0,
 	}
 	if r.TLS == "" {
 		r.TLS = "none"
