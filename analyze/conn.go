@@ -2,6 +2,7 @@ package analyze
 
 import (
 	"github.com/rewind-tools/rewind/capture"
+	"github.com/rewind-tools/rewind/capture/container"
 )
 
 // connKey identifies a connection in a recorded capture.
@@ -29,6 +30,7 @@ type pidFD struct {
 
 type procInfo struct {
 	comm, exe string
+	ctr       container.Info // from the process's cgroup
 }
 
 // tracker owns the connections of a replay and routes events to them.
@@ -109,7 +111,7 @@ func (t *tracker) handle(ev capture.Event) {
 	}
 	switch e := ev.(type) {
 	case *capture.Process:
-		t.procs[e.PID] = procInfo{comm: e.Comm, exe: e.Exe}
+		t.procs[e.PID] = procInfo{comm: e.Comm, exe: e.Exe, ctr: container.Parse(e.Cgroup)}
 	case *capture.Socket:
 		t.sockets[pidFD{e.PID, e.FD}] = *e
 		if k, ok := t.open[pidFD{e.PID, e.FD}]; ok {
@@ -206,7 +208,7 @@ func (t *tracker) begin(k connKey, ts uint64) *connState {
 	t.connsSeen++
 	p := t.procs[k.pid]
 	cs := &connState{t: t, c: &Conn{
-		ID: connID(t.nextID), PID: k.pid, Comm: p.comm, Exe: p.exe, FD: k.fd, Gen: k.gen,
+		ID: connID(t.nextID), PID: k.pid, Comm: p.comm, Exe: p.exe, Container: p.ctr, FD: k.fd, Gen: k.gen,
 		TLS: "none", Start: ts, End: ts,
 	}}
 	t.conns[k] = cs
@@ -252,7 +254,7 @@ func (t *tracker) emit(cs *connState, ex *Exchange) {
 	}
 	if ex.Conn.Comm == "" {
 		if p, ok := t.procs[ex.Conn.PID]; ok {
-			ex.Conn.Comm, ex.Conn.Exe = p.comm, p.exe
+			ex.Conn.Comm, ex.Conn.Exe, ex.Conn.Container = p.comm, p.exe, p.ctr
 		}
 	}
 	if t.opts.Filter != nil {

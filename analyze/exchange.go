@@ -26,6 +26,7 @@ import (
 
 	"github.com/rewind-tools/rewind/analyze/http1"
 	"github.com/rewind-tools/rewind/capture"
+	"github.com/rewind-tools/rewind/capture/container"
 )
 
 // Conn is one TCP connection as seen by one process: a (pid, fd, generation)
@@ -37,9 +38,12 @@ type Conn struct {
 	PID  uint32 // 0 for pcap input
 	Comm string // process name, "" when unknown
 	Exe  string
-	FD   int32
-	Gen  uint32
-	Role capture.Role
+	// Container is the container the process ran in, from its recorded
+	// cgroup; the zero value for host processes and pcap input.
+	Container container.Info
+	FD        int32
+	Gen       uint32
+	Role      capture.Role
 	// TLS names the TLS library whose plaintext was captured ("openssl",
 	// "gnutls", "go-tls", …) or "none".
 	TLS    string

@@ -19,6 +19,7 @@ import (
 
 	"github.com/rewind-tools/rewind/analyze"
 	"github.com/rewind-tools/rewind/capture"
+	"github.com/rewind-tools/rewind/capture/container"
 )
 
 // DefaultMaxEndpoints is the default cap on distinct endpoints per service.
@@ -232,11 +233,13 @@ type serviceKey struct {
 	role capture.Role
 	pid  uint32
 	comm string
+	ctr  string         // container id: processes of two containers are two services
 	addr netip.AddrPort // the server address, only when pid is 0
 }
 
 type service struct {
 	key       serviceKey
+	ctr       container.Info
 	pids      []uint32 // sorted
 	lastPID   uint32
 	endpoints map[EndpointKey]*acc
@@ -462,8 +465,10 @@ func (a *Aggregator) collapse(svc *service, path string) (string, bool) {
 func (a *Aggregator) service(c *analyze.Conn) *service {
 	var k serviceKey
 	var pid uint32
+	var ctr container.Info
 	if c != nil {
-		k = serviceKey{role: c.Role, pid: c.PID, comm: c.Comm}
+		ctr = c.Container
+		k = serviceKey{role: c.Role, pid: c.PID, comm: c.Comm, ctr: c.Container.ID}
 		pid = c.PID
 		server := c.Local
 		if c.Role == capture.RoleClient {
@@ -483,7 +488,7 @@ func (a *Aggregator) service(c *analyze.Conn) *service {
 	if svc == nil || svc.key != k {
 		svc = a.services[k]
 		if svc == nil {
-			svc = &service{key: k, endpoints: make(map[EndpointKey]*acc)}
+			svc = &service{key: k, ctr: ctr, endpoints: make(map[EndpointKey]*acc)}
 			a.services[k] = svc
 		}
 		a.lastSvc = svc
@@ -801,10 +806,11 @@ func sortedKeys(svc *service) []EndpointKey {
 
 func (svc *service) build(spanNS, offset, width int64) Service {
 	out := Service{
-		Role: svc.key.role.String(),
-		PID:  svc.key.pid,
-		PIDs: slices.Clone(svc.pids),
-		Comm: svc.key.comm,
+		Role:      svc.key.role.String(),
+		PID:       svc.key.pid,
+		PIDs:      slices.Clone(svc.pids),
+		Comm:      svc.key.comm,
+		Container: svc.ctr,
 	}
 	if svc.key.addr.IsValid() {
 		out.Addr = svc.key.addr.String()

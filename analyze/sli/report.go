@@ -3,6 +3,8 @@ package sli
 import (
 	"strconv"
 	"time"
+
+	"github.com/rewind-tools/rewind/capture/container"
 )
 
 // Report is the SLI report of one capture, built by an [Aggregator]. Its
@@ -88,7 +90,10 @@ type Service struct {
 	PID uint32
 	// PIDs lists the service's processes, in order; empty for pcap input.
 	PIDs []uint32
-	Comm string
+	// Container is the container the service's processes ran in (the zero
+	// value on the host): processes of two containers are two services.
+	Container container.Info
+	Comm      string
 	// Addr is the server address ("10.0.0.1:443") the service's processes
 	// served or called ([GroupByService]), or that identifies the service
 	// when there is no process (pcap input); "" otherwise.

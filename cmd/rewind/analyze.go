@@ -47,6 +47,8 @@ func newAnalyzeCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "comm", Usage: "only exchanges of processes named `NAME` (repeatable)"},
 			&cli.StringFlag{Name: "role", Usage: "only exchanges of `ROLE`: server or client side"},
 			&cli.StringSliceFlag{Name: "host", Usage: "only requests for `HOST` (repeatable)"},
+			&cli.StringSliceFlag{Name: "container", Usage: "only exchanges of processes in container `ID` (a prefix of its id, as docker ps shows it, or an nspawn machine name; repeatable)"},
+			&cli.StringSliceFlag{Name: "pod", Usage: "only exchanges of processes in the Kubernetes pod of `UID` (repeatable)"},
 			&cli.StringSliceFlag{Name: "method", Usage: "only requests with `METHOD` (repeatable)"},
 			&cli.StringFlag{Name: "path-prefix", Usage: "only requests whose path starts with `PREFIX`"},
 			&cli.IntFlag{Name: "max-body", Value: 1 << 20, Usage: "`BYTES` of each body kept for HAR; 0 keeps none (lengths stay exact)"},
@@ -306,12 +308,29 @@ func analyzeFilter(c *cli.Context) (func(*analyze.Exchange) bool, error) {
 		return nil, usagef("--role must be server or client, not %q", role)
 	}
 	prefix := c.String("path-prefix")
-	if len(pids) == 0 && len(comms) == 0 && len(hosts) == 0 && len(methods) == 0 && role == "" && prefix == "" {
+	ctrs, pods := c.StringSlice("container"), set(c.StringSlice("pod"), false)
+	for _, id := range ctrs {
+		if len(id) < 4 {
+			return nil, usagef("--container %q: give at least 4 characters of the id (or the nspawn machine name)", id)
+		}
+	}
+	if len(pids) == 0 && len(comms) == 0 && len(hosts) == 0 && len(methods) == 0 && role == "" && prefix == "" &&
+		len(ctrs) == 0 && len(pods) == 0 {
 		return nil, nil
+	}
+	inContainer := func(id string) bool {
+		for _, want := range ctrs {
+			if id != "" && strings.HasPrefix(id, want) {
+				return true
+			}
+		}
+		return false
 	}
 	return func(ex *analyze.Exchange) bool {
 		switch {
-		case len(pids) > 0 && !pids[ex.Conn.PID],
+		case len(ctrs) > 0 && !inContainer(ex.Conn.Container.ID),
+			len(pods) > 0 && !pods[ex.Conn.Container.PodUID],
+			len(pids) > 0 && !pids[ex.Conn.PID],
 			len(comms) > 0 && !comms[ex.Conn.Comm],
 			len(hosts) > 0 && !hosts[ex.Request.Host],
 			len(methods) > 0 && !methods[ex.Request.Method],

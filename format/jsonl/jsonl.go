@@ -14,6 +14,7 @@ import (
 	"github.com/rewind-tools/rewind/analyze"
 	"github.com/rewind-tools/rewind/analyze/sli"
 	"github.com/rewind-tools/rewind/capture"
+	"github.com/rewind-tools/rewind/capture/container"
 	"github.com/rewind-tools/rewind/format/internal/jsonenc"
 )
 
@@ -128,6 +129,7 @@ type connJSON struct {
 	comm, tls     string
 	role          capture.Role
 	local, remote netip.AddrPort
+	ctr           container.Info
 	json          []byte
 }
 
@@ -154,7 +156,7 @@ func (w *Writer) appendConn(b []byte, c *analyze.Conn) []byte {
 	}
 	if !e.shows(c) {
 		*e = connJSON{id: c.ID, pid: c.PID, comm: c.Comm, tls: c.TLS, role: c.Role, local: c.Local, remote: c.Remote,
-			json: formatConn(e.json[:0], c)}
+			ctr: c.Container, json: formatConn(e.json[:0], c)}
 	}
 	*slot = recentConn{c: c, e: e}
 	return append(b, e.json...)
@@ -163,7 +165,7 @@ func (w *Writer) appendConn(b []byte, c *analyze.Conn) []byte {
 // shows says whether e is the formatted part of c as it is now.
 func (e *connJSON) shows(c *analyze.Conn) bool {
 	return e.id == c.ID && e.pid == c.PID && e.comm == c.Comm && e.tls == c.TLS && e.role == c.Role &&
-		e.local == c.Local && e.remote == c.Remote
+		e.local == c.Local && e.remote == c.Remote && e.ctr == c.Container
 }
 
 // recentConn remembers which part a Conn pointer showed last.
@@ -185,6 +187,23 @@ func formatConn(b []byte, c *analyze.Conn) []byte {
 	b = append(b, ',')
 	b = jsonenc.Key(b, "comm")
 	b = jsonenc.String(b, c.Comm)
+	if ct := c.Container; ct.Known() {
+		b = append(b, `,"container":{`...)
+		b = jsonenc.Key(b, "runtime")
+		b = jsonenc.String(b, ct.Runtime)
+		b = append(b, ',')
+		b = jsonenc.Key(b, "id")
+		b = jsonenc.String(b, ct.ID)
+		if ct.PodUID != "" {
+			b = append(b, ',')
+			b = jsonenc.Key(b, "pod_uid")
+			b = jsonenc.String(b, ct.PodUID)
+			b = append(b, ',')
+			b = jsonenc.Key(b, "qos")
+			b = jsonenc.String(b, ct.QoS)
+		}
+		b = append(b, '}')
+	}
 	b = append(b, ',')
 	b = jsonenc.Key(b, "role")
 	b = jsonenc.String(b, c.Role.String())

@@ -40,11 +40,17 @@ type Row struct {
 	Conn    string    `parquet:"conn,dict"`
 	PID     int64     `parquet:"pid"` // 0 for pcap input
 	Comm    string    `parquet:"comm,dict"`
-	Role    string    `parquet:"role,dict"`
-	TLS     string    `parquet:"tls,dict"`
-	Local   string    `parquet:"local,dict"`
-	Remote  string    `parquet:"remote,dict"`
-	Proto   string    `parquet:"proto,dict"`
+
+	ContainerRuntime *string `parquet:"container_runtime,optional,dict"`
+	ContainerID      *string `parquet:"container_id,optional,dict"`
+	PodUID           *string `parquet:"pod_uid,optional,dict"`
+	PodQoS           *string `parquet:"pod_qos,optional,dict"`
+
+	Role   string `parquet:"role,dict"`
+	TLS    string `parquet:"tls,dict"`
+	Local  string `parquet:"local,dict"`
+	Remote string `parquet:"remote,dict"`
+	Proto  string `parquet:"proto,dict"`
 
 	StreamID *int64  `parquet:"stream_id,optional"`
 	Method   string  `parquet:"method,dict"`
@@ -266,6 +272,12 @@ func (w *Writer) row(ex *analyze.Exchange) Row {
 	}
 	if r.TLS == "" {
 		r.TLS = "none"
+	}
+	if ct := c.Container; ct.Known() {
+		r.ContainerRuntime, r.ContainerID = ptr(ct.Runtime), ptr(ct.ID)
+		if ct.PodUID != "" {
+			r.PodUID, r.PodQoS = ptr(ct.PodUID), ptr(ct.QoS)
+		}
 	}
 	if c.Local.IsValid() {
 		r.Local = c.Local.String()

@@ -95,6 +95,12 @@ func WriteHTML(w io.Writer, r *sli.Report) error {
 				hs.Where = "on " + s.Addr
 			}
 		}
+		if ct := s.Container; ct.Known() {
+			hs.Where += " in " + ct.Runtime + " " + ct.Short()
+			if ct.PodUID != "" {
+				hs.Where += " (pod " + ct.PodUID + ")"
+			}
+		}
 		scale := splitTotal(&s.Stats)
 		for j := range s.Endpoints {
 			scale = max(scale, splitTotal(&s.Endpoints[j].Stats))

@@ -88,8 +88,17 @@ type jsonService struct {
 	PIDs []uint32 `json:"pids"`
 	Comm string   `json:"comm"`
 	Addr string   `json:"addr,omitempty"`
+	// Container is the service's container, when it ran in one.
+	Container *jsonContainer `json:"container,omitempty"`
 	jsonStats
 	Endpoints []jsonEndpoint `json:"endpoints"`
+}
+
+type jsonContainer struct {
+	Runtime string `json:"runtime"`
+	ID      string `json:"id"`
+	PodUID  string `json:"pod_uid,omitempty"`
+	QoS     string `json:"qos,omitempty"`
 }
 
 type jsonEndpoint struct {
@@ -229,6 +238,7 @@ func toJSON(r *sli.Report) *jsonReport {
 		js := jsonService{
 			Name: s.Name(), Role: s.Role, PID: s.PID, PIDs: s.PIDs, Comm: s.Comm, Addr: s.Addr,
 			jsonStats: statsJSON(&s.Stats),
+			Container: containerJSON(s),
 			Endpoints: make([]jsonEndpoint, 0, len(s.Endpoints)),
 		}
 		for j := range s.Endpoints {
@@ -322,4 +332,12 @@ func latencyJSON(l sli.Latency) *jsonLatency {
 		return nil
 	}
 	return &jsonLatency{Count: l.Count, P50: l.P50, P90: l.P90, P95: l.P95, P99: l.P99, P999: l.P999, Max: l.Max, Exact: l.Exact}
+}
+
+func containerJSON(s *sli.Service) *jsonContainer {
+	ct := s.Container
+	if !ct.Known() {
+		return nil
+	}
+	return &jsonContainer{Runtime: ct.Runtime, ID: ct.ID, PodUID: ct.PodUID, QoS: ct.QoS}
 }

@@ -207,6 +207,12 @@ func writeService(w *bufio.Writer, r *sli.Report, s *sli.Service, opts RenderOpt
 		}
 		fmt.Fprintf(w, " %s %s", to, s.Addr)
 	}
+	if ct := s.Container; ct.Known() {
+		fmt.Fprintf(w, " in %s %s", ct.Runtime, ct.Short())
+		if ct.PodUID != "" {
+			fmt.Fprintf(w, " (pod %s)", ct.PodUID)
+		}
+	}
 	if host != "" {
 		fmt.Fprintf(w, ", host %s", host)
 	}
