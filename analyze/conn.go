@@ -303,8 +303,6 @@ func (cs *connState) snapshot() *Conn {
 	return s
 }
 
-// closeStage waits until the sink stage, if any, has delivered every
-// exchange, and returns the first sink error.
 // flushOutputs gets every exchange emitted so far written out: through the
 // stage when there is one, else directly (see [ErrWaiting]).
 func (t *tracker) flushOutputs() error {
@@ -315,6 +313,8 @@ func (t *tracker) flushOutputs() error {
 	return flushSinks(t.sinks)
 }
 
+// closeStage waits until the sink stage, if any, has delivered every
+// exchange, and returns the first sink error.
 func (t *tracker) closeStage() error {
 	if t.stage == nil {
 		return nil

@@ -14,24 +14,26 @@ const maxDamageRegions = 64
 // damageLog collects the regions of a file passed over as damaged.
 type damageLog struct {
 	regions []capture.Damage
-	count   int   // regions, listed or not
-	bytes   int64 // bytes in them
+	last    capture.Damage // the latest region, listed or not
+	count   int            // regions, listed or not
+	bytes   int64          // bytes in them
 }
 
 // add records length bytes skipped at offset off for reason. A region that
 // starts where the previous one ended, for the same reason, extends it.
 func (d *damageLog) add(off, length int64, reason string) {
 	d.bytes += length
-	if n := len(d.regions); n > 0 {
-		last := &d.regions[n-1]
-		if last.Reason == reason && last.Offset+last.Length == off {
-			last.Length += length
-			return
+	if d.count > 0 && d.last.Reason == reason && d.last.Offset+d.last.Length == off {
+		d.last.Length += length
+		if n := len(d.regions); n > 0 && d.regions[n-1].Offset == d.last.Offset {
+			d.regions[n-1].Length = d.last.Length // still the listed one
 		}
+		return
 	}
 	d.count++
+	d.last = capture.Damage{Offset: off, Length: length, Reason: reason}
 	if len(d.regions) < maxDamageRegions {
-		d.regions = append(d.regions, capture.Damage{Offset: off, Length: length, Reason: reason})
+		d.regions = append(d.regions, d.last)
 	}
 }
 

@@ -87,6 +87,7 @@ func TestPcapResync(t *testing.T) {
 		{"noise-between-records", insert(file, k, junk(37)), n, int64(k), 37, false},
 		{"zeros-between-records", insert(file, k, make([]byte, 4096)), n, int64(k), 4096, false},
 		{"noise-inside-a-record", insert(file, k+20, junk(300)), n, -1, -1, false},
+		{"length-past-the-end", put32(put32(file, k+8, 200000), k+12, 200000), n - 1, int64(k), int64(lenK), false},
 		{"last-record", put32(file, rec[n-1]+8, 0x7fff0000), n - 1, int64(rec[n-1]), int64(len(file) - rec[n-1]), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -159,6 +160,7 @@ func TestPcapngResync(t *testing.T) {
 		{"noise-between-blocks", insert(one, k, junk(41)), n, 0, int64(k), 41, 1, false, "damaged block"},
 		{"zeros-between-blocks", insert(one, k, make([]byte, 4096)), n, 0, int64(k), 4096, 1, false, "damaged block"},
 		{"bad-interface-id", put32(one, k+8, 7), n - 1, 0, int64(k), int64(blk[13] - k), 1, false, "interface 7"},
+		{"length-past-the-end", put32(one, k+4, uint32(len(one)+64)&^3), n - 1, 0, int64(k), int64(blk[13] - k), 1, false, "runs past the end"},
 		{"last-block", put32(one, blk[len(blk)-1]+4, 0x7fff0000), n - 1, 0, int64(blk[len(blk)-1]), int64(len(one) - blk[len(blk)-1]), 1, true, "no intact block"},
 		// The only interface block lost: no packet can be decoded.
 		{"only-interface", put32(one, blk[1]+4, 0x7fff0000), 0, 0, int64(blk[1]), -1, 2, false, "before any interface"},

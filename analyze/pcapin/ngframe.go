@@ -49,8 +49,9 @@ const (
 // all the interfaces described share one link type (the numbering does not
 // matter for decoding it), and dropped as damage otherwise. (Packets of a
 // lost interface whose number is still in range are decoded with the link
-// type of the one that took its place; those of another link type then fail
-// to decode and are counted as malformed or not TCP.)
+// type and timestamp resolution of the one that took its place: those of
+// another link type fail to decode and are counted as malformed or not TCP,
+// and their times are off if the resolutions differ. The file cannot say.)
 type ngFramer struct {
 	w       window
 	big     bool
@@ -82,7 +83,13 @@ func (f *ngFramer) Read(p []byte) (int, error) {
 // err at the end of the file.
 func (f *ngFramer) advance() {
 	n, why, err := f.block(f.w.pos == 0, ngMaxBlock)
+	var cut *damageError
 	switch {
+	case errors.As(err, &cut) && f.w.pos > 0 && f.w.buffered() >= 12:
+		// A damaged length can point past the end too: resume at a sound
+		// block if one follows; else the file was cut there.
+		f.resync("its length runs past the end of the file", cut)
+		return
 	case err != nil:
 		f.end(err)
 		return
@@ -90,7 +97,9 @@ func (f *ngFramer) advance() {
 		// A block framed soundly but unusable (a packet on an interface
 		// the section lacks): skip just this block.
 		f.damage.add(f.w.pos, int64(n), why)
-		f.noteDamage()
+		if t := f.u32(f.w.buf[f.w.off:]); t != ngInterfaceStats {
+			f.noteDamage() // a skipped statistics block loses no interface
+		}
 		f.w.consume(n)
 		return
 	case why != "":
@@ -99,7 +108,7 @@ func (f *ngFramer) advance() {
 			f.err = fmt.Errorf("the first block is not a sound section header (%s)", why)
 			return
 		}
-		f.resync(why)
+		f.resync(why, nil)
 		return
 	}
 	f.pass(n)
@@ -296,8 +305,10 @@ func (f *ngFramer) block(first bool, maxLen int) (n int, why string, err error) 
 
 // resync passes over the unsound block at the window's start and every
 // byte after it up to the next sound block of a known type, and records
-// the region skipped.
-func (f *ngFramer) resync(why string) {
+// the region skipped. When none follows, the stream ends with cut if it is
+// set (the block was cut off by the end of the file), else with the
+// damage to the end.
+func (f *ngFramer) resync(why string, cut *damageError) {
 	at := f.w.pos
 	f.w.consume(1)
 	for {
@@ -306,12 +317,16 @@ func (f *ngFramer) resync(why string) {
 			continue
 		}
 		n, _, err := f.block(false, ngMaxResyncBlock)
-		var cut *damageError
+		var last *damageError
 		switch {
-		case errors.As(err, &cut) && f.w.buffered() >= 12:
+		case errors.As(err, &last) && f.w.buffered() >= 12:
 			// A candidate whose length runs past the end of the file:
 			// not a block.
-		case errors.As(err, &cut) || errors.Is(err, io.EOF):
+		case errors.As(err, &last) || errors.Is(err, io.EOF):
+			if cut != nil {
+				f.end(cut)
+				return
+			}
 			skipped := f.w.pos - at + int64(f.w.buffered())
 			f.end(&damageError{Offset: at, Length: skipped, Reason: fmt.Sprintf(
 				"damaged block at byte %d (%s); no intact block after it, %d bytes skipped to the end", at, why, skipped)})

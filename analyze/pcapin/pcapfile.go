@@ -120,8 +120,14 @@ func (f *pcapFile) next() (data []byte, link int, ts uint64, err error) {
 		data, err = f.w.need(16 + int(incl))
 		if err != nil {
 			if errors.Is(err, io.ErrUnexpectedEOF) {
-				return nil, 0, 0, &damageError{Offset: f.w.pos, Reason: fmt.Sprintf(
+				cut := &damageError{Offset: f.w.pos, Reason: fmt.Sprintf(
 					"the file ends inside the record at byte %d (%d of its bytes missing)", f.w.pos, 16+int64(incl)-int64(f.w.buffered())), Cut: true}
+				// A damaged length can point past the end too: resume at
+				// a sound record if one follows; else the file was cut.
+				if f.resync(fmt.Sprintf("capture length %d runs past the end of the file", incl)) != nil {
+					return nil, 0, 0, cut
+				}
+				continue
 			}
 			return nil, 0, 0, fmt.Errorf("reading the record at byte %d: %w", f.w.pos, err)
 		}

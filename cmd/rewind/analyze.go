@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"runtime/pprof"
 	"strings"
@@ -39,7 +40,7 @@ func newAnalyzeCommand() *cli.Command {
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the report to `FILE` instead of standard output"},
 			&cli.StringFlag{Name: "exchanges", Usage: "write every exchange as JSON lines to `FILE` (- for standard output, with -o for the report)"},
 			&cli.StringFlag{Name: "har", Usage: "write a HAR 1.2 archive to `FILE` (- for standard output, with -o for the report)"},
-			&cli.StringFlag{Name: "parquet", Usage: "write every exchange as a row of an Apache Parquet `PATH`: a file, or for a directory a Hive-partitioned tree host=…/date=…/part-0.parquet (schema: format/parquet/SCHEMA.md)"},
+			&cli.StringFlag{Name: "parquet", Usage: "write every exchange as a row of an Apache Parquet `PATH`: a file, or for a directory a Hive-partitioned tree host=…/date=…/part-CAPTURE.parquet (schema: format/parquet/SCHEMA.md)"},
 			&cli.StringFlag{Name: "pcapng", Usage: "write a pcapng with decrypted payloads to `FILE` (- for standard output, with -o for the report)"},
 			&cli.StringFlag{Name: "slo", Usage: "`OBJECTIVES` such as 'availability>=99.9%,p99<300ms' (grammar below); exit 3 when violated"},
 			&cli.StringFlag{Name: "slo-no-data", Value: "fail", Usage: "what an objective with no data (nothing in its scope, an empty input) does: `POLICY` fail (exit 3) or pass"},
@@ -107,6 +108,16 @@ func runAnalyze(c *cli.Context) error {
 	if follow && path == "-" {
 		return usagef("--follow reads a capture file being recorded; standard input is already read as it comes")
 	}
+	if follow {
+		for _, f := range []string{"output", "har", "pcapng"} {
+			if c.String(f) == "-" {
+				return usagef("--follow writes the exchanges to standard output: --%s needs a FILE", f)
+			}
+		}
+	}
+	if c.String("parquet") == "-" {
+		return usagef("--parquet needs a FILE or a DIRECTORY/ (Parquet cannot be streamed to standard output)")
+	}
 	// Outputs first: a bad output path fails before any reading, and
 	// nothing is created. Following, standard output carries the
 	// exchanges' lines, and the report is written only to -o.
@@ -130,6 +141,12 @@ func runAnalyze(c *cli.Context) error {
 		if in, ierr := os.Stat(path); ierr == nil {
 			if out, oerr := os.Stat(p); oerr == nil && os.SameFile(in, out) {
 				return usagef("--parquet %s is the input %s: refusing to overwrite it", p, path)
+			}
+		}
+		pa, _ := filepath.Abs(p)
+		for _, s := range specs {
+			if sa, _ := filepath.Abs(s.path); s.path != "" && s.path != "-" && sa == pa {
+				return usagef("%s and --parquet name the same file %s: give each output its own", s.flag, p)
 			}
 		}
 		if pq, err = parquet.New(p, parquet.Options{Routes: sliOpts.Routes, Version: version}); err != nil {
@@ -401,7 +418,8 @@ func newProgressBar(w io.Writer, total int64, ansi bool) *progressbar.ProgressBa
 		progressbar.OptionUseIECUnits(true),
 		progressbar.OptionSetPredictTime(true),
 		progressbar.OptionSpinnerType(14),
-		progressbar.OptionThrottle(0), // the ticker paces it
+		progressbar.OptionSetSpinnerChangeInterval(0), // no goroutine of its own: the ticker draws
+		progressbar.OptionThrottle(0),                 // the ticker paces it
 		progressbar.OptionUseANSICodes(ansi),
 		progressbar.OptionClearOnFinish(),
 	)
@@ -428,7 +446,7 @@ func (p *progress) start() (stop func()) {
 		for {
 			select {
 			case <-done:
-				if out.shown {
+				if out.shown.Load() {
 					bar.Clear()
 					fmt.Fprint(p.line.f, "\r")
 				}
@@ -445,13 +463,13 @@ func (p *progress) start() (stop func()) {
 type laterWriter struct {
 	w     io.Writer
 	from  time.Time
-	shown bool
+	shown atomic.Bool
 }
 
 func (l *laterWriter) Write(b []byte) (int, error) {
 	if time.Now().Before(l.from) {
 		return len(b), nil
 	}
-	l.shown = true
+	l.shown.Store(true)
 	return l.w.Write(b)
 }

@@ -257,6 +257,24 @@ func TestJSONLRouteGroupsLikeTheReport(t *testing.T) {
 	}
 }
 
+// TestOutputClashes: --follow keeps standard output for its lines, and
+// --parquet may not be another output's file or standard output.
+func TestOutputClashes(t *testing.T) {
+	dir := t.TempDir()
+	x := filepath.Join(dir, "x")
+	for _, args := range [][]string{
+		{"--follow", "--har", "-"},
+		{"--follow", "-o", "-"},
+		{"--parquet", "-"},
+		{"-o", x, "--parquet", x},
+	} {
+		code, out, errOut := runCLI(t, append([]string{"analyze", "../../testdata/sample.rwd"}, args...)...)
+		if code != exitUsage || out != "" {
+			t.Errorf("%v: exit %d, stdout %.80q, stderr %q; want a usage error", args, code, out, errOut)
+		}
+	}
+}
+
 // TestGroupByService: 70 runs of curl against one server are one client
 // section listing the pids, not 70 sections of one exchange; --group-by
 // pid gives the old view; diff groups the same way (#20 item 7).

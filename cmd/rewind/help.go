@@ -126,6 +126,8 @@ func newCompletionCommand() *cli.Command {
 const bashCompletion = `# bash completion for rewind: source <(rewind completion bash)
 _rewind_complete() {
   local cur=${COMP_WORDS[COMP_CWORD]} words
+  # A bare -- would end rewind's flags and run the command: ask with -.
+  [[ $cur == -- ]] && cur=-
   if [[ $cur == -* ]]; then
     words=$("${COMP_WORDS[@]:0:COMP_CWORD}" "$cur" --generate-bash-completion 2>/dev/null)
   else
@@ -144,6 +146,7 @@ const zshCompletion = `#compdef rewind
 _rewind() {
   local -a words_out
   local cur=${words[CURRENT]}
+  [[ $cur == -- ]] && cur=-  # a bare -- would run the command
   if [[ $cur == -* ]]; then
     words_out=(${(f)"$(${words[1,CURRENT-1]} $cur --generate-bash-completion 2>/dev/null)"})
   else

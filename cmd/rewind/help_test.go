@@ -172,6 +172,11 @@ COMP_WORDS=(`+words+`); COMP_CWORD=$((${#COMP_WORDS[@]}-1)); _rewind_complete; p
 		if got := complete("rewind diff --fail"); got != "--fail-on\n" {
 			t.Errorf("rewind diff --fail<TAB>: %q", got)
 		}
+		// A bare -- must list flags, never run the command (it would end
+		// the flags and start, say, a demo recording).
+		if got := complete("rewind info --"); !strings.Contains(got, "--json") {
+			t.Errorf("rewind info --<TAB>: %q", got)
+		}
 	})
 	t.Run("zsh", func(t *testing.T) {
 		needShell(t, "zsh")

@@ -175,8 +175,18 @@ func run(ctx context.Context, args []string) int {
 // that `rewind analyze FILE --report json` works as well as the flags-first
 // order urfave/cli expects.
 func flagsFirst(app *cli.App, args []string) []string {
-	if len(args) < 3 || args[len(args)-1] == "--generate-bash-completion" {
-		// Completion reads its marker as the last argument.
+	if len(args) > 1 && args[len(args)-1] == "--generate-bash-completion" {
+		// Completion reads its marker as the last argument; a "--" before
+		// it would turn completion off and run the command instead.
+		out := make([]string, 0, len(args))
+		for i, a := range args {
+			if a != "--" || i == 0 {
+				out = append(out, a)
+			}
+		}
+		return out
+	}
+	if len(args) < 3 {
 		return args
 	}
 	cmd := app.Command(args[1])

@@ -78,7 +78,7 @@ func (w *Writer) appendLine(b []byte, ex *analyze.Exchange) []byte {
 	b = append(b, c.Role.String()...)
 	b = append(b, ' ')
 	if c.Comm != "" || c.PID != 0 {
-		b = append(b, orDash(c.Comm)...)
+		b = append(b, safe(orDash(c.Comm))...)
 		b = append(b, '[')
 		b = strconv.AppendUint(b, uint64(c.PID), 10)
 		b = append(b, ']')
@@ -95,9 +95,9 @@ func (w *Writer) appendLine(b []byte, ex *analyze.Exchange) []byte {
 	b = appendAddr(b, server.String(), server.IsValid())
 	b = append(b, "  "...)
 	r := &ex.Request
-	b = append(b, orDash(r.Method)...)
+	b = append(b, safe(orDash(r.Method))...)
 	b = append(b, ' ')
-	b = append(b, r.Host...)
+	b = append(b, safe(r.Host)...)
 	b = append(b, safe(r.Target)...)
 	b = append(b, "  "...)
 	if ex.Response.Status > 0 {
@@ -135,8 +135,8 @@ func appendAddr(b []byte, s string, ok bool) []byte {
 	return append(b, s...)
 }
 
-// safe keeps control characters of a target (which a client controls) off
-// the terminal.
+// safe keeps control characters of what a client or process controls (the
+// target, Host, method, process name) off the watcher's terminal.
 func safe(s string) string {
 	for i := 0; i < len(s); i++ {
 		if s[i] < 0x20 || s[i] == 0x7f {

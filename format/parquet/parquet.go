@@ -8,11 +8,14 @@
 // flushed as row groups of RowGroupRows while the replay goes on, so memory
 // stays bounded by one row group whatever the capture's size. With a
 // directory for PATH the rows go to a Hive-partitioned tree,
-// host=HOST/date=YYYY-MM-DD/part-0.parquet, that engines prune by host and
-// day.
+// host=HOST/date=YYYY-MM-DD/part-CAPTURE.parquet (CAPTURE a hash of the
+// input's path, so that many captures of one host and day share the tree
+// and a rerun replaces its own file), that engines prune by host and day.
 package parquet
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -183,7 +186,8 @@ func (w *Writer) part(ts time.Time) (*part, error) {
 	key := ""
 	if w.tree {
 		key = filepath.Join("host="+escape(w.host), "date="+ts.UTC().Format("2006-01-02"))
-		dst = filepath.Join(w.path, key, "part-0.parquet")
+		sum := sha256.Sum256([]byte(w.capture))
+		dst = filepath.Join(w.path, key, "part-"+hex.EncodeToString(sum[:8])+".parquet")
 	}
 	if p := w.parts[key]; p != nil {
 		return p, nil
@@ -263,7 +267,7 @@ func (w *Writer) row(ex *analyze.Exchange) Row {
 		Proto:  ex.Proto,
 		Method: ex.Request.Method, ReqHost: ex.Request.Host, Path: ex.Request.Path,
 		Route:       w.router.Endpoint(ex).Path,
-		ContentType: ex.Response.Header.Get("Content-Type"),
+		ContentType: ex.Response.HeaderValue("Content-Type"),
 		Incomplete:  ex.Flags&analyze.FlagIncomplete != 0,
 		Truncated:   ex.Flags&analyze.FlagTruncated != 0,
 		Desynced:    ex.Flags&analyze.FlagDesynced != 0,

@@ -149,6 +149,12 @@ func TestDuckDBReadsTestdata(t *testing.T) {
 				t.Errorf("%v rows, %d exchanges", rows[0]["n"], r.Capture.Exchanges)
 			}
 			checkAgainstReport(t, out, r)
+			if strings.HasSuffix(in, "sample.rwd") {
+				rows := duckdb(t, fmt.Sprintf("select count(*) as n from read_parquet('%s') where resp_content_type <> ''", out))
+				if num(rows[0]["n"]) == 0 {
+					t.Error("no row has its response's Content-Type")
+				}
+			}
 		})
 	}
 }
