@@ -311,23 +311,39 @@ func liveNetworkTimings(t *testing.T, tls bool) {
 	} else {
 		ngx = startNginx(t, root, "")
 	}
-	var pcap string
-	var rec *recording
-	for attempt := 1; ; attempt++ {
-		var dropped int
-		pcap, rec, dropped = networkTraffic(t, ngx, scheme)
-		if dropped == 0 {
-			break
+	for round := 1; ; round++ {
+		var pcap string
+		var rec *recording
+		for attempt := 1; ; attempt++ {
+			var dropped int
+			pcap, rec, dropped = networkTraffic(t, ngx, scheme)
+			if dropped == 0 {
+				break
+			}
+			// The reference must be whole: a response whose last segment
+			// tcpdump dropped has no tshark measurement to compare with.
+			if attempt == 3 {
+				t.Fatalf("tcpdump dropped packets in 3 attempts (%d in the last): no complete reference", dropped)
+			}
+			t.Logf("attempt %d: tcpdump dropped %d packets; capturing again", attempt, dropped)
 		}
-		// The reference must be whole: a response whose last segment
-		// tcpdump dropped has no tshark measurement to compare with.
-		if attempt == 3 {
-			t.Fatalf("tcpdump dropped packets in 3 attempts (%d in the last): no complete reference", dropped)
+		// tcpdump and the recorder stamp each packet at their own point in
+		// the kernel: on this shared machine a burst of load can part them
+		// by more than the bound on one exchange. Such a disagreement must
+		// persist over three rounds of traffic to fail; every other check
+		// fails at once.
+		off := checkNetworkTimings(t, pcap, rec, ngx.Port, tls)
+		if len(off) == 0 {
+			return
 		}
-		t.Logf("attempt %d: tcpdump dropped %d packets; capturing again", attempt, dropped)
+		if round == 3 {
+			for _, o := range off {
+				t.Error(o)
+			}
+			return
+		}
+		t.Logf("round %d: %d exchanges outside the bound (%s); measuring again", round, len(off), off[0])
 	}
-
-	checkNetworkTimings(t, pcap, rec, ngx.Port, tls)
 }
 
 // networkTraffic records the check's requests with packets while tcpdump
@@ -363,8 +379,9 @@ func networkTraffic(t *testing.T, ngx *nginxServer, scheme string) (string, *rec
 }
 
 // checkNetworkTimings compares the network times of a recording and of
-// tcpdump's file with tshark's.
-func checkNetworkTimings(t *testing.T, pcap string, rec *recording, port int, tls bool) {
+// tcpdump's file with tshark's. It fails t for missing, zero or unknown
+// times, and returns the exchanges that disagree by more than the bound.
+func checkNetworkTimings(t *testing.T, pcap string, rec *recording, port int, tls bool) (off []string) {
 	want := tsharkResponses(t, pcap, port, tls)
 	if len(want) < 16 {
 		t.Fatalf("tshark finds %d acknowledged responses in tcpdump's file, want 16", len(want))
@@ -412,8 +429,8 @@ func checkNetworkTimings(t *testing.T, pcap string, rec *recording, port int, tl
 			}
 			worst = max(worst, d)
 			if d > networkBound {
-				t.Errorf("%s: %s (client port %d): network %v, tshark %v (ack_rtt %v): off by %v > %v",
-					src.name, exchangeLine(e), w.clientPort, time.Duration(e.Timings.Network), w.network, w.ackRTT, d, networkBound)
+				off = append(off, fmt.Sprintf("%s: %s (client port %d): network %v, tshark %v (ack_rtt %v): off by %v > %v",
+					src.name, exchangeLine(e), w.clientPort, time.Duration(e.Timings.Network), w.network, w.ackRTT, d, networkBound))
 				continue
 			}
 			agree++
@@ -437,6 +454,7 @@ func checkNetworkTimings(t *testing.T, pcap string, rec *recording, port int, tl
 		t.Logf("%s: %d of %d exchanges agree with tshark within %v (%d against ack_rtt itself); worst difference %v",
 			src.name, agree, len(want), networkBound, ackRTT, worst)
 	}
+	return off
 }
 
 // runTimingServer is the workload "timing-server" of TestLiveServerTimings
