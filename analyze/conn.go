@@ -5,11 +5,15 @@ import (
 	"github.com/rewind-tools/rewind/capture/container"
 )
 
-// connKey identifies a connection in a recorded capture.
+// connKey identifies a connection in a recorded capture. TLS plaintext
+// whose socket the recorder could not find (fd -1: libraries that use
+// memory BIOs, such as Node.js) is keyed by its library connection object
+// instead, so that each TLS session stays a connection of its own.
 type connKey struct {
 	pid uint32
 	fd  int32
 	gen uint32
+	tls uint64 // SSL *, gnutls_session_t…; set only when fd is -1
 }
 
 func (a connKey) less(b connKey) bool {
@@ -19,7 +23,10 @@ func (a connKey) less(b connKey) bool {
 	if a.fd != b.fd {
 		return a.fd < b.fd
 	}
-	return a.gen < b.gen
+	if a.gen != b.gen {
+		return a.gen < b.gen
+	}
+	return a.tls < b.tls
 }
 
 // pidFD identifies a socket slot of a process, whatever its generation.
@@ -69,6 +76,12 @@ type tracker struct {
 	sockets map[pidFD]capture.Socket // from the snapshot or the recorder
 	conns   map[connKey]*connState
 	open    map[pidFD]connKey // the live generation of each slot
+	// ties pairs TLS sessions whose socket the recorder could not name
+	// with their socket (tlstie.go).
+	ties tlsTie
+	// sessionExchanges counts the exchanges of TLS sessions that could not
+	// be tied to a socket: they have no addresses.
+	sessionExchanges int
 
 	// slab carves HTTP/1 exchanges and field lists from shared chunks
 	// (h1conn.go).
@@ -109,6 +122,9 @@ func (t *tracker) handle(ev capture.Event) {
 			t.last = ts
 		}
 	}
+	if len(t.ties.held) != 0 {
+		t.releaseOld(ev.Time())
+	}
 	switch e := ev.(type) {
 	case *capture.Process:
 		t.procs[e.PID] = procInfo{comm: e.Comm, exe: e.Exe, ctr: container.Parse(e.Cgroup)}
@@ -125,35 +141,29 @@ func (t *tracker) handle(ev capture.Event) {
 			}
 		}
 	case *capture.Connect:
-		cs := t.begin(connKey{e.PID, e.FD, e.Gen}, e.Timestamp)
+		cs := t.begin(connKey{pid: e.PID, fd: e.FD, gen: e.Gen}, e.Timestamp)
 		cs.c.Role = capture.RoleClient
 		cs.c.Local, cs.c.Remote = e.Local, e.Remote
 		cs.announced = true
 		t.index(cs)
 		t.streamOpen(cs)
 	case *capture.Accept:
-		cs := t.begin(connKey{e.PID, e.FD, e.Gen}, e.Timestamp)
+		cs := t.begin(connKey{pid: e.PID, fd: e.FD, gen: e.Gen}, e.Timestamp)
 		cs.c.Role = capture.RoleServer
 		cs.c.Local, cs.c.Remote = e.Local, e.Remote
 		cs.announced = true
 		t.index(cs)
 		t.streamOpen(cs)
 	case *capture.Close:
-		k := connKey{e.PID, e.FD, e.Gen}
+		k := connKey{pid: e.PID, fd: e.FD, gen: e.Gen}
 		if cs, ok := t.conns[k]; ok {
 			t.end(k, cs, e.Timestamp)
 		}
 	case *capture.Data:
-		k := connKey{e.PID, e.FD, e.Gen}
-		cs, ok := t.conn(k)
-		if !ok {
-			cs = t.begin(k, e.Timestamp)
-			if s, ok := t.sockets[pidFD{e.PID, e.FD}]; ok {
-				cs.c.Local, cs.c.Remote, cs.c.Role = s.Local, s.Remote, s.Role
-				t.index(cs)
-			}
+		if untiedTLS(e) && !t.tlsData(e) {
+			return // held until the socket write that follows (tlstie.go)
 		}
-		cs.data(e)
+		t.route(e)
 	case *capture.TCP:
 		t.tcp(e)
 	case *capture.Packet:
@@ -162,6 +172,32 @@ func (t *tracker) handle(ev capture.Event) {
 			t.packet(e)
 		}
 	}
+}
+
+// route gives a data event to its connection. TLS plaintext whose socket
+// is unknown goes to the socket's connection once its session is tied
+// (tlstie.go), else to a connection of its own session.
+func (t *tracker) route(e *capture.Data) {
+	k := connKey{pid: e.PID, fd: e.FD, gen: e.Gen}
+	if untiedTLS(e) {
+		if fk, ok := t.ties.tied[sessKey{e.PID, e.TLSConn}]; ok {
+			k = fk
+		} else {
+			k.tls = e.TLSConn
+		}
+	}
+	cs, ok := t.conn(k)
+	if !ok {
+		cs = t.begin(k, e.Timestamp)
+		if s, ok := t.sockets[pidFD{e.PID, e.FD}]; ok && k.tls == 0 {
+			cs.c.Local, cs.c.Remote, cs.c.Role = s.Local, s.Remote, s.Role
+			t.index(cs)
+		}
+	}
+	if k.tls == 0 && !e.Source.IsTLS() && cs.layers[layerTLS] == nil {
+		t.sockData(e, k)
+	}
+	cs.data(e)
 }
 
 // connSlot caches one entry of tracker.conns: a data event's lookup
@@ -177,7 +213,7 @@ type connSlot struct {
 const connSlots = 256
 
 func (k connKey) slot() int {
-	h := (k.pid*0x9e3779b1 + uint32(k.fd)) * 0x85ebca6b
+	h := (k.pid*0x9e3779b1 + uint32(k.fd) + uint32(k.tls) + uint32(k.tls>>32)) * 0x85ebca6b
 	return int((h^k.gen)>>24) & (connSlots - 1)
 }
 
@@ -198,7 +234,7 @@ func (t *tracker) conn(k connKey) (*connState, bool) {
 // same fd whose close was not seen.
 func (t *tracker) begin(k connKey, ts uint64) *connState {
 	slot := pidFD{k.pid, k.fd}
-	if old, ok := t.open[slot]; ok && old != k {
+	if old, ok := t.open[slot]; ok && old != k && k.tls == 0 {
 		t.end(old, t.conns[old], ts)
 	}
 	if cs, ok := t.conns[k]; ok {
@@ -212,7 +248,11 @@ func (t *tracker) begin(k connKey, ts uint64) *connState {
 		TLS: "none", Start: ts, End: ts,
 	}}
 	t.conns[k] = cs
-	t.open[slot] = k
+	if k.tls == 0 {
+		t.open[slot] = k
+	} else { // a TLS session without a socket has no fd slot
+		cs.session = true
+	}
 	return cs
 }
 
@@ -224,6 +264,7 @@ func (t *tracker) end(k connKey, cs *connState, ts uint64) {
 	cs.close(ts)
 	cs.flushAwaiting()
 	t.unindex(cs)
+	t.untie(cs)
 	t.streamClose(cs, ts)
 	delete(t.conns, k)
 	if s := &t.connCache[k.slot()]; s.k == k {
@@ -242,6 +283,7 @@ func (t *tracker) end(k connKey, cs *connState, ts uint64) {
 
 // finish ends every connection still open, in a fixed order.
 func (t *tracker) finish() {
+	t.releaseOld(0)
 	for _, k := range sortedKeys(t.conns) {
 		t.end(k, t.conns[k], t.last)
 	}
@@ -265,6 +307,9 @@ func (t *tracker) emit(cs *connState, ex *Exchange) {
 	}
 	t.exchanges++
 	ex.Seq = t.exchanges
+	if cs.session {
+		t.sessionExchanges++
+	}
 	for _, n := range flagNames {
 		if ex.Flags&n.f != 0 {
 			t.byFlag[n.name]++
@@ -336,6 +381,7 @@ type connState struct {
 	t         *tracker
 	c         *Conn
 	announced bool // seen connect or accept, so the stream starts at byte 0
+	session   bool // a TLS session's own connection, its socket unknown
 	// egressOff counts the bytes the process sent (syscall layer), for
 	// matching ACKs; awaiting holds finished exchanges until their ACK.
 	egressOff uint64
@@ -348,6 +394,8 @@ type connState struct {
 	layers       [2]*layer
 	// snap is the copy of c given to the latest exchanges (snapshot).
 	snap *Conn
+	// sess is the TLS session tied to this socket (tlstie.go), if any.
+	sess sessKey
 }
 
 func dirIdx(d capture.Direction) int {

@@ -301,6 +301,10 @@ type Summary struct {
 	// NoNetwork counts the server exchanges of a capture with packets that
 	// have no network timing, by reason (a sentence); nil when none.
 	NoNetwork map[string]int
+	// SessionExchanges counts the exchanges of TLS sessions whose socket
+	// could not be found (a library that encrypts into memory, such as
+	// Node.js's, with no socket call next to it): they have no addresses.
+	SessionExchanges int
 }
 
 // Sink consumes the replay's output. Begin is called once before any

@@ -178,6 +178,9 @@ func warnings(s *Summary, late uint64, packets bool) []string {
 	if n := s.ByFlag["desynced"]; n > 0 {
 		w = append(w, fmt.Sprintf("%d exchanges were parsed after the parser lost its place in the stream (desynced)", n))
 	}
+	if n := s.SessionExchanges; n > 0 {
+		w = append(w, fmt.Sprintf("%d exchanges are of TLS sessions whose socket could not be found (a library that encrypts into memory, such as Node.js's, with no socket call beside it): they have no addresses", n))
+	}
 	for r := range noNetReasons {
 		if n := s.NoNetwork[r.String()]; n > 0 {
 			w = append(w, fmt.Sprintf("%d exchanges without network time: %s", n, r))
@@ -225,6 +228,8 @@ func (t *tracker) summary() *Summary {
 		OtherConns: t.otherConns,
 		First:      t.first,
 		Last:       t.last,
+
+		SessionExchanges: t.sessionExchanges,
 	}
 	for name, n := range t.byFlag {
 		s.ByFlag[name] = n

@@ -170,6 +170,14 @@ func (c *Conn) TLS(lib capture.Source) *Conn {
 	return c
 }
 
+// Session returns a TLS session of p whose socket the recorder could not
+// name (fd -1), as with libraries that encrypt into memory buffers such as
+// Node.js: its Read and Write record plaintext keyed by the library object
+// obj alone.
+func (p *Proc) Session(obj uint64, lib capture.Source) *Conn {
+	return &Conn{p: p, FD: -1, Source: lib, TLSConn: obj}
+}
+
 func (c *Conn) data(dir capture.Direction, payload []byte, n int) {
 	src := c.Source
 	if !src.IsTLS() {
@@ -184,7 +192,11 @@ func (c *Conn) data(dir capture.Direction, payload []byte, n int) {
 		Source: src, Dir: dir, Len: uint32(n), Payload: payload}
 	if src.IsTLS() {
 		d.TLSConn = c.TLSConn
-		d.Flags |= capture.DataFDNested
+		if c.FD < 0 {
+			d.Flags |= capture.DataFDUnknown
+		} else {
+			d.Flags |= capture.DataFDNested
+		}
 	}
 	if len(payload) < n {
 		d.Flags |= capture.DataTruncated
