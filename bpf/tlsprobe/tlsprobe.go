@@ -146,13 +146,47 @@ func Inspect(path string) (*Target, error) {
 	return inspectC(path, f)
 }
 
-// symbols returns the defined functions of f's dynamic and static symbol
-// tables by name, and the names it imports.
+// cSymbolNames are the names inspectC looks up: the probed functions and
+// the ones that tell libraries apart.
+var cSymbolNames = func() []string {
+	names := []string{"SSL_CTX_set_strict_cipher_list"}
+	for _, fn := range append(append([]cFunc(nil), opensslFuncs...), gnutlsFuncs...) {
+		names = append(names, fn.name)
+	}
+	return names
+}()
+
+var cSymbols = func() map[string]bool {
+	m := map[string]bool{}
+	for _, n := range cSymbolNames {
+		m[n] = true
+	}
+	return m
+}()
+
+// symbols returns the functions of cSymbols that f's dynamic and static
+// symbol tables define, by name, and those it imports. It looks them up in
+// the GNU hash table when f has one and the answer needs no imports; else
+// it reads the tables, the static one only when the dynamic one has no TLS
+// entry point: a library, or a program exporting its TLS library for
+// plugins (node), has the API there, and the static table of a big program
+// takes far longer to read, which would delay attaching to a program that
+// was just exec'd.
 func symbols(f *elf.File) (defined map[string]elf.Symbol, imported map[string]bool) {
+	if d, ok := hashedSymbols(f, cSymbolNames); ok {
+		switch {
+		case d["gnutls_record_recv"].Value != 0,
+			d["SSL_read"].Value != 0 && !needsGnuTLS(f):
+			return d, map[string]bool{}
+		}
+	}
 	defined = map[string]elf.Symbol{}
 	imported = map[string]bool{}
 	add := func(syms []elf.Symbol) {
 		for _, s := range syms {
+			if !cSymbols[s.Name] {
+				continue
+			}
 			if s.Section == elf.SHN_UNDEF {
 				imported[s.Name] = true
 				continue
@@ -167,6 +201,9 @@ func symbols(f *elf.File) (defined map[string]elf.Symbol, imported map[string]bo
 	}
 	if syms, err := f.DynamicSymbols(); err == nil {
 		add(syms)
+	}
+	if defined["SSL_read"].Value != 0 || defined["gnutls_record_recv"].Value != 0 {
+		return defined, imported
 	}
 	if syms, err := f.Symbols(); err == nil {
 		add(syms)
