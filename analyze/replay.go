@@ -160,30 +160,30 @@ func warnings(s *Summary, late uint64, packets bool) []string {
 		w = append(w, "the capture was not closed cleanly (the recording was cut off, or is still going): exchanges at its end may be incomplete")
 	}
 	if !packets && (st.ChunksSkipped > 0 || st.BytesSkipped > 0) {
-		w = append(w, fmt.Sprintf("the capture is damaged: %d chunks (%d bytes) were skipped; exchanges in them are missing",
-			st.ChunksSkipped, st.BytesSkipped))
+		w = append(w, fmt.Sprintf("the capture is damaged: %s (%s) %s skipped; exchanges in them are missing",
+			plural(st.ChunksSkipped, "chunk"), plural(st.BytesSkipped, "byte"), were(st.ChunksSkipped)))
 	}
 	if st.Lost > 0 {
-		w = append(w, fmt.Sprintf("the recorder lost %d events (ring buffer full): some exchanges are missing or incomplete", st.Lost))
+		w = append(w, fmt.Sprintf("the recorder lost %s (ring buffer full): some exchanges are missing or incomplete", plural(st.Lost, "event")))
 	}
 	if st.UnknownKinds > 0 {
-		w = append(w, fmt.Sprintf("%d events of kinds this rewind does not know were skipped: upgrade rewind", st.UnknownKinds))
+		w = append(w, fmt.Sprintf("%s of kinds this rewind does not know %s skipped: upgrade rewind", plural(st.UnknownKinds, "event"), were(st.UnknownKinds)))
 	}
 	if st.BadRecords > 0 {
-		w = append(w, fmt.Sprintf("%d undecodable records were skipped", st.BadRecords))
+		w = append(w, fmt.Sprintf("%s %s skipped", plural(st.BadRecords, "undecodable record"), were(st.BadRecords)))
 	}
 	if late > 0 {
-		w = append(w, fmt.Sprintf("%d events arrived later than the reorder window and were replayed out of order", late))
+		w = append(w, fmt.Sprintf("%s arrived later than the reorder window and %s replayed out of order", plural(late, "event"), were(late)))
 	}
 	if n := s.ByFlag["desynced"]; n > 0 {
-		w = append(w, fmt.Sprintf("%d exchanges were parsed after the parser lost its place in the stream (desynced)", n))
+		w = append(w, fmt.Sprintf("%s %s parsed after the parser lost its place in the stream (desynced)", plural(n, "exchange"), were(n)))
 	}
 	if n := s.SessionExchanges; n > 0 {
-		w = append(w, fmt.Sprintf("%d exchanges are of TLS sessions whose socket could not be found (a library that encrypts into memory, such as Node.js's, with no socket call beside it): they have no addresses", n))
+		w = append(w, fmt.Sprintf("%s of TLS sessions whose socket could not be found (a library that encrypts into memory, such as Node.js's, with no socket call beside it) %s no addresses", plural(n, "exchange"), have(n)))
 	}
 	for r := range noNetReasons {
 		if n := s.NoNetwork[r.String()]; n > 0 {
-			w = append(w, fmt.Sprintf("%d exchanges without network time: %s", n, r))
+			w = append(w, fmt.Sprintf("%s without network time: %s", plural(n, "exchange"), r))
 		}
 	}
 	return w
@@ -253,6 +253,30 @@ func sortedKeys[V any](m map[connKey]V) []connKey {
 	}
 	sort.Slice(keys, func(i, j int) bool { return keys[i].less(keys[j]) })
 	return keys
+}
+
+// plural counts n things: "1 chunk", "3 chunks".
+func plural[N int | int64 | uint64](n N, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprint(n) + " " + noun + "s"
+}
+
+// were is the verb "to be" in the past for n things.
+func were[N int | uint64](n N) string {
+	if n == 1 {
+		return "was"
+	}
+	return "were"
+}
+
+// have is "to have" for n things.
+func have(n int) string {
+	if n == 1 {
+		return "has"
+	}
+	return "have"
 }
 
 func connID(n int) string { return "c" + strconv.Itoa(n) }

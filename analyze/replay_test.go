@@ -590,8 +590,8 @@ func TestNetworkTimingFromPackets(t *testing.T) {
 		}
 	}
 	for _, w := range []string{
-		"1 exchanges without network time: the packet that carried the response's last byte was not captured",
-		"1 exchanges without network time: no ACK of the response's last byte was captured",
+		"1 exchange without network time: the packet that carried the response's last byte was not captured",
+		"1 exchange without network time: no ACK of the response's last byte was captured",
 	} {
 		if !slices.Contains(got.sum.Warnings, w) {
 			t.Errorf("warnings %q lack %q", got.sum.Warnings, w)
@@ -621,7 +621,7 @@ func TestNetworkTimingAfterGap(t *testing.T) {
 	if n := got.exs[0].Timings.Network; n != analyze.Unknown {
 		t.Errorf("network = %d, want unknown", n)
 	}
-	w := "1 exchanges without network time: the packet that carried the response's last byte was not captured"
+	w := "1 exchange without network time: the packet that carried the response's last byte was not captured"
 	if !slices.Contains(got.sum.Warnings, w) {
 		t.Errorf("warnings %q lack %q", got.sum.Warnings, w)
 	}

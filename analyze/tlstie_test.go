@@ -93,7 +93,7 @@ func TestTLSSessionTiedToSocket(t *testing.T) {
 	// The one exchange without addresses is said so.
 	warned := false
 	for _, w := range got.sum.Warnings {
-		warned = warned || strings.HasPrefix(w, "1 exchanges are of TLS sessions whose socket could not be found")
+		warned = warned || strings.HasPrefix(w, "1 exchange of TLS sessions whose socket could not be found")
 	}
 	if got.sum.SessionExchanges != 1 || !warned {
 		t.Errorf("SessionExchanges %d, warnings %q; want 1 and a warning", got.sum.SessionExchanges, got.sum.Warnings)

@@ -94,7 +94,7 @@ func sloExit(r *sli.Report, noData string) error {
 	if failed == 0 {
 		return nil
 	}
-	return exitCodeError{code: exitSLO, msg: fmt.Sprintf("%d of %d objectives violated or without data", failed, len(r.Objectives))}
+	return exitCodeError{code: exitSLO, msg: fmt.Sprintf("%d of %s violated or without data", failed, plural(len(r.Objectives), "objective"))}
 }
 
 // scopeMatches reports whether any endpoint of the report is in scope.

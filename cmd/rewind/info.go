@@ -191,8 +191,8 @@ func infoPcap(c *cli.Context, path string, r io.Reader, compressed bool) error {
 	}
 	fmt.Fprintf(tw, "packets\t%d (%s; skipped: %d not TCP, %d IP fragments, %d malformed)\n",
 		j.Packets, plural(int(j.Connections), "TCP connection"), j.NonTCP, j.Fragments, j.Malformed)
-	fmt.Fprintf(tw, "tcp\t%d retransmissions, %d out of order, %d gaps (%s), %d cut by the snaplen\n",
-		j.Retransmissions, j.OutOfOrder, j.Gaps, bytesHuman(j.GapBytes), j.TruncatedPackets)
+	fmt.Fprintf(tw, "tcp\t%s, %d out of order, %s (%s), %d cut by the snaplen\n",
+		plural(int(j.Retransmissions), "retransmission"), j.OutOfOrder, plural(int(j.Gaps), "gap"), bytesHuman(j.GapBytes), j.TruncatedPackets)
 	if j.Backwards > 0 {
 		fmt.Fprintf(tw, "time\t%d packets stamped earlier than a packet before them\n", j.Backwards)
 	}
@@ -373,10 +373,14 @@ func writeInfoText(w io.Writer, path string, s *capture.Summary) {
 			s.HTTP2Connections)
 	}
 	if st.UnknownKinds > 0 {
-		fmt.Fprintf(tw, "warning\t%d events of kinds this rewind does not know were skipped: upgrade rewind\n", st.UnknownKinds)
+		verb := "were"
+		if st.UnknownKinds == 1 {
+			verb = "was"
+		}
+		fmt.Fprintf(tw, "warning\t%s of kinds this rewind does not know %s skipped: upgrade rewind\n", plural(int(st.UnknownKinds), "event"), verb)
 	}
 	if st.BadRecords > 0 {
-		fmt.Fprintf(tw, "warning\t%d undecodable records; the rest of their chunks was skipped\n", st.BadRecords)
+		fmt.Fprintf(tw, "warning\t%s; the rest of their chunks was skipped\n", plural(int(st.BadRecords), "undecodable record"))
 	}
 	tw.Flush()
 }
