@@ -288,8 +288,8 @@ func seriesSVG(pts []sli.Point, bucketNS, spanNS int64, W, H int, what string) t
 			if partial[i] {
 				note = fmt.Sprintf(" (partial bucket: %s of %s)", Duration(coverage(p.OffsetNS, bucketNS, spanNS)), Duration(bucketNS))
 			}
-			fmt.Fprintf(&b, `<rect x="%.2f" y="%.1f" width="%.2f" height="%.1f" fill="%s"%s><title>+%s: %d exchanges (%s/s), %d errors, p99 %s%s</title></rect>`,
-				x, yBase-h, max(bw*0.88, 0.6), h, colBars, op, offsetLabel(p.OffsetNS), p.Count, compact(rates[i]), p.Errors, Duration(p.P99), note)
+			fmt.Fprintf(&b, `<rect x="%.2f" y="%.1f" width="%.2f" height="%.1f" fill="%s"%s><title>+%s: %s (%s/s), %s, p99 %s%s</title></rect>`,
+				x, yBase-h, max(bw*0.88, 0.6), h, colBars, op, offsetLabel(p.OffsetNS), plural(int(p.Count), "exchange"), compact(rates[i]), plural(int(p.Errors), "error"), Duration(p.P99), note)
 		}
 		if p.Errors > 0 {
 			h := errs[i] / yTop * plotH
@@ -305,16 +305,19 @@ func seriesSVG(pts []sli.Point, bucketNS, spanNS int64, W, H int, what string) t
 	if len(line) > 0 {
 		fmt.Fprintf(&b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="2" stroke-linecap="round" stroke-linejoin="round"/>`, strings.Join(line, " "), colP99)
 	}
-	// X axis: ticks at a round step, as many as fit.
+	// X axis: ticks at round times since the capture's start, as many as
+	// fit. The first bucket need not start at 0 (the first exchange may come
+	// later), so the ticks are placed from its start.
 	fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s"/>`, x0, yBase, x1, yBase, colAxis)
+	first := pts[0].OffsetNS
 	total := int64(len(pts)) * bucketNS
 	maxTicks := max(int(plotW/charW(8))/2, 2)
 	_, tStep := niceCeil(float64(total), maxTicks)
 	step := max(int64(tStep), bucketNS)
-	for t := int64(0); t <= total; t += step {
-		x := x0 + float64(t)/float64(total)*plotW
+	for t := (first + step - 1) / step * step; t <= first+total; t += step {
+		x := x0 + float64(t-first)/float64(total)*plotW
 		anchor := "middle"
-		if t+step > total {
+		if t+step > first+total {
 			anchor = "end" // the last label stays inside the chart
 			x = min(x, x1)
 		}

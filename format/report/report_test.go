@@ -167,3 +167,36 @@ func TestTextFits120Columns(t *testing.T) {
 		}
 	}
 }
+
+// TestSeriesAxisFromFirstBucket checks that the time axis of a series
+// chart tells the time since the capture's start under each bar, when the
+// first bucket starts later than the capture (the first exchange came
+// 140 ms in): the tick under the first bar says 140ms, not 0.
+func TestSeriesAxisFromFirstBucket(t *testing.T) {
+	const ms = int64(1_000_000)
+	var pts []sli.Point
+	for i := int64(0); i < 10; i++ {
+		pts = append(pts, sli.Point{OffsetNS: 140*ms + i*10*ms, Count: 1})
+	}
+	svg := string(seriesSVG(pts, 10*ms, 240*ms, 1320, 270, "test"))
+	// Tick labels sit 18 px under the axis (H 270, bottom margin 44).
+	labels := map[string]string{}
+	for _, part := range strings.Split(svg, "<text ")[1:] {
+		if !strings.Contains(part, `y="244.0"`) {
+			continue
+		}
+		x := part[strings.Index(part, `x="`)+3:]
+		x = x[:strings.IndexByte(x, '"')]
+		text := part[strings.IndexByte(part, '>')+1 : strings.Index(part, "</text>")]
+		labels[text] = x
+	}
+	// The plot runs from x 62 to 1250: 1188 px for 100 ms.
+	for text, x := range map[string]string{"140ms": "62.0", "160ms": "299.6", "200ms": "774.8"} {
+		if labels[text] != x {
+			t.Errorf("tick %s at x %q, want %s (ticks: %v)", text, labels[text], x, labels)
+		}
+	}
+	if _, ok := labels["0"]; ok {
+		t.Errorf("a tick says 0 though the first bucket starts at 140ms: %v", labels)
+	}
+}
