@@ -206,8 +206,15 @@ func TestNumbersMeanWhatTheySay(t *testing.T) {
 	if h := harOf("0"); strings.Contains(h, `"text": "ok"`) || strings.Contains(h, `"text":"ok"`) {
 		t.Errorf("--max-body 0 kept body bytes:\n%s", h)
 	}
-	if code, _, _ := runCLI(t, "analyze", path, "--max-body", "-1"); code != exitUsage {
-		t.Errorf("--max-body -1: exit %d, want 2", code)
+	for _, args := range [][]string{
+		{"analyze", path, "--max-body", "-1"},
+		{"analyze", path, "--max-children", "-1"},
+		{"diff", path, path, "--max-children", "-1"},
+		{"diff", path, path, "--min-count", "-1"},
+	} {
+		if code, out, errOut := runCLI(t, args...); code != exitUsage || out != "" || !strings.Contains(errOut, "-1: must be 0") {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want 2 and the flag named", args, code, out, errOut)
+		}
 	}
 }
 

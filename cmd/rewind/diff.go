@@ -48,7 +48,10 @@ func sliOptions(c *cli.Context) (sli.Options, error) {
 	if opts.MaxEndpoints <= 0 {
 		return opts, usagef("--max-endpoints must be positive")
 	}
-	if opts.MaxChildren == 0 {
+	switch {
+	case opts.MaxChildren < 0:
+		return opts, usagef("--max-children %d: must be 0 (never make templates) or more", opts.MaxChildren)
+	case opts.MaxChildren == 0:
 		opts.MaxChildren = -1 // the flag's 0 means never; the option's, the default
 	}
 	g, err := sli.ParseGroupBy(c.String("group-by"))
@@ -158,6 +161,9 @@ func runDiff(c *cli.Context) error {
 	}
 	matchHost := c.Bool("match-host")
 	opts := sli.DiffOptions{MinCount: c.Int("min-count"), IgnoreHost: !matchHost}
+	if opts.MinCount < 0 {
+		return usagef("--min-count %d: must be 0 or more", opts.MinCount)
+	}
 	for _, t := range []struct {
 		flag string
 		pp   bool
