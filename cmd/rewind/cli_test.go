@@ -113,6 +113,17 @@ func TestUsageErrors(t *testing.T) {
 			t.Errorf("%v: exit %d, %d bytes on stdout, stderr %q; want exit 2, nothing on stdout, one error and a pointer to --help", args, code, len(out), errOut)
 		}
 	}
+	// Flags are named as --help spells them.
+	for args, want := range map[[3]string]string{
+		{"analyze", "--bogus", "x"}:     "rewind: unknown flag: --bogus\n",
+		{"analyze", "--apdex-t", "500"}: `rewind: invalid value "500" for flag --apdex-t: parse error` + "\n",
+		{"diff", "--min-count", "many"}: `rewind: invalid value "many" for flag --min-count: parse error` + "\n",
+		{"analyze", "-q=maybe", "x"}:    `rewind: invalid boolean value "maybe" for -q: parse error` + "\n",
+	} {
+		if _, _, errOut := runCLI(t, args[:]...); !strings.HasPrefix(errOut, want) {
+			t.Errorf("%v: stderr %q, want it to start %q", args, errOut, want)
+		}
+	}
 	if code, out, _ := runCLI(t, "help", "analyze"); code != exitOK || !strings.Contains(out, "rewind analyze") {
 		t.Errorf("help analyze: exit %d\n%s", code, out)
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -27,6 +28,18 @@ const (
 type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
+
+// flagNameInMessage finds a flag name in the flag parser's messages
+// ("flag provided but not defined: -bogus", "invalid value "500" for flag
+// -apdex-t: …"), which spell every flag with one dash.
+var flagNameInMessage = regexp.MustCompile(`(: |for flag |for )-([A-Za-z0-9][A-Za-z0-9-]+)`)
+
+// flagMessage is the flag parser's error as users type the flag: long
+// names with two dashes (--apdex-t), as --help shows them.
+func flagMessage(err error) string {
+	msg := strings.Replace(err.Error(), "flag provided but not defined", "unknown flag", 1)
+	return flagNameInMessage.ReplaceAllString(msg, "${1}--${2}")
+}
 
 func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
 
@@ -60,7 +73,7 @@ func newApp() *cli.App {
 		HideHelpCommand:      true,
 		EnableBashCompletion: true,
 		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
-			return usageError{err.Error()}
+			return usageError{flagMessage(err)}
 		},
 		// No command, `rewind help [COMMAND]`, or an unknown one.
 		Action: func(c *cli.Context) error {
@@ -85,7 +98,7 @@ func newApp() *cli.App {
 		// not the command's help on stdout (where it would land in a
 		// redirected report).
 		cmd.OnUsageError = func(c *cli.Context, err error, isSubcommand bool) error {
-			return usageError{err.Error()}
+			return usageError{flagMessage(err)}
 		}
 		cmd.Flags = append(cmd.Flags, &cli.BoolFlag{Name: "version", Usage: "print rewind's version and exit"})
 		before := cmd.Before
