@@ -126,9 +126,11 @@ func openOutputs(inputs []string, specs []outputSpec) (*outputs, error) {
 			return nil, fmt.Errorf("%s %s: %w", s.flag, s.path, err)
 		}
 		for _, o := range files {
-			same := o.abs == cur.abs
-			if o.fi != nil && cur.fi != nil && os.SameFile(o.fi, cur.fi) && !isDevice(cur.fi) {
-				same = true
+			// A device (/dev/null) may take several outputs, whatever
+			// name each is given.
+			same := o.abs == cur.abs || o.fi != nil && cur.fi != nil && os.SameFile(o.fi, cur.fi)
+			if cur.fi != nil && isDevice(cur.fi) {
+				same = false
 			}
 			if same {
 				return nil, usagef("%s and %s name the same file %s: give each output its own", o.spec.flag, s.flag, s.path)

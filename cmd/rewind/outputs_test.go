@@ -48,6 +48,10 @@ func TestOutputIsInput(t *testing.T) {
 	if code != exitUsage || !strings.Contains(errOut, "input") {
 		t.Errorf("diff -o INPUT: exit %d, %q", code, errOut)
 	}
+	// A device takes as many outputs as are sent there.
+	if code, _, errOut := runCLI(t, "analyze", in, "-q", "-o", os.DevNull, "--har", os.DevNull, "--exchanges", os.DevNull, "--pcapng", os.DevNull); code != exitOK {
+		t.Errorf("every output to %s: exit %d, %q; want 0", os.DevNull, code, errOut)
+	}
 }
 
 // TestFailedRunKeepsFiles: a bad output path fails before reading and
