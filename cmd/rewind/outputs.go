@@ -29,19 +29,28 @@ type output struct {
 	f    *os.File
 	tmp  string // temporary file renamed to path on success; "" when written in place
 	bw   *bufio.Writer
-	n    int64 // bytes accepted
+	n    int64 // bytes given to it
+	sent int64 // bytes the file or pipe took
 	err  error // the first write error; later writes are dropped
+}
+
+// fileWriter writes an output's buffer out and counts what was taken.
+type fileWriter struct{ o *output }
+
+func (w fileWriter) Write(p []byte) (int, error) {
+	n, err := w.o.f.Write(p)
+	w.o.sent += int64(n)
+	return n, err
 }
 
 // Write buffers p. After a write error it drops p and reports success, so
 // that one broken output does not stop the others (see [outputs.commit]).
 func (o *output) Write(p []byte) (int, error) {
+	o.n += int64(len(p))
 	if o.err != nil {
 		return len(p), nil
 	}
-	n, err := o.bw.Write(p)
-	o.n += int64(n)
-	if err != nil {
+	if _, err := o.bw.Write(p); err != nil {
 		o.err = err
 	}
 	return len(p), nil
@@ -155,7 +164,7 @@ func openOutputs(inputs []string, specs []outputSpec) (*outputs, error) {
 			outs.abort()
 			return nil, err
 		}
-		o.bw = bufio.NewWriterSize(o.f, 256<<10)
+		o.bw = bufio.NewWriterSize(fileWriter{o}, 256<<10)
 		outs.list = append(outs.list, o)
 	}
 	return outs, nil
@@ -239,7 +248,7 @@ func (outs *outputs) commit() error {
 		switch {
 		case o.err == nil:
 		case errors.Is(o.err, syscall.EPIPE):
-			errs = append(errs, fmt.Sprintf("%s was not fully read: its reader closed the pipe after %d bytes", o.name(), o.n))
+			errs = append(errs, fmt.Sprintf("%s was not fully read: its reader closed the pipe; it took %d of %d bytes", o.name(), o.sent, o.n))
 		default:
 			errs = append(errs, fmt.Sprintf("writing %s: %v", o.name(), o.err))
 		}
