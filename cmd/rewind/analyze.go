@@ -208,6 +208,11 @@ func runAnalyze(c *cli.Context) error {
 	if perr := stopProfile(); perr != nil && err == nil {
 		err = perr
 	}
+	if err == nil && !follow {
+		// A Ctrl-C while the replay waited for its input (a pipe) is seen
+		// only now: the run stops as any interrupted one, outputs untouched.
+		err = ctx.Err()
+	}
 	if err != nil {
 		return fmt.Errorf("analyzing %s: %w", path, err)
 	}

@@ -203,6 +203,9 @@ func runDiff(c *cli.Context) error {
 		}
 		reports[i] = r
 	}
+	if err := c.Context.Err(); err != nil {
+		return err // interrupted while an input (a pipe) was read
+	}
 	d := sli.Compare(reports[0], reports[1], opts)
 	out := outs.writer(0)
 	if format == "json" {

@@ -166,3 +166,49 @@ func checkInterrupted(t *testing.T, err error, stderr string) {
 		t.Errorf("exit: %v, want 130 (SIGINT); stderr: %s", err, stderr)
 	}
 }
+
+// TestInterruptWhileReadingStdin: a Ctrl-C while analyze waits for its
+// input on a pipe ends the run as any interrupted one (exit 130, outputs
+// untouched), however little input follows (#19 item 3). It used to
+// depend on whether 1,024 more events arrived.
+func TestInterruptWhileReadingStdin(t *testing.T) {
+	bin := buildRewind(t)
+	capture, err := os.ReadFile(manyExchanges(t, 50))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	report := filepath.Join(dir, "report.txt")
+	os.WriteFile(report, []byte("previous report\n"), 0o600)
+	cmd := exec.Command(bin, "analyze", "-", "-q", "-o", report)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	in.Write(capture[:len(capture)/2])
+	time.Sleep(500 * time.Millisecond) // rewind now waits for the rest
+	cmd.Process.Signal(syscall.SIGINT)
+	time.Sleep(200 * time.Millisecond)
+	in.Write(capture[len(capture)/2:])
+	in.Close()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		checkInterrupted(t, err, stderr.String())
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("rewind did not end after its input did")
+	}
+	if !strings.Contains(stderr.String(), "interrupted") {
+		t.Errorf("stderr does not say the run was interrupted: %q", stderr.String())
+	}
+	if b, _ := os.ReadFile(report); string(b) != "previous report\n" {
+		t.Errorf("the interrupted run replaced the report: %q", b)
+	}
+}
