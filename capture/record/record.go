@@ -292,8 +292,10 @@ func (s *session) run(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("detaching probes: %w", err)
 	}
 	if s.packets != nil {
-		if err := s.packets.close(); err != nil {
-			return "", fmt.Errorf("closing packet socket: %w", err)
+		// The only error is one met while following interfaces that
+		// appeared during the recording: the rest of the capture is sound.
+		if err := s.packets.close(); err != nil && s.opts.Log != nil {
+			fmt.Fprintf(s.opts.Log, "rewind: warning: packet capture: %v (connections on that interface have no network times)\n", err)
 		}
 	}
 	if reason != "max-size" {

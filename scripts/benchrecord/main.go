@@ -45,12 +45,14 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -100,7 +102,15 @@ func main() {
 	if b.tmp, err = os.MkdirTemp("", "bench-record-"); err != nil {
 		fatalf("%v", err)
 	}
-	defer os.RemoveAll(b.tmp)
+	atExit(func() { os.RemoveAll(b.tmp) })
+	defer runAtExit()
+	// An interrupted or failed bench must not leave its nginx running.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		sig := <-sigs
+		fatalf("stopped by %v", sig)
+	}()
 	b.rewind = *bin
 	if b.rewind == "" {
 		b.rewind = filepath.Join(b.tmp, "rewind")
@@ -111,7 +121,7 @@ func main() {
 	if err := b.startNginx(*nginxBin); err != nil {
 		fatalf("starting nginx: %v", err)
 	}
-	defer b.stopNginx()
+	atExit(b.stopNginx)
 
 	var want []scenario
 	for _, s := range scenarios {
@@ -551,7 +561,30 @@ func machine(nginxBin string) string {
 	return fmt.Sprintf("machine: %s, %d CPUs, Linux %s, %s, wrk 4.1", cpu, runtime.NumCPU(), rel, strings.TrimSpace(strings.TrimPrefix(string(nv), "nginx version: ")))
 }
 
+// cleanups run, last first, when the bench ends or fails.
+var (
+	cleanupMu sync.Mutex
+	cleanups  []func()
+)
+
+func atExit(f func()) {
+	cleanupMu.Lock()
+	defer cleanupMu.Unlock()
+	cleanups = append(cleanups, f)
+}
+
+func runAtExit() {
+	cleanupMu.Lock()
+	defer cleanupMu.Unlock()
+	for i := len(cleanups) - 1; i >= 0; i-- {
+		cleanups[i]()
+	}
+	cleanups = nil
+}
+
+// fatalf stops nginx and removes the bench's files, then exits 1.
 func fatalf(format string, a ...any) {
 	fmt.Fprintf(os.Stderr, "bench-record: "+format+"\n", a...)
+	runAtExit()
 	os.Exit(1)
 }
