@@ -18,10 +18,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress/zstd"
@@ -32,6 +34,11 @@ import (
 
 // RowGroupRows is how many rows a row group holds before it is written.
 const RowGroupRows = 64 << 10
+
+// batchRows is how many rows are handed to the column writer at once. The
+// writer keeps a row group in its own compact column buffers, so rows are
+// not held longer than a batch.
+const batchRows = 256
 
 // Row is one exchange. Optional fields are nil when unknown (no response,
 // a timing not measured), never 0 by default.
@@ -95,6 +102,7 @@ type Writer struct {
 	host    string
 	parts   map[string]*part // by partition directory
 	order   []string         // partitions in the order they appeared
+	addrs   endpoints
 }
 
 // part is one output file of a partitioned tree (or the single file).
@@ -104,6 +112,43 @@ type part struct {
 	dst  string
 	w    *parquet.GenericWriter[Row]
 	rows []Row
+	// vals holds what the optional fields of rows[i] point to, and flags
+	// their flag names, so a row costs no allocation of its own.
+	vals  [batchRows]optionals
+	flags []string
+}
+
+// optionals is the storage of one row's optional values.
+type optionals struct {
+	streamID, reqBody, respBody      int64
+	server, transfer, network, total int64
+	status, grpcStatus               int32
+	query, grpcService, grpcMethod   string
+	runtime, id, pod, qos            string
+}
+
+// endpoints caches the address strings of recent connections, by
+// connection and address (a TLS session's addresses can be learnt after
+// its first exchange), so that a keep-alive connection's exchanges format
+// them once.
+type endpoints struct {
+	conn          [256]*analyze.Conn
+	addr          [256][2]netip.AddrPort
+	local, remote [256]string
+}
+
+func (e *endpoints) of(c *analyze.Conn) (local, remote string) {
+	i := (uintptr(unsafe.Pointer(c)) >> 6) % uintptr(len(e.conn))
+	if e.conn[i] != c || e.addr[i] != [2]netip.AddrPort{c.Local, c.Remote} {
+		e.conn[i], e.addr[i], e.local[i], e.remote[i] = c, [2]netip.AddrPort{c.Local, c.Remote}, "", ""
+		if c.Local.IsValid() {
+			e.local[i] = c.Local.String()
+		}
+		if c.Remote.IsValid() {
+			e.remote[i] = c.Remote.String()
+		}
+	}
+	return e.local[i], e.remote[i]
 }
 
 // Options tune a [Writer].
@@ -145,14 +190,15 @@ func (w *Writer) Begin(info *analyze.CaptureInfo) error {
 
 // Exchange implements [analyze.Sink].
 func (w *Writer) Exchange(ex *analyze.Exchange) error {
-	r := w.row(ex)
-	p, err := w.part(r.TS)
+	ts := w.info.Wall(ex.Start()).UTC()
+	p, err := w.part(ts)
 	if err != nil {
 		return err
 	}
-	p.rows = append(p.rows, r)
-	if len(p.rows) >= RowGroupRows {
-		return p.flush()
+	p.rows = p.rows[:len(p.rows)+1]
+	w.row(ex, ts, p, len(p.rows)-1)
+	if len(p.rows) == batchRows {
+		return p.write()
 	}
 	return nil
 }
@@ -199,7 +245,7 @@ func (w *Writer) part(ts time.Time) (*part, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--parquet: %w", err)
 	}
-	p := &part{f: f, tmp: f.Name(), dst: dst}
+	p := &part{f: f, tmp: f.Name(), dst: dst, rows: make([]Row, 0, batchRows), flags: make([]string, 0, 64)}
 	p.w = parquet.NewGenericWriter[Row](f,
 		parquet.Compression(&zstd.Codec{Level: zstd.SpeedDefault}),
 		parquet.CreatedBy("rewind", w.version, ""),
@@ -210,23 +256,24 @@ func (w *Writer) part(ts time.Time) (*part, error) {
 	return p, nil
 }
 
-func (p *part) flush() error {
+// write hands the batch to the column writer, which starts a new row
+// group every RowGroupRows rows.
+func (p *part) write() error {
 	if len(p.rows) == 0 {
 		return nil
 	}
 	if _, err := p.w.Write(p.rows); err != nil {
 		return fmt.Errorf("writing parquet %s: %w", p.dst, err)
 	}
-	if err := p.w.Flush(); err != nil {
-		return fmt.Errorf("writing parquet %s: %w", p.dst, err)
-	}
 	clear(p.rows)
 	p.rows = p.rows[:0]
+	clear(p.flags)
+	p.flags = p.flags[:0]
 	return nil
 }
 
 func (p *part) close() error {
-	err := p.flush()
+	err := p.write()
 	if cerr := p.w.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("writing parquet %s: %w", p.dst, cerr)
 	}
@@ -258,10 +305,13 @@ func escape(s string) string {
 	return strings.NewReplacer("/", "%2F", "\\", "%5C", "=", "%3D", ":", "%3A").Replace(s)
 }
 
-func (w *Writer) row(ex *analyze.Exchange) Row {
+// row fills p.rows[i] from ex; its optional values live in p.vals[i].
+func (w *Writer) row(ex *analyze.Exchange, ts time.Time, p *part, i int) {
 	c := ex.Conn
-	r := Row{
-		TS:      w.info.Wall(ex.Start()).UTC(),
+	v := &p.vals[i]
+	r := &p.rows[i]
+	*r = Row{
+		TS:      ts,
 		Capture: w.capture, Host: w.host, Seq: int64(ex.Seq),
 		Conn: c.ID, PID: int64(c.PID), Comm: c.Comm, Role: c.Role.String(), TLS: c.TLS,
 		Proto:  ex.Proto,
@@ -278,51 +328,55 @@ func (w *Writer) row(ex *analyze.Exchange) Row {
 		r.TLS = "none"
 	}
 	if ct := c.Container; ct.Known() {
-		r.ContainerRuntime, r.ContainerID = ptr(ct.Runtime), ptr(ct.ID)
+		v.runtime, v.id = ct.Runtime, ct.ID
+		r.ContainerRuntime, r.ContainerID = &v.runtime, &v.id
 		if ct.PodUID != "" {
-			r.PodUID, r.PodQoS = ptr(ct.PodUID), ptr(ct.QoS)
+			v.pod, v.qos = ct.PodUID, ct.QoS
+			r.PodUID, r.PodQoS = &v.pod, &v.qos
 		}
 	}
-	if c.Local.IsValid() {
-		r.Local = c.Local.String()
-	}
-	if c.Remote.IsValid() {
-		r.Remote = c.Remote.String()
-	}
+	r.Local, r.Remote = w.addrs.of(c)
 	if ex.StreamID != 0 {
-		r.StreamID = ptr(int64(ex.StreamID))
+		v.streamID = int64(ex.StreamID)
+		r.StreamID = &v.streamID
 	}
 	if ex.Request.Query != "" {
-		r.Query = ptr(ex.Request.Query)
+		v.query = ex.Request.Query
+		r.Query = &v.query
 	}
 	if n := ex.Request.BodyBytes; n >= 0 {
-		r.ReqBodyBytes = ptr(n)
+		v.reqBody = n
+		r.ReqBodyBytes = &v.reqBody
 	}
 	if s := ex.Response.Status; s != 0 {
-		r.Status = ptr(int32(s))
+		v.status = int32(s)
+		r.Status = &v.status
 		if n := ex.Response.BodyBytes; n >= 0 {
-			r.RespBodyBytes = ptr(n)
+			v.respBody = n
+			r.RespBodyBytes = &v.respBody
 		}
 	}
-	for _, t := range []struct {
-		v   int64
-		dst **int64
-	}{{ex.Timings.Server, &r.ServerNS}, {ex.Timings.Transfer, &r.TransferNS}, {ex.Timings.Network, &r.NetworkNS}, {ex.Timings.Total, &r.TotalNS}} {
-		if t.v >= 0 {
-			*t.dst = ptr(t.v)
+	timing := func(t int64, slot *int64, dst **int64) {
+		if t >= 0 {
+			*slot = t
+			*dst = slot
 		}
 	}
-	r.Flags = ex.Flags.AppendNames(nil)
-	if r.Flags == nil {
-		r.Flags = []string{}
-	}
+	timing(ex.Timings.Server, &v.server, &r.ServerNS)
+	timing(ex.Timings.Transfer, &v.transfer, &r.TransferNS)
+	timing(ex.Timings.Network, &v.network, &r.NetworkNS)
+	timing(ex.Timings.Total, &v.total, &r.TotalNS)
+	// The flags of the batch's rows share one array; a row's slice is
+	// capped so that a later append cannot write into it.
+	n := len(p.flags)
+	p.flags = ex.Flags.AppendNames(p.flags)
+	r.Flags = p.flags[n:len(p.flags):len(p.flags)]
 	if g := ex.GRPC; g != nil {
-		r.GRPCService, r.GRPCMethod = ptr(g.Service), ptr(g.Method)
+		v.grpcService, v.grpcMethod = g.Service, g.Method
+		r.GRPCService, r.GRPCMethod = &v.grpcService, &v.grpcMethod
 		if g.Status >= 0 {
-			r.GRPCStatus = ptr(int32(g.Status))
+			v.grpcStatus = int32(g.Status)
+			r.GRPCStatus = &v.grpcStatus
 		}
 	}
-	return r
 }
-
-func ptr[T any](v T) *T { return &v }
