@@ -16,6 +16,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 
+	"github.com/rewind-tools/rewind/analyze"
 	"github.com/rewind-tools/rewind/capture"
 	"github.com/rewind-tools/rewind/capture/capturetest"
 )
@@ -361,5 +362,23 @@ func TestFixedCaptures(t *testing.T) {
 				t.Errorf("payload bytes in/out %v, replay's plaintext %v", payload, want)
 			}
 		})
+	}
+}
+
+// TestUnknownAddrsNote checks that a stream's note says why its addresses
+// are placeholders: a TLS session that no socket call was tied to (Node.js
+// keeps its TLS between memory BIOs) was not opened before the recording.
+func TestUnknownAddrsNote(t *testing.T) {
+	for _, tc := range []struct {
+		c    analyze.Conn
+		want string
+	}{
+		{analyze.Conn{FD: -1, TLS: "openssl"}, "openssl session not tied to a socket"},
+		{analyze.Conn{FD: 7, TLS: "none"}, "opened before the recording"},
+		{analyze.Conn{FD: -1, TLS: "none"}, "opened before the recording"},
+	} {
+		if got := unknownAddrs(&tc.c); !strings.Contains(got, tc.want) {
+			t.Errorf("fd %d tls %s: note %q, want it to say %q", tc.c.FD, tc.c.TLS, got, tc.want)
+		}
 	}
 }

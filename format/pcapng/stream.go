@@ -93,6 +93,17 @@ var tlsPorts = map[uint16]uint16{
 // carry HTTP/2 when its stream starts gets server port 80 instead.
 var httpPorts = map[uint16]bool{80: true, 1900: true, 2710: true, 2869: true, 3128: true, 3132: true, 5985: true, 8080: true, 8088: true, 11371: true}
 
+// unknownAddrs says why a stream's addresses are placeholders: a TLS
+// session whose plaintext no socket call could be tied to (a library that
+// works between memory BIOs, such as Node.js's OpenSSL), or a socket opened
+// before the recording that no snapshot described.
+func unknownAddrs(c *analyze.Conn) string {
+	if c.FD < 0 && c.TLS != "" && c.TLS != "none" {
+		return "addresses unknown (" + c.TLS + " session not tied to a socket): placeholders"
+	}
+	return "addresses unknown (connection opened before the recording, no snapshot): placeholders"
+}
+
 // start chooses the stream's addresses and writes its handshake.
 func (w *Writer) start(s *stream, procIsClient bool) error {
 	s.started = true
@@ -106,7 +117,7 @@ func (w *Writer) start(s *stream, procIsClient bool) error {
 	}
 	var notes []string
 	if !cl.IsValid() || !sv.IsValid() {
-		notes = append(notes, "addresses unknown (connection opened before the recording, no snapshot): placeholders")
+		notes = append(notes, unknownAddrs(c))
 	}
 	v6 := cl.Addr().Is6() || sv.Addr().Is6()
 	if w.realPackets && cl.IsValid() && sv.IsValid() {
