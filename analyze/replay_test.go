@@ -689,3 +689,49 @@ func TestSloppyConnect(t *testing.T) {
 		t.Errorf("got %s %q -> %d flags %v", e.Request.Method, e.Request.Target, e.Response.Status, e.Flags.Names())
 	}
 }
+
+// TestChunkedLengthUnknown checks the exchange-level side of a chunked
+// body whose framing a cut write took: a client writes one chunk (size
+// line, data, CRLF and the next size line) in a call the snaplen cut, so
+// how long the body was cannot be known. The exchange says so (no length,
+// flagged incomplete and truncated) instead of a lower bound that reads
+// like a measurement; a chunked body whose cut ends inside its own data
+// keeps its exact length.
+func TestChunkedLengthUnknown(t *testing.T) {
+	b := capturetest.New()
+	cl := b.Process(100, "curl")
+	c := cl.Connect(3, "127.0.0.1:40011", "127.0.0.1:8080")
+	c.Write("POST /cut HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n")
+	// 0x10000 bytes of data + CRLF + the next size line "10\r\n": the
+	// call's true length is known, its bytes past the first 100 are not.
+	c.WriteTruncated("10000\r\n"+strings.Repeat("x", 93), 7+0x10000+2+4)
+	c.Write(strings.Repeat("y", 16) + "\r\n0\r\n\r\n")
+	c.Read("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	c.Write("POST /kept HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n")
+	c.WriteTruncated("1000\r\n"+strings.Repeat("z", 10), 6+0x1000)
+	c.Write("\r\n0\r\n\r\n")
+	c.Read("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	c.Close()
+	got := replay(t, b, analyze.Options{})
+	byPath := map[string]*analyze.Exchange{}
+	for _, e := range got.exs {
+		byPath[e.Request.Path] = e
+	}
+	cut := byPath["/cut"]
+	if cut == nil {
+		t.Fatalf("no /cut exchange among %d", len(got.exs))
+	}
+	if cut.Request.BodyBytes != analyze.Unknown {
+		t.Errorf("/cut: body %d bytes, want unknown (%d)", cut.Request.BodyBytes, analyze.Unknown)
+	}
+	if want := analyze.FlagIncomplete | analyze.FlagTruncated; cut.Flags&want != want {
+		t.Errorf("/cut: flags %v, want incomplete and truncated", cut.Flags.Names())
+	}
+	kept := byPath["/kept"]
+	if kept == nil {
+		t.Fatalf("no /kept exchange among %d", len(got.exs))
+	}
+	if kept.Request.BodyBytes != 0x1000 || kept.Response.Status != 200 {
+		t.Errorf("/kept: body %d bytes, status %d; want 4096 and 200", kept.Request.BodyBytes, kept.Response.Status)
+	}
+}
