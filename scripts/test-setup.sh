@@ -36,6 +36,12 @@ for cmd in "${!want[@]}"; do
     missing+=("${want[$cmd]}")
   fi
 done
+# The early-answer live test drives uploads with Python's requests library:
+# the machine's python3 may have it; Debian's python3-requests gives it to
+# /usr/bin/python3 otherwise.
+if ! python3 -c 'import requests' >/dev/null 2>&1 && ! /usr/bin/python3 -c 'import requests' >/dev/null 2>&1; then
+  missing+=(python3-requests)
+fi
 # unique, sorted
 if [ ${#missing[@]} -gt 0 ]; then
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
