@@ -169,7 +169,7 @@ func fillH2Message(msg *Message, m *http2.Message) {
 	msg.Header = h2Fields(m.Header)
 	msg.Trailer = h2Fields(m.Trailer)
 	msg.BodyBytes = -1
-	if m.Seen {
+	if m.Seen && !m.LengthUnknown {
 		msg.BodyBytes = m.BodyBytes
 	}
 	if len(m.Body) > 0 {

@@ -57,7 +57,11 @@ type Stats struct {
 	SkippedBytes int64 // bytes skipped while searching for frame sync
 	Resyncs      int64 // times frame sync was lost (gap, bad preface)
 	CutFrames    int64 // DATA frames a gap cut inside, kept in sync (cutData)
-	HeaderBlocks int64
+	// BlindGaps counts gaps that took whole frames after the DATA frame
+	// they cut, the wire kept in frame sync (blind.go); BlindFailed those
+	// after which no proof came that no header block was lost.
+	BlindGaps, BlindFailed int64
+	HeaderBlocks           int64
 	// DecodedFields and UnknownFields count header fields decoded and
 	// fields left out because they referenced unknown HPACK entries.
 	DecodedFields, UnknownFields int64
@@ -93,6 +97,7 @@ type Conn struct {
 	maxID     [2]uint32 // highest stream id seen per parity (0 even, 1 odd)
 	firstID   [2]uint32 // first stream id seen per parity (mid-stream joins)
 	order     []uint32  // scratch for sorting stream ids
+	held      []*Stream // completed while a wire was blind (blind.go)
 	stats     Stats
 	block     HeaderBlock // scratch for OnFrame
 }
@@ -109,7 +114,15 @@ type wire struct {
 	// skip counts the bytes still to come of a DATA frame that a gap cut
 	// (cutData): they are dropped as they arrive, and the frame after
 	// them starts in sync.
-	skip     int64
+	skip int64
+	// skipStream is the stream of that frame, and skipEnds says the frame
+	// ended it.
+	skipStream uint32
+	skipEnds   bool
+	// blind is set while frames lost whole may have held a header block
+	// (blind.go); afterGap says the next frame is the first after them.
+	blind    *blindness
+	afterGap bool
 	preface  int    // bytes of the client preface still expected
 	maxFrame uint32 // largest frame plausible on this wire
 	dec      *headerDecoder
@@ -243,6 +256,10 @@ func (x *wire) process(old int, t Times) {
 			first = x.bufFirst
 		}
 		x.frame(rest[:end], Times{first, t.Last})
+		if c := x.c; c.wires[0].blind != nil || c.wires[1].blind != nil {
+			c.wires[0].blindCheck()
+			c.wires[1].blindCheck()
+		}
 		off += end
 	}
 	// Keep the unparsed tail at the front of buf.
@@ -305,7 +322,13 @@ func (x *wire) cutData(n int64, t Times) bool {
 	if x.skip > 0 {
 		// Inside the rest of a frame already cut.
 		if n > x.skip {
-			return false
+			// On past its end: whole frames lost.
+			x.skip = 0
+			if !x.skipEnds {
+				x.lengthUnknown(x.skipStream)
+			}
+			x.goBlind(x.skipStream)
+			return true
 		}
 		x.skip -= n
 		return true
@@ -317,9 +340,12 @@ func (x *wire) cutData(n int64, t Times) bool {
 	length := int64(frameLen(h))
 	typ, flags, id := h[3], h[4], binary.BigEndian.Uint32(h[5:9])&0x7fffffff
 	have := int64(len(x.buf) - frameHeaderLen)
-	if typ != byte(http2.FrameData) || id == 0 || have >= length || n > length-have {
+	if typ != byte(http2.FrameData) || id == 0 || have >= length {
 		return false
 	}
+	// past is how far the gap runs beyond the frame's end: frames lost
+	// whole, up to where the write that was cut ended.
+	past := n - (length - have)
 	payload := x.buf[frameHeaderLen:]
 	data := length // DATA payload bytes, padding excluded
 	if http2.Flags(flags).Has(http2.FlagDataPadded) {
@@ -352,8 +378,29 @@ func (x *wire) cutData(n int64, t Times) bool {
 		}
 	}
 	x.buf = x.buf[:0]
-	x.skip = length - have - n
+	ends := http2.Flags(flags).Has(http2.FlagDataEndStream)
+	if past > 0 {
+		x.skip = 0
+		if !ends {
+			x.lengthUnknown(id)
+		}
+		x.goBlind(id)
+		return true
+	}
+	x.skip, x.skipStream, x.skipEnds = -past, id, ends
 	return true
+}
+
+// lengthUnknown says the body of stream id on this wire went on in frames
+// that were lost whole: how long it was cannot be known.
+func (x *wire) lengthUnknown(id uint32) {
+	if s := x.c.streams[id]; s != nil {
+		m := s.side(x.idx == x.c.client)
+		m.BodyMissing, m.LengthUnknown = true, true
+		if s.GRPC {
+			m.GRPC.Gap(1 << 62)
+		}
+	}
 }
 
 // data adds a DATA frame's payload to message m of stream s: d is what was
@@ -385,6 +432,7 @@ func (c *Conn) Close(t Times) {
 		c.stats.SkippedBytes += int64(len(x.buf))
 		x.buf = x.buf[:0]
 	}
+	c.closeBlind()
 	c.order = c.order[:0]
 	for id := range c.streams {
 		c.order = append(c.order, id)
@@ -453,6 +501,16 @@ func (c *Conn) evictOldest() {
 // forgets it.
 func (c *Conn) finish(s *Stream) {
 	delete(c.streams, s.ID)
+	for i := range c.wires {
+		x := &c.wires[i]
+		if b := x.blind; b != nil && b.open[s.ID] {
+			if m := s.side(i == c.client); m.Ended || s.Reset {
+				delete(b.open, s.ID)
+			} else {
+				x.blindFailed() // its side may have ended in the lost frames
+			}
+		}
+	}
 	if s.Request.HeadersSeen || s.Response.HeadersSeen || len(s.Response.Trailer) > 0 || s.Upgraded {
 		if !s.Request.HeadersSeen {
 			s.Incomplete = true // the request began before the capture
@@ -460,10 +518,23 @@ func (c *Conn) finish(s *Stream) {
 		s.Request.GRPC.finish()
 		s.Response.GRPC.finish()
 		c.stats.Streams++
-		c.emit(s)
-	} else {
-		c.stats.DroppedStreams++
+		if c.hold(s) {
+			return
+		}
+		c.emitStream(s)
+		return
 	}
+	c.stats.DroppedStreams++
+	c.recycle(s)
+}
+
+// emitStream hands a finished stream to the emit callback and recycles it.
+func (c *Conn) emitStream(s *Stream) {
+	c.emit(s)
+	c.recycle(s)
+}
+
+func (c *Conn) recycle(s *Stream) {
 	if len(c.free) < 64 {
 		c.free = append(c.free, s)
 	}
@@ -472,6 +543,9 @@ func (c *Conn) finish(s *Stream) {
 // maybeComplete emits the stream when both sides ended (or the response
 // ended and the request was never seen: it was sent before the capture).
 func (c *Conn) maybeComplete(s *Stream) {
+	if s.Response.Ended && !s.Request.Ended && s.Request.LengthUnknown && c.cutRequestEnded(s) {
+		s.Request.Ended = true
+	}
 	if s.Response.Ended && (s.Request.Ended || !s.Request.Seen) {
 		c.finish(s)
 	}
@@ -482,6 +556,16 @@ func (x *wire) frame(b []byte, t Times) {
 	c := x.c
 	x.r.b = b
 	f, err := x.fr.ReadFrame()
+	if x.afterGap {
+		// The first frame after frames lost whole: the write that was cut
+		// ended on a frame boundary, or the wire is not where we think.
+		x.afterGap = false
+		if err != nil || f.Header().Type > http2.FrameContinuation {
+			x.blindFailed()
+			x.loseSync()
+			return
+		}
+	}
 	if err != nil {
 		c.stats.BadFrames++
 		if x.hbActive {
@@ -513,6 +597,7 @@ func (x *wire) frame(b []byte, t Times) {
 	}
 	switch f := f.(type) {
 	case *http2.HeadersFrame:
+		x.blindStream(f.StreamID, true)
 		x.beginBlock(f.StreamID, 0, false, f.StreamEnded(), size, t)
 		x.hbPriority, x.hbHasPriority = f.Priority, f.HasPriority()
 		x.dec.write(f.HeaderBlockFragment())
@@ -526,6 +611,7 @@ func (x *wire) frame(b []byte, t Times) {
 			x.endBlock(t)
 		}
 	case *http2.DataFrame:
+		x.blindStream(f.StreamID, false)
 		s := c.stream(f.StreamID, true)
 		if s == nil {
 			return
@@ -535,6 +621,7 @@ func (x *wire) frame(b []byte, t Times) {
 		x.data(s, m, d, int64(len(d)), t)
 		if f.StreamEnded() {
 			m.Ended = true
+			x.blindEnded(f.StreamID)
 			c.maybeComplete(s)
 		}
 	case *http2.RSTStreamFrame:
@@ -543,6 +630,8 @@ func (x *wire) frame(b []byte, t Times) {
 			return
 		}
 		s.Reset, s.ResetByServer, s.ResetCode = true, !fromClient, uint32(f.ErrCode)
+		c.wires[0].blindEnded(f.StreamID)
+		c.wires[1].blindEnded(f.StreamID)
 		c.finish(s)
 	case *http2.SettingsFrame:
 		if f.IsAck() {
@@ -640,6 +729,9 @@ func (x *wire) endBlock(t Times) {
 	} else {
 		m = s.side(fromClient)
 	}
+	if x.blind != nil {
+		s.uncertain |= 1 << x.idx // decoded while a header block may be lost
+	}
 	m.Seen = true
 	m.HeaderBytes += x.hbBytes
 	m.UnknownFields += d.unknown
@@ -670,6 +762,7 @@ func (x *wire) endBlock(t Times) {
 	}
 	if x.hbEndStream {
 		m.Ended = true
+		x.blindEnded(x.hbStream)
 		c.maybeComplete(s)
 	}
 }

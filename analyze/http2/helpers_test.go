@@ -140,7 +140,8 @@ func summary(s *Stream) string {
 		b bool
 		n string
 	}{{s.Reset, "reset"}, {s.Refused, "refused"}, {s.Incomplete, "incomplete"}, {s.Desynced(), "desynced"},
-		{s.Pushed, "pushed"}, {s.Upgraded, "upgraded"}, {s.Request.BodyMissing || s.Response.BodyMissing, "missing"}} {
+		{s.Pushed, "pushed"}, {s.Upgraded, "upgraded"}, {s.Request.BodyMissing || s.Response.BodyMissing, "missing"},
+		{s.Request.LengthUnknown || s.Response.LengthUnknown, "lenunknown"}} {
 		if f.b {
 			fl = append(fl, f.n)
 		}
