@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -171,4 +173,29 @@ func (s *followSource) InSnapshot() bool { return s.snapshot }
 
 // Stats returns what the reader recovered; complete once Next has
 // returned io.EOF.
-func (s *followSource) Stats() *capture.Stats { return s.rd.Stats() }
+//
+// A followed file ends inside a chunk only when following stopped (the
+// tail reader waits for the rest otherwise): that chunk is the one the
+// recorder was writing, part of a recording in progress, not damage. It
+// is not counted as skipped; chunks missing before it still are.
+func (s *followSource) Stats() *capture.Stats {
+	st := s.rd.Stats()
+	if st.CleanClose || !st.Truncated || len(st.Damage) == 0 {
+		return st
+	}
+	last := st.Damage[len(st.Damage)-1]
+	if !strings.HasPrefix(last.Reason, "file ends inside") {
+		// The region began with real damage before the cut.
+		return st
+	}
+	c := *st
+	c.Truncated = false
+	c.ChunksSkipped--
+	c.BytesSkipped -= last.Length
+	c.Damage = slices.Clone(st.Damage[:len(st.Damage)-1])
+	if last.Chunks > 1 {
+		c.Damage = append(c.Damage, capture.Damage{Offset: last.Offset, Chunks: last.Chunks - 1,
+			Reason: "chunks missing from the sequence"})
+	}
+	return &c
+}

@@ -13,6 +13,7 @@ package capturetest
 
 import (
 	"bytes"
+	"io"
 	"net/netip"
 	"os"
 	"testing"
@@ -229,11 +230,12 @@ func (b *Builder) Lost(n uint64) {
 	b.events = append(b.events, &capture.Loss{Timestamp: b.now, CPU: 0, Source: capture.LossRingbuf, Count: n})
 }
 
-// Bytes writes the capture and returns the file's bytes.
-func (b *Builder) Bytes(t testing.TB) []byte {
+// Start writes the capture's header and snapshot to out and returns the
+// writer of its events, for tests that write them over time as a recorder
+// does: Write events, Flush to end a chunk, Close to write the trailer.
+func (b *Builder) Start(t testing.TB, out io.Writer) *capture.Writer {
 	t.Helper()
-	var buf bytes.Buffer
-	w, err := capture.NewWriter(&buf, b.Header, capture.WriterOptions{ChunkSize: b.chunk})
+	w, err := capture.NewWriter(out, b.Header, capture.WriterOptions{ChunkSize: b.chunk})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,6 +244,18 @@ func (b *Builder) Bytes(t testing.TB) []byte {
 			t.Fatal(err)
 		}
 	}
+	// The snapshot is its own chunk, as the first Write would make it.
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// Bytes writes the capture and returns the file's bytes.
+func (b *Builder) Bytes(t testing.TB) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w := b.Start(t, &buf)
 	for _, ev := range b.events {
 		if err := w.Write(ev); err != nil {
 			t.Fatal(err)

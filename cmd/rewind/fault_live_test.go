@@ -21,17 +21,6 @@ import (
 	"github.com/rewind-tools/rewind/bpf/bpftest"
 )
 
-// buildRewind builds the rewind binary once per test run.
-func buildRewind(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "rewind")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // recordProc is `rewind record` running as a child process.
 type recordProc struct {
 	cmd    *exec.Cmd

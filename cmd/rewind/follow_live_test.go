@@ -3,14 +3,12 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -19,71 +17,6 @@ import (
 
 	"github.com/rewind-tools/rewind/bpf/bpftest"
 )
-
-// follower is `rewind analyze --follow` running as a child process, its
-// standard output read line by line.
-type follower struct {
-	name   string
-	cmd    *exec.Cmd
-	lines  chan string
-	stderr strings.Builder
-	done   chan error
-}
-
-func startFollower(t *testing.T, bin, name string, args ...string) *follower {
-	t.Helper()
-	f := &follower{name: name, cmd: exec.Command(bin, append([]string{"analyze", "--follow"}, args...)...),
-		lines: make(chan string, 1000), done: make(chan error, 1)}
-	out, _ := f.cmd.StdoutPipe()
-	f.cmd.Stderr = &f.stderr
-	if err := f.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.cmd.Process.Kill() })
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			f.lines <- sc.Text()
-		}
-		close(f.lines)
-		f.done <- f.cmd.Wait()
-	}()
-	return f
-}
-
-// await returns the first line containing want, within d.
-func (f *follower) await(t *testing.T, want string, d time.Duration) string {
-	t.Helper()
-	deadline := time.After(d)
-	var seen []string
-	for {
-		select {
-		case l, ok := <-f.lines:
-			if !ok {
-				t.Fatalf("%s follower ended before printing %q; lines %q; stderr:\n%s", f.name, want, seen, f.stderr.String())
-			}
-			if strings.Contains(l, want) {
-				return l
-			}
-			seen = append(seen, l)
-		case <-deadline:
-			t.Fatalf("%s follower: no line with %q within %v; lines %q; stderr:\n%s", f.name, want, d, seen, f.stderr.String())
-		}
-	}
-}
-
-func (f *follower) exit(t *testing.T, d time.Duration) error {
-	t.Helper()
-	for range f.lines {
-	}
-	select {
-	case err := <-f.done:
-		return err
-	case <-time.After(d):
-		t.Fatalf("%s follower did not exit within %v; stderr:\n%s", f.name, d, f.stderr.String())
-		return nil
-	}
-}
 
 // TestLiveFollow follows a capture while rewind record writes it: each
 // request shows as a line within a few seconds of being answered, the
