@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -184,7 +183,7 @@ func (s *followSource) Stats() *capture.Stats {
 		return st
 	}
 	last := st.Damage[len(st.Damage)-1]
-	if !strings.HasPrefix(last.Reason, "file ends inside") {
+	if !last.Cut {
 		// The region began with real damage before the cut.
 		return st
 	}

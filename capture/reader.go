@@ -32,6 +32,10 @@ type Damage struct {
 	Length int64  // bytes skipped
 	Chunks int    // chunks lost in this region (by sequence number)
 	Reason string // what was wrong
+	// Cut says the region is the end of the file cutting a chunk short,
+	// nothing else: a recording still being written (or copied before it
+	// closed) ends so, without being damaged.
+	Cut bool
 }
 
 // Stats says what a [Reader] has recovered and skipped so far. After Next
@@ -96,6 +100,7 @@ type Reader struct {
 	done      bool
 	damageAt  int64 // start of the current damaged region, or -1
 	damageWhy string
+	damageCut bool // the open region began where the file cut a chunk short
 }
 
 // NewReader reads the preamble and header from r. It returns [ErrNotCapture]
@@ -226,6 +231,14 @@ func (r *Reader) beginDamage(why string) {
 	}
 }
 
+// beginCut opens a damaged region where the file ends inside a chunk,
+// unless one is open already (then the damage began before the cut).
+func (r *Reader) beginCut(at int64, why string) {
+	if r.damageAt < 0 {
+		r.damageAt, r.damageWhy, r.damageCut = at, why, true
+	}
+}
+
 // endDamage closes the current damaged region (if any) at the current offset.
 func (r *Reader) endDamage(lostChunks int) {
 	if r.damageAt < 0 {
@@ -238,8 +251,9 @@ func (r *Reader) endDamage(lostChunks int) {
 	length := r.off - r.damageAt
 	r.stats.BytesSkipped += length
 	r.stats.ChunksSkipped += lostChunks
-	r.stats.Damage = append(r.stats.Damage, Damage{Offset: r.damageAt, Length: length, Chunks: lostChunks, Reason: r.damageWhy})
+	r.stats.Damage = append(r.stats.Damage, Damage{Offset: r.damageAt, Length: length, Chunks: lostChunks, Reason: r.damageWhy, Cut: r.damageCut})
 	r.damageAt = -1
+	r.damageCut = false
 }
 
 func (r *Reader) discard(n int) error {
@@ -261,7 +275,7 @@ func (r *Reader) nextChunk() error {
 		}
 		if len(hdr) < frameHeaderSize {
 			// The file ends inside a frame header.
-			r.beginDamage("file ends inside a chunk header")
+			r.beginCut(r.off, "file ends inside a chunk header")
 			r.discard(len(hdr))
 			r.finish(1)
 			return nil
@@ -288,10 +302,7 @@ func (r *Reader) nextChunk() error {
 		}
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				if r.damageAt < 0 {
-					r.damageAt = start
-					r.damageWhy = fmt.Sprintf("file ends inside chunk %d", fh.seq)
-				}
+				r.beginCut(start, fmt.Sprintf("file ends inside chunk %d", fh.seq))
 				r.finish(lost + 1)
 				return nil
 			}
@@ -407,7 +418,7 @@ func (r *Reader) finish(lost int) {
 	r.done = true
 	if lost > 0 {
 		r.stats.Truncated = true
-		r.beginDamage("file ends inside a chunk")
+		r.beginCut(r.off, "file ends inside a chunk")
 	}
 	if r.damageAt >= 0 && lost == 0 {
 		// A damaged region running to the end of the file held at least
