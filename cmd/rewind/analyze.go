@@ -156,7 +156,7 @@ func runAnalyze(c *cli.Context) error {
 				return usagef("%s and --parquet name the same file %s: give each output its own", s.flag, p)
 			}
 		}
-		if pq, err = parquet.New(p, parquet.Options{Routes: sliOpts.Routes, Version: version}); err != nil {
+		if pq, err = parquet.New(p, parquet.Options{Routes: sliOpts.Routes, Version: version, TrackTemp: trackTemp}); err != nil {
 			return usageError{err.Error()}
 		}
 		defer func() {

@@ -90,8 +90,8 @@ func TestClosedStdoutKeepsOtherOutputs(t *testing.T) {
 
 // TestStuckPipeSecondSignal: an output FIFO whose reader stops reading
 // blocks the writes. The first SIGINT asks rewind to stop, a second ends it
-// at once with exit 130, leaving no temporary file and the previous report
-// untouched (#19 items 3 and 7).
+// at once with exit 130, leaving no temporary file (--parquet's included)
+// and the previous report and Parquet file untouched (#19 items 3 and 7).
 func TestStuckPipeSecondSignal(t *testing.T) {
 	bin := buildRewind(t)
 	in := manyExchanges(t, 20000) // far more JSON lines than a pipe holds
@@ -108,8 +108,11 @@ func TestStuckPipeSecondSignal(t *testing.T) {
 	defer rd.Close()
 	report := filepath.Join(dir, "report.txt")
 	os.WriteFile(report, []byte("previous report\n"), 0o600)
+	// --parquet writes its own temporary file, from the first exchange on.
+	pq := filepath.Join(dir, "x.parquet")
+	os.WriteFile(pq, []byte("previous parquet\n"), 0o600)
 
-	cmd := exec.Command(bin, "analyze", in, "-q", "-o", report, "--exchanges", fifo)
+	cmd := exec.Command(bin, "analyze", in, "-q", "-o", report, "--exchanges", fifo, "--parquet", pq)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -150,6 +153,9 @@ func TestStuckPipeSecondSignal(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(report); string(b) != "previous report\n" {
 		t.Errorf("the interrupted run replaced the report: %q", b)
+	}
+	if b, _ := os.ReadFile(pq); string(b) != "previous parquet\n" {
+		t.Errorf("the interrupted run replaced the parquet file: %q", b)
 	}
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {

@@ -63,24 +63,33 @@ func TestFailedRunKeepsFiles(t *testing.T) {
 	in := syntheticCapture(t)
 	dir := t.TempDir()
 	ok := filepath.Join(dir, "ok.jsonl")
-	code, _, errOut := runCLI(t, "analyze", in, "--exchanges", ok, "--har", "/nonexistent-dir/x.har")
+	pq := filepath.Join(dir, "ok.parquet")
+	code, _, errOut := runCLI(t, "analyze", in, "--exchanges", ok, "--parquet", pq, "--har", "/nonexistent-dir/x.har")
 	if code != exitUsage || !strings.Contains(errOut, "/nonexistent-dir does not exist") {
 		t.Errorf("exit %d, %q; want exit 2 naming the missing directory", code, errOut)
 	}
-	if _, err := os.Stat(ok); err == nil {
-		t.Errorf("%s was created by a run that failed", ok)
+	for _, p := range []string{ok, pq} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s was created by a run that failed", p)
+		}
 	}
 	if err := os.WriteFile(ok, []byte("good\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pq, []byte("good parquet\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	// The input fails after the outputs are open: they keep their content.
 	bad := filepath.Join(dir, "bad.rwd")
 	os.WriteFile(bad, []byte("not a capture at all"), 0o600)
-	if code, _, _ := runCLI(t, "analyze", bad, "--exchanges", ok); code == exitOK {
+	if code, _, _ := runCLI(t, "analyze", bad, "--exchanges", ok, "--parquet", pq); code == exitOK {
 		t.Fatal("a non-capture was analyzed")
 	}
 	if b, _ := os.ReadFile(ok); string(b) != "good\n" {
 		t.Errorf("a failed run replaced %s: %q", ok, b)
+	}
+	if b, _ := os.ReadFile(pq); string(b) != "good parquet\n" {
+		t.Errorf("a failed run replaced %s: %q", pq, b)
 	}
 	if code, _, errOut := runCLI(t, "analyze", in, "--exchanges", ok); code != exitOK {
 		t.Fatalf("exit %d: %s", code, errOut)
