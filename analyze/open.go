@@ -65,7 +65,12 @@ func Open(path string) (*Input, error) {
 // and reports.
 func OpenReader(r io.Reader, name string) (*Input, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
-	head, _ := br.Peek(8)
+	head, err := br.Peek(8)
+	var se *capture.StreamError
+	if errors.As(err, &se) {
+		// A compressed stream that fails before its content shows a format.
+		return nil, err
+	}
 	switch {
 	case bytes.HasPrefix(head, []byte(capture.Magic)) || (len(head) < len(capture.Magic) && bytes.HasPrefix([]byte(capture.Magic), head) && len(head) > 0):
 		rd, err := capture.NewReader(br)
@@ -87,6 +92,11 @@ func OpenReader(r io.Reader, name string) (*Input, error) {
 		if err != nil {
 			dr.Close()
 			return nil, err
+		}
+		if rd, ok := in.Source.(*capture.Reader); ok {
+			// A stream cut in its last bytes, after the capture's
+			// trailer, is damage too.
+			rd.VerifyEnd()
 		}
 		inner := in.close
 		in.close = func() error {

@@ -163,6 +163,9 @@ func warnings(s *Summary, late uint64, packets bool) []string {
 		w = append(w, fmt.Sprintf("the capture is damaged: %s (%s) %s skipped; exchanges in them are missing",
 			plural(st.ChunksSkipped, "chunk"), plural(st.BytesSkipped, "byte"), were(st.ChunksSkipped)))
 	}
+	if !packets && st.StreamError != "" {
+		w = append(w, fmt.Sprintf("the input is damaged: %s; the events before it were read, nothing after it", st.StreamError))
+	}
 	if st.Lost > 0 {
 		w = append(w, fmt.Sprintf("the recorder lost %s (ring buffer full): some exchanges are missing or incomplete", plural(st.Lost, "event")))
 	}

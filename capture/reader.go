@@ -71,12 +71,17 @@ type Stats struct {
 	// DamageRegions counts the damaged regions of a packet capture, listed
 	// in Damage or not; 0 for a rewind capture, which lists them all.
 	DamageRegions int
+	// StreamError says why the compressed stream around a rewind capture
+	// (gzip, zstd) could not be read to its end, when it could not: cut
+	// short or failing its check (see [StreamError]). Reading stopped
+	// there; the damage is also in Damage.
+	StreamError string
 }
 
 // Salvaged reports whether anything was lost or the file was not closed
 // cleanly.
 func (s *Stats) Salvaged() bool {
-	return !s.CleanClose || s.ChunksSkipped > 0 || s.BytesSkipped > 0 || s.BadRecords > 0
+	return !s.CleanClose || s.ChunksSkipped > 0 || s.BytesSkipped > 0 || s.BadRecords > 0 || s.StreamError != ""
 }
 
 // Reader reads a capture file event by event, with memory bounded by the
@@ -101,6 +106,7 @@ type Reader struct {
 	damageAt  int64 // start of the current damaged region, or -1
 	damageWhy string
 	damageCut bool // the open region began where the file cut a chunk short
+	verifyEnd bool // read on after the trailer (see VerifyEnd)
 }
 
 // NewReader reads the preamble and header from r. It returns [ErrNotCapture]
@@ -132,6 +138,10 @@ func NewReader(r io.Reader) (*Reader, error) {
 	}
 	rest := make([]byte, hlen+4)
 	if n, err := io.ReadFull(br, rest); err != nil {
+		var se *StreamError
+		if errors.As(err, &se) {
+			return nil, fmt.Errorf("capture is cut inside its header (%d bytes; %v): nothing can be recovered", preambleSize+n, se)
+		}
 		return nil, fmt.Errorf("capture is cut inside its header (%d bytes): nothing can be recovered", preambleSize+n)
 	}
 	sum := crc32.New(castagnoli)
@@ -160,6 +170,13 @@ func (r *Reader) Trailer() *Trailer { return r.trailer }
 
 // Stats returns what has been recovered and skipped so far.
 func (r *Reader) Stats() *Stats { return &r.stats }
+
+// VerifyEnd makes the reader, once it has read the trailer, read the rest
+// of its input, so that a compressed stream around the capture that is cut
+// short or fails its check in its last bytes is reported
+// ([Stats.StreamError]) rather than missed. Use it for a decompressed input
+// that ends, not for a file still being written.
+func (r *Reader) VerifyEnd() { r.verifyEnd = true }
 
 // InSnapshot reports whether the last event returned came from the snapshot
 // section.
@@ -270,6 +287,16 @@ func (r *Reader) nextChunk() error {
 			r.finish(0)
 			return nil
 		}
+		var se *StreamError
+		if errors.As(err, &se) {
+			// The compressed stream ends before the next chunk header is
+			// whole: at least that chunk (the trailer, if no other) is lost.
+			r.stats.StreamError = se.Error()
+			r.beginDamage(se.Error())
+			r.discard(len(hdr))
+			r.finish(1)
+			return nil
+		}
 		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
 			return fmt.Errorf("reading capture at byte %d: %w", r.off, err)
 		}
@@ -301,6 +328,15 @@ func (r *Reader) nextChunk() error {
 			lost = int(fh.seq)
 		}
 		if err != nil {
+			if errors.As(err, &se) {
+				r.stats.StreamError = se.Error()
+				if r.damageAt < 0 {
+					r.damageAt = start
+					r.damageWhy = fmt.Sprintf("chunk %d is cut off: %v", fh.seq, se)
+				}
+				r.finish(lost + 1)
+				return nil
+			}
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 				r.beginCut(start, fmt.Sprintf("file ends inside chunk %d", fh.seq))
 				r.finish(lost + 1)
@@ -344,6 +380,9 @@ func (r *Reader) nextChunk() error {
 			}
 			// Anything after a trailer is not part of the recording.
 			r.finish(0)
+			if r.verifyEnd {
+				r.checkEnd()
+			}
 			return nil
 		case frameSnapshot, frameEvents:
 			r.section = fh.typ
@@ -399,13 +438,25 @@ func (r *Reader) resync() error {
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
 			// No more data beyond buf, so no magic either.
 			r.discard(len(buf))
-			if errors.Is(err, io.EOF) {
-				return nil
+			var se *StreamError
+			if errors.Is(err, io.EOF) || errors.As(err, &se) {
+				return nil // the next Peek sees it
 			}
 			return fmt.Errorf("reading capture at byte %d: %w", r.off, err)
 		}
 		// Keep the last bytes in case the magic straddles the boundary.
 		r.discard(len(buf) - (len(magic) - 1))
+	}
+}
+
+// checkEnd reads what follows the trailer, for [Reader.VerifyEnd]: a
+// compressed stream that then fails is damage at the trailer's end.
+func (r *Reader) checkEnd() {
+	_, err := io.Copy(io.Discard, r.br)
+	var se *StreamError
+	if errors.As(err, &se) {
+		r.stats.StreamError = se.Error()
+		r.stats.Damage = append(r.stats.Damage, Damage{Offset: r.off, Reason: se.Error()})
 	}
 }
 

@@ -54,6 +54,13 @@ func Summarize(r io.Reader) (*Summary, error) {
 		return nil, err
 	}
 	defer rd.Close()
+	return SummarizeReader(rd)
+}
+
+// SummarizeReader is [Summarize] for an opened reader (one told to
+// [Reader.VerifyEnd], say), which it reads to its end; the caller closes
+// it.
+func SummarizeReader(rd *Reader) (*Summary, error) {
 	s := &Summary{Header: rd.Header(), Comms: map[string]uint64{}, LostBySource: map[string]uint64{},
 		Credentials: map[string]uint64{}}
 	creds := redact.Default()

@@ -45,7 +45,8 @@ func (d *damageLog) stop(e *damageError) {
 }
 
 // damageError is damage that ends the reading of a file: a record or block
-// cut off by the end of the file, or damage with nothing sound after it.
+// cut off by the end of the file, damage with nothing sound after it, or a
+// compressed stream that fails (from [window.need]; Cut false).
 type damageError struct {
 	Offset int64  // where the damage starts
 	Length int64  // bytes passed over from there (0 for a cut-off record)

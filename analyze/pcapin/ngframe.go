@@ -85,7 +85,7 @@ func (f *ngFramer) advance() {
 	n, why, err := f.block(f.w.pos == 0, ngMaxBlock)
 	var cut *damageError
 	switch {
-	case errors.As(err, &cut) && f.w.pos > 0 && f.w.buffered() >= 12:
+	case errors.As(err, &cut) && cut.Cut && f.w.pos > 0 && f.w.buffered() >= 12:
 		// A damaged length can point past the end too: resume at a sound
 		// block if one follows; else the file was cut there.
 		f.resync("its length runs past the end of the file", cut)
@@ -319,6 +319,11 @@ func (f *ngFramer) resync(why string, cut *damageError) {
 		n, _, err := f.block(false, ngMaxResyncBlock)
 		var last *damageError
 		switch {
+		case errors.As(err, &last) && !last.Cut:
+			// The compressed stream failed: nothing more can be read.
+			f.damage.add(at, f.w.pos-at, fmt.Sprintf("damaged block (%s)", why))
+			f.end(last)
+			return
 		case errors.As(err, &last) && f.w.buffered() >= 12:
 			// A candidate whose length runs past the end of the file:
 			// not a block.

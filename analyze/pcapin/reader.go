@@ -174,21 +174,43 @@ func Decompress(r io.Reader) (io.ReadCloser, error) {
 		if err != nil {
 			return nil, fmt.Errorf("opening gzip stream: %w", err)
 		}
-		return zr, nil
+		return &checkedStream{r: zr, codec: "gzip", close: zr.Close}, nil
 	case bytes.HasPrefix(head, magicZstd):
 		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
 			zstd.WithDecoderMaxWindow(64<<20))
 		if err != nil {
 			return nil, fmt.Errorf("opening zstd stream: %w", err)
 		}
-		return zstdCloser{zr}, nil
+		return &checkedStream{r: zr, codec: "zstd", close: func() error { zr.Close(); return nil }}, nil
 	}
 	return nil, errors.New("decompressing: not a gzip or zstd stream")
 }
 
-type zstdCloser struct{ *zstd.Decoder }
+// checkedStream is a decompressor whose errors other than io.EOF (a stream
+// cut short, a failed checksum) are *[capture.StreamError]s, for the
+// readers to report as damage. After one, every read returns it.
+type checkedStream struct {
+	r     io.Reader
+	codec string
+	n     int64 // bytes of content given
+	err   error
+	close func() error
+}
 
-func (z zstdCloser) Close() error { z.Decoder.Close(); return nil }
+func (s *checkedStream) Read(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	n, err := s.r.Read(p)
+	s.n += int64(n)
+	if err != nil && err != io.EOF {
+		err = &capture.StreamError{Codec: s.codec, Offset: s.n, Err: err}
+		s.err = err
+	}
+	return n, err
+}
+
+func (s *checkedStream) Close() error { return s.close() }
 
 // NewReader opens a pcap or pcapng file, gzip- or zstd-compressed or not,
 // recognising each by its magic number. Close releases the decompressor, not
@@ -230,6 +252,10 @@ func NewReader(r io.Reader, opts Options) (*Reader, error) {
 		ng, err = pcapgo.NewNgReader(fr, pcapgo.NgReaderOptions{WantMixedLinkType: true, SkipUnknownVersion: true})
 		if err == nil {
 			rd.prod.pkts = ngSource{ng, fr}
+		} else if errors.Is(err, io.EOF) && fr.stopped != nil {
+			// The file (or its compressed stream) ends in the section
+			// header: say how, not just "EOF".
+			err = fr.stopped
 		}
 	case IsPcap(head):
 		rd.format = "pcap"

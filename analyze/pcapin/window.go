@@ -3,6 +3,8 @@ package pcapin
 import (
 	"errors"
 	"io"
+
+	"github.com/rewind-tools/rewind/capture"
 )
 
 // window is a read buffer over a file that hands out its next bytes in
@@ -14,6 +16,7 @@ type window struct {
 	buf      []byte
 	off, end int // buf[off:end] is read but not consumed
 	eof      bool
+	err      error // the reader's error other than io.EOF, once it has failed
 	pos      int64 // file offset of buf[off]
 }
 
@@ -26,10 +29,14 @@ func newWindow(r io.Reader) window {
 // need returns the next n unconsumed bytes, reading more as needed; they are
 // valid until the next call. At the end of the input it returns io.EOF when
 // no byte is left, and io.ErrUnexpectedEOF when fewer than n are (then
-// buffered says how many).
+// buffered says how many). A compressed stream that fails before n bytes
+// (see [capture.StreamError]) is a *damageError that ends the reading.
 func (w *window) need(n int) ([]byte, error) {
 	if w.end-w.off >= n {
 		return w.buf[w.off : w.off+n], nil
+	}
+	if w.err != nil {
+		return nil, w.failure()
 	}
 	if w.eof {
 		// Nothing more to read: do not move what is held (a scan for a
@@ -52,18 +59,33 @@ func (w *window) need(n int) ([]byte, error) {
 		w.end += m
 		if err != nil {
 			if !errors.Is(err, io.EOF) {
-				return nil, err
+				w.err = err
+				break
 			}
 			w.eof = true
 		}
 	}
 	if w.end < n {
+		if w.err != nil {
+			return nil, w.failure()
+		}
 		if w.end == 0 {
 			return nil, io.EOF
 		}
 		return nil, io.ErrUnexpectedEOF
 	}
 	return w.buf[:n], nil
+}
+
+// failure is the reader's error: for a compressed stream cut short or
+// failing its check, damage from the window's first byte on (the bytes held
+// are lost with what the stream did not give).
+func (w *window) failure() error {
+	var se *capture.StreamError
+	if !errors.As(w.err, &se) {
+		return w.err
+	}
+	return &damageError{Offset: w.pos, Length: int64(w.buffered()), Reason: se.Error()}
 }
 
 // buffered returns how many unconsumed bytes are held.

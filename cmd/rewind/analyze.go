@@ -131,6 +131,11 @@ func runAnalyze(c *cli.Context) error {
 			specs = append(specs, outputSpec{"--" + flag, p})
 		}
 	}
+	if follow && c.String("exchanges") != "-" {
+		if err := stdoutNotInput(statInputs([]string{path}), "the exchanges' lines"); err != nil {
+			return err
+		}
+	}
 	outs, err := openOutputs([]string{path}, specs)
 	if err != nil {
 		return err
@@ -138,10 +143,12 @@ func runAnalyze(c *cli.Context) error {
 	defer outs.abort()
 	var pq *parquet.Writer
 	if p := c.String("parquet"); p != "" {
-		if in, ierr := os.Stat(path); ierr == nil {
-			if out, oerr := os.Stat(p); oerr == nil && os.SameFile(in, out) {
-				return usagef("--parquet %s is the input %s: refusing to overwrite it", p, path)
-			}
+		out, _ := os.Stat(p)
+		if in, ierr := os.Stat(path); ierr == nil && out != nil && os.SameFile(in, out) {
+			return usagef("--parquet %s is the input %s: refusing to overwrite it", p, path)
+		}
+		if err := notStdio([]string{path}, "--parquet", p, out, countStdout(specs) > 0); err != nil {
+			return err
 		}
 		pa, _ := filepath.Abs(p)
 		for _, s := range specs {
@@ -149,7 +156,7 @@ func runAnalyze(c *cli.Context) error {
 				return usagef("%s and --parquet name the same file %s: give each output its own", s.flag, p)
 			}
 		}
-		if pq, err = parquet.New(p, parquet.Options{Routes: sliOpts.Routes, Version: version}); err != nil {
+		if pq, err = parquet.New(p, parquet.Options{Routes: sliOpts.Routes, Version: version, TrackTemp: trackTemp}); err != nil {
 			return usageError{err.Error()}
 		}
 		defer func() {

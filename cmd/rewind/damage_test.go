@@ -1,12 +1,18 @@
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // pcapRecordEnds returns the offsets where each record of a little-endian
@@ -155,6 +161,117 @@ func TestCutAndCorruptPcaps(t *testing.T) {
 					name, i, code, wantCode, r.Capture.Exchanges, r.Capture.Warnings, errOut)
 			}
 			start = e
+		}
+	}
+}
+
+// compressed returns b gzip- or zstd-compressed.
+func compressed(t *testing.T, codec string, b []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	var w io.WriteCloser
+	switch codec {
+	case "gz":
+		w = gzip.NewWriter(&buf)
+	case "zst":
+		zw, err := zstd.NewWriter(&buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w = zw
+	}
+	if _, err := w.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestCutCompressed cuts gzip- and zstd-compressed pcaps, pcapngs and
+// captures at many offsets, the last bytes (the gzip trailer, the zstd
+// checksum) among them, and corrupts a gzip checksum: whether the cut
+// falls inside a record or between two, the damage is named (info, and a
+// warning of analyze in its report and on stderr), or when nothing can be
+// read the failure says the stream is cut short. A cut after the content
+// loses no packet (#19 item 6).
+func TestCutCompressed(t *testing.T) {
+	dir := t.TempDir()
+	const td = "../../analyze/pcapin/testdata/"
+	for _, name := range []string{td + "conversation.pcap", td + "conversation.pcapng", "../../testdata/sample.rwd"} {
+		plain, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		isRwd := strings.HasSuffix(name, ".rwd")
+		whole, _ := probeInfo(t, name)
+		for _, codec := range []string{"gz", "zst"} {
+			z := compressed(t, codec, plain)
+			path := filepath.Join(dir, filepath.Base(name)+"."+codec)
+			check := func(what string, b []byte, allContent bool) {
+				t.Helper()
+				os.WriteFile(path, b, 0o600)
+				code, out, errOut := runCLI(t, "info", "--json", path)
+				var j struct {
+					Packets     uint64
+					Damaged     bool
+					Damage      string
+					StreamError string `json:"stream_error"`
+					Events      uint64 `json:"events_total"`
+				}
+				if code == exitOK {
+					json.Unmarshal([]byte(out), &j)
+				}
+				named := j.Damage
+				if isRwd {
+					named = j.StreamError
+				}
+				switch {
+				case code != exitOK:
+					if !strings.Contains(errOut, path) || !strings.Contains(errOut, "stream is cut short") {
+						t.Errorf("%s, %s: info exit %d, %q; want the damage named", filepath.Base(path), what, code, errOut)
+					}
+				case !strings.Contains(named, "stream is"):
+					t.Errorf("%s, %s: info does not name the damage: %s", filepath.Base(path), what, out)
+				case !isRwd && !j.Damaged:
+					t.Errorf("%s, %s: info says not damaged: %s", filepath.Base(path), what, out)
+				case allContent && (j.Packets != whole.Packets || isRwd && !strings.Contains(out, `"clean_close": true`)):
+					t.Errorf("%s, %s: %d packets, want all %d: %s", filepath.Base(path), what, j.Packets, whole.Packets, out)
+				}
+				rep := filepath.Join(dir, "r.json")
+				os.Remove(rep)
+				code, _, errOut = runCLI(t, "analyze", path, "--report", "json", "-o", rep)
+				var r struct{ Capture struct{ Warnings []string } }
+				b, _ = os.ReadFile(rep)
+				json.Unmarshal(b, &r)
+				switch {
+				case code != exitOK:
+					if !strings.Contains(errOut, "stream is cut short") {
+						t.Errorf("%s, %s: analyze exit %d, %q; want the damage named", filepath.Base(path), what, code, errOut)
+					}
+				case !strings.Contains(errOut, "warning: the input is damaged: the "+map[string]string{"gz": "gzip", "zst": "zstd"}[codec]+" stream is") ||
+					!strings.Contains(strings.Join(r.Capture.Warnings, "\n"), "stream is"):
+					t.Errorf("%s, %s: analyze exit %d, warnings %q, stderr %q; want a warning naming the damage", filepath.Base(path), what, code, r.Capture.Warnings, errOut)
+				}
+			}
+			// The last bytes: gzip's CRC and size, zstd's checksum.
+			for n := 1; n <= 8; n++ {
+				check(fmt.Sprintf("%d bytes cut", n), z[:len(z)-n], codec == "gz")
+			}
+			// Anywhere after the gzip header or the zstd frame header.
+			step := 1
+			if isRwd {
+				step = len(z) / 40
+			}
+			for n := 12; n < len(z)-8; n += step {
+				check(fmt.Sprintf("cut at %d of %d", n, len(z)), z[:n], false)
+			}
+			if codec == "gz" {
+				bad := append([]byte(nil), z...)
+				bad[len(bad)-6] ^= 1 // the CRC
+				check("checksum corrupted", bad, true)
+			}
 		}
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -57,13 +58,25 @@ func newInfoCommand() *cli.Command {
 				}
 				defer dr.Close()
 				br = bufio.NewReaderSize(dr, 64<<10)
-				head, _ = br.Peek(8)
+				head, err = br.Peek(8)
+				var se *capture.StreamError
+				if errors.As(err, &se) {
+					return fmt.Errorf("%s: %w", path, err)
+				}
 				compressed = true
 			}
 			if pcapin.IsPcap(head) {
 				return infoPcap(c, path, br, compressed)
 			}
-			s, err := capture.Summarize(br)
+			rd, err := capture.NewReader(br)
+			if err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			defer rd.Close()
+			if compressed {
+				rd.VerifyEnd() // a stream cut after the trailer is damage too
+			}
+			s, err := capture.SummarizeReader(rd)
 			if err != nil {
 				return fmt.Errorf("%s: %w", path, err)
 			}
@@ -257,6 +270,9 @@ type infoJSON struct {
 	UnknownKinds    uint64            `json:"unknown_kinds"`
 	BadRecords      uint64            `json:"bad_records"`
 	Damage          []capture.Damage  `json:"damage,omitempty"`
+	// StreamError is why the gzip or zstd stream around the capture could
+	// not be read to its end, if it could not.
+	StreamError string `json:"stream_error,omitempty"`
 	// Credentials counts payloads holding unmasked credential headers.
 	Credentials map[string]uint64 `json:"unredacted_credentials"`
 	// HTTP2Connections counts connections that start with the HTTP/2
@@ -292,6 +308,7 @@ func writeInfoJSON(w io.Writer, s *capture.Summary) error {
 	j.Credentials = s.Credentials
 	j.HTTP2Connections = s.HTTP2Connections
 	j.Truncated, j.UnknownKinds, j.BadRecords, j.Damage = s.Stats.Truncated, s.Stats.UnknownKinds, s.Stats.BadRecords, s.Stats.Damage
+	j.StreamError = s.Stats.StreamError
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(j)

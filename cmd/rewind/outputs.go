@@ -88,12 +88,7 @@ type outputSpec struct {
 // openOutputs checks specs against each other, the inputs and standard
 // output, then opens them all. Nothing is created when a check fails.
 func openOutputs(inputs []string, specs []outputSpec) (*outputs, error) {
-	var inFI []fs.FileInfo
-	for _, in := range inputs {
-		if fi, err := os.Stat(in); err == nil {
-			inFI = append(inFI, fi)
-		}
-	}
+	ins := statInputs(inputs)
 	type seen struct {
 		spec outputSpec
 		abs  string
@@ -106,6 +101,13 @@ func openOutputs(inputs []string, specs []outputSpec) (*outputs, error) {
 		return nil, usagef("only one output may be standard output (\"-\"); the report goes there unless -o FILE names another place")
 	case n == 1:
 		stdout, _ = os.Stdout.Stat()
+		for _, s := range specs {
+			if s.path == "" || s.path == "-" {
+				if err := stdoutNotInput(ins, stdoutUse(s.flag)); err != nil {
+					return nil, err
+				}
+			}
+		}
 	}
 	for _, s := range specs {
 		if s.path == "" || s.path == "-" {
@@ -121,10 +123,14 @@ func openOutputs(inputs []string, specs []outputSpec) (*outputs, error) {
 				return nil, usagef("%s %s: is a directory", s.flag, s.path)
 			}
 			cur.fi = fi
-			for i, in := range inFI {
-				if os.SameFile(fi, in) {
-					return nil, usagef("%s %s is the input %s: refusing to overwrite it", s.flag, s.path, inputs[i])
+			for _, in := range ins {
+				if !os.SameFile(fi, in.fi) {
+					continue
 				}
+				if in.name == "-" {
+					return nil, refusef("%s %s is standard input, the capture being read: refusing to overwrite it; write %s to another file", s.flag, s.path, outputWhat(s.flag))
+				}
+				return nil, usagef("%s %s is the input %s: refusing to overwrite it", s.flag, s.path, in.name)
 			}
 		} else if errors.Is(err, fs.ErrNotExist) {
 			dir := filepath.Dir(s.path)
@@ -178,6 +184,101 @@ func countStdout(specs []outputSpec) int {
 		}
 	}
 	return n
+}
+
+// inputFile is an input as outputs are compared with it.
+type inputFile struct {
+	name string // as given; "-" for standard input
+	fi   fs.FileInfo
+}
+
+// statInputs returns the inputs that exist. Standard input ("-") is one
+// only when it is a regular file (`< s.rwd`): a pipe, a terminal or a
+// device may be shared with an output.
+func statInputs(inputs []string) []inputFile {
+	var ins []inputFile
+	for _, in := range inputs {
+		if in == "-" {
+			if fi := regularStat(os.Stdin); fi != nil {
+				ins = append(ins, inputFile{in, fi})
+			}
+			continue
+		}
+		if fi, err := os.Stat(in); err == nil {
+			ins = append(ins, inputFile{in, fi})
+		}
+	}
+	return ins
+}
+
+// regularStat returns f's file information when f is a regular file, or
+// nil.
+func regularStat(f *os.File) fs.FileInfo {
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+		return fi
+	}
+	return nil
+}
+
+// stdoutUse says what an output spec sends to standard output, for
+// messages.
+func stdoutUse(flag string) string {
+	if flag == "-o" {
+		return "the report"
+	}
+	return flag + " -"
+}
+
+// outputWhat names what the output of flag is, for messages.
+func outputWhat(flag string) string {
+	if flag == "-o" {
+		return "the report"
+	}
+	return flag
+}
+
+// stdoutNotInput refuses a run whose standard output is a regular file
+// that is also an input (`rewind analyze s.rwd >> s.rwd`): what goes there
+// (what, "the report") would be written into the capture being read.
+func stdoutNotInput(ins []inputFile, what string) error {
+	out := regularStat(os.Stdout)
+	if out == nil {
+		return nil
+	}
+	for _, in := range ins {
+		if !os.SameFile(out, in.fi) {
+			continue
+		}
+		if in.name == "-" {
+			return refusef("standard output is the same file as standard input, the capture being read: refusing to write %s into it; redirect standard output to another file", what)
+		}
+		return refusef("standard output is the input %s: refusing to write %s into it; redirect standard output to another file", in.name, what)
+	}
+	return nil
+}
+
+// notStdio refuses an output file fi (path, named by flag) that is
+// standard input read as an input, or standard output when something
+// goes there (stdout true). Only regular files are compared.
+func notStdio(inputs []string, flag, path string, fi fs.FileInfo, stdout bool) error {
+	if fi == nil || !fi.Mode().IsRegular() {
+		return nil
+	}
+	for _, in := range statInputs(inputs) {
+		if in.name == "-" && os.SameFile(in.fi, fi) {
+			return refusef("%s %s is standard input, the capture being read: refusing to overwrite it; write %s to another file", flag, path, outputWhat(flag))
+		}
+	}
+	if out := regularStat(os.Stdout); stdout && out != nil && os.SameFile(out, fi) {
+		return refusef("%s %s is also standard output, where the report goes: write the report with -o FILE", flag, path)
+	}
+	return nil
+}
+
+// refusef is a refusal to run that is not a mistake in the command's
+// syntax: exit 2 with one line and no pointer to --help.
+func refusef(format string, args ...any) error {
+	return exitCodeError{code: exitUsage, msg: fmt.Sprintf(format, args...)}
 }
 
 // isDevice reports a character or block device (/dev/null): many outputs

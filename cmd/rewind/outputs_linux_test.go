@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -90,8 +91,8 @@ func TestClosedStdoutKeepsOtherOutputs(t *testing.T) {
 
 // TestStuckPipeSecondSignal: an output FIFO whose reader stops reading
 // blocks the writes. The first SIGINT asks rewind to stop, a second ends it
-// at once with exit 130, leaving no temporary file and the previous report
-// untouched (#19 items 3 and 7).
+// at once with exit 130, leaving no temporary file (--parquet's included)
+// and the previous report and Parquet file untouched (#19 items 3 and 7).
 func TestStuckPipeSecondSignal(t *testing.T) {
 	bin := buildRewind(t)
 	in := manyExchanges(t, 20000) // far more JSON lines than a pipe holds
@@ -108,8 +109,11 @@ func TestStuckPipeSecondSignal(t *testing.T) {
 	defer rd.Close()
 	report := filepath.Join(dir, "report.txt")
 	os.WriteFile(report, []byte("previous report\n"), 0o600)
+	// --parquet writes its own temporary file, from the first exchange on.
+	pq := filepath.Join(dir, "x.parquet")
+	os.WriteFile(pq, []byte("previous parquet\n"), 0o600)
 
-	cmd := exec.Command(bin, "analyze", in, "-q", "-o", report, "--exchanges", fifo)
+	cmd := exec.Command(bin, "analyze", in, "-q", "-o", report, "--exchanges", fifo, "--parquet", pq)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -150,6 +154,9 @@ func TestStuckPipeSecondSignal(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(report); string(b) != "previous report\n" {
 		t.Errorf("the interrupted run replaced the report: %q", b)
+	}
+	if b, _ := os.ReadFile(pq); string(b) != "previous parquet\n" {
+		t.Errorf("the interrupted run replaced the parquet file: %q", b)
 	}
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {
@@ -211,4 +218,205 @@ func TestInterruptWhileReadingStdin(t *testing.T) {
 	if b, _ := os.ReadFile(report); string(b) != "previous report\n" {
 		t.Errorf("the interrupted run replaced the report: %q", b)
 	}
+}
+
+// TestSideOutputReaderLeaves: the reader of an --exchanges or --pcapng
+// pipe quits after its first bytes (`--exchanges >(head -c 100)`, a FIFO
+// whose reader exits, `--exchanges /dev/stdout | head -2`). rewind does not
+// hang: it finishes the other outputs and exits 1 with one line naming the
+// output that was not fully read (#19 item 3).
+func TestSideOutputReaderLeaves(t *testing.T) {
+	bin := buildRewind(t)
+	in := manyExchanges(t, 5000) // megabytes: far more than a pipe holds
+	for _, c := range []struct {
+		flag   string
+		stdout bool // the output is /dev/stdout, a pipe
+	}{{"--exchanges", false}, {"--pcapng", false}, {"--exchanges", true}} {
+		name := c.flag
+		if c.stdout {
+			name += " /dev/stdout"
+		}
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			report := filepath.Join(dir, "report.json")
+			har := filepath.Join(dir, "e.har")
+			out := filepath.Join(dir, "fifo")
+			var rd *os.File
+			cmd := exec.Command(bin, "analyze", in, "-q", "--report", "json", "-o", report, "--har", har)
+			if c.stdout {
+				r, w, err := os.Pipe()
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer w.Close()
+				rd, out, cmd.Stdout = r, "/dev/stdout", w
+			} else if err := syscall.Mkfifo(out, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cmd.Args = append(cmd.Args, c.flag, out)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			if c.stdout {
+				cmd.Stdout.(*os.File).Close() // rewind holds the write end
+			} else {
+				// Opening the FIFO waits for rewind to open it too.
+				opened := make(chan *os.File, 1)
+				go func() {
+					f, _ := os.OpenFile(out, os.O_RDONLY, 0)
+					opened <- f
+				}()
+				select {
+				case rd = <-opened:
+				case <-time.After(30 * time.Second):
+					cmd.Process.Kill()
+					t.Fatalf("rewind did not open %s: %s", out, stderr.String())
+				}
+				if rd == nil {
+					t.Fatal("opening the FIFO failed")
+				}
+			}
+			// Like head: read a little, then go away.
+			n, _ := io.ReadFull(rd, make([]byte, 100))
+			rd.Close()
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(30 * time.Second):
+				cmd.Process.Kill()
+				t.Fatalf("rewind hung after the reader of %s left", out)
+			}
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != exitError {
+				t.Errorf("exit: %v, want 1 (not a SIGPIPE death, not 0); stderr: %s", err, stderr.String())
+			}
+			want := c.flag + " " + out + " was not fully read: its reader closed the pipe; it took "
+			if s := stderr.String(); !strings.HasPrefix(s, "rewind: "+want) || strings.Count(s, "\n") != 1 {
+				t.Errorf("stderr should be one line saying %q: %q", want, s)
+			}
+			if n != 100 {
+				t.Errorf("the reader got %d bytes before leaving, want 100", n)
+			}
+			// The other outputs are complete.
+			var r struct{ Capture struct{ Exchanges int } }
+			if b, _ := os.ReadFile(report); json.Unmarshal(b, &r) != nil || r.Capture.Exchanges != 5000 {
+				t.Errorf("the report was not completed: %d exchanges", r.Capture.Exchanges)
+			}
+			if b, _ := os.ReadFile(har); !json.Valid(b) {
+				t.Error("the HAR was not completed")
+			}
+		})
+	}
+}
+
+// TestSigtermExit143: SIGTERM stops analyze as SIGINT does, with the
+// shell's code for it, 143: a run waiting for its input leaves the report
+// as it was, and a run stuck on a pipe nobody reads ends at a second SIGTERM
+// leaving no temporary file (#19 item 3).
+func TestSigtermExit143(t *testing.T) {
+	bin := buildRewind(t)
+	checkTerm := func(t *testing.T, err error, stderr string) {
+		t.Helper()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 143 {
+			t.Errorf("exit: %v, want 143 (SIGTERM); stderr: %s", err, stderr)
+		}
+	}
+	t.Run("waiting for input", func(t *testing.T) {
+		capture, err := os.ReadFile(manyExchanges(t, 50))
+		if err != nil {
+			t.Fatal(err)
+		}
+		report := filepath.Join(t.TempDir(), "report.txt")
+		os.WriteFile(report, []byte("previous report\n"), 0o600)
+		cmd := exec.Command(bin, "analyze", "-", "-q", "-o", report)
+		in, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		in.Write(capture[:len(capture)/2])
+		time.Sleep(500 * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGTERM)
+		time.Sleep(200 * time.Millisecond)
+		in.Write(capture[len(capture)/2:])
+		in.Close()
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			checkTerm(t, err, stderr.String())
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			t.Fatal("rewind did not end after SIGTERM and the end of its input")
+		}
+		if !strings.Contains(stderr.String(), "interrupted") {
+			t.Errorf("stderr does not say the run was interrupted: %q", stderr.String())
+		}
+		if b, _ := os.ReadFile(report); string(b) != "previous report\n" {
+			t.Errorf("the terminated run replaced the report: %q", b)
+		}
+	})
+	t.Run("stuck on a pipe", func(t *testing.T) {
+		in := manyExchanges(t, 20000)
+		dir := t.TempDir()
+		fifo := filepath.Join(dir, "fifo")
+		if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		rd, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rd.Close()
+		cmd := exec.Command(bin, "analyze", in, "-q", "-o", filepath.Join(dir, "report.txt"), "--exchanges", fifo)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if n, err := unix.IoctlGetInt(int(rd.Fd()), unix.TIOCINQ); err == nil && n >= 65536 {
+				break
+			}
+			select {
+			case err := <-done:
+				t.Fatalf("rewind ended before the pipe filled: %v\n%s", err, stderr.String())
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the pipe never filled")
+			}
+		}
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-done:
+			checkTerm(t, err, stderr.String())
+		case <-time.After(500 * time.Millisecond):
+			cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case err := <-done:
+				checkTerm(t, err, stderr.String())
+			case <-time.After(5 * time.Second):
+				cmd.Process.Kill()
+				t.Fatal("a second SIGTERM did not end rewind within 5 s")
+			}
+		}
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			if strings.Contains(e.Name(), ".rewind-") || e.Name() == "report.txt" {
+				t.Errorf("%s left behind", e.Name())
+			}
+		}
+	})
 }

@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,24 +63,33 @@ func TestFailedRunKeepsFiles(t *testing.T) {
 	in := syntheticCapture(t)
 	dir := t.TempDir()
 	ok := filepath.Join(dir, "ok.jsonl")
-	code, _, errOut := runCLI(t, "analyze", in, "--exchanges", ok, "--har", "/nonexistent-dir/x.har")
+	pq := filepath.Join(dir, "ok.parquet")
+	code, _, errOut := runCLI(t, "analyze", in, "--exchanges", ok, "--parquet", pq, "--har", "/nonexistent-dir/x.har")
 	if code != exitUsage || !strings.Contains(errOut, "/nonexistent-dir does not exist") {
 		t.Errorf("exit %d, %q; want exit 2 naming the missing directory", code, errOut)
 	}
-	if _, err := os.Stat(ok); err == nil {
-		t.Errorf("%s was created by a run that failed", ok)
+	for _, p := range []string{ok, pq} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s was created by a run that failed", p)
+		}
 	}
 	if err := os.WriteFile(ok, []byte("good\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pq, []byte("good parquet\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	// The input fails after the outputs are open: they keep their content.
 	bad := filepath.Join(dir, "bad.rwd")
 	os.WriteFile(bad, []byte("not a capture at all"), 0o600)
-	if code, _, _ := runCLI(t, "analyze", bad, "--exchanges", ok); code == exitOK {
+	if code, _, _ := runCLI(t, "analyze", bad, "--exchanges", ok, "--parquet", pq); code == exitOK {
 		t.Fatal("a non-capture was analyzed")
 	}
 	if b, _ := os.ReadFile(ok); string(b) != "good\n" {
 		t.Errorf("a failed run replaced %s: %q", ok, b)
+	}
+	if b, _ := os.ReadFile(pq); string(b) != "good parquet\n" {
+		t.Errorf("a failed run replaced %s: %q", pq, b)
 	}
 	if code, _, errOut := runCLI(t, "analyze", in, "--exchanges", ok); code != exitOK {
 		t.Fatalf("exit %d: %s", code, errOut)
@@ -185,5 +196,113 @@ func TestDashIsStandardStreams(t *testing.T) {
 	code, _, stderr = runCLI(t, "analyze", "-q", "sample.rwd", "--exchanges", "-")
 	if code != 2 || !strings.Contains(stderr, "-o FILE") {
 		t.Errorf("report and --exchanges both on standard output: exit %d, %q", code, stderr)
+	}
+}
+
+// runStdio runs the command line in process with stdin and stdout set to
+// the given files (nil: the pipes of runCLI), as a shell's `< f` and
+// `>> f` would, and returns the exit code and stderr.
+func runStdio(t *testing.T, stdin, stdout *os.File, args ...string) (int, string) {
+	t.Helper()
+	oldIn, oldOut, oldErr := os.Stdin, os.Stdout, os.Stderr
+	defer func() { os.Stdin, os.Stdout, os.Stderr = oldIn, oldOut, oldErr }()
+	if stdin != nil {
+		os.Stdin = stdin
+	}
+	if stdout != nil {
+		os.Stdout = stdout
+	} else {
+		null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer null.Close()
+		os.Stdout = null
+	}
+	re, we, _ := os.Pipe()
+	os.Stderr = we
+	errc := make(chan string)
+	go func() { b, _ := io.ReadAll(re); errc <- string(b) }()
+	code := run(context.Background(), append([]string{"rewind"}, args...))
+	we.Close()
+	os.Stderr = oldErr
+	return code, <-errc
+}
+
+// TestStdioIsInput: standard input or output redirected from or to the
+// input (`analyze - -o s.rwd < s.rwd`, `analyze s.rwd >> s.rwd`) is
+// refused as an output naming the input is, in one line and before
+// anything is written. Pipes and devices may still be shared (#19 item 1).
+func TestStdioIsInput(t *testing.T) {
+	in := syntheticCapture(t)
+	orig, _ := os.ReadFile(in)
+	dir := t.TempDir()
+	link := filepath.Join(dir, "link.rwd")
+	if err := os.Link(in, link); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(dir, "other.rwd")
+	os.WriteFile(other, orig, 0o600)
+	open := func(path string) *os.File {
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		return f
+	}
+	appendTo := func(path string) *os.File {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		return f
+	}
+	for _, c := range []struct {
+		name          string
+		stdin, stdout string // "": not redirected
+		args          []string
+	}{
+		{"analyze - -o s.rwd < s.rwd", in, "", []string{"analyze", "-", "-o", in}},
+		{"analyze - --exchanges s.rwd < s.rwd", in, "", []string{"analyze", "-", "-q", "--exchanges", in}},
+		{"analyze - --har link < s.rwd", in, "", []string{"analyze", "-", "-q", "--har", link}},
+		{"analyze - --parquet s.rwd < s.rwd", in, "", []string{"analyze", "-", "-q", "--parquet", in}},
+		{"analyze s.rwd >> s.rwd", "", in, []string{"analyze", in}},
+		{"analyze s.rwd >> link", "", link, []string{"analyze", in}},
+		{"analyze - < s.rwd >> s.rwd", in, in, []string{"analyze", "-"}},
+		{"analyze - -o /dev/null --exchanges - < s.rwd >> s.rwd", in, in, []string{"analyze", "-", "-q", "-o", os.DevNull, "--exchanges", "-"}},
+		{"analyze -f s.rwd >> s.rwd", "", in, []string{"analyze", "-q", "-f", in}},
+		{"diff other s.rwd >> s.rwd", "", in, []string{"diff", other, in}},
+	} {
+		var stdin, stdout *os.File
+		if c.stdin != "" {
+			stdin = open(c.stdin)
+		}
+		if c.stdout != "" {
+			stdout = appendTo(c.stdout)
+		}
+		code, errOut := runStdio(t, stdin, stdout, c.args...)
+		if code != exitUsage || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "refusing") {
+			t.Errorf("%s: exit %d, stderr %q; want exit 2 and one line saying why", c.name, code, errOut)
+		}
+		if b, _ := os.ReadFile(in); !bytes.Equal(b, orig) {
+			t.Fatalf("%s: the input was changed", c.name)
+		}
+	}
+	// Other files, pipes and devices are fine.
+	rep := filepath.Join(dir, "report.txt")
+	os.WriteFile(rep, nil, 0o600)
+	if code, errOut := runStdio(t, open(in), appendTo(rep), "analyze", "-q", "-"); code != exitOK {
+		t.Errorf("analyze - < s.rwd >> report.txt: exit %d, %q", code, errOut)
+	}
+	if b, _ := os.ReadFile(rep); !strings.Contains(string(b), "/missing") {
+		t.Errorf("the report was not appended to report.txt: %q", b)
+	}
+	if code, errOut := runStdio(t, open(in), nil, "analyze", "-q", "-"); code != exitOK {
+		t.Errorf("analyze - < s.rwd > /dev/null: exit %d, %q", code, errOut)
+	}
+	if code, errOut := runStdio(t, open(os.DevNull), nil, "analyze", "-q", in); code != exitOK {
+		t.Errorf("analyze s.rwd < /dev/null > /dev/null: exit %d, %q", code, errOut)
 	}
 }

@@ -120,17 +120,10 @@ func runRecord(c *cli.Context) error {
 	if err := record.CheckPrivileges(); err != nil {
 		return exitCodeError{code: exitError, msg: err.Error()}
 	}
-	for _, p := range opts.PIDs {
-		if _, err := os.Stat(fmt.Sprintf("/proc/%d", p)); err != nil {
-			return usagef("--pid %d: no such process", p)
-		}
+	if err := checkRecordTargets(out, c.Bool("force"), opts.PIDs, opts.Iface); err != nil {
+		return err
 	}
-	if opts.Iface != "" {
-		if _, err := net.InterfaceByName(opts.Iface); err != nil {
-			return usagef("--iface %s: no such interface", opts.Iface)
-		}
-	}
-	f, err := createCapture(out, c.Bool("force"))
+	f, err := createCapture(out)
 	if err != nil {
 		return err
 	}
@@ -216,20 +209,39 @@ func formatSize(n int64) string {
 	return fmt.Sprintf("%d B", n)
 }
 
-// createCapture opens the capture file for writing (mode 0600). An existing
-// regular file is kept unless force; a missing directory is named.
-func createCapture(path string, force bool) (*os.File, error) {
+// checkRecordTargets checks what record is pointed at, which needs neither
+// root nor the kernel's probes: each --pid is a running process, --iface
+// (if given) an interface, and the capture file path is not a directory, is
+// in a directory that exists, and is not an existing regular file unless
+// force.
+func checkRecordTargets(path string, force bool, pids []int, iface string) error {
+	for _, p := range pids {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", p)); err != nil {
+			return usagef("--pid %d: no such process", p)
+		}
+	}
+	if iface != "" {
+		if _, err := net.InterfaceByName(iface); err != nil {
+			return usagef("--iface %s: no such interface", iface)
+		}
+	}
 	fi, err := os.Stat(path)
 	switch {
 	case err == nil && fi.IsDir():
-		return nil, usagef("-o %s: is a directory", path)
+		return usagef("-o %s: is a directory", path)
 	case err == nil && fi.Mode().IsRegular() && !force:
-		return nil, usagef("-o %s: the file exists; refusing to overwrite it (use --force, or another name)", path)
+		return usagef("-o %s: the file exists; refusing to overwrite it (use --force, or another name)", path)
 	case err != nil && errors.Is(err, fs.ErrNotExist):
 		if di, derr := os.Stat(filepath.Dir(path)); derr != nil || !di.IsDir() {
-			return nil, usagef("-o %s: directory %s does not exist", path, filepath.Dir(path))
+			return usagef("-o %s: directory %s does not exist", path, filepath.Dir(path))
 		}
 	}
+	return nil
+}
+
+// createCapture opens the capture file for writing (mode 0600), once
+// [checkRecordTargets] has passed.
+func createCapture(path string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("creating capture file: %w", err)

@@ -97,6 +97,7 @@ type Writer struct {
 	tree    bool
 	version string
 	router  *sli.Router
+	track   func(path string, live bool)
 	info    *analyze.CaptureInfo
 	capture string
 	host    string
@@ -157,12 +158,21 @@ type Options struct {
 	Routes []sli.Route
 	// Version goes into the file's created_by.
 	Version string
+	// TrackTemp, when set, is told of each temporary file the writer
+	// creates (live true) and of its end, renamed into place or removed
+	// (live false), so that a program ending at once (a second Ctrl-C) can
+	// remove the temporary files still there.
+	TrackTemp func(path string, live bool)
 }
 
 // New returns a Writer to path: a file, or, when path is an existing
 // directory or ends in a separator, a Hive-partitioned tree under it.
 func New(path string, opts Options) (*Writer, error) {
-	w := &Writer{path: path, version: opts.Version, router: sli.NewRouter(opts.Routes), parts: map[string]*part{}}
+	track := opts.TrackTemp
+	if track == nil {
+		track = func(string, bool) {}
+	}
+	w := &Writer{path: path, version: opts.Version, router: sli.NewRouter(opts.Routes), track: track, parts: map[string]*part{}}
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() || strings.HasSuffix(path, string(os.PathSeparator)) || strings.HasSuffix(path, "/") {
 		w.tree = true
 		if err := os.MkdirAll(path, 0o755); err != nil {
@@ -214,9 +224,11 @@ func (w *Writer) End(*analyze.Summary) error {
 	}
 	var errs []error
 	for _, dir := range w.order {
-		if err := w.parts[dir].close(); err != nil {
+		p := w.parts[dir]
+		if err := p.close(); err != nil {
 			errs = append(errs, err)
 		}
+		w.track(p.tmp, false)
 	}
 	return errors.Join(errs...)
 }
@@ -245,6 +257,7 @@ func (w *Writer) part(ts time.Time) (*part, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--parquet: %w", err)
 	}
+	w.track(f.Name(), true)
 	p := &part{f: f, tmp: f.Name(), dst: dst, rows: make([]Row, 0, batchRows), flags: make([]string, 0, 64)}
 	p.w = parquet.NewGenericWriter[Row](f,
 		parquet.Compression(&zstd.Codec{Level: zstd.SpeedDefault}),
@@ -294,6 +307,7 @@ func (w *Writer) Abort() {
 	for _, p := range w.parts {
 		p.f.Close()
 		os.Remove(p.tmp)
+		w.track(p.tmp, false)
 	}
 }
 
