@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -58,11 +59,22 @@ func num(v any) float64 {
 // analyzeToParquet replays in into a Parquet file and an SLI report.
 func analyzeToParquet(t *testing.T, in, out string) *sli.Report {
 	t.Helper()
+	return analyzeToParquetAs(t, in, out, "")
+}
+
+// analyzeToParquetAs is analyzeToParquet with the capture header's host
+// replaced by host (when not empty), so that one capture can stand in for
+// several hosts of a fleet. A pcap keeps its file name as its host.
+func analyzeToParquetAs(t *testing.T, in, out, host string) *sli.Report {
+	t.Helper()
 	src, err := analyze.Open(in)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer src.Close()
+	if host != "" {
+		src.Info.Header.Host = host
+	}
 	pw, err := parquet.New(out, parquet.Options{Version: "test"})
 	if err != nil {
 		t.Fatal(err)
@@ -244,5 +256,261 @@ func TestDeterministic(t *testing.T) {
 	}
 	if _, err := parquet.New(filepath.Join(dir, "nope", "x.parquet"), parquet.Options{}); err == nil {
 		t.Error("a file in a missing directory was accepted")
+	}
+}
+
+// fleetDoc is the fleet guide whose DuckDB queries TestFleetDocQueries runs.
+const fleetDoc = "../../docs/fleet.md"
+
+// fleetPlaceholder is the tree docs/fleet.md's DuckDB queries read; the
+// test points it at a tree it writes.
+const fleetPlaceholder = "'fleet/**/*.parquet'"
+
+// docQuery is one DuckDB query of docs/fleet.md: a fenced block whose info
+// string is "sql duckdb NAME".
+type docQuery struct {
+	name, sql string
+}
+
+var (
+	duckdbBlock = regexp.MustCompile("(?m)^```sql duckdb ([a-z0-9-]+)[ \t]*\n((?s:.*?))^```[ \t]*$")
+	anyFence    = regexp.MustCompile("(?m)^```([^\n]*)\n((?s:.*?))^```[ \t]*$")
+)
+
+// fleetDocQueries extracts the marked DuckDB queries of docs/fleet.md. A
+// block that reads Parquet with read_parquet but is not marked fails the
+// test: every DuckDB query of the guide is run.
+func fleetDocQueries(t *testing.T) []docQuery {
+	t.Helper()
+	b, err := os.ReadFile(fleetDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	var qs []docQuery
+	seen := map[string]bool{}
+	for _, m := range duckdbBlock.FindAllStringSubmatch(doc, -1) {
+		if seen[m[1]] {
+			t.Errorf("%s: two DuckDB blocks named %q", fleetDoc, m[1])
+		}
+		seen[m[1]] = true
+		if !strings.Contains(m[2], fleetPlaceholder) {
+			t.Errorf("%s: DuckDB block %q does not read %s", fleetDoc, m[1], fleetPlaceholder)
+		}
+		qs = append(qs, docQuery{m[1], m[2]})
+	}
+	for _, m := range anyFence.FindAllStringSubmatch(doc, -1) {
+		if strings.Contains(m[2], "read_parquet(") && !strings.HasPrefix(m[1], "sql duckdb ") {
+			t.Errorf("%s: a block (```%s) reads Parquet with DuckDB but is not marked ```sql duckdb NAME, so no test runs it", fleetDoc, m[1])
+		}
+	}
+	if n := strings.Count(doc, "\n```sql duckdb"); n != len(qs) {
+		t.Errorf("%s: %d blocks start with ```sql duckdb, %d have a name and a closing fence", fleetDoc, n, len(qs))
+	}
+	return qs
+}
+
+// slowNode writes a capture of a server whose GET /api/users/{id} takes
+// 40–400 ms (sample.rwd's takes under 1 ms) and whose POST /api/orders
+// answers 503 one time in five: the outlier of the test fleet.
+func slowNode(t *testing.T, path string) {
+	t.Helper()
+	b := capturetest.New()
+	srv := b.Process(200, "rewind")
+	for c := range 6 {
+		cn := srv.Accept(0, "10.0.0.3:8080", fmt.Sprintf("10.0.0.9:%d", 30000+c))
+		for i := range 10 {
+			n := c*10 + i
+			cn.Read(fmt.Sprintf("GET /api/users/%d HTTP/1.1\r\nHost: shop\r\n\r\n", 100+n))
+			b.Advance(time.Duration(40+6*n) * time.Millisecond)
+			cn.Write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			cn.Read("POST /api/orders HTTP/1.1\r\nHost: shop\r\nContent-Length: 2\r\n\r\n{}")
+			b.Advance(time.Duration(2+n%5) * time.Millisecond)
+			if i%5 == 0 {
+				cn.Write("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+			} else {
+				cn.Write("HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok")
+			}
+		}
+		cn.Close()
+	}
+	b.WriteFile(t, path)
+}
+
+// routeTotals is what the reports of several hosts say of one server-side
+// method and route.
+type routeTotals struct {
+	hosts, count, responses, status5xx int
+	p99                                int64 // when one service of one host serves it
+	services                           int
+}
+
+// TestFleetDocQueries runs every DuckDB query of docs/fleet.md against a
+// Hive tree of Parquet written from several captures standing in for the
+// hosts of a fleet (the testdata captures under host names of their own, a
+// pcap named by its file, and a synthetic slow host), so the guide's SQL
+// cannot rot: each query must run and return rows, and the numbers the
+// guide's queries compute are checked against rewind's own reports
+// (exchanges per host, server exchanges, responses and 5xx per route,
+// availability, a single host's p99, and which host is the outlier).
+func TestFleetDocQueries(t *testing.T) {
+	queries := fleetDocQueries(t)
+	if len(queries) < 4 {
+		t.Fatalf("%s has %d marked DuckDB queries, want at least 4 (inventory, p99 per route, outlier hosts, error budget)", fleetDoc, len(queries))
+	}
+	dir := t.TempDir()
+	slow := filepath.Join(dir, "slow.rwd")
+	slowNode(t, slow)
+	fleet := []struct{ host, in string }{
+		{"web-1", "../../testdata/sample.rwd"},
+		{"web-2", "../../testdata/sample.rwd"},
+		{"web-3", slow},
+		{"edge-1", "../../testdata/curl-nginx.rwd"},
+		{"edge-2", "../../testdata/pipelining-nginx.rwd"},
+		{"", "../../analyze/pcapin/testdata/conversation.pcap"}, // host "conversation"
+	}
+	tree := filepath.Join(dir, "fleet") + string(os.PathSeparator)
+	reports := map[string]*sli.Report{}
+	exchanges := map[string]int{}
+	for _, h := range fleet {
+		r := analyzeToParquetAs(t, h.in, tree, h.host)
+		host := h.host
+		if host == "" {
+			host = strings.TrimSuffix(filepath.Base(h.in), filepath.Ext(h.in))
+		}
+		reports[host] = r
+		exchanges[host] = r.Capture.Exchanges
+	}
+	routes := map[string]*routeTotals{}
+	for _, r := range reports {
+		onHost := map[string]bool{}
+		for _, s := range r.Services {
+			if s.Role != "server" {
+				continue
+			}
+			for _, e := range s.Endpoints {
+				k := e.Key.Method + " " + e.Key.Path
+				rt := routes[k]
+				if rt == nil {
+					rt = &routeTotals{}
+					routes[k] = rt
+				}
+				if !onHost[k] {
+					onHost[k] = true
+					rt.hosts++
+				}
+				rt.services++
+				rt.count += e.Count
+				rt.responses += e.Responses
+				rt.status5xx += e.Status5xx
+				rt.p99 = e.Total.P99
+			}
+		}
+	}
+	const users = "GET /api/users/{id}"
+	if routes[users] == nil || routes[users].hosts != 3 {
+		t.Fatalf("the test fleet should serve %s on 3 hosts: %+v", users, routes[users])
+	}
+	glob := "'" + filepath.ToSlash(filepath.Join(tree, "**", "*.parquet")) + "'"
+
+	for _, q := range queries {
+		t.Run(q.name, func(t *testing.T) {
+			rows := duckdb(t, strings.ReplaceAll(q.sql, fleetPlaceholder, glob))
+			t.Logf("%d rows: %v", len(rows), rows)
+			if len(rows) == 0 {
+				t.Fatalf("no rows:\n%s", q.sql)
+			}
+			col := func(row map[string]any, name string) any {
+				t.Helper()
+				v, ok := row[name]
+				if !ok {
+					t.Fatalf("no column %q in %v", name, row)
+				}
+				return v
+			}
+			key := func(row map[string]any) string {
+				return fmt.Sprint(col(row, "method")) + " " + fmt.Sprint(col(row, "route"))
+			}
+			switch q.name {
+			case "inventory":
+				got := map[string]float64{}
+				for _, row := range rows {
+					got[fmt.Sprint(col(row, "host"))] += num(col(row, "exchanges"))
+				}
+				for host, n := range exchanges {
+					if got[host] != float64(n) {
+						t.Errorf("%s: %v exchanges in the tree, %d in its report", host, got[host], n)
+					}
+				}
+				if len(got) != len(exchanges) {
+					t.Errorf("hosts %v, want %d", got, len(exchanges))
+				}
+			case "p99-per-route":
+				seen := 0
+				for _, row := range rows {
+					k := key(row)
+					rt := routes[k]
+					if rt == nil {
+						t.Errorf("%s: no server endpoint of a report", k)
+						continue
+					}
+					seen++
+					if n := num(col(row, "requests")); n != float64(rt.count) {
+						t.Errorf("%s: %v requests, the reports count %d", k, n, rt.count)
+					}
+					if n := num(col(row, "hosts")); n != float64(rt.hosts) {
+						t.Errorf("%s: %v hosts, the reports %d", k, n, rt.hosts)
+					}
+					if p := num(col(row, "p99_ms")) * 1e6; rt.services == 1 && rt.p99 > 0 && math.Abs(p-float64(rt.p99)) > 1 {
+						t.Errorf("%s: p99 %v ns, its report %d ns", k, p, rt.p99)
+					}
+				}
+				if seen != len(routes) {
+					t.Errorf("%d routes, the reports have %d", seen, len(routes))
+				}
+			case "outlier-hosts":
+				if len(rows) != 1 || col(rows[0], "host") != "web-3" || key(rows[0]) != users {
+					t.Fatalf("outliers %v, want web-3's %s alone", rows, users)
+				}
+				var want int64
+				for _, s := range reports["web-3"].Services {
+					for _, e := range s.Endpoints {
+						if s.Role == "server" && e.Key.Method+" "+e.Key.Path == users {
+							want = e.Total.P99
+						}
+					}
+				}
+				if p := num(col(rows[0], "host_p99_ms")) * 1e6; want == 0 || math.Abs(p-float64(want)) > 1 {
+					t.Errorf("web-3's p99 %v ns, its report %d ns", p, want)
+				}
+				if r := num(col(rows[0], "ratio")); !(r >= 2) {
+					t.Errorf("ratio %v", r)
+				}
+			case "error-budget":
+				for _, row := range rows {
+					k := key(row)
+					rt := routes[k]
+					if rt == nil {
+						t.Errorf("%s: no server endpoint of a report", k)
+						continue
+					}
+					if n := num(col(row, "requests")); n != float64(rt.count) {
+						t.Errorf("%s: %v requests, the reports count %d", k, n, rt.count)
+					}
+					if n := num(col(row, "errors_5xx")); n != float64(rt.status5xx) {
+						t.Errorf("%s: %v 5xx, the reports count %d", k, n, rt.status5xx)
+					}
+					if rt.responses > 0 {
+						want := float64(rt.responses-rt.status5xx) / float64(rt.responses)
+						if a := num(col(row, "availability")); math.Abs(a-want) > 1e-9 {
+							t.Errorf("%s: availability %v, the reports %v", k, a, want)
+						}
+					}
+					if k == users && num(col(row, "slow")) == 0 {
+						t.Errorf("%s: web-3's requests over the threshold are not counted slow", k)
+					}
+				}
+			}
+		})
 	}
 }
