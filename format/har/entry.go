@@ -80,6 +80,20 @@ func (w *Writer) appendEntry(b []byte, ex *analyze.Exchange) []byte {
 	b = jsonenc.Uint(b, uint64(c.PID))
 	b = append(b, `,"_comm":`...)
 	b = jsonenc.String(b, c.Comm)
+	if ct := c.Container; ct.Known() {
+		// As "container" in JSON lines.
+		b = append(b, `,"_container":{"runtime":`...)
+		b = jsonenc.String(b, ct.Runtime)
+		b = append(b, `,"id":`...)
+		b = jsonenc.String(b, ct.ID)
+		if ct.PodUID != "" {
+			b = append(b, `,"pod_uid":`...)
+			b = jsonenc.String(b, ct.PodUID)
+			b = append(b, `,"qos":`...)
+			b = jsonenc.String(b, ct.QoS)
+		}
+		b = append(b, '}')
+	}
 	b = append(b, `,"_connection":`...)
 	b = jsonenc.String(b, c.ID)
 	b = append(b, `,"_role":`...)

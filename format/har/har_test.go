@@ -14,6 +14,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/rewind-tools/rewind/analyze"
+	"github.com/rewind-tools/rewind/capture/container"
 	"github.com/rewind-tools/rewind/format/internal/fixture"
 	"github.com/rewind-tools/rewind/format/internal/golden"
 )
@@ -312,5 +313,35 @@ func BenchmarkWriterGzip(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = w.Exchange(ex)
+	}
+}
+
+// TestContainer checks that an entry says which container and pod spoke,
+// as JSON lines do, and that host processes' entries say nothing of it.
+func TestContainer(t *testing.T) {
+	exs := fixture.Exchanges()
+	ex := *exs[0]
+	c := *ex.Conn
+	c.Container = container.Info{Runtime: "containerd", ID: strings.Repeat("3f", 32), PodUID: "6b1e2c1a-0b6f-4a43-9a4c-1d2e3f405162", QoS: "burstable"}
+	ex.Conn = &c
+	out := write(t, testOpts, []*analyze.Exchange{&ex, exs[1]})
+	var log struct {
+		Log struct {
+			Entries []map[string]json.RawMessage `json:"entries"`
+		} `json:"log"`
+	}
+	if err := json.Unmarshal(out, &log); err != nil {
+		t.Fatal(err)
+	}
+	es := log.Log.Entries
+	if len(es) != 2 {
+		t.Fatalf("%d entries", len(es))
+	}
+	want := `{"runtime":"containerd","id":"` + strings.Repeat("3f", 32) + `","pod_uid":"6b1e2c1a-0b6f-4a43-9a4c-1d2e3f405162","qos":"burstable"}`
+	if got := string(es[0]["_container"]); got != want {
+		t.Errorf("_container = %s, want %s", got, want)
+	}
+	if got, ok := es[1]["_container"]; ok {
+		t.Errorf("a host process's entry has _container %s", got)
 	}
 }

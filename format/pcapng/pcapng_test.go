@@ -18,6 +18,7 @@ import (
 
 	"github.com/rewind-tools/rewind/analyze"
 	"github.com/rewind-tools/rewind/capture"
+	"github.com/rewind-tools/rewind/capture/container"
 	"github.com/rewind-tools/rewind/capture/capturetest"
 )
 
@@ -379,6 +380,30 @@ func TestUnknownAddrsNote(t *testing.T) {
 	} {
 		if got := unknownAddrs(&tc.c); !strings.Contains(got, tc.want) {
 			t.Errorf("fd %d tls %s: note %q, want it to say %q", tc.c.FD, tc.c.TLS, got, tc.want)
+		}
+	}
+}
+
+// TestContainerComment checks that a stream's packet comments name the
+// container and pod whose process spoke, and say nothing of it for a host
+// process.
+func TestContainerComment(t *testing.T) {
+	var w Writer
+	ctr := &analyze.Conn{ID: "c1", PID: 7, Comm: "app", FD: 3, TLS: "none",
+		Container: container.Info{Runtime: "docker", ID: strings.Repeat("ab", 32)}}
+	pod := &analyze.Conn{ID: "c2", PID: 8, Comm: "app", FD: 4, TLS: "none",
+		Container: container.Info{Runtime: "containerd", ID: strings.Repeat("cd", 32), PodUID: "6b1e2c1a-0b6f-4a43-9a4c-1d2e3f405162", QoS: "besteffort"}}
+	host := &analyze.Conn{ID: "c3", PID: 9, Comm: "app", FD: 5, TLS: "none"}
+	for _, tc := range []struct {
+		c    *analyze.Conn
+		want string
+	}{
+		{ctr, "c1 comm=app pid=7 fd=3 container=docker:abababababab"},
+		{pod, "c2 comm=app pid=8 fd=4 container=containerd:cdcdcdcdcdcd pod=6b1e2c1a-0b6f-4a43-9a4c-1d2e3f405162"},
+		{host, "c3 comm=app pid=9 fd=5"},
+	} {
+		if got := w.commentFor(&stream{c: tc.c}, client, 0, 0); got != tc.want {
+			t.Errorf("comment %q, want %q", got, tc.want)
 		}
 	}
 }

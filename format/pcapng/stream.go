@@ -308,6 +308,16 @@ func (w *Writer) commentFor(s *stream, from int, flags tcpFlags, tid uint32) str
 			b.WriteString(" tls=")
 			b.WriteString(c.TLS)
 		}
+		if ct := c.Container; ct.Known() {
+			b.WriteString(" container=")
+			b.WriteString(ct.Runtime)
+			b.WriteByte(':')
+			b.WriteString(ct.Short())
+			if ct.PodUID != "" {
+				b.WriteString(" pod=")
+				b.WriteString(ct.PodUID)
+			}
+		}
 		s.cmt, s.cmtTLS, s.cmtComm, s.cmtTID = b.String(), c.TLS, c.Comm, tid
 	}
 	extra := ""
