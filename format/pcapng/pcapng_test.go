@@ -18,8 +18,8 @@ import (
 
 	"github.com/rewind-tools/rewind/analyze"
 	"github.com/rewind-tools/rewind/capture"
-	"github.com/rewind-tools/rewind/capture/container"
 	"github.com/rewind-tools/rewind/capture/capturetest"
+	"github.com/rewind-tools/rewind/capture/container"
 )
 
 // update is set by REWIND_UPDATE=1 (one switch for every package: REWIND_UPDATE=1 go test ./...): rewrite golden files.
