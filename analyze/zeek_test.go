@@ -226,7 +226,11 @@ func (x zeekTx) same(r zeekTx) bool {
 func TestZeekAgreement(t *testing.T) {
 	cases, _ := filepath.Glob(filepath.Join(zeekCorpus, "*", "http.log"))
 	if len(cases) == 0 {
-		t.Skipf("the Zeek corpus is absent (%s): nothing to compare with", zeekCorpus)
+		skipf := t.Skipf
+		if os.Getenv("CI") == "true" {
+			skipf = t.Fatalf // CI has ../shared beside the checkout: a missing corpus is a broken set-up
+		}
+		skipf("the Zeek corpus is absent (%s): nothing to compare with", zeekCorpus)
 	}
 	var traces, matched, total int
 	for _, logPath := range cases {

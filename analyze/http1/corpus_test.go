@@ -53,7 +53,11 @@ var deliberateDiffs = map[string]string{
 func TestLLHTTPCorpus(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join(corpusDir, "*", "*.md"))
 	if len(files) == 0 {
-		t.Skipf("llhttp corpus not found at %s (it lives in ../shared/corpus of the project root)", corpusDir)
+		skipf := t.Skipf
+		if os.Getenv("CI") == "true" {
+			skipf = t.Fatalf // CI has ../shared beside the checkout: a missing corpus is a broken set-up
+		}
+		skipf("llhttp corpus not found at %s (it lives in ../shared/corpus of the project root)", corpusDir)
 	}
 	type tally struct{ cases, agreed, differ, deliberate, rejected, rejectedOK, lenient int }
 	tallies := map[string]*tally{"request": {}, "response": {}}

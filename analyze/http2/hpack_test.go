@@ -25,7 +25,11 @@ func loadStories(t *testing.T) map[string]*story {
 	dir := filepath.Join("..", "..", "..", "shared", "corpus", "hpack", "nghttp2")
 	files, _ := filepath.Glob(filepath.Join(dir, "story_*.json"))
 	if len(files) == 0 {
-		t.Skipf("HPACK corpus absent: no %s/story_*.json (see ../shared/corpus/README.md)", dir)
+		skipf := t.Skipf
+		if os.Getenv("CI") == "true" {
+			skipf = t.Fatalf // CI has ../shared beside the checkout: a missing corpus is a broken set-up
+		}
+		skipf("HPACK corpus absent: no %s/story_*.json (see ../shared/corpus/README.md)", dir)
 	}
 	out := map[string]*story{}
 	for _, f := range files {
