@@ -271,6 +271,12 @@ type bucket struct {
 	total         dist
 }
 
+// The optional sink interfaces the replay finds by type assertion.
+var (
+	_ analyze.HeaderLookupSink    = (*Aggregator)(nil)
+	_ analyze.KeepsNoExchangeSink = (*Aggregator)(nil)
+)
+
 // HeaderLookupOnly reports that the aggregator reads no header fields: see
 // [analyze.HeaderLookupSink].
 func (a *Aggregator) HeaderLookupOnly() bool { return true }

@@ -90,6 +90,13 @@ func (w *Writer) Exchange(ex *analyze.Exchange) error {
 	return nil
 }
 
+// The optional sink interfaces the replay finds by type assertion.
+var (
+	_ analyze.HeaderLookupSink    = (*Writer)(nil)
+	_ analyze.KeepsNoExchangeSink = (*Writer)(nil)
+	_ analyze.FlushSink           = (*Writer)(nil)
+)
+
 // HeaderLookupOnly reports that the writer reads header fields only by
 // name: see [analyze.HeaderLookupSink].
 func (w *Writer) HeaderLookupOnly() bool { return true }

@@ -63,6 +63,13 @@ func (w *Writer) Flush() error {
 // End implements [analyze.Sink].
 func (w *Writer) End(*analyze.Summary) error { return w.Flush() }
 
+// The optional sink interfaces the replay finds by type assertion.
+var (
+	_ analyze.HeaderLookupSink    = (*Writer)(nil)
+	_ analyze.KeepsNoExchangeSink = (*Writer)(nil)
+	_ analyze.FlushSink           = (*Writer)(nil)
+)
+
 // HeaderLookupOnly reports that the writer reads no header field: see
 // [analyze.HeaderLookupSink].
 func (w *Writer) HeaderLookupOnly() bool { return true }

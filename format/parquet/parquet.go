@@ -233,6 +233,9 @@ func (w *Writer) End(*analyze.Summary) error {
 	return errors.Join(errs...)
 }
 
+// The optional sink interface the replay finds by type assertion.
+var _ analyze.HeaderLookupSink = (*Writer)(nil)
+
 // HeaderLookupOnly reports that the writer reads header fields only by
 // name: see [analyze.HeaderLookupSink].
 func (w *Writer) HeaderLookupOnly() bool { return true }

@@ -228,6 +228,12 @@ func (w *Writer) End(*analyze.Summary) error {
 	return nil
 }
 
+// The optional sink interfaces the replay finds by type assertion.
+var (
+	_ analyze.StreamSink = (*Writer)(nil)
+	_ analyze.PacketSink = (*Writer)(nil)
+)
+
 // ConnOpen implements [analyze.StreamSink]: it starts the connection's
 // synthetic stream with a three-way handshake at time t.
 func (w *Writer) ConnOpen(c *analyze.Conn, t uint64) error {
