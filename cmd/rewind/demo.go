@@ -167,7 +167,7 @@ func recordDemo(ctx context.Context, path string, requests int) error {
 	if recErr != nil {
 		return fmt.Errorf("recording the demo: %w", recErr)
 	}
-	fmt.Fprintf(os.Stderr, "rewind: recorded %d events (%s), %d lost\n", res.Events, bytesHuman(uint64(res.Bytes)), res.Lost)
+	fmt.Fprintf(os.Stderr, "rewind: recorded %d events (%s), %d lost\n", res.Events, report.Bytes(res.Bytes), res.Lost)
 	return nil
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/rewind-tools/rewind/analyze/pcapin"
 	"github.com/rewind-tools/rewind/capture"
 	"github.com/rewind-tools/rewind/capture/redact"
+	"github.com/rewind-tools/rewind/format/report"
 )
 
 func newInfoCommand() *cli.Command {
@@ -205,7 +206,7 @@ func infoPcap(c *cli.Context, path string, r io.Reader, compressed bool) error {
 	fmt.Fprintf(tw, "packets\t%d (%s; skipped: %d not TCP, %d IP fragments, %d malformed)\n",
 		j.Packets, plural(int(j.Connections), "TCP connection"), j.NonTCP, j.Fragments, j.Malformed)
 	fmt.Fprintf(tw, "tcp\t%s, %d out of order, %s (%s), %d cut by the snaplen\n",
-		plural(int(j.Retransmissions), "retransmission"), j.OutOfOrder, plural(int(j.Gaps), "gap"), bytesHuman(j.GapBytes), j.TruncatedPackets)
+		plural(int(j.Retransmissions), "retransmission"), j.OutOfOrder, plural(int(j.Gaps), "gap"), report.Bytes(int64(j.GapBytes)), j.TruncatedPackets)
 	if j.Backwards > 0 {
 		fmt.Fprintf(tw, "time\t%d packets stamped earlier than a packet before them\n", j.Backwards)
 	}
@@ -215,7 +216,7 @@ func infoPcap(c *cli.Context, path string, r io.Reader, compressed bool) error {
 	case n.ReadError != "":
 		fmt.Fprintf(tw, "integrity\tdamaged: %s; the packets before it were read\n", n.ReadError)
 	default:
-		fmt.Fprintf(tw, "integrity\tdamaged in %s (%s passed over), read to the end\n", plural(j.DamagedCount, "place"), bytesHuman(uint64(j.DamagedBytes)))
+		fmt.Fprintf(tw, "integrity\tdamaged in %s (%s passed over), read to the end\n", plural(j.DamagedCount, "place"), report.Bytes(j.DamagedBytes))
 	}
 	regions := j.DamageRegions
 	if n.ReadError != "" && len(regions) > 0 {
@@ -226,7 +227,7 @@ func infoPcap(c *cli.Context, path string, r io.Reader, compressed bool) error {
 		if d.Offset >= 0 {
 			at = fmt.Sprintf("\tat byte %d: ", d.Offset)
 		}
-		fmt.Fprintf(tw, "%s%s (%s)\n", at, d.Reason, bytesHuman(uint64(d.Length)))
+		fmt.Fprintf(tw, "%s%s (%s)\n", at, d.Reason, report.Bytes(d.Length))
 	}
 	if extra := j.DamagedCount - len(j.DamageRegions); extra > 0 {
 		fmt.Fprintf(tw, "\t… and %s more\n", plural(extra, "region"))
@@ -340,7 +341,7 @@ func writeInfoText(w io.Writer, path string, s *capture.Summary) {
 	}
 	fmt.Fprintf(tw, "events\t%d (%s)\n", s.Stats.Events, strings.Join(kinds, ", "))
 	fmt.Fprintf(tw, "traffic\t%s opened; %s in, %s out (%s captured, %s TLS plaintext)\n",
-		plural(s.Connections, "connection"), bytesHuman(s.BytesIn), bytesHuman(s.BytesOut), bytesHuman(s.CapturedBytes), bytesHuman(s.TLSBytes))
+		plural(s.Connections, "connection"), report.Bytes(int64(s.BytesIn)), report.Bytes(int64(s.BytesOut)), report.Bytes(int64(s.CapturedBytes)), report.Bytes(int64(s.TLSBytes)))
 	if top := s.TopComms(5); len(top) > 0 {
 		parts := make([]string, len(top))
 		for i, c := range top {
@@ -435,9 +436,9 @@ func describeOptions(o capture.RecordingOptions) string {
 		parts = append(parts, "--duration "+o.Duration)
 	}
 	if o.MaxSize > 0 {
-		parts = append(parts, "--max-size "+bytesHuman(uint64(o.MaxSize)))
+		parts = append(parts, "--max-size "+report.Bytes(o.MaxSize))
 	}
-	parts = append(parts, fmt.Sprintf("snaplen %s", bytesHuman(uint64(o.Snaplen))))
+	parts = append(parts, fmt.Sprintf("snaplen %s", report.Bytes(int64(o.Snaplen))))
 	if !o.TLS {
 		parts = append(parts, "no TLS")
 	}
@@ -453,19 +454,6 @@ func describeOptions(o capture.RecordingOptions) string {
 		}
 	}
 	return strings.Join(parts, ", ")
-}
-
-func bytesHuman(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // plural counts n things: "1 place", "3 places", "2 processes".

@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/rewind-tools/rewind/capture/record"
+	"github.com/rewind-tools/rewind/format/report"
 )
 
 func newRecordCommand() *cli.Command {
@@ -131,7 +132,7 @@ func runRecord(c *cli.Context) error {
 	if status != nil {
 		opts.Progress = func(p record.Progress) {
 			status.Show(fmt.Sprintf("%s  %d events  %s written  %d lost",
-				p.Elapsed.Truncate(time.Second), p.Events, formatSize(p.Bytes), p.Lost))
+				p.Elapsed.Truncate(time.Second), p.Events, report.Bytes(p.Bytes), p.Lost))
 		}
 	}
 
@@ -156,7 +157,7 @@ func runRecord(c *cli.Context) error {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "rewind: wrote %s: %d events, %s, %d lost (stopped: %s)\n",
-		out, res.Events, formatSize(res.Bytes), res.Lost, res.StopReason)
+		out, res.Events, report.Bytes(res.Bytes), res.Lost, res.StopReason)
 	if res.Lost > 0 {
 		fmt.Fprintf(os.Stderr, "rewind: warning: the kernel lost %d events (ring buffer full); the capture says where\n", res.Lost)
 	}
@@ -195,18 +196,6 @@ func parseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("size %q is too large", s)
 	}
 	return int64(n), nil
-}
-
-func formatSize(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }
 
 // checkRecordTargets checks what record is pointed at, which needs neither
