@@ -426,7 +426,7 @@ func helperReuse(args []string) error {
 	return nil
 }
 
-func TestRecordGoHTTPExact(t *testing.T) {
+func TestLiveRecordGoHTTPExact(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "transcripts.json")
 	rec := startRecording(t, record.Options{Comms: []string{selfComm()}, Snaplen: 2 << 20, RingSize: 128 << 20})
 	cmd := helper(t, "http", out, "1000", "100", "50")
@@ -524,7 +524,7 @@ func runTimeout(cmd *exec.Cmd, d time.Duration) error {
 	}
 }
 
-func TestRecordSnaplenTruncation(t *testing.T) {
+func TestLiveRecordSnaplenTruncation(t *testing.T) {
 	rec := startRecording(t, record.Options{Comms: []string{selfComm()}})
 	out := filepath.Join(t.TempDir(), "transcripts.json")
 	cmd := helper(t, "http", out, "6", "0", "2")
@@ -572,7 +572,7 @@ func TestRecordSnaplenTruncation(t *testing.T) {
 	}
 }
 
-func TestRecordCurlNginx(t *testing.T) {
+func TestLiveRecordCurlNginx(t *testing.T) {
 	bpftest.RequireRoot(t)
 	for _, bin := range []string{"curl", "/usr/sbin/nginx"} {
 		if _, err := exec.LookPath(bin); err != nil {
@@ -655,7 +655,7 @@ func waitPort(t *testing.T, port int) {
 	t.Fatalf("nothing listens on port %d", port)
 }
 
-func TestRecordPreexistingConnection(t *testing.T) {
+func TestLiveRecordPreexistingConnection(t *testing.T) {
 	bpftest.RequireRoot(t)
 	cmd := helper(t, "preexisting")
 	stdin, _ := cmd.StdinPipe()
@@ -725,7 +725,7 @@ func TestRecordPreexistingConnection(t *testing.T) {
 	}
 }
 
-func TestRecordFDReuseAndFiles(t *testing.T) {
+func TestLiveRecordFDReuseAndFiles(t *testing.T) {
 	rec := startRecording(t, record.Options{Comms: []string{selfComm()}})
 	logPath := filepath.Join(t.TempDir(), "workload.log")
 	cmd := helper(t, "reuse", logPath)
