@@ -56,12 +56,11 @@ type Stats struct {
 	BadFrames    int64 // frames the Framer rejected (skipped)
 	SkippedBytes int64 // bytes skipped while searching for frame sync
 	Resyncs      int64 // times frame sync was lost (gap, bad preface)
-	CutFrames    int64 // DATA frames a gap cut inside, kept in sync (cutData)
-	// BlindGaps counts gaps that took whole frames after the DATA frame
-	// they cut, the wire kept in frame sync (blind.go); BlindFailed those
-	// after which no proof came that no header block was lost.
-	BlindGaps, BlindFailed int64
-	HeaderBlocks           int64
+	CutFrames    int64 // DATA frames a gap cut inside (cutData)
+	// LostFrameRuns counts gaps that went on past the DATA frame they cut
+	// and took whole frames (framesLost); each is also a resync.
+	LostFrameRuns int64
+	HeaderBlocks  int64
 	// DecodedFields and UnknownFields count header fields decoded and
 	// fields left out because they referenced unknown HPACK entries.
 	DecodedFields, UnknownFields int64
@@ -97,7 +96,6 @@ type Conn struct {
 	maxID     [2]uint32 // highest stream id seen per parity (0 even, 1 odd)
 	firstID   [2]uint32 // first stream id seen per parity (mid-stream joins)
 	order     []uint32  // scratch for sorting stream ids
-	held      []*Stream // completed while a wire was blind (blind.go)
 	stats     Stats
 	block     HeaderBlock // scratch for OnFrame
 }
@@ -119,13 +117,9 @@ type wire struct {
 	// ended it.
 	skipStream uint32
 	skipEnds   bool
-	// blind is set while frames lost whole may have held a header block
-	// (blind.go); afterGap says the next frame is the first after them.
-	blind    *blindness
-	afterGap bool
-	preface  int    // bytes of the client preface still expected
-	maxFrame uint32 // largest frame plausible on this wire
-	dec      *headerDecoder
+	preface    int    // bytes of the client preface still expected
+	maxFrame   uint32 // largest frame plausible on this wire
+	dec        *headerDecoder
 
 	// the header block in progress
 	hbActive      bool
@@ -256,10 +250,6 @@ func (x *wire) process(old int, t Times) {
 			first = x.bufFirst
 		}
 		x.frame(rest[:end], Times{first, t.Last})
-		if c := x.c; c.wires[0].blind != nil || c.wires[1].blind != nil {
-			c.wires[0].blindCheck()
-			c.wires[1].blindCheck()
-		}
 		off += end
 	}
 	// Keep the unparsed tail at the front of buf.
@@ -324,10 +314,7 @@ func (x *wire) cutData(n int64, t Times) bool {
 		if n > x.skip {
 			// On past its end: whole frames lost.
 			x.skip = 0
-			if !x.skipEnds {
-				x.lengthUnknown(x.skipStream)
-			}
-			x.goBlind(x.skipStream)
+			x.framesLost(x.skipStream, x.skipEnds)
 			return true
 		}
 		x.skip -= n
@@ -381,26 +368,34 @@ func (x *wire) cutData(n int64, t Times) bool {
 	ends := http2.Flags(flags).Has(http2.FlagDataEndStream)
 	if past > 0 {
 		x.skip = 0
-		if !ends {
-			x.lengthUnknown(id)
-		}
-		x.goBlind(id)
+		x.framesLost(id, ends)
 		return true
 	}
 	x.skip, x.skipStream, x.skipEnds = -past, id, ends
 	return true
 }
 
-// lengthUnknown says the body of stream id on this wire went on in frames
-// that were lost whole: how long it was cannot be known.
-func (x *wire) lengthUnknown(id uint32) {
-	if s := x.c.streams[id]; s != nil {
-		m := s.side(x.idx == x.c.client)
-		m.BodyMissing, m.LengthUnknown = true, true
-		if s.GRPC {
-			m.GRPC.Gap(1 << 62)
+// framesLost handles a gap that, after the rest of the DATA frame of
+// stream cut (which ended its stream when ends), took whole frames: a write
+// longer than the snaplen whose tail held more frames (Node.js writes a
+// stream's HEADERS and all its DATA frames in one call). The cut frame was
+// counted whole. What the lost frames were is unknown: more DATA of any
+// open stream (whose body length is then unknown: BodyBytes is a lower
+// bound), its END_STREAM, or a header block whose HPACK insertions later
+// blocks would reference. So the wire searches for frame sync again (the
+// next write normally starts on a frame, and is then found at once), the
+// open streams are flagged (Gap), and the HPACK table becomes placeholders,
+// which never resolve a reference to a wrong entry (loseSync).
+func (x *wire) framesLost(cut uint32, ends bool) {
+	c := x.c
+	fromClient := x.idx == c.client
+	for id, s := range c.streams {
+		if m := s.side(fromClient); m.HeadersSeen && !m.Ended && (id != cut || !ends) {
+			m.BodyMissing, m.LengthUnknown = true, true
 		}
 	}
+	c.stats.LostFrameRuns++
+	x.loseSync()
 }
 
 // data adds a DATA frame's payload to message m of stream s: d is what was
@@ -432,7 +427,6 @@ func (c *Conn) Close(t Times) {
 		c.stats.SkippedBytes += int64(len(x.buf))
 		x.buf = x.buf[:0]
 	}
-	c.closeBlind()
 	c.order = c.order[:0]
 	for id := range c.streams {
 		c.order = append(c.order, id)
@@ -501,16 +495,6 @@ func (c *Conn) evictOldest() {
 // forgets it.
 func (c *Conn) finish(s *Stream) {
 	delete(c.streams, s.ID)
-	for i := range c.wires {
-		x := &c.wires[i]
-		if b := x.blind; b != nil && b.open[s.ID] {
-			if m := s.side(i == c.client); m.Ended || s.Reset {
-				delete(b.open, s.ID)
-			} else {
-				x.blindFailed() // its side may have ended in the lost frames
-			}
-		}
-	}
 	if s.Request.HeadersSeen || s.Response.HeadersSeen || len(s.Response.Trailer) > 0 || s.Upgraded {
 		if !s.Request.HeadersSeen {
 			s.Incomplete = true // the request began before the capture
@@ -518,23 +502,10 @@ func (c *Conn) finish(s *Stream) {
 		s.Request.GRPC.finish()
 		s.Response.GRPC.finish()
 		c.stats.Streams++
-		if c.hold(s) {
-			return
-		}
-		c.emitStream(s)
-		return
+		c.emit(s)
+	} else {
+		c.stats.DroppedStreams++
 	}
-	c.stats.DroppedStreams++
-	c.recycle(s)
-}
-
-// emitStream hands a finished stream to the emit callback and recycles it.
-func (c *Conn) emitStream(s *Stream) {
-	c.emit(s)
-	c.recycle(s)
-}
-
-func (c *Conn) recycle(s *Stream) {
 	if len(c.free) < 64 {
 		c.free = append(c.free, s)
 	}
@@ -543,10 +514,10 @@ func (c *Conn) recycle(s *Stream) {
 // maybeComplete emits the stream when both sides ended (or the response
 // ended and the request was never seen: it was sent before the capture).
 func (c *Conn) maybeComplete(s *Stream) {
-	if s.Response.Ended && !s.Request.Ended && s.Request.LengthUnknown && c.cutRequestEnded(s) {
-		s.Request.Ended = true
-	}
-	if s.Response.Ended && (s.Request.Ended || !s.Request.Seen) {
+	// A request whose tail was lost with whole frames (LengthUnknown) may
+	// have ended in them: once answered, it is complete as far as the
+	// capture can tell; its body length stays unknown.
+	if s.Response.Ended && (s.Request.Ended || !s.Request.Seen || s.Request.LengthUnknown) {
 		c.finish(s)
 	}
 }
@@ -556,16 +527,6 @@ func (x *wire) frame(b []byte, t Times) {
 	c := x.c
 	x.r.b = b
 	f, err := x.fr.ReadFrame()
-	if x.afterGap {
-		// The first frame after frames lost whole: the write that was cut
-		// ended on a frame boundary, or the wire is not where we think.
-		x.afterGap = false
-		if err != nil || f.Header().Type > http2.FrameContinuation {
-			x.blindFailed()
-			x.loseSync()
-			return
-		}
-	}
 	if err != nil {
 		c.stats.BadFrames++
 		if x.hbActive {
@@ -597,7 +558,6 @@ func (x *wire) frame(b []byte, t Times) {
 	}
 	switch f := f.(type) {
 	case *http2.HeadersFrame:
-		x.blindStream(f.StreamID, true)
 		x.beginBlock(f.StreamID, 0, false, f.StreamEnded(), size, t)
 		x.hbPriority, x.hbHasPriority = f.Priority, f.HasPriority()
 		x.dec.write(f.HeaderBlockFragment())
@@ -611,7 +571,6 @@ func (x *wire) frame(b []byte, t Times) {
 			x.endBlock(t)
 		}
 	case *http2.DataFrame:
-		x.blindStream(f.StreamID, false)
 		s := c.stream(f.StreamID, true)
 		if s == nil {
 			return
@@ -621,7 +580,6 @@ func (x *wire) frame(b []byte, t Times) {
 		x.data(s, m, d, int64(len(d)), t)
 		if f.StreamEnded() {
 			m.Ended = true
-			x.blindEnded(f.StreamID)
 			c.maybeComplete(s)
 		}
 	case *http2.RSTStreamFrame:
@@ -630,8 +588,6 @@ func (x *wire) frame(b []byte, t Times) {
 			return
 		}
 		s.Reset, s.ResetByServer, s.ResetCode = true, !fromClient, uint32(f.ErrCode)
-		c.wires[0].blindEnded(f.StreamID)
-		c.wires[1].blindEnded(f.StreamID)
 		c.finish(s)
 	case *http2.SettingsFrame:
 		if f.IsAck() {
@@ -729,9 +685,6 @@ func (x *wire) endBlock(t Times) {
 	} else {
 		m = s.side(fromClient)
 	}
-	if x.blind != nil {
-		s.uncertain |= 1 << x.idx // decoded while a header block may be lost
-	}
 	m.Seen = true
 	m.HeaderBytes += x.hbBytes
 	m.UnknownFields += d.unknown
@@ -762,7 +715,6 @@ func (x *wire) endBlock(t Times) {
 	}
 	if x.hbEndStream {
 		m.Ended = true
-		x.blindEnded(x.hbStream)
 		c.maybeComplete(s)
 	}
 }

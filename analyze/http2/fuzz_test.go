@@ -40,8 +40,5 @@ func FuzzHTTP2(f *testing.F) {
 		if len(c.streams) != 0 {
 			t.Fatal("streams kept after Close")
 		}
-		if len(c.held) != 0 || c.wires[0].blind != nil || c.wires[1].blind != nil {
-			t.Fatal("streams held back, or a wire blind, after Close")
-		}
 	})
 }

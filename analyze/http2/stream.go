@@ -32,9 +32,9 @@ type Message struct {
 	// BodyMissing says DATA payload bytes were not in the capture (a gap
 	// inside a DATA frame): BodyBytes still counts them.
 	BodyMissing bool
-	// LengthUnknown says the body went on in frames lost whole (a cut
-	// write's tail past the DATA frame it cut): BodyBytes counts what is
-	// known and is a lower bound.
+	// LengthUnknown says the body may have gone on in frames a gap took
+	// whole (a cut write's tail past the DATA frame it cut): BodyBytes
+	// counts what is known and is a lower bound.
 	LengthUnknown bool
 	// HeaderBytes counts the wire bytes (frame headers included) of the
 	// HEADERS, CONTINUATION and PUSH_PROMISE frames of this side.
@@ -89,9 +89,6 @@ type Stream struct {
 	Gap bool
 	// GRPC says a content-type of application/grpc was seen.
 	GRPC bool
-	// uncertain has bit w set while a header block of the stream was
-	// decoded on wire w after frames lost whole (blind.go).
-	uncertain uint8
 }
 
 func (s *Stream) side(client bool) *Message {

@@ -25,9 +25,11 @@ func feedCut(c *conv, cutAt, keep int) (*Conn, []string) {
 
 // Node.js writes a stream's HEADERS and all its DATA frames in one call; a
 // snaplen cut in the first DATA frame takes the rest of it and the frames
-// after it whole. The wire stays in frame sync; the cut request's length is
-// unknown (flagged), its response completes it, and the next stream, the
-// next id, decodes with the HPACK table as it is: nothing desyncs.
+// after it whole. The cut frame counts whole, the body's length is unknown
+// (a lower bound, flagged), the answered request is complete, the next
+// write is found to start on a frame (nothing skipped), and the next
+// stream's fields that reference the HPACK table from before the loss are
+// unknown, never guessed.
 func TestCutWriteTakesWholeFrames(t *testing.T) {
 	c := newConv(t).preface()
 	c.headers(0, 1, false, ":method: POST", ":scheme: https", ":authority: h", ":path: /up", "x-a: 1")
@@ -46,18 +48,18 @@ func TestCutWriteTakesWholeFrames(t *testing.T) {
 	c.flush(1)
 	conn, out := feedCut(c, cutAt, keep)
 	check(t, out, []string{
-		"1 [:method=POST :scheme=https :authority=h :path=/up x-a=1] body=100 [:status=200 x-r=1] body=2 trailer=[] unknown=0/0 [missing lenunknown]",
-		"3 [:method=GET :scheme=https :authority=h :path=/two x-a=1] body=0 [:status=200 x-r=1] body=2 trailer=[] unknown=0/0 []",
+		"1 [:method=POST :scheme=https :authority=h :path=/up x-a=1] body=100 [:status=200 x-r=1] body=2 trailer=[] unknown=0/0 [desynced missing lenunknown]",
+		"3 [:method=GET :scheme=https :path=/two] body=0 [:status=200 x-r=1] body=2 trailer=[] unknown=2/0 [desynced]",
 	})
-	if st := conn.Stats(); st.Resyncs != 0 || st.BlindGaps != 1 || st.BlindFailed != 0 || st.CutFrames != 1 {
+	if st := conn.Stats(); st.Resyncs != 1 || st.LostFrameRuns != 1 || st.CutFrames != 1 || st.SkippedBytes != 0 {
 		t.Errorf("stats %+v", st)
 	}
 }
 
 // The lost frames held a request header block (stream 3, whose field went
-// into the HPACK table): the next stream seen is 5, not 3, so the proof
-// fails. Stream 5's fields that reference the table are unknown, never
-// wrong, and it is flagged.
+// into the HPACK table): stream 5's fields that reference the table are
+// unknown, never resolved to whatever entry sits at that index now, and it
+// is flagged.
 func TestCutWriteLostHeaderBlock(t *testing.T) {
 	c := newConv(t).preface()
 	c.headers(0, 1, false, ":method: POST", ":scheme: https", ":authority: h", ":path: /up")
@@ -96,14 +98,14 @@ func TestCutWriteLostHeaderBlock(t *testing.T) {
 	if !strings.Contains(five, "desynced") || !strings.Contains(five, "unknown=2/") || !strings.Contains(five, ":path=/five") {
 		t.Errorf("stream 5: %q, want its path, two unknown fields, and desynced", five)
 	}
-	if st := conn.Stats(); st.Resyncs != 0 || st.BlindGaps != 1 || st.BlindFailed != 1 {
+	if st := conn.Stats(); st.LostFrameRuns != 1 {
 		t.Errorf("stats %+v", st)
 	}
 }
 
 // On the server's wire the lost frames held stream 3's response header
-// block; its DATA then comes without one, and the proof fails: stream 3
-// is flagged, not reported with a response it did not show.
+// block; its DATA then comes without one: stream 3 is flagged, not reported
+// with a response it did not show, and stream 1's body length is unknown.
 func TestCutWriteLostResponseHeaders(t *testing.T) {
 	c := newConv(t).preface()
 	c.headers(0, 1, true, ":method: GET", ":scheme: https", ":authority: h", ":path: /one")
@@ -120,18 +122,19 @@ func TestCutWriteLostResponseHeaders(t *testing.T) {
 	c.flush(1)
 	conn, out := feedCut(c, cutAt, keep)
 	check(t, out, []string{
-		"1 [:method=GET :scheme=https :authority=h :path=/one] body=0 [:status=200] body=103 trailer=[] unknown=0/0 [missing lenunknown]",
+		"1 [:method=GET :scheme=https :authority=h :path=/one] body=0 [:status=200] body=103 trailer=[] unknown=0/0 [desynced missing lenunknown]",
 		"3 [:method=GET :scheme=https :authority=h :path=/two] body=0 [] body=1 trailer=[] unknown=0/0 [desynced]",
 	})
-	if st := conn.Stats(); st.BlindFailed != 1 {
+	if st := conn.Stats(); st.LostFrameRuns != 1 {
 		t.Errorf("stats %+v", st)
 	}
 }
 
 // The lost frames held the trailers that ended stream 1 (as a gRPC server
-// writes its last message and trailers at once): stream 1 never ends, so
-// nothing proves that the table is intact, and stream 3, whose response
-// was decoded after the loss, is flagged when the connection closes.
+// writes its last message and trailers at once): stream 1 never ends and
+// is flagged, and stream 3's trailer, which references the entry the lost
+// block inserted, is unknown, not resolved through a table the loss
+// changed.
 func TestCutWriteLostTrailers(t *testing.T) {
 	c := newConv(t).preface()
 	c.headers(0, 1, true, ":method: POST", ":scheme: https", ":authority: h", ":path: /svc/A")
