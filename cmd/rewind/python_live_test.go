@@ -131,7 +131,7 @@ for _ in range(int(sys.argv[1])):
         k, _, v = line.partition(b":")
         if k.strip().lower() == b"content-length":
             n = int(v)
-    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n")
+    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
     got = len(rest)
     while got < n:
         d = c.recv(65536)
