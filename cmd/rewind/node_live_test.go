@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"os"
@@ -86,31 +85,11 @@ func TestLiveNodeTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(node, script, cert, key)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	lines := bufio.NewScanner(stdout)
+	stdin, next := startWithLines(t, cmd)
 	waitLine := func(want string) {
 		t.Helper()
-		got := make(chan bool, 1)
-		go func() { got <- lines.Scan() && lines.Text() == want }()
-		select {
-		case ok := <-got:
-			if !ok {
-				t.Fatalf("node did not print %q", want)
-			}
-		case <-time.After(30 * time.Second):
-			t.Fatalf("node did not print %q within 30s", want)
+		if got := next(); got != want {
+			t.Fatalf("node printed %q, want %q", got, want)
 		}
 	}
 	waitLine("ready")

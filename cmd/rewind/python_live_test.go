@@ -5,6 +5,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -159,34 +160,7 @@ func TestLiveAnswerFirstSocket(t *testing.T) {
 	if err := os.WriteFile(body, []byte(strings.Repeat("u", size)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	srv := exec.Command(python, script, strconv.Itoa(uploads))
-	srv.Stderr = os.Stderr
-	stdout, err := srv.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
-	lines := bufio.NewScanner(stdout)
-	next := func() string {
-		t.Helper()
-		got := make(chan string, 1)
-		go func() {
-			if lines.Scan() {
-				got <- lines.Text()
-			}
-			close(got)
-		}()
-		select {
-		case l := <-got:
-			return l
-		case <-time.After(30 * time.Second):
-			t.Fatal("the python server said nothing for 30s")
-		}
-		return ""
-	}
+	_, next := startWithLines(t, exec.Command(python, script, strconv.Itoa(uploads)))
 	port, err := strconv.Atoi(next())
 	if err != nil {
 		t.Fatalf("python server: no port: %v", err)
@@ -272,37 +246,7 @@ func TestLiveSloppyConnect(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(python, script)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	lines := bufio.NewScanner(stdout)
-	next := func() string {
-		t.Helper()
-		got := make(chan string, 1)
-		go func() {
-			if lines.Scan() {
-				got <- lines.Text()
-			}
-			close(got)
-		}()
-		select {
-		case l := <-got:
-			return l
-		case <-time.After(30 * time.Second):
-			t.Fatal("python said nothing for 30s")
-		}
-		return ""
-	}
+	stdin, next := startWithLines(t, cmd)
 	port, err := strconv.Atoi(next())
 	if err != nil {
 		t.Fatalf("python: no port: %v", err)
@@ -362,5 +306,48 @@ func runBounded(cmd *exec.Cmd, d time.Duration) (string, error) {
 		cmd.Process.Kill()
 		<-done
 		return out.String(), fmt.Errorf("still running after %v, killed", d)
+	}
+}
+
+// startWithLines starts cmd (its standard error goes to the test's) and
+// returns a pipe to its standard input and a function that returns its
+// next line of output, failing t after 30 s of silence. The process is
+// killed, if it still runs, when the test ends.
+func startWithLines(t *testing.T, cmd *exec.Cmd) (io.WriteCloser, func() string) {
+	t.Helper()
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	lines := bufio.NewScanner(stdout)
+	name := filepath.Base(cmd.Path)
+	return stdin, func() string {
+		t.Helper()
+		got := make(chan string, 1)
+		go func() {
+			if lines.Scan() {
+				got <- lines.Text()
+			}
+			close(got)
+		}()
+		select {
+		case l, ok := <-got:
+			if !ok {
+				t.Fatalf("%s ended its output", name)
+			}
+			return l
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s printed nothing for 30s", name)
+		}
+		return ""
 	}
 }
