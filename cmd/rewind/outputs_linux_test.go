@@ -141,12 +141,12 @@ func TestStuckPipeSecondSignal(t *testing.T) {
 	select {
 	case err := <-done:
 		// Stopping at the first signal is fine too, if it says so.
-		checkInterrupted(t, err, stderr.String())
+		checkExit(t, err, stderr.String(), 130)
 	case <-time.After(500 * time.Millisecond):
 		cmd.Process.Signal(syscall.SIGINT)
 		select {
 		case err := <-done:
-			checkInterrupted(t, err, stderr.String())
+			checkExit(t, err, stderr.String(), 130)
 		case <-time.After(5 * time.Second):
 			cmd.Process.Kill()
 			t.Fatal("a second SIGINT did not end rewind within 5 s")
@@ -166,11 +166,13 @@ func TestStuckPipeSecondSignal(t *testing.T) {
 	}
 }
 
-func checkInterrupted(t *testing.T, err error, stderr string) {
+// checkExit fails t unless err is an exit with code want (130 after
+// SIGINT, 143 after SIGTERM).
+func checkExit(t *testing.T, err error, stderr string, want int) {
 	t.Helper()
 	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
-		t.Errorf("exit: %v, want 130 (SIGINT); stderr: %s", err, stderr)
+	if !errors.As(err, &ee) || ee.ExitCode() != want {
+		t.Errorf("exit: %v, want %d; stderr: %s", err, want, stderr)
 	}
 }
 
@@ -179,13 +181,19 @@ func checkInterrupted(t *testing.T, err error, stderr string) {
 // untouched), however little input follows (#19 item 3). It used to
 // depend on whether 1,024 more events arrived.
 func TestInterruptWhileReadingStdin(t *testing.T) {
-	bin := buildRewind(t)
+	signalWhileReadingStdin(t, buildRewind(t), syscall.SIGINT, 130)
+}
+
+// signalWhileReadingStdin sends sig to analyze while it waits for the
+// second half of its input on a pipe: it must end with exit code want,
+// say the run was interrupted, and leave the previous report as it was.
+func signalWhileReadingStdin(t *testing.T, bin string, sig syscall.Signal, want int) {
+	t.Helper()
 	capture, err := os.ReadFile(manyExchanges(t, 50))
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	report := filepath.Join(dir, "report.txt")
+	report := filepath.Join(t.TempDir(), "report.txt")
 	os.WriteFile(report, []byte("previous report\n"), 0o600)
 	cmd := exec.Command(bin, "analyze", "-", "-q", "-o", report)
 	in, err := cmd.StdinPipe()
@@ -199,7 +207,7 @@ func TestInterruptWhileReadingStdin(t *testing.T) {
 	}
 	in.Write(capture[:len(capture)/2])
 	time.Sleep(500 * time.Millisecond) // rewind now waits for the rest
-	cmd.Process.Signal(syscall.SIGINT)
+	cmd.Process.Signal(sig)
 	time.Sleep(200 * time.Millisecond)
 	in.Write(capture[len(capture)/2:])
 	in.Close()
@@ -207,16 +215,16 @@ func TestInterruptWhileReadingStdin(t *testing.T) {
 	go func() { done <- cmd.Wait() }()
 	select {
 	case err := <-done:
-		checkInterrupted(t, err, stderr.String())
+		checkExit(t, err, stderr.String(), want)
 	case <-time.After(20 * time.Second):
 		cmd.Process.Kill()
-		t.Fatal("rewind did not end after its input did")
+		t.Fatalf("rewind did not end after %v and the end of its input", sig)
 	}
 	if !strings.Contains(stderr.String(), "interrupted") {
 		t.Errorf("stderr does not say the run was interrupted: %q", stderr.String())
 	}
 	if b, _ := os.ReadFile(report); string(b) != "previous report\n" {
-		t.Errorf("the interrupted run replaced the report: %q", b)
+		t.Errorf("the %v run replaced the report: %q", sig, b)
 	}
 }
 
@@ -319,51 +327,8 @@ func TestSideOutputReaderLeaves(t *testing.T) {
 // leaving no temporary file (#19 item 3).
 func TestSigtermExit143(t *testing.T) {
 	bin := buildRewind(t)
-	checkTerm := func(t *testing.T, err error, stderr string) {
-		t.Helper()
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != 143 {
-			t.Errorf("exit: %v, want 143 (SIGTERM); stderr: %s", err, stderr)
-		}
-	}
 	t.Run("waiting for input", func(t *testing.T) {
-		capture, err := os.ReadFile(manyExchanges(t, 50))
-		if err != nil {
-			t.Fatal(err)
-		}
-		report := filepath.Join(t.TempDir(), "report.txt")
-		os.WriteFile(report, []byte("previous report\n"), 0o600)
-		cmd := exec.Command(bin, "analyze", "-", "-q", "-o", report)
-		in, err := cmd.StdinPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		in.Write(capture[:len(capture)/2])
-		time.Sleep(500 * time.Millisecond)
-		cmd.Process.Signal(syscall.SIGTERM)
-		time.Sleep(200 * time.Millisecond)
-		in.Write(capture[len(capture)/2:])
-		in.Close()
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			checkTerm(t, err, stderr.String())
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			t.Fatal("rewind did not end after SIGTERM and the end of its input")
-		}
-		if !strings.Contains(stderr.String(), "interrupted") {
-			t.Errorf("stderr does not say the run was interrupted: %q", stderr.String())
-		}
-		if b, _ := os.ReadFile(report); string(b) != "previous report\n" {
-			t.Errorf("the terminated run replaced the report: %q", b)
-		}
+		signalWhileReadingStdin(t, bin, syscall.SIGTERM, 143)
 	})
 	t.Run("stuck on a pipe", func(t *testing.T) {
 		in := manyExchanges(t, 20000)
@@ -401,12 +366,12 @@ func TestSigtermExit143(t *testing.T) {
 		cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case err := <-done:
-			checkTerm(t, err, stderr.String())
+			checkExit(t, err, stderr.String(), 143)
 		case <-time.After(500 * time.Millisecond):
 			cmd.Process.Signal(syscall.SIGTERM)
 			select {
 			case err := <-done:
-				checkTerm(t, err, stderr.String())
+				checkExit(t, err, stderr.String(), 143)
 			case <-time.After(5 * time.Second):
 				cmd.Process.Kill()
 				t.Fatal("a second SIGTERM did not end rewind within 5 s")
