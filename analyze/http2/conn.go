@@ -703,7 +703,22 @@ func (x *wire) endBlock(t Times) {
 		}
 	case !fromClient && !x.hbPush && isInformational(d.fields):
 		s.Informational++
+	case !fromClient && !x.hbPush && !pseudo && x.hbEndStream:
+		// A response's first block seen has no :status and ends the
+		// stream: trailers whose header block was lost (a gap, or frames
+		// skipped while the wire resynced). They are not the response's
+		// headers, and the response is flagged.
+		m.Trailer = append(m.Trailer[:0], d.fields...)
+		m.HeadersLost = true
+		if m.Start == 0 {
+			m.Start = x.hbStart
+		}
 	default:
+		if !fromClient && !x.hbPush && !pseudo {
+			// A response header block without :status: its status
+			// referenced an unknown HPACK entry, or was never sent.
+			m.HeadersLost = true
+		}
 		m.Header = append(m.Header[:0], d.fields...)
 		m.HeadersSeen = true
 		if m.Start == 0 || x.hbStart < m.Start {

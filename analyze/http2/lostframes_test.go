@@ -163,3 +163,31 @@ func TestCutWriteLostTrailers(t *testing.T) {
 		}
 	}
 }
+
+// A response whose header block was lost in a gap, whose trailers then end
+// the stream: the trailers are not taken for the response's headers (no
+// status, grpc-status as a header field), and the exchange is flagged.
+func TestTrailersAfterLostHeaders(t *testing.T) {
+	c := newConv(t).preface()
+	c.headers(0, 1, true, ":method: POST", ":scheme: https", ":authority: h", ":path: /svc/A")
+	c.flush(0)
+	c.headers(1, 1, false, ":status: 200", "content-type: application/grpc")
+	c.flush(1)
+	lost := len(c.writes) - 1
+	c.data(1, 1, false, "\x00\x00\x00\x00\x02ok", 0)
+	c.headers(1, 1, true, "grpc-status: 0")
+	c.flush(1)
+	var out []string
+	conn := NewConn(client0, func(s *Stream) { out = append(out, summary(s)) })
+	for i, w := range c.writes {
+		if i == lost {
+			conn.Gap(w.wire, int64(len(w.b)), Times{1, 1})
+			continue
+		}
+		conn.Feed(w.wire, w.b, Times{2, 2})
+	}
+	conn.Close(Times{3, 3})
+	check(t, out, []string{
+		"1 [:method=POST :scheme=https :authority=h :path=/svc/A] body=0 [] body=7 trailer=[grpc-status=0] unknown=0/0 [desynced]",
+	})
+}
