@@ -78,9 +78,11 @@ bench:
 bench-record:
 	@./scripts/bench-record.sh $(BENCH_RECORD_ARGS)
 
-# bench-pcap: rewind analyze vs tshark on a loopback pcap of >=100k exchanges (root).
+# bench-pcap: rewind analyze vs tshark on loopback pcaps of three shapes
+# (small HTTP/1, mixed bodies, h2c; BENCH_PCAP_SHAPES to choose) (root).
+BENCH_PCAP_SHAPES ?= small mixed h2c
 bench-pcap:
-	@./scripts/bench-pcap.sh
+	@set -e; for s in $(BENCH_PCAP_SHAPES); do SHAPE=$$s ./scripts/bench-pcap.sh; done
 
 FUZZTIME ?= 30s
 fuzz:
