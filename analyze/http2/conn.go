@@ -112,14 +112,10 @@ type wire struct {
 	// skip counts the bytes still to come of a DATA frame that a gap cut
 	// (cutData): they are dropped as they arrive, and the frame after
 	// them starts in sync.
-	skip int64
-	// skipStream is the stream of that frame, and skipEnds says the frame
-	// ended it.
-	skipStream uint32
-	skipEnds   bool
-	preface    int    // bytes of the client preface still expected
-	maxFrame   uint32 // largest frame plausible on this wire
-	dec        *headerDecoder
+	skip     int64
+	preface  int    // bytes of the client preface still expected
+	maxFrame uint32 // largest frame plausible on this wire
+	dec      *headerDecoder
 
 	// the header block in progress
 	hbActive      bool
@@ -314,7 +310,7 @@ func (x *wire) cutData(n int64, t Times) bool {
 		if n > x.skip {
 			// On past its end: whole frames lost.
 			x.skip = 0
-			x.framesLost(x.skipStream, x.skipEnds)
+			x.framesLost()
 			return true
 		}
 		x.skip -= n
@@ -365,32 +361,30 @@ func (x *wire) cutData(n int64, t Times) bool {
 		}
 	}
 	x.buf = x.buf[:0]
-	ends := http2.Flags(flags).Has(http2.FlagDataEndStream)
 	if past > 0 {
-		x.skip = 0
-		x.framesLost(id, ends)
+		x.framesLost()
 		return true
 	}
-	x.skip, x.skipStream, x.skipEnds = -past, id, ends
+	x.skip = -past
 	return true
 }
 
-// framesLost handles a gap that, after the rest of the DATA frame of
-// stream cut (which ended its stream when ends), took whole frames: a write
-// longer than the snaplen whose tail held more frames (Node.js writes a
-// stream's HEADERS and all its DATA frames in one call). The cut frame was
-// counted whole. What the lost frames were is unknown: more DATA of any
-// open stream (whose body length is then unknown: BodyBytes is a lower
-// bound), its END_STREAM, or a header block whose HPACK insertions later
-// blocks would reference. So the wire searches for frame sync again (the
+// framesLost handles a gap that, after the rest of the DATA frame it cut,
+// took whole frames: a write longer than the snaplen whose tail held more
+// frames (Node.js writes a stream's HEADERS and all its DATA frames in one
+// call). The cut frame was counted whole (and ended its stream if it said
+// so). What the lost frames were is unknown: more DATA of any open stream
+// (whose body length is then unknown: BodyBytes is a lower bound), its
+// END_STREAM, or a header block whose HPACK insertions later blocks would
+// reference. So the wire searches for frame sync again (the
 // next write normally starts on a frame, and is then found at once), the
 // open streams are flagged (Gap), and the HPACK table becomes placeholders,
 // which never resolve a reference to a wrong entry (loseSync).
-func (x *wire) framesLost(cut uint32, ends bool) {
+func (x *wire) framesLost() {
 	c := x.c
 	fromClient := x.idx == c.client
-	for id, s := range c.streams {
-		if m := s.side(fromClient); m.HeadersSeen && !m.Ended && (id != cut || !ends) {
+	for _, s := range c.streams {
+		if m := s.side(fromClient); m.HeadersSeen && !m.Ended {
 			m.BodyMissing, m.LengthUnknown = true, true
 		}
 	}
@@ -693,6 +687,7 @@ func (x *wire) endBlock(t Times) {
 		s.GRPC = true
 	}
 	_, pseudo := firstPseudo(d.fields)
+	noStatus := !fromClient && !x.hbPush && !pseudo // a response block without :status
 	switch {
 	case m.HeadersSeen || (!fromClient && !s.Request.HeadersSeen && !pseudo && x.hbEndStream && d.unknown == 0 && !d.lost):
 		// A second block, or (joined mid-stream) a block ending the
@@ -703,7 +698,7 @@ func (x *wire) endBlock(t Times) {
 		}
 	case !fromClient && !x.hbPush && isInformational(d.fields):
 		s.Informational++
-	case !fromClient && !x.hbPush && !pseudo && x.hbEndStream:
+	case noStatus && x.hbEndStream:
 		// A response's first block seen has no :status and ends the
 		// stream: trailers whose header block was lost (a gap, or frames
 		// skipped while the wire resynced). They are not the response's
@@ -714,9 +709,9 @@ func (x *wire) endBlock(t Times) {
 			m.Start = x.hbStart
 		}
 	default:
-		if !fromClient && !x.hbPush && !pseudo {
-			// A response header block without :status: its status
-			// referenced an unknown HPACK entry, or was never sent.
+		if noStatus {
+			// Its status referenced an unknown HPACK entry, or was never
+			// sent.
 			m.HeadersLost = true
 		}
 		m.Header = append(m.Header[:0], d.fields...)
