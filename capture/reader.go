@@ -35,7 +35,7 @@ type Damage struct {
 	// Cut says the region is the end of the file cutting a chunk short,
 	// nothing else: a recording still being written (or copied before it
 	// closed) ends so, without being damaged.
-	Cut bool
+	Cut bool `json:"-"`
 }
 
 // Stats says what a [Reader] has recovered and skipped so far. After Next
@@ -241,18 +241,14 @@ func (r *Reader) badRecord() {
 }
 
 // beginDamage marks the start of an unreadable region at the current offset.
-func (r *Reader) beginDamage(why string) {
-	if r.damageAt < 0 {
-		r.damageAt = r.off
-		r.damageWhy = why
-	}
-}
+func (r *Reader) beginDamage(why string) { r.beginDamageAt(r.off, why, false) }
 
-// beginCut opens a damaged region where the file ends inside a chunk,
-// unless one is open already (then the damage began before the cut).
-func (r *Reader) beginCut(at int64, why string) {
+// beginDamageAt opens a damaged region at offset at, unless one is open
+// already (then the damage began earlier); cut says the file ends inside a
+// chunk there ([Damage.Cut]).
+func (r *Reader) beginDamageAt(at int64, why string, cut bool) {
 	if r.damageAt < 0 {
-		r.damageAt, r.damageWhy, r.damageCut = at, why, true
+		r.damageAt, r.damageWhy, r.damageCut = at, why, cut
 	}
 }
 
@@ -302,7 +298,7 @@ func (r *Reader) nextChunk() error {
 		}
 		if len(hdr) < frameHeaderSize {
 			// The file ends inside a frame header.
-			r.beginCut(r.off, "file ends inside a chunk header")
+			r.beginDamageAt(r.off, "file ends inside a chunk header", true)
 			r.discard(len(hdr))
 			r.finish(1)
 			return nil
@@ -330,15 +326,12 @@ func (r *Reader) nextChunk() error {
 		if err != nil {
 			if errors.As(err, &se) {
 				r.stats.StreamError = se.Error()
-				if r.damageAt < 0 {
-					r.damageAt = start
-					r.damageWhy = fmt.Sprintf("chunk %d is cut off: %v", fh.seq, se)
-				}
+				r.beginDamageAt(start, fmt.Sprintf("chunk %d is cut off: %v", fh.seq, se), false)
 				r.finish(lost + 1)
 				return nil
 			}
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				r.beginCut(start, fmt.Sprintf("file ends inside chunk %d", fh.seq))
+				r.beginDamageAt(start, fmt.Sprintf("file ends inside chunk %d", fh.seq), true)
 				r.finish(lost + 1)
 				return nil
 			}
@@ -469,7 +462,7 @@ func (r *Reader) finish(lost int) {
 	r.done = true
 	if lost > 0 {
 		r.stats.Truncated = true
-		r.beginCut(r.off, "file ends inside a chunk")
+		r.beginDamageAt(r.off, "file ends inside a chunk", true)
 	}
 	if r.damageAt >= 0 && lost == 0 {
 		// A damaged region running to the end of the file held at least
