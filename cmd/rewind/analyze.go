@@ -143,12 +143,13 @@ func runAnalyze(c *cli.Context) error {
 	defer outs.abort()
 	var pq *parquet.Writer
 	if p := c.String("parquet"); p != "" {
-		out, _ := os.Stat(p)
-		if in, ierr := os.Stat(path); ierr == nil && out != nil && os.SameFile(in, out) {
-			return usagef("--parquet %s is the input %s: refusing to overwrite it", p, path)
-		}
-		if err := notStdio([]string{path}, "--parquet", p, out, countStdout(specs) > 0); err != nil {
-			return err
+		if out, err := os.Stat(p); err == nil {
+			if err := inputClash(statInputs([]string{path}), "--parquet", p, out); err != nil {
+				return err
+			}
+			if err := notStdout("--parquet", p, out, countStdout(specs) > 0); err != nil {
+				return err
+			}
 		}
 		pa, _ := filepath.Abs(p)
 		for _, s := range specs {

@@ -123,14 +123,8 @@ func openOutputs(inputs []string, specs []outputSpec) (*outputs, error) {
 				return nil, usagef("%s %s: is a directory", s.flag, s.path)
 			}
 			cur.fi = fi
-			for _, in := range ins {
-				if !os.SameFile(fi, in.fi) {
-					continue
-				}
-				if in.name == "-" {
-					return nil, refusef("%s %s is standard input, the capture being read: refusing to overwrite it; write %s to another file", s.flag, s.path, outputWhat(s.flag))
-				}
-				return nil, usagef("%s %s is the input %s: refusing to overwrite it", s.flag, s.path, in.name)
+			if err := inputClash(ins, s.flag, s.path, fi); err != nil {
+				return nil, err
 			}
 		} else if errors.Is(err, fs.ErrNotExist) {
 			dir := filepath.Dir(s.path)
@@ -224,7 +218,7 @@ func regularStat(f *os.File) fs.FileInfo {
 // messages.
 func stdoutUse(flag string) string {
 	if flag == "-o" {
-		return "the report"
+		return outputWhat(flag)
 	}
 	return flag + " -"
 }
@@ -257,17 +251,27 @@ func stdoutNotInput(ins []inputFile, what string) error {
 	return nil
 }
 
-// notStdio refuses an output file fi (path, named by flag) that is
-// standard input read as an input, or standard output when something
-// goes there (stdout true). Only regular files are compared.
-func notStdio(inputs []string, flag, path string, fi fs.FileInfo, stdout bool) error {
-	if fi == nil || !fi.Mode().IsRegular() {
-		return nil
-	}
-	for _, in := range statInputs(inputs) {
-		if in.name == "-" && os.SameFile(in.fi, fi) {
+// inputClash refuses an existing output file fi (path, named by flag) that
+// is one of the inputs, standard input included.
+func inputClash(ins []inputFile, flag, path string, fi fs.FileInfo) error {
+	for _, in := range ins {
+		if !os.SameFile(fi, in.fi) {
+			continue
+		}
+		if in.name == "-" {
 			return refusef("%s %s is standard input, the capture being read: refusing to overwrite it; write %s to another file", flag, path, outputWhat(flag))
 		}
+		return usagef("%s %s is the input %s: refusing to overwrite it", flag, path, in.name)
+	}
+	return nil
+}
+
+// notStdout refuses an output file fi (path, named by flag) that is
+// standard output when something goes there (stdout true). Only regular
+// files are compared.
+func notStdout(flag, path string, fi fs.FileInfo, stdout bool) error {
+	if fi == nil || !fi.Mode().IsRegular() {
+		return nil
 	}
 	if out := regularStat(os.Stdout); stdout && out != nil && os.SameFile(out, fi) {
 		return refusef("%s %s is also standard output, where the report goes: write the report with -o FILE", flag, path)
