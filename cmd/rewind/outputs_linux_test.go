@@ -97,6 +97,32 @@ func TestStuckPipeSecondSignal(t *testing.T) {
 	bin := buildRewind(t)
 	in := manyExchanges(t, 20000) // far more JSON lines than a pipe holds
 	dir := t.TempDir()
+	report := filepath.Join(dir, "report.txt")
+	os.WriteFile(report, []byte("previous report\n"), 0o600)
+	// --parquet writes its own temporary file, from the first exchange on.
+	pq := filepath.Join(dir, "x.parquet")
+	os.WriteFile(pq, []byte("previous parquet\n"), 0o600)
+	signalStuckOnPipe(t, dir, syscall.SIGINT, 130, bin, "analyze", in, "-q", "-o", report, "--parquet", pq)
+	if b, _ := os.ReadFile(report); string(b) != "previous report\n" {
+		t.Errorf("the interrupted run replaced the report: %q", b)
+	}
+	if b, _ := os.ReadFile(pq); string(b) != "previous parquet\n" {
+		t.Errorf("the interrupted run replaced the parquet file: %q", b)
+	}
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if strings.Contains(e.Name(), ".rewind-") {
+			t.Errorf("temporary file %s left behind", e.Name())
+		}
+	}
+}
+
+// signalStuckOnPipe runs cmdline with --exchanges going to a FIFO in dir
+// whose reader never reads, waits until rewind is blocked writing to it,
+// then sends sig: rewind must end with exit code want, at the first signal
+// or at a second one 500 ms later.
+func signalStuckOnPipe(t *testing.T, dir string, sig syscall.Signal, want int, cmdline ...string) {
+	t.Helper()
 	fifo := filepath.Join(dir, "fifo")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
@@ -106,14 +132,8 @@ func TestStuckPipeSecondSignal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rd.Close()
-	report := filepath.Join(dir, "report.txt")
-	os.WriteFile(report, []byte("previous report\n"), 0o600)
-	// --parquet writes its own temporary file, from the first exchange on.
-	pq := filepath.Join(dir, "x.parquet")
-	os.WriteFile(pq, []byte("previous parquet\n"), 0o600)
-
-	cmd := exec.Command(bin, "analyze", in, "-q", "-o", report, "--exchanges", fifo, "--parquet", pq)
+	defer func() { rd.Close(); os.Remove(fifo) }()
+	cmd := exec.Command(cmdline[0], append(cmdline[1:], "--exchanges", fifo)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -122,8 +142,7 @@ func TestStuckPipeSecondSignal(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	// Wait until the pipe is full: rewind is then blocked writing.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if n, err := unix.IoctlGetInt(int(rd.Fd()), unix.TIOCINQ); err == nil && n >= 65536 {
 			break
 		}
@@ -135,33 +154,20 @@ func TestStuckPipeSecondSignal(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("the pipe never filled")
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
-	cmd.Process.Signal(syscall.SIGINT)
+	cmd.Process.Signal(sig)
 	select {
 	case err := <-done:
 		// Stopping at the first signal is fine too, if it says so.
-		checkExit(t, err, stderr.String(), 130)
+		checkExit(t, err, stderr.String(), want)
 	case <-time.After(500 * time.Millisecond):
-		cmd.Process.Signal(syscall.SIGINT)
+		cmd.Process.Signal(sig)
 		select {
 		case err := <-done:
-			checkExit(t, err, stderr.String(), 130)
+			checkExit(t, err, stderr.String(), want)
 		case <-time.After(5 * time.Second):
 			cmd.Process.Kill()
-			t.Fatal("a second SIGINT did not end rewind within 5 s")
-		}
-	}
-	if b, _ := os.ReadFile(report); string(b) != "previous report\n" {
-		t.Errorf("the interrupted run replaced the report: %q", b)
-	}
-	if b, _ := os.ReadFile(pq); string(b) != "previous parquet\n" {
-		t.Errorf("the interrupted run replaced the parquet file: %q", b)
-	}
-	ents, _ := os.ReadDir(dir)
-	for _, e := range ents {
-		if strings.Contains(e.Name(), ".rewind-") {
-			t.Errorf("temporary file %s left behind", e.Name())
+			t.Fatalf("a second %v did not end rewind within 5 s", sig)
 		}
 	}
 }
@@ -333,50 +339,7 @@ func TestSigtermExit143(t *testing.T) {
 	t.Run("stuck on a pipe", func(t *testing.T) {
 		in := manyExchanges(t, 20000)
 		dir := t.TempDir()
-		fifo := filepath.Join(dir, "fifo")
-		if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		rd, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rd.Close()
-		cmd := exec.Command(bin, "analyze", in, "-q", "-o", filepath.Join(dir, "report.txt"), "--exchanges", fifo)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			if n, err := unix.IoctlGetInt(int(rd.Fd()), unix.TIOCINQ); err == nil && n >= 65536 {
-				break
-			}
-			select {
-			case err := <-done:
-				t.Fatalf("rewind ended before the pipe filled: %v\n%s", err, stderr.String())
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("the pipe never filled")
-			}
-		}
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case err := <-done:
-			checkExit(t, err, stderr.String(), 143)
-		case <-time.After(500 * time.Millisecond):
-			cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case err := <-done:
-				checkExit(t, err, stderr.String(), 143)
-			case <-time.After(5 * time.Second):
-				cmd.Process.Kill()
-				t.Fatal("a second SIGTERM did not end rewind within 5 s")
-			}
-		}
+		signalStuckOnPipe(t, dir, syscall.SIGTERM, 143, bin, "analyze", in, "-q", "-o", filepath.Join(dir, "report.txt"))
 		ents, _ := os.ReadDir(dir)
 		for _, e := range ents {
 			if strings.Contains(e.Name(), ".rewind-") || e.Name() == "report.txt" {
