@@ -273,6 +273,30 @@ type CaptureInfo struct {
 	zone *time.Location // the recording host's zone, made once
 }
 
+// HostName names the host the input was recorded on: the capture header's
+// host for a rewind capture, and for a pcap or pcapng (which has none) its
+// file name without directory and extension. Reports and Parquet rows of
+// several inputs are told apart by it.
+func (c *CaptureInfo) HostName() string {
+	if c.Header.Host != "" && c.Format == "rewind" {
+		return c.Header.Host
+	}
+	base := c.Path
+	if i := strings.LastIndexAny(base, `/\`); i >= 0 {
+		base = base[i+1:]
+	}
+	if i := strings.LastIndexByte(base, '.'); i > 0 {
+		base = base[:i]
+	}
+	return base
+}
+
+// WallOffset is what a monotonic timestamp of this capture adds to become
+// Unix nanoseconds: Wall(t).UnixNano() == int64(t) + WallOffset().
+func (c *CaptureInfo) WallOffset() int64 {
+	return c.Header.Clock.WallUnixNS - int64(c.Header.Clock.MonoNS)
+}
+
 // Wall converts a monotonic timestamp of this capture to wall-clock time in
 // the recording host's zone.
 func (c *CaptureInfo) Wall(mono uint64) time.Time {

@@ -114,6 +114,13 @@ type Options struct {
 	// the client used. `rewind diff` matches endpoints this way by
 	// default, so a server back on another port is the same service.
 	IgnoreHost bool
+	// Fleet makes the aggregator one input of an analysis of several
+	// (see [FleetReport]): its services are keyed by the input's host
+	// ([analyze.CaptureInfo.HostName]) and its time series are bucketed in
+	// wall-clock time on a grid of whole multiples of the bucket width
+	// since the Unix epoch, so that the series of inputs from different
+	// hosts and clocks merge exactly.
+	Fleet bool
 }
 
 // GroupBy is how exchanges are gathered into services.
@@ -161,8 +168,15 @@ type Aggregator struct {
 
 	// Time series: bucket i covers [origin + i·width, origin + (i+1)·width).
 	origin         uint64
+	latest         uint64 // the latest start seen
 	width, reqWide int64
 	auto           bool // width follows the span (BucketNS 0)
+
+	// Fleet mode ([Options.Fleet]): the input's host, and what its
+	// monotonic times add to become wall-clock (Unix) ns.
+	fleet bool
+	host  string
+	shift int64
 
 	info     *analyze.CaptureInfo
 	services map[serviceKey]*service
@@ -196,6 +210,7 @@ func New(opts Options) *Aggregator {
 		apdexT:       opts.ApdexT,
 		width:        opts.BucketNS,
 		objectives:   opts.Objectives,
+		fleet:        opts.Fleet,
 		services:     make(map[serviceKey]*service),
 		intern:       make(map[string]string),
 	}
@@ -230,6 +245,8 @@ func New(opts Options) *Aggregator {
 }
 
 type serviceKey struct {
+	host  string // the input's host, in fleet mode only
+	fleet bool   // a fleet row (see [FleetReport])
 	role capture.Role
 	pid  uint32
 	comm string
@@ -240,6 +257,7 @@ type serviceKey struct {
 type service struct {
 	key       serviceKey
 	ctr       container.Info
+	hosts     []string // a fleet row's hosts, sorted
 	pids      []uint32 // sorted
 	lastPID   uint32
 	endpoints map[EndpointKey]*acc
@@ -288,6 +306,9 @@ func (a *Aggregator) KeepsNoExchange() bool { return true }
 // Begin implements [analyze.Sink].
 func (a *Aggregator) Begin(info *analyze.CaptureInfo) error {
 	a.info = info
+	if a.fleet && info != nil {
+		a.host, a.shift = info.HostName(), info.WallOffset()
+	}
 	return nil
 }
 
@@ -325,37 +346,68 @@ func (a *Aggregator) Exchange(ex *analyze.Exchange) error {
 }
 
 // bucketIndex returns the series bucket of start time s, widening the
-// buckets when s lies beyond [MaxBuckets].
+// buckets when s lies beyond [MaxBuckets]. The first exchange sets the
+// series' origin: its start, or in fleet mode the start of the wall-clock
+// grid's bucket it falls in (s is then converted to wall-clock ns).
 func (a *Aggregator) bucketIndex(s uint64) int {
-	if a.origin == 0 {
-		a.origin = s
+	if a.fleet {
+		s = uint64(int64(s) + a.shift)
 	}
+	if a.origin == 0 {
+		a.origin = a.align(s, a.width)
+	}
+	if s < a.origin && a.fleet {
+		// An exchange that started before the first one delivered: the
+		// series grows back to it (outside fleet mode, such exchanges,
+		// a reorder window early at most, count in the first bucket).
+		o := a.align(s, a.width)
+		a.shiftSeries(1, int((a.origin-o)/uint64(a.width)))
+		a.origin = o
+	}
+	a.latest = max(a.latest, s)
 	if s <= a.origin {
 		return 0
 	}
-	d := int64(s - a.origin)
 	limit := int64(MaxBuckets)
 	if a.auto {
 		limit = AutoBuckets
 	}
-	if d/a.width < limit {
-		return int(d / a.width)
+	for int64(a.latest-a.origin)/a.width >= limit {
+		a.widen(a.widenBy())
 	}
-	factor := 1
-	for d/a.width >= limit {
-		f := a.widenBy()
-		a.width *= int64(f)
-		factor *= f
+	return int(int64(s-a.origin) / a.width)
+}
+
+// align returns the start of the bucket of width w that holds t: t itself
+// outside fleet mode, whose series start at their first exchange.
+func (a *Aggregator) align(t uint64, w int64) uint64 {
+	if !a.fleet {
+		return t
 	}
+	return t - t%uint64(w)
+}
+
+// widen makes the buckets factor times wider, merging every series'
+// buckets into the new ones (in fleet mode the origin moves back to the
+// wider grid, which shifts the old buckets by whole buckets).
+func (a *Aggregator) widen(factor int) {
+	w := a.width * int64(factor)
+	origin := a.align(a.origin, w)
+	shift := int((a.origin - origin) / uint64(a.width))
+	a.width, a.origin = w, origin
+	a.shiftSeries(factor, shift)
+}
+
+// shiftSeries rebuckets every series (see [acc.rebucket]).
+func (a *Aggregator) shiftSeries(factor, shift int) {
 	for _, svc := range a.services {
 		for _, e := range svc.endpoints {
-			e.rebucket(factor)
+			e.rebucket(factor, shift)
 		}
 		if svc.other != nil {
-			svc.other.rebucket(factor)
+			svc.other.rebucket(factor, shift)
 		}
 	}
-	return int(d / a.width)
 }
 
 // autoWidths are the bucket widths an automatic series steps through, each
@@ -491,6 +543,7 @@ func (a *Aggregator) service(c *analyze.Conn) *service {
 		}
 	}
 	svc := a.lastSvc
+	k.host = a.host
 	if svc == nil || svc.key != k {
 		svc = a.services[k]
 		if svc == nil {
@@ -582,15 +635,16 @@ func (e *acc) add(ex *analyze.Exchange, apdexT int64, idx int) {
 	}
 }
 
-// rebucket merges every factor consecutive buckets into one.
-func (e *acc) rebucket(factor int) {
+// rebucket merges every factor consecutive buckets into one, the first
+// shift (old) buckets of the new series being empty.
+func (e *acc) rebucket(factor, shift int) {
 	if len(e.series) == 0 {
 		return
 	}
-	n := (len(e.series) + factor - 1) / factor
+	n := (len(e.series) + shift + factor - 1) / factor
 	out := make([]bucket, n)
 	for i := range e.series {
-		out[i/factor].merge(&e.series[i])
+		out[(i+shift)/factor].merge(&e.series[i])
 	}
 	e.series = out
 }
@@ -762,7 +816,7 @@ func (a *Aggregator) End(sum *analyze.Summary) error {
 
 	var offset int64
 	if a.origin != 0 && first != 0 {
-		offset = int64(a.origin) - int64(first)
+		offset = int64(a.origin) - a.shift - int64(first)
 	}
 	for _, svc := range a.services {
 		a.fold(svc)
@@ -844,13 +898,28 @@ func compareKeys(a, b EndpointKey) int {
 
 var roleOrder = map[string]int{"server": 0, "client": 1, "unknown": 2}
 
+// compareServices orders services by role, command name, then (in a fleet
+// report) the fleet row before each host's, then pid and address.
 func compareServices(a, b Service) int {
 	return cmp.Or(
 		cmp.Compare(roleOrder[a.Role], roleOrder[b.Role]),
 		cmp.Compare(a.Comm, b.Comm),
+		-boolCmp(a.Fleet, b.Fleet),
+		cmp.Compare(a.Host, b.Host),
 		cmp.Compare(a.PID, b.PID),
 		cmp.Compare(a.Addr, b.Addr),
+		cmp.Compare(a.Container.ID, b.Container.ID),
 	)
+}
+
+func boolCmp(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }
 
 // Report returns the report built by End, or nil before End.

@@ -7,10 +7,15 @@ import (
 	"github.com/rewind-tools/rewind/capture/container"
 )
 
-// Report is the SLI report of one capture, built by an [Aggregator]. Its
-// slices are sorted so that equal inputs give equal reports.
+// Report is the SLI report of one capture, built by an [Aggregator], or of
+// several ([FleetReport]). Its slices are sorted so that equal inputs give
+// equal reports.
 type Report struct {
+	// Capture describes the input, or sums the inputs of a fleet report.
 	Capture CaptureSummary
+	// Inputs describe each input of a fleet report, by path; nil for one
+	// input.
+	Inputs []CaptureSummary
 	// Services are sorted by role (servers first), comm, pid and address.
 	Services []Service
 	// RelativeAccuracy is the relative error of percentiles computed from
@@ -83,8 +88,18 @@ type FlagCount struct {
 // Service is one process seen in one role: the same process acting as both
 // server and client gives two services, and an exchange seen from both ends
 // (curl and nginx in one capture) counts once in each end's service.
+//
+// In a fleet report each service is also one host's, and a fleet row
+// (Fleet set) sums a service over every host that has it: same role and
+// command name (and server port, when services are grouped by address).
 type Service struct {
 	Role string // "server", "client" or "unknown"
+	// Host is the host whose input the service is from, in a fleet report
+	// ("" otherwise, and in fleet rows).
+	Host string
+	// Fleet marks a fleet row, and Hosts lists the hosts it sums.
+	Fleet bool
+	Hosts []string
 	// PID is the process when services are one per process
 	// ([GroupByPID]); 0 when they gather processes, and for pcap input.
 	PID uint32
@@ -105,8 +120,20 @@ type Service struct {
 
 // Name is a short label for the service: "nginx[1234]", "nginx[1234,1235]"
 // (at most four pids, then how many more: "curl[10,11,12,13,+66]"), or the
-// server address for pcap input.
+// server address for pcap input. In a fleet report, the host follows
+// ("nginx[1234] on node-a"), and a fleet row says how many hosts it sums
+// ("nginx on 3 hosts").
 func (s *Service) Name() string {
+	switch {
+	case s.Fleet:
+		return s.baseName() + " on " + strconv.Itoa(len(s.Hosts)) + " hosts"
+	case s.Host != "":
+		return s.baseName() + " on " + s.Host
+	}
+	return s.baseName()
+}
+
+func (s *Service) baseName() string {
 	comm := s.Comm
 	if comm == "" {
 		if s.Addr != "" && s.PID == 0 && len(s.PIDs) == 0 {

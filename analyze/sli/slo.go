@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rewind-tools/rewind/capture/container"
 )
 
 // Metric is what an [Objective] measures.
@@ -309,7 +311,7 @@ func (a *Aggregator) sortedServices() []*service {
 		out = append(out, s)
 	}
 	keyOf := func(s *service) Service {
-		return Service{Role: s.key.role.String(), Comm: s.key.comm, PID: s.key.pid, Addr: s.key.addr.String()}
+		return Service{Role: s.key.role.String(), Comm: s.key.comm, PID: s.key.pid, Addr: s.key.addr.String(), Host: s.key.host, Fleet: s.key.fleet, Container: container.Info{ID: s.key.ctr}}
 	}
 	slices.SortFunc(out, func(x, y *service) int { return compareServices(keyOf(x), keyOf(y)) })
 	return out

@@ -190,11 +190,7 @@ func New(path string, opts Options) (*Writer, error) {
 func (w *Writer) Begin(info *analyze.CaptureInfo) error {
 	w.info = info
 	w.capture = info.Path
-	w.host = info.Header.Host
-	if w.host == "" || info.Format != "rewind" {
-		// A pcap has no host: its file name stands in.
-		w.host = strings.TrimSuffix(filepath.Base(info.Path), filepath.Ext(info.Path))
-	}
+	w.host = info.HostName()
 	return nil
 }
 

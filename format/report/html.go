@@ -49,6 +49,7 @@ const (
 type htmlPage struct {
 	R         *sli.Report
 	Warnings  []string
+	Inputs    []string // one line per input of a report over several
 	Accuracy  string
 	Violated  int
 	Overview  template.HTML
@@ -83,7 +84,7 @@ type htmlRow struct {
 // demand.
 func WriteHTML(w io.Writer, r *sli.Report) error {
 	span := r.Capture.SpanNS
-	p := htmlPage{R: r, Warnings: warnings(r), Accuracy: accuracyNote(r), Violated: len(r.Violated()),
+	p := htmlPage{R: r, Warnings: warnings(r), Inputs: InputLines(r), Accuracy: accuracyNote(r), Violated: len(r.Violated()),
 		BucketStr: Duration(r.BucketNS),
 		Overview:  seriesSVG(r.Overview, r.BucketNS, span, htmlContentWidth, htmlChartHeight+40, "whole capture")}
 	for i := range r.Services {

@@ -18,17 +18,19 @@ const SchemaVersion = 2
 // those change.
 
 type jsonReport struct {
-	SchemaVersion int             `json:"schema_version"`
-	Capture       jsonCapture     `json:"capture"`
-	Percentiles   jsonPercentiles `json:"percentiles"`
-	MaxEndpoints  int             `json:"max_endpoints_per_service"`
-	MaxChildren   int             `json:"max_children_per_prefix"`
-	ApdexT        int64           `json:"apdex_t_ns"`
-	Histogram     []int64         `json:"histogram_bounds_ns"`
-	Series        jsonSeriesInfo  `json:"series"`
-	Objectives    []jsonObjective `json:"objectives"`
-	Violated      int             `json:"objectives_violated"`
-	Services      []jsonService   `json:"services"`
+	SchemaVersion int         `json:"schema_version"`
+	Capture       jsonCapture `json:"capture"`
+	// Inputs describe each input of a report over several, by path.
+	Inputs       []jsonCapture   `json:"inputs,omitempty"`
+	Percentiles  jsonPercentiles `json:"percentiles"`
+	MaxEndpoints int             `json:"max_endpoints_per_service"`
+	MaxChildren  int             `json:"max_children_per_prefix"`
+	ApdexT       int64           `json:"apdex_t_ns"`
+	Histogram    []int64         `json:"histogram_bounds_ns"`
+	Series       jsonSeriesInfo  `json:"series"`
+	Objectives   []jsonObjective `json:"objectives"`
+	Violated     int             `json:"objectives_violated"`
+	Services     []jsonService   `json:"services"`
 }
 
 type jsonSeriesInfo struct {
@@ -88,6 +90,11 @@ type jsonService struct {
 	PIDs []uint32 `json:"pids"`
 	Comm string   `json:"comm"`
 	Addr string   `json:"addr,omitempty"`
+	// Host is the service's host in a report over several inputs; Fleet
+	// marks a row that sums a service over the Hosts that have it.
+	Host  string   `json:"host,omitempty"`
+	Fleet bool     `json:"fleet,omitempty"`
+	Hosts []string `json:"hosts,omitempty"`
 	// Container is the service's container, when it ran in one.
 	Container *jsonContainer `json:"container,omitempty"`
 	jsonStats
@@ -184,18 +191,33 @@ func WriteJSON(w io.Writer, r *sli.Report) error {
 	return nil
 }
 
+// captureJSON is the JSON of a capture summary.
+func captureJSON(c *sli.CaptureSummary) jsonCapture {
+	j := jsonCapture{
+		Path: c.Path, Format: c.Format, Host: c.Host,
+		SpanNS: c.SpanNS, Exchanges: c.Exchanges,
+		Conns: c.Conns, HTTPConns: c.HTTPConns, OtherConns: c.OtherConns,
+		Lost: c.Lost, Salvaged: c.Salvaged,
+		Warnings: c.Warnings,
+		Flags:    make(map[string]int, len(c.Flags)),
+	}
+	if !c.Start.IsZero() {
+		j.Start = c.Start.Format(time.RFC3339Nano)
+		j.End = c.End.Format(time.RFC3339Nano)
+	}
+	if j.Warnings == nil {
+		j.Warnings = []string{}
+	}
+	for _, f := range c.Flags {
+		j.Flags[f.Name] = f.Count
+	}
+	return j
+}
+
 func toJSON(r *sli.Report) *jsonReport {
-	c := &r.Capture
 	out := &jsonReport{
 		SchemaVersion: SchemaVersion,
-		Capture: jsonCapture{
-			Path: c.Path, Format: c.Format, Host: c.Host,
-			SpanNS: c.SpanNS, Exchanges: c.Exchanges,
-			Conns: c.Conns, HTTPConns: c.HTTPConns, OtherConns: c.OtherConns,
-			Lost: c.Lost, Salvaged: c.Salvaged,
-			Warnings: c.Warnings,
-			Flags:    make(map[string]int, len(c.Flags)),
-		},
+		Capture:       captureJSON(&r.Capture),
 		Percentiles: jsonPercentiles{
 			Method:           "ddsketch",
 			RelativeAccuracy: r.RelativeAccuracy,
@@ -220,15 +242,8 @@ func toJSON(r *sli.Report) *jsonReport {
 	for _, o := range r.Objectives {
 		out.Objectives = append(out.Objectives, objectiveJSON(o))
 	}
-	if !c.Start.IsZero() {
-		out.Capture.Start = c.Start.Format(time.RFC3339Nano)
-		out.Capture.End = c.End.Format(time.RFC3339Nano)
-	}
-	if out.Capture.Warnings == nil {
-		out.Capture.Warnings = []string{}
-	}
-	for _, f := range c.Flags {
-		out.Capture.Flags[f.Name] = f.Count
+	for i := range r.Inputs {
+		out.Inputs = append(out.Inputs, captureJSON(&r.Inputs[i]))
 	}
 	for i := range r.Services {
 		s := &r.Services[i]
@@ -237,6 +252,7 @@ func toJSON(r *sli.Report) *jsonReport {
 		}
 		js := jsonService{
 			Name: s.Name(), Role: s.Role, PID: s.PID, PIDs: s.PIDs, Comm: s.Comm, Addr: s.Addr,
+			Host: s.Host, Fleet: s.Fleet, Hosts: s.Hosts,
 			jsonStats: statsJSON(&s.Stats),
 			Container: containerJSON(s),
 			Endpoints: make([]jsonEndpoint, 0, len(s.Endpoints)),

@@ -25,6 +25,9 @@ func WriteMarkdown(w io.Writer, r *sli.Report) error {
 		fmt.Fprintf(bw, "- span: %s (%s → %s)\n", Duration(c.SpanNS),
 			c.Start.Format("2006-01-02 15:04:05.000 -07:00"), c.End.Format("15:04:05.000"))
 	}
+	for _, in := range InputLines(r) {
+		fmt.Fprintf(bw, "- input: %s\n", mdEscape(in))
+	}
 	fmt.Fprintf(bw, "- exchanges: %d, connections: %s, lost events: %d\n",
 		c.Exchanges, connCounts(c), c.Lost)
 	fmt.Fprintf(bw, "- latency: %s; Apdex T = %s\n", accuracyNote(r), Duration(r.ApdexT))

@@ -49,6 +49,9 @@ func writeText(w io.Writer, r *sli.Report, opts RenderOptions) error {
 		fmt.Fprintf(bw, "span       %s  (%s → %s)\n", Duration(c.SpanNS),
 			c.Start.Format("2006-01-02 15:04:05.000 -07:00"), c.End.Format("15:04:05.000"))
 	}
+	for _, in := range InputLines(r) {
+		fmt.Fprintf(bw, "input      %s\n", in)
+	}
 	fmt.Fprintf(bw, "exchanges  %d   connections %s\n", c.Exchanges, connCounts(c))
 	salvaged := "no"
 	if c.Salvaged {
@@ -422,6 +425,28 @@ func plural(n int, noun string) string {
 
 // connCounts is the connections line: the total, then its parts, which
 // add up to it (connections that carried no data are named when any).
+// InputLines describe each input of a report over several, one line each:
+// its path, format and host, span and exchanges; nil for one input.
+func InputLines(r *sli.Report) []string {
+	var out []string
+	for i := range r.Inputs {
+		in := &r.Inputs[i]
+		s := in.Path + " (" + in.Format
+		if in.Host != "" {
+			s += ", host " + in.Host
+		}
+		s += "): " + strconv.Itoa(in.Exchanges) + " exchanges"
+		if !in.Start.IsZero() {
+			s += " over " + Duration(in.SpanNS) + " from " + in.Start.Format("2006-01-02 15:04:05.000 -07:00")
+		}
+		if in.Lost > 0 {
+			s += ", " + strconv.FormatUint(in.Lost, 10) + " events lost"
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
 func connCounts(c *sli.CaptureSummary) string {
 	s := fmt.Sprintf("%d (HTTP %d, other %d", c.Conns, c.HTTPConns, c.OtherConns)
 	if n := c.Conns - c.HTTPConns - c.OtherConns; n > 0 {
