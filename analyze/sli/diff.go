@@ -98,22 +98,29 @@ type diffKey struct {
 // Compare matches the services (by role and what grouped them: the
 // command name, with the server address under [GroupByService] and the pid
 // under [GroupByPID]; the address alone for pcap input) and endpoints of a
-// and b and flags the changes beyond opts.
+// and b and flags the changes beyond opts. A report of several hosts
+// ([FleetReport]) takes part with its fleet rows.
 func Compare(a, b *Report, opts DiffOptions) *Diff {
 	d := &Diff{A: a.Capture, B: b.Capture, Options: opts}
 	index := func(r *Report) (map[diffKey]*Stats, []diffKey) {
 		m := map[diffKey]*Stats{}
 		var order []diffKey
+		// A report over several hosts is compared by its fleet rows: a
+		// set of captures against another.
+		fleet := slices.ContainsFunc(r.Services, func(s Service) bool { return s.Fleet })
 		for i := range r.Services {
 			s := &r.Services[i]
+			if fleet && !s.Fleet {
+				continue
+			}
 			// Services match by what grouped them, never by the pids a
-			// merged service happened to have.
+			// merged service happened to have, nor by host.
 			name := s.Comm
 			switch {
 			case name == "":
 				name = s.Addr
 			case s.PID != 0:
-				name = s.Name()
+				name = s.baseName()
 			case s.Addr != "":
 				name += " " + s.Addr
 			}

@@ -157,7 +157,7 @@ func TestFleetReport(t *testing.T) {
 		if opts.GroupBy == GroupByService && fleet.Addr != ":80" {
 			t.Errorf("fleet row address %q, want :80", fleet.Addr)
 		}
-		if fleet.Name() != "nginx on 3 hosts" {
+		if fleet.Name() != "nginx (fleet: 3 hosts)" {
 			t.Errorf("fleet row name %q", fleet.Name())
 		}
 		if fleet.Count != total || fleet.Count != want.Count || fleet.Status5xx != want.Status5xx || fleet.Errors != want.Errors {

@@ -121,14 +121,14 @@ type Service struct {
 // Name is a short label for the service: "nginx[1234]", "nginx[1234,1235]"
 // (at most four pids, then how many more: "curl[10,11,12,13,+66]"), or the
 // server address for pcap input. In a fleet report, the host follows
-// ("nginx[1234] on node-a"), and a fleet row says how many hosts it sums
-// ("nginx on 3 hosts").
+// ("nginx[1234]@node-a"), and a fleet row says how many hosts it sums
+// ("nginx (fleet: 3 hosts)").
 func (s *Service) Name() string {
 	switch {
 	case s.Fleet:
-		return s.baseName() + " on " + strconv.Itoa(len(s.Hosts)) + " hosts"
+		return s.baseName() + " (fleet: " + strconv.Itoa(len(s.Hosts)) + " hosts)"
 	case s.Host != "":
-		return s.baseName() + " on " + s.Host
+		return s.baseName() + "@" + s.Host
 	}
 	return s.baseName()
 }

@@ -31,10 +31,16 @@ func newAnalyzeCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "analyze",
 		Usage:     "replay a capture (or pcap/pcapng) into an SLI report, exchanges, HAR and pcapng",
-		ArgsUsage: "FILE|-",
+		ArgsUsage: "FILE|DIR|- [FILE|DIR…]",
 		Description: "All outputs are written in one pass over FILE (- reads standard input as it is streamed in,\n" +
 			"such as tcpdump -U -w -). The report goes to standard output\n" +
-			"unless -o names a file. Salvage and loss warnings go to stderr and into every report.",
+			"unless -o names a file. Salvage and loss warnings go to stderr and into every report.\n\n" +
+			"Several inputs (files, directories of captures, quoted glob patterns; captures and pcaps\n" +
+			"mixed) are analyzed together, concurrently: the report has each service per host (the\n" +
+			"capture's host, a pcap's file name) and a fleet row per service across hosts, with\n" +
+			"percentiles merged from the hosts' sketches. --exchanges and --pcapng hold every input's\n" +
+			"exchanges, input after input in the order of their paths; --parquet rows name their\n" +
+			"capture and host. The outputs are the same whatever the order of the arguments.",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "report", Value: "text", Usage: "report `FORMAT`: text, json, markdown or html"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the report to `FILE` instead of standard output"},
@@ -68,8 +74,8 @@ func newAnalyzeCommand() *cli.Command {
 }
 
 func runAnalyze(c *cli.Context) error {
-	if c.NArg() != 1 {
-		return usagef("analyze takes exactly one capture file (try 'rewind demo' for a sample)")
+	if c.NArg() == 0 {
+		return usagef("analyze needs a capture file, several, or directories of them (try 'rewind demo' for a sample)")
 	}
 	format, err := report.ParseFormat(c.String("report"))
 	if err != nil {
@@ -103,7 +109,17 @@ func runAnalyze(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	path := c.Args().First()
+	paths, skipped, err := expandInputs(c.Args().Slice())
+	if err != nil {
+		return err
+	}
+	if !c.Bool("quiet") {
+		warnSkipped(paths, skipped)
+	}
+	if len(paths) > 1 {
+		return runAnalyzeMany(c, paths, format, sliOpts, filter, policy, maxBody)
+	}
+	path := paths[0]
 	follow := c.Bool("follow")
 	if follow && path == "-" {
 		return usagef("--follow reads a capture file being recorded; standard input is already read as it comes")
@@ -114,9 +130,6 @@ func runAnalyze(c *cli.Context) error {
 				return usagef("--follow writes the exchanges to standard output: --%s needs a FILE", f)
 			}
 		}
-	}
-	if c.String("parquet") == "-" {
-		return usagef("--parquet needs a FILE or a DIRECTORY/ (Parquet cannot be streamed to standard output)")
 	}
 	// Outputs first: a bad output path fails before any reading, and
 	// nothing is created. Following, standard output carries the
@@ -143,19 +156,8 @@ func runAnalyze(c *cli.Context) error {
 	defer outs.abort()
 	var pq *parquet.Writer
 	if p := c.String("parquet"); p != "" {
-		if out, err := os.Stat(p); err == nil {
-			if err := inputClash(statInputs([]string{path}), "--parquet", p, out); err != nil {
-				return err
-			}
-			if err := notStdout("--parquet", p, out, countStdout(specs) > 0); err != nil {
-				return err
-			}
-		}
-		pa, _ := filepath.Abs(p)
-		for _, s := range specs {
-			if sa, _ := filepath.Abs(s.path); s.path != "" && s.path != "-" && sa == pa {
-				return usagef("%s and --parquet name the same file %s: give each output its own", s.flag, p)
-			}
+		if err := checkParquetTarget(p, []string{path}, specs); err != nil {
+			return err
 		}
 		if pq, err = parquet.New(p, parquet.Options{Routes: sliOpts.Routes, Version: version, TrackTemp: trackTemp}); err != nil {
 			return usageError{err.Error()}
@@ -238,6 +240,143 @@ func runAnalyze(c *cli.Context) error {
 		}
 	}
 	return sloExit(rw.Report(), c.String("slo-no-data"))
+}
+
+// checkParquetTarget refuses a --parquet PATH that is standard output, an
+// input, or another output's file.
+func checkParquetTarget(p string, inputs []string, specs []outputSpec) error {
+	if p == "-" {
+		return usagef("--parquet needs a FILE or a DIRECTORY/ (Parquet cannot be streamed to standard output)")
+	}
+	if out, err := os.Stat(p); err == nil {
+		if err := inputClash(statInputs(inputs), "--parquet", p, out); err != nil {
+			return err
+		}
+		if err := notStdout("--parquet", p, out, countStdout(specs) > 0); err != nil {
+			return err
+		}
+	}
+	pa, _ := filepath.Abs(p)
+	for _, s := range specs {
+		if sa, _ := filepath.Abs(s.path); s.path != "" && s.path != "-" && sa == pa {
+			return usagef("%s and --parquet name the same file %s: give each output its own", s.flag, p)
+		}
+	}
+	return nil
+}
+
+// warnSkipped tells which files of the directories given were not taken
+// as inputs (by their names), so that none is left out unnoticed.
+func warnSkipped(paths, skipped []string) {
+	if len(skipped) == 0 {
+		return
+	}
+	list := skipped
+	if len(list) > 3 {
+		list = list[:3]
+	}
+	more := ""
+	if len(skipped) > 3 {
+		more = fmt.Sprintf(" and %d more", len(skipped)-3)
+	}
+	fmt.Fprintf(os.Stderr, "rewind: warning: %s not analyzed: not named as a capture (*.rwd, *.pcap, *.pcapng, *.cap; name them as arguments to include them)\n",
+		strings.Join(list, ", ")+more)
+}
+
+// runAnalyzeMany is analyze over several inputs: one report with each
+// service per host and fleet rows across hosts, and the exchanges of every
+// input in the per-exchange outputs, input after input in the order of
+// their paths (JSON lines name their input; a pcapng gets one section per
+// input; Parquet rows carry their capture and host).
+func runAnalyzeMany(c *cli.Context, paths []string, format report.Format, sliOpts sli.Options, filter func(*analyze.Exchange) bool, policy *redact.Policy, maxBody int) error {
+	switch {
+	case c.Bool("follow"):
+		return usagef("--follow follows one capture being recorded, not %d inputs", len(paths))
+	case c.String("har") != "":
+		return usagef("--har writes one input's exchanges (a HAR is one browsing session): give one capture, or use --exchanges or --parquet for %d inputs", len(paths))
+	}
+	specs := []outputSpec{{"-o", c.String("output")}}
+	for _, flag := range []string{"exchanges", "pcapng"} {
+		if p := c.String(flag); p != "" {
+			specs = append(specs, outputSpec{"--" + flag, p})
+		}
+	}
+	outs, err := openOutputs(paths, specs)
+	if err != nil {
+		return err
+	}
+	defer outs.abort()
+	mo := manyOutputs{routes: sliOpts.Routes}
+	for _, s := range specs[1:] {
+		switch s.flag {
+		case "--exchanges":
+			mo.exchanges = tempDirFor(s.path)
+		case "--pcapng":
+			mo.pcapng = tempDirFor(s.path)
+		}
+	}
+	pqPath := c.String("parquet")
+	if pqPath != "" {
+		if err := checkParquetTarget(pqPath, paths, specs); err != nil {
+			return err
+		}
+		if st, err := os.Stat(pqPath); err == nil && st.IsDir() || strings.HasSuffix(pqPath, "/") || strings.HasSuffix(pqPath, string(os.PathSeparator)) {
+			mo.parquetTree = pqPath
+		} else {
+			if fi, err := os.Stat(filepath.Dir(pqPath)); err != nil || !fi.IsDir() {
+				return usagef("--parquet %s: directory %s does not exist", pqPath, filepath.Dir(pqPath))
+			}
+			mo.parquetFile = filepath.Dir(pqPath)
+		}
+	}
+	stopProfile, err := startProfiles(c.String("cpuprofile"), c.String("memprofile"))
+	if err != nil {
+		return err
+	}
+	r, parts, err := analyzeMany(c.Context, paths, sliOpts, analyze.Options{
+		MaxBodyCapture: maxBody,
+		DiscardBodies:  true, // no output of several inputs shows bodies
+		Filter:         filter,
+		Redact:         policy,
+	}, mo)
+	if perr := stopProfile(); perr != nil && err == nil {
+		err = perr
+	}
+	if err != nil {
+		return err
+	}
+	defer removeParts(parts)
+	for i, s := range specs[1:] {
+		which := func(p *manyPart) *string { return &p.exchanges }
+		if s.flag == "--pcapng" {
+			which = func(p *manyPart) *string { return &p.pcapng }
+		}
+		if err := joinParts(outs.writer(i+1), parts, which); err != nil {
+			return fmt.Errorf("%s %s: %w", s.flag, s.path, err)
+		}
+	}
+	if mo.parquetFile != "" {
+		var srcs []string
+		for _, p := range parts {
+			srcs = append(srcs, p.parquet)
+		}
+		if err := parquet.Concat(pqPath, srcs, parquet.Options{Version: version, TrackTemp: trackTemp}); err != nil {
+			return err
+		}
+	}
+	rw := c.Bool("wide")
+	if err := report.WriteWith(outs.writer(0), format, r, report.RenderOptions{Wide: rw}); err != nil {
+		return err
+	}
+	if err := outs.commit(); err != nil {
+		return err
+	}
+	if !c.Bool("quiet") {
+		for _, w := range r.Capture.Warnings {
+			fmt.Fprintf(os.Stderr, "rewind: warning: %s\n", w)
+		}
+	}
+	return sloExit(r, c.String("slo-no-data"))
 }
 
 // openAnalyzeInput opens analyze's input: a file, standard input ("-": a

@@ -115,11 +115,14 @@ func scopeMatches(r *sli.Report, sc *sli.Scope) bool {
 func newDiffCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "diff",
-		Usage:     "compare the endpoints of two captures (before and after a deploy)",
-		ArgsUsage: "A B  (either may be - for standard input)",
+		Usage:     "compare the endpoints of two captures, or two sets of them (before and after a deploy)",
+		ArgsUsage: "A B  (each a capture, - for standard input, a directory of captures or a quoted glob pattern)",
 		Description: "Replays A and B (rewind captures or pcap/pcapng) and compares each endpoint's rate,\n" +
 			"availability, error rate and total latency p50/p99. Changes beyond the thresholds are\n" +
-			"flagged; with --fail-on, a flagged kind makes the exit code 3 (for CI).",
+			"flagged; with --fail-on, a flagged kind makes the exit code 3 (for CI).\n\n" +
+			"A directory or pattern is a set of captures analyzed together (as analyze does with\n" +
+			"several inputs): `rewind diff before/ after/` compares the fleet rows of one set, each\n" +
+			"service across its hosts, with the other's.",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "report", Value: "text", Usage: "comparison `FORMAT`: text or json (as analyze --report)"},
 			&cli.StringFlag{Name: "format", Hidden: true, Usage: "the old name of --report"},
@@ -141,7 +144,7 @@ func newDiffCommand() *cli.Command {
 
 func runDiff(c *cli.Context) error {
 	if c.NArg() != 2 {
-		return usagef("diff takes two captures: A (before) and B (after)")
+		return usagef("diff takes two captures: A (before) and B (after); for sets of captures, give two directories or two quoted glob patterns")
 	}
 	if c.Args().Get(0) == "-" && c.Args().Get(1) == "-" {
 		return usagef("only one of A and B may be standard input (\"-\")")
@@ -191,13 +194,24 @@ func runDiff(c *cli.Context) error {
 	}
 	sliOpts.IgnoreHost = opts.IgnoreHost
 	var reports [2]*sli.Report
-	outs, err := openOutputs(c.Args().Slice(), []outputSpec{{"-o", c.String("output")}})
+	var sets [2][]string
+	for i, arg := range c.Args().Slice() {
+		paths, skipped, err := expandInputs([]string{arg})
+		if err != nil {
+			return err
+		}
+		if !c.Bool("quiet") {
+			warnSkipped(paths, skipped)
+		}
+		sets[i] = paths
+	}
+	outs, err := openOutputs(append(slices.Clone(sets[0]), sets[1]...), []outputSpec{{"-o", c.String("output")}})
 	if err != nil {
 		return err
 	}
 	defer outs.abort()
-	for i, path := range c.Args().Slice() {
-		r, err := aggregate(c, path, sliOpts)
+	for i, paths := range sets {
+		r, err := aggregate(c, paths, sliOpts)
 		if err != nil {
 			return err
 		}
@@ -225,8 +239,28 @@ func runDiff(c *cli.Context) error {
 	return nil
 }
 
-// aggregate replays one capture into an SLI report.
-func aggregate(c *cli.Context, path string, opts sli.Options) (*sli.Report, error) {
+// aggregate replays one capture, or a set of several (a fleet report),
+// into an SLI report.
+func aggregate(c *cli.Context, paths []string, opts sli.Options) (*sli.Report, error) {
+	// Services are grouped as analyze groups them, except that without
+	// --match-host a service's server addresses merge as its hosts do
+	// (a server back on another port is the same service).
+	if opts.IgnoreHost && opts.GroupBy == sli.GroupByService {
+		opts.GroupBy = sli.GroupByName
+	}
+	if len(paths) > 1 {
+		r, _, err := analyzeMany(c.Context, paths, opts, analyze.Options{MaxBodyCapture: -1, DiscardBodies: true}, manyOutputs{})
+		if err != nil {
+			return nil, err
+		}
+		if !c.Bool("quiet") {
+			for _, w := range r.Capture.Warnings {
+				fmt.Fprintf(os.Stderr, "rewind: warning: %s\n", w)
+			}
+		}
+		return r, nil
+	}
+	path := paths[0]
 	var in *analyze.Input
 	var err error
 	if path == "-" {
@@ -239,12 +273,6 @@ func aggregate(c *cli.Context, path string, opts sli.Options) (*sli.Report, erro
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	defer in.Close()
-	// Services are grouped as analyze groups them, except that without
-	// --match-host a service's server addresses merge as its hosts do
-	// (a server back on another port is the same service).
-	if opts.IgnoreHost && opts.GroupBy == sli.GroupByService {
-		opts.GroupBy = sli.GroupByName
-	}
 	agg := sli.New(opts)
 	sum, err := analyze.Replay(c.Context, in.Source, in.Info, analyze.Options{MaxBodyCapture: -1}, agg)
 	if err != nil {

@@ -33,6 +33,10 @@ type Writer struct {
 	// names is scratch for flag names.
 	names  []string
 	ts     timestamps
+	// input is the "capture" and "capture_host" fields' JSON, when the
+	// lines name their input ([Writer.NameInput]).
+	input  []byte
+	named  bool
 	conns  map[string]*connJSON // by connection ID
 	recent [recentConns]recentConn
 }
@@ -74,9 +78,26 @@ func New(w io.Writer, routes ...sli.Route) *Writer {
 	return &Writer{w: bufio.NewWriterSize(w, 64<<10), out: w, buf: make([]byte, 0, 1024), router: sli.NewRouter(routes)}
 }
 
+// NameInput makes every line name its input ("capture": its path, and
+// "capture_host": the host it was recorded on), for an analysis of several
+// inputs whose lines share one file: connection ids and seq numbers are
+// each input's own. Call it before the replay.
+func (w *Writer) NameInput() *Writer {
+	w.named = true
+	return w
+}
+
 // Begin implements [analyze.Sink].
 func (w *Writer) Begin(info *analyze.CaptureInfo) error {
 	w.ts = timestamps{base: info.Wall(0)}
+	if w.named {
+		b := jsonenc.Key(nil, "capture")
+		b = jsonenc.String(b, info.Path)
+		b = append(b, ',')
+		b = jsonenc.Key(b, "capture_host")
+		b = jsonenc.String(b, info.HostName())
+		w.input = append(b, ',')
+	}
 	return nil
 }
 
@@ -249,6 +270,7 @@ func (w *Writer) appendExchange(b []byte, ex *analyze.Exchange) []byte {
 	b = append(b, '"')
 	b = w.ts.append(b, ex.Start())
 	b = append(b, '"', ',')
+	b = append(b, w.input...)
 	b = jsonenc.Key(b, "seq")
 	b = jsonenc.Int(b, int64(ex.Seq))
 	b = append(b, ',')

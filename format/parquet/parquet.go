@@ -249,6 +249,17 @@ func (w *Writer) part(ts time.Time) (*part, error) {
 	if p := w.parts[key]; p != nil {
 		return p, nil
 	}
+	p, err := w.newPart(dst)
+	if err != nil {
+		return nil, err
+	}
+	w.parts[key] = p
+	w.order = append(w.order, key)
+	return p, nil
+}
+
+// newPart opens a temporary file beside dst, renamed to dst when closed.
+func (w *Writer) newPart(dst string) (*part, error) {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return nil, fmt.Errorf("--parquet: %w", err)
 	}
@@ -263,9 +274,54 @@ func (w *Writer) part(ts time.Time) (*part, error) {
 		parquet.CreatedBy("rewind", w.version, ""),
 		parquet.MaxRowsPerRowGroup(RowGroupRows),
 	)
-	w.parts[key] = p
-	w.order = append(w.order, key)
 	return p, nil
+}
+
+// Concat writes the rows of the Parquet files srcs, written by Writers,
+// into the one file dst, in the order given, row group by row group
+// (bounded memory); dst appears complete or not at all. It is how the
+// files of several inputs analyzed concurrently become one.
+func Concat(dst string, srcs []string, opts Options) error {
+	w := &Writer{version: opts.Version, track: opts.TrackTemp}
+	if w.track == nil {
+		w.track = func(string, bool) {}
+	}
+	p, err := w.newPart(dst)
+	if err != nil {
+		return err
+	}
+	copyRows := func(src string) error {
+		f, err := os.Open(src)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		st, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		pf, err := parquet.OpenFile(f, st.Size())
+		if err != nil {
+			return fmt.Errorf("reading parquet %s: %w", src, err)
+		}
+		for _, rg := range pf.RowGroups() {
+			if _, err := p.w.WriteRowGroup(rg); err != nil {
+				return fmt.Errorf("writing parquet %s: %w", dst, err)
+			}
+		}
+		return nil
+	}
+	for _, src := range srcs {
+		if err := copyRows(src); err != nil {
+			p.f.Close()
+			os.Remove(p.tmp)
+			w.track(p.tmp, false)
+			return err
+		}
+	}
+	err = p.close()
+	w.track(p.tmp, false)
+	return err
 }
 
 // write hands the batch to the column writer, which starts a new row
