@@ -247,11 +247,11 @@ func New(opts Options) *Aggregator {
 type serviceKey struct {
 	host  string // the input's host, in fleet mode only
 	fleet bool   // a fleet row (see [FleetReport])
-	role capture.Role
-	pid  uint32
-	comm string
-	ctr  string         // container id: processes of two containers are two services
-	addr netip.AddrPort // the server address, only when pid is 0
+	role  capture.Role
+	pid   uint32
+	comm  string
+	ctr   string         // container id: processes of two containers are two services
+	addr  netip.AddrPort // the server address, only when pid is 0
 }
 
 type service struct {

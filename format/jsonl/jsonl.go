@@ -31,8 +31,8 @@ type Writer struct {
 	router *sli.Router
 	buf    []byte
 	// names is scratch for flag names.
-	names  []string
-	ts     timestamps
+	names []string
+	ts    timestamps
 	// input is the "capture" and "capture_host" fields' JSON, when the
 	// lines name their input ([Writer.NameInput]).
 	input  []byte
