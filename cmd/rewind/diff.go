@@ -121,7 +121,7 @@ func newDiffCommand() *cli.Command {
 			"availability, error rate and total latency p50/p99. Changes beyond the thresholds are\n" +
 			"flagged; with --fail-on, a flagged kind makes the exit code 3 (for CI).\n\n" +
 			"A directory or pattern is a set of captures analyzed together (as analyze does with\n" +
-			"several inputs): `rewind diff before/ after/` compares the fleet rows of one set, each\n" +
+			"several inputs): rewind diff before/ after/ compares the fleet rows of one set, each\n" +
 			"service across its hosts, with the other's.",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "report", Value: "text", Usage: "comparison `FORMAT`: text or json (as analyze --report)"},

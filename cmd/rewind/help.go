@@ -42,6 +42,7 @@ EXAMPLES:
    rewind analyze prod.rwd --report html -o sli.html --exchanges x.jsonl --har x.har
    rewind analyze prod.rwd --slo 'availability>=99.9%,GET /api/users/{id}:p99<300ms'
    tcpdump -i lo -U -w - port 8080 | rewind analyze - --report json
+   rewind analyze nodes/ 'extra/*.pcap' --report json -o fleet.json --parquet fleet/
 `,
 	"info": `EXAMPLES:
    rewind info prod.rwd
@@ -53,6 +54,7 @@ EXAMPLES:
    rewind diff before.rwd after.rwd
    rewind diff before.rwd after.rwd --fail-on p99,availability --max-p99-increase 10%
    rewind diff a.pcap b.pcap --report json -o diff.json
+   rewind diff before/ after/ --fail-on p99
 `,
 	"demo": `EXAMPLES:
    rewind demo
