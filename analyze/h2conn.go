@@ -26,8 +26,13 @@ type h2Conn struct {
 // client's bytes, -1 when unknown (the parser then infers it).
 func newH2Conn(l *layer, reqDir int, midStream bool, upgrade *Exchange) *h2Conn {
 	h := &h2Conn{l: l, upgrade: upgrade}
+	maxBody := l.cs.t.opts.MaxBodyCapture
+	if l.cs.t.opts.DiscardBodies {
+		// As for HTTP/1 (newH1Conn): lengths stay exact, no byte is kept.
+		maxBody = 0
+	}
 	h.p = http2.NewConn(http2.Options{
-		MaxBodyCapture: l.cs.t.opts.MaxBodyCapture,
+		MaxBodyCapture: maxBody,
 		ClientWire:     reqDir,
 		MidStream:      midStream,
 		Upgraded:       upgrade != nil,

@@ -26,8 +26,8 @@ type Options struct {
 	// Redact, when set, removes credentials from exchanges before sinks see
 	// them (header values, and pattern matches in targets and bodies).
 	Redact *redact.Policy
-	// DiscardBodies says no sink needs body bytes: HTTP/1.x bodies are
-	// measured (BodyBytes stays exact) but not kept, so Body is nil. Set it
+	// DiscardBodies says no sink needs body bytes: HTTP/1.x and HTTP/2
+	// bodies are measured (BodyBytes stays exact) but not kept, so Body is nil. Set it
 	// when no output shows bodies (the CLI does unless --har is given): it
 	// saves a copy of every body.
 	DiscardBodies bool

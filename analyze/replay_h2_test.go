@@ -121,6 +121,22 @@ func TestHTTP2PriorKnowledge(t *testing.T) {
 	}
 }
 
+// TestHTTP2DiscardBodies checks that HTTP/2, like HTTP/1, keeps no body
+// byte when no sink shows bodies, and still measures every body.
+func TestHTTP2DiscardBodies(t *testing.T) {
+	b := capturetest.New()
+	c := b.Process(100, "h2srv").Accept(0, "127.0.0.1:8080", "127.0.0.1:40000")
+	h2Conversation(t, c)
+	c.Close()
+	got := replay(t, b, analyze.Options{DiscardBodies: true})
+	checkLines(t, got, h2Want)
+	for _, e := range got.exs {
+		if e.Request.Body != nil || e.Response.Body != nil {
+			t.Errorf("stream %d kept a body: %q, %q", e.StreamID, e.Request.Body, e.Response.Body)
+		}
+	}
+}
+
 func TestHTTP2OverTLS(t *testing.T) {
 	b := capturetest.New()
 	c := b.Process(100, "nginx").Accept(0, "127.0.0.1:443", "127.0.0.1:40000")

@@ -16,8 +16,10 @@ import (
 // the consumer still holds the batch. The events and their order are exactly
 // what a single goroutine would give; only the timing differs.
 
-// Batch limits: a batch is handed over once it holds batchEvents events or
-// batchArena payload bytes; batchesInFlight bounds the batches produced
+// Batch limits: a batch is handed over once it holds batchEvents events, or
+// once its arena of batchArena payload bytes has less than batchReserve left
+// (room for the largest IPv4 or IPv6 packet) or could not take a payload;
+// batchesInFlight bounds the batches produced
 // ahead of the consumer (and so the memory: at most 4 MiB of payload, less
 // for small packets). Enough are in flight that the producer, woken for
 // half of them at a time (Reader.giveBack), fills them in one go when it
@@ -25,6 +27,7 @@ import (
 const (
 	batchEvents     = 256
 	batchArena      = 256 << 10
+	batchReserve    = 64 << 10
 	batchesInFlight = 16
 )
 
@@ -34,7 +37,10 @@ type batch struct {
 	datas []capture.Data // backing store of the Data events, fixed capacity
 	tcps  []capture.TCP  // backing store of the TCP events, fixed capacity
 	arena []byte         // payload bytes of the Data events, fixed capacity
-	last  bool           // no batch follows: the file ended
+	// spilled says a payload did not fit in arena and was copied to the
+	// heap: the batch is handed over after the packet that caused it.
+	spilled bool
+	last    bool // no batch follows: the file ended
 }
 
 func newBatch() *batch {
@@ -53,12 +59,16 @@ func (b *batch) reset() {
 	b.datas = b.datas[:0]
 	b.tcps = b.tcps[:0]
 	b.arena = b.arena[:0]
+	b.spilled = false
 	b.last = false
 }
 
-// full reports whether the batch should be handed over.
+// full reports whether the batch should be handed over. It is before the
+// arena is too short for another packet: a batch that went on once a payload
+// spilled would copy every later large payload to the heap too (loopback
+// captures of 32 and 64 KiB segments did so for most of their bytes).
 func (b *batch) full() bool {
-	return len(b.evs) >= batchEvents || len(b.arena) >= batchArena-(16<<10)
+	return len(b.evs) >= batchEvents || b.spilled || cap(b.arena)-len(b.arena) < batchReserve
 }
 
 // add appends a copy of ev that stays valid while the batch is held. Events
@@ -77,6 +87,7 @@ func (b *batch) add(ev capture.Event) {
 				d.Payload = b.arena[start:len(b.arena):len(b.arena)]
 			} else {
 				d.Payload = append([]byte(nil), e.Payload...)
+				b.spilled = true
 			}
 		}
 		ev = d
