@@ -268,7 +268,7 @@ func (h *h1Conn) fillRequest(ex *Exchange, m *http1.Message) {
 	r.Method = m.Method
 	r.Proto = protoString(m.ProtoMajor, m.ProtoMinor)
 	r.Start = m.Start
-	r.Target = h.heads.head(ex, &r.Message, m)
+	r.Target = h.heads.requestHead(ex, m)
 	r.HeaderBytes = m.HeaderBytes
 	r.BodyBytes = -1
 	r.Host = r.HeaderValue("Host")
@@ -301,7 +301,7 @@ func (h *h1Conn) fillResponse(ex *Exchange, m *http1.Message) {
 	r.Status = m.StatusCode
 	r.Proto = protoString(m.ProtoMajor, m.ProtoMinor)
 	r.Start = m.Start
-	r.Reason = h.heads.head(ex, &r.Message, m)
+	r.Reason = h.heads.responseHead(ex, m)
 	r.HeaderBytes = m.HeaderBytes
 }
 

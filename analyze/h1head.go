@@ -17,6 +17,32 @@ import (
 type h1Heads struct {
 	slab   *slab
 	redact *redact.Policy // the replay's, for lazyHeader.redact
+	// req and resp are the latest request and response heads, which the
+	// next ones share when their bytes are the same (see head).
+	req, resp sharedHead
+}
+
+// sharedHead is a copied head that later messages of the same side of the
+// connection share when their heads are byte for byte the same: a
+// keep-alive client sends the same request again and again, and a server
+// answers it with the same head (until its Date changes, once a second).
+// Its spans are in memory of their own from the first repeat on: those of
+// the first message are in its exchange's array, which is reused.
+type sharedHead struct {
+	head  string // "" when there is nothing to share
+	first string // the target or reason phrase
+	lazy  lazyHeader
+	// shared says lazy's spans may be given to later messages.
+	shared bool
+}
+
+// requestHead and responseHead are head for ex's request and response.
+func (hh *h1Heads) requestHead(ex *Exchange, m *http1.Message) string {
+	return hh.head(ex, &ex.Request.Message, m, &hh.req)
+}
+
+func (hh *h1Heads) responseHead(ex *Exchange, m *http1.Message) string {
+	return hh.head(ex, &ex.Response.Message, m, &hh.resp)
 }
 
 // exchange returns a new exchange of connection c, its timings unknown.
@@ -38,12 +64,29 @@ func (hh *h1Heads) exchange(c *Conn) *Exchange {
 // the sinks' goroutine it would fetch them for nothing. Fields unfolded
 // from obs-fold lines are rare and go to msg.Header at once. The spans go
 // to ex's own array when they fit (see Exchange.spanRoom).
-func (hh *h1Heads) head(ex *Exchange, msg *Message, m *http1.Message) string {
+//
+// A head the same as the previous one of its side (last) is not copied
+// again: msg shares last's string and spans, and what was found in them.
+// Strings are never written once made, so sharing them is safe; it saves
+// the copy, its memory and the scan of the fields, most of the replay's
+// work on a connection of repeated small exchanges.
+func (hh *h1Heads) head(ex *Exchange, msg *Message, m *http1.Message, last *sharedHead) string {
 	s := hh.slab
-	head := s.str(m.RawHeader())
+	raw := m.RawHeader()
+	if len(raw) > 0 && len(raw) == len(last.head) && string(raw) == last.head {
+		if !last.shared {
+			// The first repeat: the spans move to memory of their own.
+			first, spans, _ := m.HeadSpans(last.head, s.spanList(m.NumHeaders()))
+			last.first, last.lazy, last.shared = first, newLazyHeader(last.head, spans, hh.redact), true
+		}
+		msg.lazy = last.lazy
+		return last.first
+	}
+	head := s.str(raw)
 	n := m.NumHeaders()
 	if n == 0 {
 		first, _, _ := m.HeadSpans(head, nil)
+		*last = sharedHead{head: head, first: first, shared: true}
 		return first
 	}
 	room := ex.spanRoom(n)
@@ -52,8 +95,10 @@ func (hh *h1Heads) head(ex *Exchange, msg *Message, m *http1.Message) string {
 	}
 	if first, spans, ok := m.HeadSpans(head, room); ok {
 		msg.lazy = newLazyHeader(head, spans, hh.redact)
+		*last = sharedHead{head: head}
 		return first
 	}
+	*last = sharedHead{}
 	out := s.fieldList(n)
 	i := 0
 	first := m.HeadStrings(head, func(name, value string) {
