@@ -194,6 +194,7 @@ func runAnalyze(c *cli.Context) error {
 		}
 	}
 
+	deferFirstGC()
 	stopProfile, err := startProfiles(c.String("cpuprofile"), c.String("memprofile"))
 	if err != nil {
 		return err
