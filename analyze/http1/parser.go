@@ -969,11 +969,17 @@ func (p *Parser) fastBlock(b []byte) int {
 	fields := p.fields
 	n0 := len(fields)
 	if prev := p.prev; prev.ok && len(b) >= int(prev.n) && string(b[:prev.n]) == string(p.prevHdr[prev.off:prev.off+prev.n]) {
-		shift := base - prev.off
-		for _, f := range p.prevFields[prev.f0 : prev.f0+prev.nf] {
-			f.nOff += shift
-			f.vOff += shift
-			fields = append(fields, f)
+		same := p.prevFields[prev.f0 : prev.f0+prev.nf]
+		if shift := base - prev.off; shift == 0 {
+			// The same start line length too (the same request again,
+			// the same status line): the fields are the same.
+			fields = append(fields, same...)
+		} else {
+			for _, f := range same {
+				f.nOff += shift
+				f.vOff += shift
+				fields = append(fields, f)
+			}
 		}
 		p.fields = fields
 		p.fieldsParsed = true
