@@ -590,6 +590,13 @@ func (e *acc) rebucket(factor int) {
 	n := (len(e.series) + factor - 1) / factor
 	out := make([]bucket, n)
 	for i := range e.series {
+		if i%factor == 0 {
+			// The first of the group: the old series is dropped, so its
+			// bucket is taken as it is rather than merged into an empty
+			// one (a new sketch for every bucket, otherwise).
+			out[i/factor] = e.series[i]
+			continue
+		}
 		out[i/factor].merge(&e.series[i])
 	}
 	e.series = out
