@@ -3,10 +3,8 @@ package analyze
 import (
 	"strconv"
 	"strings"
-	"unsafe"
 
 	"github.com/rewind-tools/rewind/analyze/http1"
-	"github.com/rewind-tools/rewind/capture/redact"
 )
 
 // h1Conn pairs the requests and responses of one HTTP/1.x layer, in order
@@ -35,6 +33,9 @@ type h1Conn struct {
 	// a loss of sync.
 	seenReq, seenResp bool
 
+	// heads makes the exchanges and copies the messages' heads.
+	heads h1Heads
+
 	emitReq, emitResp func(*http1.Message)
 	// h2c is the exchange whose 101 switched the connection to HTTP/2
 	// (see h2conn.go), until the switch is made.
@@ -52,6 +53,7 @@ func newH1Conn(l *layer, reqDir int, joined bool) *h1Conn {
 		req:    http1.NewParser(http1.Request, opts),
 		resp:   http1.NewParser(http1.Response, opts),
 		joined: joined,
+		heads:  h1Heads{slab: &l.cs.t.slab, redact: l.cs.t.opts.Redact},
 	}
 	h.emitReq = h.onRequest
 	h.emitResp = h.onResponse
@@ -95,14 +97,7 @@ func (h *h1Conn) close(t http1.Times) {
 	h.pending, h.head = nil, 0
 }
 
-func (h *h1Conn) newExchange() *Exchange {
-	ex := h.slab().exchange()
-	// ex is zeroed memory: set the fields, not the whole struct (which
-	// would write all of it again, through write barriers).
-	ex.Conn = h.l.cs.c
-	ex.Timings = Timings{Unknown, Unknown, Unknown, Unknown}
-	return ex
-}
+func (h *h1Conn) newExchange() *Exchange { return h.heads.exchange(h.l.cs.c) }
 
 func (h *h1Conn) onRequest(m *http1.Message) {
 	if m.State == http1.HeadersComplete {
@@ -273,7 +268,7 @@ func (h *h1Conn) fillRequest(ex *Exchange, m *http1.Message) {
 	r.Method = m.Method
 	r.Proto = protoString(m.ProtoMajor, m.ProtoMinor)
 	r.Start = m.Start
-	r.Target = h.slab().head(&r.Message, m, h.l.cs.t.opts.Redact, ex.spanRoom(m.NumHeaders()))
+	r.Target = h.heads.requestHead(ex, m)
 	r.HeaderBytes = m.HeaderBytes
 	r.BodyBytes = -1
 	r.Host = r.HeaderValue("Host")
@@ -306,7 +301,7 @@ func (h *h1Conn) fillResponse(ex *Exchange, m *http1.Message) {
 	r.Status = m.StatusCode
 	r.Proto = protoString(m.ProtoMajor, m.ProtoMinor)
 	r.Start = m.Start
-	r.Reason = h.slab().head(&r.Message, m, h.l.cs.t.opts.Redact, ex.spanRoom(m.NumHeaders()))
+	r.Reason = h.heads.responseHead(ex, m)
 	r.HeaderBytes = m.HeaderBytes
 }
 
@@ -325,292 +320,9 @@ func (h *h1Conn) fillBody(msg *Message, m *http1.Message) {
 	}
 	msg.BodyTruncated = m.BodyTruncated
 	if m.NumTrailers() > 0 {
-		_, msg.Trailer = h.slab().copyFields(nil, m.NumTrailers(), m.TrailerAt)
+		msg.Trailer = h.heads.trailer(m)
 	}
 	if msg.HeaderBytes == 0 {
 		msg.HeaderBytes = m.HeaderBytes
 	}
-}
-
-func (h *h1Conn) slab() *slab { return &h.l.cs.t.slab }
-
-// slab hands out exchanges and field lists carved from shared chunks, so
-// that an exchange costs a few allocations per chunk rather than several of
-// its own. A chunk stays in memory while a sink holds anything carved from
-// it; chunks are small for that reason.
-type slab struct {
-	exs    []Exchange
-	reuse  []*Exchange // exchanges handed back by recycle, for exchange
-	fields []Field
-	spans  []http1.FieldSpan
-	bytes  []byte // the unused end of a chunk that str copies into
-}
-
-const (
-	slabExchanges = 32
-	slabFields    = 256
-	slabBytes     = 32 << 10
-)
-
-// spanList returns an empty list with room for n spans.
-func (s *slab) spanList(n int) []http1.FieldSpan {
-	if n > slabFields/4 {
-		return make([]http1.FieldSpan, 0, n)
-	}
-	if len(s.spans) < n {
-		s.spans = make([]http1.FieldSpan, slabFields)
-	}
-	l := s.spans[:0:n]
-	s.spans = s.spans[n:]
-	return l
-}
-
-// exchange returns a zeroed Exchange that recycle may take back.
-func (s *slab) exchange() *Exchange {
-	if n := len(s.reuse); n > 0 {
-		ex := s.reuse[n-1]
-		s.reuse = s.reuse[:n-1]
-		*ex = Exchange{pooled: true}
-		return ex
-	}
-	if len(s.exs) == 0 {
-		s.exs = make([]Exchange, slabExchanges)
-	}
-	ex := &s.exs[0]
-	s.exs = s.exs[1:]
-	ex.pooled = true
-	return ex
-}
-
-// recycle takes back the exchanges of b that exchange made and nothing
-// refers to any more: the sinks have seen them and keep none (see
-// KeepsNoExchangeSink). Only the Exchange structs are reused, never the
-// strings and lists they point to, which sinks may keep.
-func (s *slab) recycle(b []*Exchange) {
-	for _, ex := range b {
-		if ex.pooled && len(s.reuse) < maxReuse {
-			s.reuse = append(s.reuse, ex)
-		}
-	}
-}
-
-// maxReuse bounds the exchanges kept for reuse: the stage's batches in
-// flight hold fewer.
-const maxReuse = 4 * stageBatch * stageDepth
-
-func (s *slab) fieldList(n int) Fields {
-	if n > slabFields/4 {
-		return make(Fields, n)
-	}
-	if len(s.fields) < n {
-		s.fields = make([]Field, slabFields)
-	}
-	f := s.fields[:n:n]
-	s.fields = s.fields[n:]
-	return f
-}
-
-// str returns a string holding a copy of b. Short strings are carved from
-// shared chunks: the bytes are copied into the unused end of a chunk, never
-// written again, and the string points at them (as strings.Builder does),
-// so that the copy costs no allocation of its own.
-func (s *slab) str(b []byte) string {
-	if len(b) == 0 {
-		return ""
-	}
-	if len(b) > slabBytes/8 {
-		return string(b)
-	}
-	if len(b) > cap(s.bytes) {
-		s.bytes = make([]byte, 0, slabBytes)
-	}
-	buf := s.bytes[:len(b)]
-	copy(buf, b)
-	s.bytes = s.bytes[len(b):len(b)]
-	return unsafe.String(&buf[0], len(buf))
-}
-
-// head copies m's head (start line and header block) into one string and
-// returns the target or reason phrase, a substring of it. The header fields
-// are left as spans of that string in msg.lazy, for materialize to make
-// strings of where the sinks run (a goroutine of their own, usually): the
-// replay's goroutine is the pipeline's critical path. Whether p redacts one
-// of them is found here, while the bytes are in this core's cache: on the
-// sinks' goroutine it would fetch them for nothing. Fields unfolded from
-// obs-fold lines are rare and go to msg.Header at once. room, when not
-// nil, has room for the spans (see Exchange.spanRoom).
-func (s *slab) head(msg *Message, m *http1.Message, p *redact.Policy, room []http1.FieldSpan) string {
-	head := s.str(m.RawHeader())
-	n := m.NumHeaders()
-	if n == 0 {
-		first, _, _ := m.HeadSpans(head, nil)
-		return first
-	}
-	if room == nil {
-		room = s.spanList(n)
-	}
-	if first, spans, ok := m.HeadSpans(head, room); ok {
-		msg.lazy = newLazyHeader(head, spans, p)
-		return first
-	}
-	out := s.fieldList(n)
-	i := 0
-	first := m.HeadStrings(head, func(name, value string) {
-		out[i] = Field{Name: name, Value: value}
-		i++
-	})
-	msg.Header = out
-	return first
-}
-
-// lazyHeader is a message's header fields as spans of its head.
-type lazyHeader struct {
-	head  string
-	spans []http1.FieldSpan
-	// redact says the replay's policy changes one of the fields.
-	redact bool
-	// host and ctype index the first Host and Content-Type fields, or are
-	// -1: the replay reads Host and every output Content-Type, and
-	// finding them here, where the bytes are in cache, saves the sinks'
-	// goroutine from fetching every name.
-	host, ctype int32
-}
-
-// newLazyHeader makes the lazy form of the fields spans of head, finding
-// in one pass what p redacts and where Host and Content-Type are.
-func newLazyHeader(head string, spans []http1.FieldSpan, p *redact.Policy) lazyHeader {
-	l := lazyHeader{head: head, spans: spans, host: -1, ctype: -1}
-	check := !p.Empty()
-	if p.HasPatterns() {
-		l.redact, check = true, false
-	}
-	for i, sp := range spans {
-		switch sp.NameLen {
-		case int32(len(hostField)):
-			if l.host < 0 && strings.EqualFold(sp.Name(head), hostField) {
-				l.host = int32(i)
-			}
-		case int32(len(contentType)):
-			if l.ctype < 0 && strings.EqualFold(sp.Name(head), contentType) {
-				l.ctype = int32(i)
-			}
-		}
-		if check && !p.Untouched(int(sp.NameLen)) && p.Sensitive(sp.Name(head)) {
-			l.redact, check = true, false
-		}
-	}
-	return l
-}
-
-const (
-	hostField   = "Host"
-	contentType = "Content-Type"
-)
-
-// indexed returns the value of name when it is one of the fields whose
-// place newLazyHeader noted; ok is false for other names.
-func (l *lazyHeader) indexed(name string) (value string, ok bool) {
-	var i int32
-	switch {
-	case len(name) == len(hostField) && strings.EqualFold(name, hostField):
-		i = l.host
-	case len(name) == len(contentType) && strings.EqualFold(name, contentType):
-		i = l.ctype
-	default:
-		return "", false
-	}
-	if i < 0 {
-		return "", true
-	}
-	return l.spans[i].Value(l.head), true
-}
-
-// HeaderValue returns the first value of the named header field,
-// case-insensitively. Unlike Header.Get it also works when the fields are
-// not materialized: the pipeline leaves them so for sinks that implement
-// [HeaderLookupSink] (see there).
-func (msg *Message) HeaderValue(name string) string {
-	if l := &msg.lazy; len(l.spans) > 0 {
-		if v, ok := l.indexed(name); ok {
-			return v
-		}
-		for _, sp := range l.spans {
-			if int(sp.NameLen) == len(name) && strings.EqualFold(sp.Name(l.head), name) {
-				return sp.Value(l.head)
-			}
-		}
-		return ""
-	}
-	return msg.Header.Get(name)
-}
-
-// materialize makes the Header of each of ex's messages whose fields are
-// still spans (see slab.head), taking the lists from s. It must run before
-// anything outside the replay (filter, redaction, sinks) sees ex, unless
-// the sinks only look fields up by name: see prepare.
-func (s *slab) materialize(ex *Exchange) {
-	s.materializeMsg(&ex.Request.Message)
-	s.materializeMsg(&ex.Response.Message)
-}
-
-func (s *slab) materializeMsg(msg *Message) {
-	l := &msg.lazy
-	if len(l.spans) == 0 {
-		return
-	}
-	out := s.fieldList(len(l.spans))
-	for i, sp := range l.spans {
-		out[i] = Field{Name: sp.Name(l.head), Value: sp.Value(l.head)}
-	}
-	msg.Header = out
-	*l = lazyHeader{}
-}
-
-// prepare readies ex for the sinks: it materializes the header fields
-// still held as spans, then applies the redaction policy p. When lookup is
-// true (every sink implements [HeaderLookupSink]) a message's fields stay
-// spans unless p would redact one of them, which saves making a Field of
-// every header line of every exchange.
-func (s *slab) prepare(ex *Exchange, p *redact.Policy, lookup bool) {
-	for _, msg := range [2]*Message{&ex.Request.Message, &ex.Response.Message} {
-		if !lookup || msg.lazy.redact {
-			s.materializeMsg(msg)
-		}
-	}
-	if !p.Empty() {
-		redactExchange(p, ex)
-	}
-}
-
-// copyFields copies first (the request target or the reason phrase) and n
-// fields into one string allocation shared by all, and returns first and
-// the fields.
-func (s *slab) copyFields(first []byte, n int, at func(int) ([]byte, []byte)) (string, Fields) {
-	if n == 0 {
-		return string(first), nil
-	}
-	size := len(first)
-	for i := 0; i < n; i++ {
-		k, v := at(i)
-		size += len(k) + len(v)
-	}
-	var sb strings.Builder
-	sb.Grow(size)
-	sb.Write(first)
-	for i := 0; i < n; i++ {
-		k, v := at(i)
-		sb.Write(k)
-		sb.Write(v)
-	}
-	all := sb.String()
-	out := s.fieldList(n)
-	off := len(first)
-	for i := 0; i < n; i++ {
-		k, v := at(i)
-		out[i].Name = all[off : off+len(k)]
-		off += len(k)
-		out[i].Value = all[off : off+len(v)]
-		off += len(v)
-	}
-	return all[:len(first)], out
 }

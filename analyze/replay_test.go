@@ -352,6 +352,79 @@ func TestExchangeReuse(t *testing.T) {
 	}
 }
 
+// headsCollect reads header fields by name only and keeps no exchange, so
+// that heads stay spans and exchanges are reused: it records what each
+// exchange's fields say at the call.
+type headsCollect struct{ lines []string }
+
+func (c *headsCollect) Begin(*analyze.CaptureInfo) error { return nil }
+func (c *headsCollect) End(*analyze.Summary) error       { return nil }
+func (c *headsCollect) KeepsNoExchange() bool            { return true }
+func (c *headsCollect) HeaderLookupOnly() bool           { return true }
+func (c *headsCollect) Exchange(e *analyze.Exchange) error {
+	c.lines = append(c.lines, headsLine(e, e.Request.HeaderValue, e.Response.HeaderValue))
+	return nil
+}
+
+func headsLine(e *analyze.Exchange, req, resp func(string) string) string {
+	return fmt.Sprintf("%s %s %q %q %q %q | %d %s %q %q %q", e.Request.Method, e.Request.Target, e.Request.Host,
+		req("X-Tag"), req("Cookie"), req("Accept"), e.Response.Status, e.Response.Reason,
+		resp("Content-Type"), resp("X-Fold"), resp("Date"))
+}
+
+// TestSharedHeads: a connection's heads that repeat byte for byte share
+// one copy and its spans (h1Heads.head); every exchange must still say
+// what its own head said, whether its fields reach the sinks as spans or
+// made into Header, redacted or not, while exchanges are reused.
+func TestSharedHeads(t *testing.T) {
+	b := capturetest.New()
+	srv := b.Process(100, "nginx")
+	const conns, perConn = 3, 1500 // well past the stage's batches in flight
+	var cs []*capturetest.Conn
+	for i := range conns {
+		cs = append(cs, srv.Accept(int32(i), "127.0.0.1:8080", fmt.Sprintf("127.0.0.1:%d", 40000+i)))
+	}
+	for n := range perConn {
+		for i, c := range cs {
+			switch {
+			case n%7 == 3:
+				// Heads without fields, and a folded field.
+				c.Read("GET /bare HTTP/1.0\r\n\r\n")
+				c.Write("HTTP/1.1 200 OK\r\nX-Fold: a\r\n b\r\nContent-Length: 0\r\n\r\n")
+			case n%11 == 5:
+				c.Read(fmt.Sprintf("GET /other/%d HTTP/1.1\r\nHost: o%d\r\nCookie: s%d\r\n\r\n", n, i, n))
+				c.Write("HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nContent-Length: 1\r\n\r\nx")
+			default:
+				c.Read(fmt.Sprintf("GET /same HTTP/1.1\r\nHost: h%d\r\nX-Tag: t\r\nCookie: secret\r\nAccept: */*\r\n\r\n", i))
+				// The Date changes now and then, as a server's does.
+				c.Write(fmt.Sprintf("HTTP/1.1 200 OK\r\nDate: %d\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok", n/20))
+			}
+		}
+	}
+	for _, c := range cs {
+		c.Close()
+	}
+	for _, opts := range []analyze.Options{{}, {Redact: redact.Default()}} {
+		got := &headsCollect{}
+		replayTo(t, b, opts, got)
+		// The reference: a sink that ranges over Header gets every
+		// field made into strings, and keeps every exchange.
+		ref := replay(t, b, opts)
+		if len(got.lines) != conns*perConn || len(ref.exs) != len(got.lines) {
+			t.Fatalf("%d and %d exchanges, want %d", len(got.lines), len(ref.exs), conns*perConn)
+		}
+		for i, e := range ref.exs {
+			want := headsLine(e, e.Request.Header.Get, e.Response.Header.Get)
+			if got.lines[i] != want {
+				t.Fatalf("redact %v: exchange %d with shared heads:\n%s\nwant\n%s", opts.Redact != nil, i, got.lines[i], want)
+			}
+		}
+		if want := redact.Replacement; opts.Redact != nil && !strings.Contains(got.lines[0], want) {
+			t.Errorf("Cookie not redacted: %s", got.lines[0])
+		}
+	}
+}
+
 func TestClientAndNoResponse(t *testing.T) {
 	b := capturetest.New()
 	cl := b.Process(200, "curl")

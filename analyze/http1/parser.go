@@ -109,6 +109,15 @@ type Parser struct {
 	body         []byte // captured body
 	line         []byte // partial chunk-size line or resync line
 	fields       []field
+	// fast says where the header block fastBlock parsed lies in hdr, and
+	// its fields in fields; prev is the same for the previous message,
+	// whose hdr and fields begin keeps intact (in prevHdr and prevFields)
+	// while the current message is parsed. A keep-alive peer sends the
+	// same header block again and again: fastBlock then takes the previous
+	// message's fields instead of parsing the block anew.
+	fast, prev fastParse
+	prevHdr    []byte
+	prevFields []field
 
 	lineStart   int  // offset in hdr (or trl) of the unfinished line
 	haveStart   bool // start line of the current message parsed
@@ -422,11 +431,14 @@ func (p *Parser) loseSync() {
 func (p *Parser) begin(start uint64) {
 	p.m = Message{Kind: p.kind, ContentLength: -1, Start: start, Resynced: p.resynced}
 	p.resynced = false
-	p.hdr = p.hdr[:0]
+	// The previous message's head and fields stay as they are, for
+	// fastBlock to compare with: the buffers alternate.
+	p.hdr, p.prevHdr = p.prevHdr[:0], p.hdr
+	p.fields, p.prevFields = p.prevFields[:0], p.fields
+	p.fast, p.prev = fastParse{}, p.fast
 	p.trl = p.trl[:0]
 	p.fold = p.fold[:0]
 	p.body = p.body[:0]
-	p.fields = p.fields[:0]
 	p.lineStart = 0
 	p.haveStart = false
 	p.headersSent = false
@@ -948,10 +960,32 @@ func wellFormedLine(b []byte, i, base int, src uint8) (f field, next int, ok boo
 // b or a line takes any other form (the line-by-line path then handles
 // it). Each line takes wellFormedLine's checks (parseFields's fast path);
 // the fuzz test's split-invariance check holds the two to the same result.
+//
+// A block the same byte for byte as the previous message's (see
+// Parser.prev) is not parsed again: its fields are the previous ones,
+// moved to this block's offset.
 func (p *Parser) fastBlock(b []byte) int {
 	base := int32(len(p.hdr))
 	fields := p.fields
 	n0 := len(fields)
+	if prev := p.prev; prev.ok && len(b) >= int(prev.n) && string(b[:prev.n]) == string(p.prevHdr[prev.off:prev.off+prev.n]) {
+		same := p.prevFields[prev.f0 : prev.f0+prev.nf]
+		if shift := base - prev.off; shift == 0 {
+			// The same start line length too (the same request again,
+			// the same status line): the fields are the same.
+			fields = append(fields, same...)
+		} else {
+			for _, f := range same {
+				f.nOff += shift
+				f.vOff += shift
+				fields = append(fields, f)
+			}
+		}
+		p.fields = fields
+		p.fieldsParsed = true
+		p.fast = fastParse{ok: true, off: base, n: prev.n, f0: int32(n0), nf: prev.nf}
+		return int(prev.n)
+	}
 	i := 0
 	// wellFormedLine's loop, written out here: this is the parser's
 	// hottest loop, and a call per line returning a field costs a third
@@ -963,6 +997,7 @@ func (p *Parser) fastBlock(b []byte) int {
 			}
 			p.fields = fields
 			p.fieldsParsed = true
+			p.fast = fastParse{ok: true, off: base, n: int32(i + 2), f0: int32(n0), nf: int32(len(fields) - n0)}
 			return i + 2
 		}
 		k := i
@@ -993,6 +1028,13 @@ func (p *Parser) fastBlock(b []byte) int {
 	}
 	p.fields = fields[:n0]
 	return -1
+}
+
+// fastParse says where a header block that fastBlock parsed lies: the
+// bytes hdr[off:off+n] of its message, and the fields fields[f0:f0+nf].
+type fastParse struct {
+	ok             bool
+	off, n, f0, nf int32
 }
 
 // parseFields parses the field lines of block from offset from up to the

@@ -303,3 +303,54 @@ func TestSloppyRequestLine(t *testing.T) {
 		t.Errorf("got %v", m)
 	}
 }
+
+// TestRepeatedBlocks: a header block the same as the previous message's
+// takes that message's fields (fastBlock), moved to its own offsets; every
+// message must say what a parser that saw it alone says, whether the block
+// repeats, grows, shrinks, changes, or takes the line-by-line path.
+func TestRepeatedBlocks(t *testing.T) {
+	reqs := []string{
+		"GET /a HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n",
+		"GET /much/longer/path HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n",
+		"GET /b HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n",
+		"GET /b HTTP/1.1\r\nHost: y\r\nAccept: */*\r\n\r\n",
+		"GET /c HTTP/1.1\r\nHost: y\r\nAccept: */*\r\nX: 1\r\n\r\n",
+		"GET /c HTTP/1.1\r\nHost: y\r\nAccept: */*\r\n\r\n",
+		"POST /d HTTP/1.1\r\nHost: y\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nT: 1\r\n\r\n",
+		"POST /d HTTP/1.1\r\nHost: y\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nxyz\r\n0\r\nT: 2\r\n\r\n",
+		"GET /e HTTP/1.1\r\nHost: y\r\nX-Long: one\r\n two\r\n\r\n",
+		"GET /e HTTP/1.1\r\nHost: y\r\nX-Long: one\r\n two\r\n\r\n",
+		"GET /f HTTP/1.1\r\n\r\n",
+		"GET /f HTTP/1.1\r\n\r\n",
+		"GET /g HTTP/1.1\r\nHost: y\r\nAccept: */*\r\n\r\n",
+		"GET /g HTTP/1.1\r\nHost: y\r\nAccept: */*\r\n\r\n",
+	}
+	var want []snap
+	for _, r := range reqs {
+		out, _ := collect(Request, DefaultOptions(), [][]byte{[]byte(r)}, false)
+		want = append(want, untimed(out)...)
+	}
+	check := func(name string, chunks [][]byte) {
+		t.Helper()
+		p := NewParser(Request, DefaultOptions())
+		var got []snap
+		for _, c := range chunks {
+			p.Feed(c, Times{1, 2}, func(m *Message) {
+				got = append(got, takeSnap(m))
+				if m.State == Complete {
+					checkHeadSpans(t, m)
+				}
+			})
+		}
+		if got := untimed(got); !slices.EqualFunc(got, want, equalSnap) {
+			t.Fatalf("%s:\n  %v\nwant\n  %v", name, got, want)
+		}
+	}
+	var each [][]byte
+	for _, r := range reqs {
+		each = append(each, []byte(r))
+	}
+	check("one message a chunk", each)
+	check("one chunk", [][]byte{[]byte(strings.Join(reqs, ""))})
+	check("byte by byte", splitEvery([]byte(strings.Join(reqs, "")), 1))
+}

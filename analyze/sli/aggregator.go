@@ -644,6 +644,13 @@ func (e *acc) rebucket(factor, shift int) {
 	n := (len(e.series) + shift + factor - 1) / factor
 	out := make([]bucket, n)
 	for i := range e.series {
+		if j := (i + shift) / factor; i == 0 || (i+shift)%factor == 0 {
+			// The first of the group: the old series is dropped, so its
+			// bucket is taken as it is rather than merged into an empty
+			// one (a new sketch for every bucket, otherwise).
+			out[j] = e.series[i]
+			continue
+		}
 		out[(i+shift)/factor].merge(&e.series[i])
 	}
 	e.series = out

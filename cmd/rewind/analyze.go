@@ -196,6 +196,7 @@ func runAnalyze(c *cli.Context) error {
 		}
 	}
 
+	deferFirstGC()
 	stopProfile, err := startProfiles(c.String("cpuprofile"), c.String("memprofile"))
 	if err != nil {
 		return err
@@ -329,6 +330,7 @@ func runAnalyzeMany(c *cli.Context, paths []string, format report.Format, sliOpt
 			mo.parquetFile = filepath.Dir(pqPath)
 		}
 	}
+	deferFirstGC()
 	stopProfile, err := startProfiles(c.String("cpuprofile"), c.String("memprofile"))
 	if err != nil {
 		return err

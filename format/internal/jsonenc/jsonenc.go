@@ -5,6 +5,7 @@
 package jsonenc
 
 import (
+	"slices"
 	"strconv"
 	"unicode/utf8"
 	"unsafe"
@@ -98,10 +99,62 @@ func Strings(b []byte, ss []string) []byte {
 }
 
 // Int appends an integer.
-func Int(b []byte, v int64) []byte { return strconv.AppendInt(b, v, 10) }
+func Int(b []byte, v int64) []byte {
+	if v < 0 {
+		// -v overflows for the smallest int64, whose bits are then its
+		// magnitude as a uint64.
+		return Uint(append(b, '-'), uint64(-v))
+	}
+	return Uint(b, uint64(v))
+}
 
-// Uint appends an unsigned integer.
-func Uint(b []byte, v uint64) []byte { return strconv.AppendUint(b, v, 10) }
+// Uint appends an unsigned integer, as strconv.AppendUint does in base 10.
+// The digits are written in place, two at a time, rather than formatted in
+// a buffer and copied: the writers append several numbers per exchange,
+// and the copy's call cost as much as the formatting.
+func Uint(b []byte, v uint64) []byte {
+	n := 1
+	for n < len(pow10) && v >= pow10[n] {
+		n++
+	}
+	b = slices.Grow(b, n)
+	b = b[:len(b)+n]
+	i := len(b)
+	for v >= 100 {
+		q := v / 100
+		r := v - q*100
+		i -= 2
+		b[i], b[i+1] = digitPairs[2*r], digitPairs[2*r+1]
+		v = q
+	}
+	if v >= 10 {
+		b[i-2], b[i-1] = digitPairs[2*v], digitPairs[2*v+1]
+	} else {
+		b[i-1] = byte('0' + v)
+	}
+	return b
+}
+
+// pow10[n] is 10ⁿ, up to the largest that fits a uint64.
+var pow10 = func() (t [20]uint64) {
+	t[0] = 1
+	for i := 1; i < len(t); i++ {
+		t[i] = t[i-1] * 10
+	}
+	return t
+}()
+
+// digitPairs holds "00" to "99".
+const digitPairs = "00010203040506070809" +
+	"10111213141516171819" +
+	"20212223242526272829" +
+	"30313233343536373839" +
+	"40414243444546474849" +
+	"50515253545556575859" +
+	"60616263646566676869" +
+	"70717273747576777879" +
+	"80818283848586878889" +
+	"90919293949596979899"
 
 // Bool appends true or false.
 func Bool(b []byte, v bool) []byte { return strconv.AppendBool(b, v) }
