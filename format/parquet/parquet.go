@@ -229,8 +229,16 @@ func (w *Writer) End(*analyze.Summary) error {
 	return errors.Join(errs...)
 }
 
-// The optional sink interface the replay finds by type assertion.
-var _ analyze.HeaderLookupSink = (*Writer)(nil)
+// The optional sink interfaces the replay finds by type assertion.
+var (
+	_ analyze.HeaderLookupSink    = (*Writer)(nil)
+	_ analyze.KeepsNoExchangeSink = (*Writer)(nil)
+)
+
+// KeepsNoExchange reports that the writer keeps no exchange: a batch's rows
+// hold the exchange's strings and its Conn's, which are never reused (see
+// [analyze.KeepsNoExchangeSink]), and values copied into the row.
+func (w *Writer) KeepsNoExchange() bool { return true }
 
 // HeaderLookupOnly reports that the writer reads header fields only by
 // name: see [analyze.HeaderLookupSink].
