@@ -330,17 +330,30 @@ func runAnalyzeMany(c *cli.Context, paths []string, format report.Format, sliOpt
 			mo.parquetFile = filepath.Dir(pqPath)
 		}
 	}
+	// One bar for every input's bytes, on a terminal.
+	progress := &progress{}
+	if !c.Bool("quiet") {
+		progress.line = newStatusLine(os.Stderr)
+		for _, p := range paths {
+			if st, err := os.Stat(p); err == nil {
+				progress.total += st.Size()
+			}
+		}
+		mo.read = &progress.n
+	}
 	deferFirstGC()
 	stopProfile, err := startProfiles(c.String("cpuprofile"), c.String("memprofile"))
 	if err != nil {
 		return err
 	}
+	stop := progress.start()
 	r, parts, err := analyzeMany(c.Context, paths, sliOpts, analyze.Options{
 		MaxBodyCapture: maxBody,
 		DiscardBodies:  true, // no output of several inputs shows bodies
 		Filter:         filter,
 		Redact:         policy,
 	}, mo)
+	stop()
 	if perr := stopProfile(); perr != nil && err == nil {
 		err = perr
 	}

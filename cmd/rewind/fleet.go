@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/rewind-tools/rewind/analyze"
 	"github.com/rewind-tools/rewind/analyze/sli"
@@ -39,6 +40,9 @@ type manyOutputs struct {
 	parquetTree, parquetFile string
 	// routes are the --route patterns, for the route fields.
 	routes []sli.Route
+	// read, when set, counts the bytes read from every input, for the
+	// progress shown on a terminal.
+	read *atomic.Int64
 }
 
 // analyzeMany replays the inputs at paths (more than one) concurrently, at
@@ -116,10 +120,20 @@ func analyzeMany(ctx context.Context, paths []string, sliOpts sli.Options, ropts
 
 // replay analyzes one input into its aggregator and temporary outputs.
 func (p *manyPart) replay(ctx context.Context, ropts analyze.Options, outs manyOutputs) (err error) {
-	in, err := analyze.Open(p.path)
+	f, err := os.Open(p.path)
 	if err != nil {
+		return err
+	}
+	var r io.Reader = f
+	if outs.read != nil {
+		r = &countingReader{r: f, n: outs.read}
+	}
+	in, err := analyze.OpenReader(r, p.path)
+	if err != nil {
+		f.Close()
 		return fmt.Errorf("%s: %w", p.path, err)
 	}
+	in = in.WithCloser(f.Close)
 	defer in.Close()
 	sinks := []analyze.Sink{p.agg}
 	var files []*os.File
@@ -178,6 +192,18 @@ func (p *manyPart) replay(ctx context.Context, ropts analyze.Options, outs manyO
 	}
 	p.sum = sum
 	return nil
+}
+
+// countingReader adds what it reads to n.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c *countingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n.Add(int64(n))
+	return n, err
 }
 
 // removeParts removes the parts' temporary files.
