@@ -275,7 +275,7 @@ type CaptureInfo struct {
 
 // HostName names the host the input was recorded on: the capture header's
 // host for a rewind capture, and for a pcap or pcapng (which has none) its
-// file name without directory and extension. Reports and Parquet rows of
+// file name without directory and extensions (node-1.pcap.gz: node-1). Reports and Parquet rows of
 // several inputs are told apart by it.
 func (c *CaptureInfo) HostName() string {
 	if c.Header.Host != "" && c.Format == "rewind" {
@@ -284,6 +284,9 @@ func (c *CaptureInfo) HostName() string {
 	base := c.Path
 	if i := strings.LastIndexAny(base, `/\`); i >= 0 {
 		base = base[i+1:]
+	}
+	for _, z := range []string{".gz", ".zst"} {
+		base = strings.TrimSuffix(base, z)
 	}
 	if i := strings.LastIndexByte(base, '.'); i > 0 {
 		base = base[:i]

@@ -808,3 +808,20 @@ func TestChunkedLengthUnknown(t *testing.T) {
 		t.Errorf("/kept: body %d bytes, status %d; want 4096 and 200", kept.Request.BodyBytes, kept.Response.Status)
 	}
 }
+
+func TestHostName(t *testing.T) {
+	for _, c := range []struct {
+		info analyze.CaptureInfo
+		want string
+	}{
+		{analyze.CaptureInfo{Path: "a/b/x.rwd", Format: "rewind", Header: capture.Header{Host: "web-1"}}, "web-1"},
+		{analyze.CaptureInfo{Path: "a/b/node-2.pcap", Format: "pcap"}, "node-2"},
+		{analyze.CaptureInfo{Path: "node-3.pcapng.gz", Format: "pcapng"}, "node-3"},
+		{analyze.CaptureInfo{Path: `C:\caps\node-4.pcap.zst`, Format: "pcap"}, "node-4"},
+		{analyze.CaptureInfo{Path: "x.rwd", Format: "rewind"}, "x"}, // no host in the header
+	} {
+		if got := c.info.HostName(); got != c.want {
+			t.Errorf("%s: host %q, want %q", c.info.Path, got, c.want)
+		}
+	}
+}
