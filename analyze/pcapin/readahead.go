@@ -28,11 +28,13 @@ type block struct {
 // Each of the readAheadBlocks buffers holds readAheadBlock bytes read, after
 // readAheadRoom bytes left free for the consumer of nextBlock to put the
 // bytes it has not used yet from the previous block (a record cut by the
-// block boundary) in front of them.
+// block boundary) in front of them: room for any loopback packet (64 KiB
+// and headers) with some to spare. Only the part of the room used is ever
+// touched.
 const (
 	readAheadBlock  = 256 << 10
 	readAheadBlocks = 3
-	readAheadRoom   = 64 << 10
+	readAheadRoom   = 128 << 10
 )
 
 func newReadAhead(src io.Reader) *readAhead {
