@@ -268,9 +268,14 @@ func (h *h1Conn) fillRequest(ex *Exchange, m *http1.Message) {
 	r.Method = m.Method
 	r.Proto = protoString(m.ProtoMajor, m.ProtoMinor)
 	r.Start = m.Start
-	r.Target = h.heads.requestHead(ex, m)
+	h.heads.request(ex, m)
 	r.HeaderBytes = m.HeaderBytes
 	r.BodyBytes = -1
+}
+
+// splitTarget sets r's Host (the Host field, else the authority of an
+// absolute-form target), Path and Query from its Target and fields.
+func splitTarget(r *Request) {
 	r.Host = r.HeaderValue("Host")
 	target := r.Target
 	if i := strings.Index(target, "://"); i > 0 && !strings.HasPrefix(target, "/") {
@@ -301,7 +306,7 @@ func (h *h1Conn) fillResponse(ex *Exchange, m *http1.Message) {
 	r.Status = m.StatusCode
 	r.Proto = protoString(m.ProtoMajor, m.ProtoMinor)
 	r.Start = m.Start
-	r.Reason = h.heads.responseHead(ex, m)
+	h.heads.response(ex, m)
 	r.HeaderBytes = m.HeaderBytes
 }
 

@@ -34,15 +34,27 @@ type sharedHead struct {
 	lazy  lazyHeader
 	// shared says lazy's spans may be given to later messages.
 	shared bool
+	// split says host, path and query are what a shared request head's
+	// target and fields gave (splitTarget), for later requests to share.
+	split             bool
+	host, path, query string
 }
 
-// requestHead and responseHead are head for ex's request and response.
-func (hh *h1Heads) requestHead(ex *Exchange, m *http1.Message) string {
-	return hh.head(ex, &ex.Request.Message, m, &hh.req)
-}
-
-func (hh *h1Heads) responseHead(ex *Exchange, m *http1.Message) string {
-	return hh.head(ex, &ex.Response.Message, m, &hh.resp)
+// request sets ex.Request's Target, Host, Path, Query and header fields
+// from m's head (see head). A request whose head is the same as the
+// previous one's also takes what splitTarget found in that one.
+func (hh *h1Heads) request(ex *Exchange, m *http1.Message) {
+	r, last := &ex.Request, &hh.req
+	var shared bool
+	r.Target, shared = hh.head(ex, &r.Message, m, last)
+	if shared && last.split {
+		r.Host, r.Path, r.Query = last.host, last.path, last.query
+		return
+	}
+	splitTarget(r)
+	if shared {
+		last.split, last.host, last.path, last.query = true, r.Host, r.Path, r.Query
+	}
 }
 
 // exchange returns a new exchange of connection c, its timings unknown.
@@ -55,9 +67,15 @@ func (hh *h1Heads) exchange(c *Conn) *Exchange {
 	return ex
 }
 
+// response sets ex.Response's Reason and header fields from m's head (see
+// head).
+func (hh *h1Heads) response(ex *Exchange, m *http1.Message) {
+	ex.Response.Reason, _ = hh.head(ex, &ex.Response.Message, m, &hh.resp)
+}
+
 // head copies m's head (start line and header block), the head of ex's
 // request or response msg, into one string and returns the target or
-// reason phrase, a substring of it. The header fields are left as spans of
+// reason phrase, a substring of it, and whether msg shares last's head. The header fields are left as spans of
 // that string in msg.lazy, for materialize to make strings of where the
 // sinks run (a goroutine of their own, usually). Whether the policy redacts
 // one of them is found here, while the bytes are in this core's cache: on
@@ -70,7 +88,7 @@ func (hh *h1Heads) exchange(c *Conn) *Exchange {
 // Strings are never written once made, so sharing them is safe; it saves
 // the copy, its memory and the scan of the fields, most of the replay's
 // work on a connection of repeated small exchanges.
-func (hh *h1Heads) head(ex *Exchange, msg *Message, m *http1.Message, last *sharedHead) string {
+func (hh *h1Heads) head(ex *Exchange, msg *Message, m *http1.Message, last *sharedHead) (first string, shared bool) {
 	s := hh.slab
 	raw := m.RawHeader()
 	if len(raw) > 0 && len(raw) == len(last.head) && string(raw) == last.head {
@@ -80,14 +98,14 @@ func (hh *h1Heads) head(ex *Exchange, msg *Message, m *http1.Message, last *shar
 			last.first, last.lazy, last.shared = first, newLazyHeader(last.head, spans, hh.redact), true
 		}
 		msg.lazy = last.lazy
-		return last.first
+		return last.first, true
 	}
 	head := s.str(raw)
 	n := m.NumHeaders()
 	if n == 0 {
 		first, _, _ := m.HeadSpans(head, nil)
 		*last = sharedHead{head: head, first: first, shared: true}
-		return first
+		return first, false
 	}
 	room := ex.spanRoom(n)
 	if room == nil {
@@ -96,17 +114,17 @@ func (hh *h1Heads) head(ex *Exchange, msg *Message, m *http1.Message, last *shar
 	if first, spans, ok := m.HeadSpans(head, room); ok {
 		msg.lazy = newLazyHeader(head, spans, hh.redact)
 		*last = sharedHead{head: head}
-		return first
+		return first, false
 	}
 	*last = sharedHead{}
 	out := s.fieldList(n)
 	i := 0
-	first := m.HeadStrings(head, func(name, value string) {
+	first = m.HeadStrings(head, func(name, value string) {
 		out[i] = Field{Name: name, Value: value}
 		i++
 	})
 	msg.Header = out
-	return first
+	return first, false
 }
 
 // trailer copies m's trailer fields.

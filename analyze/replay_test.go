@@ -367,8 +367,8 @@ func (c *headsCollect) Exchange(e *analyze.Exchange) error {
 }
 
 func headsLine(e *analyze.Exchange, req, resp func(string) string) string {
-	return fmt.Sprintf("%s %s %q %q %q %q | %d %s %q %q %q", e.Request.Method, e.Request.Target, e.Request.Host,
-		req("X-Tag"), req("Cookie"), req("Accept"), e.Response.Status, e.Response.Reason,
+	return fmt.Sprintf("%s %s %q %q %q %q %q %q | %d %s %q %q %q", e.Request.Method, e.Request.Target, e.Request.Host,
+		e.Request.Path, e.Request.Query, req("X-Tag"), req("Cookie"), req("Accept"), e.Response.Status, e.Response.Reason,
 		resp("Content-Type"), resp("X-Fold"), resp("Date"))
 }
 
@@ -391,11 +391,15 @@ func TestSharedHeads(t *testing.T) {
 				// Heads without fields, and a folded field.
 				c.Read("GET /bare HTTP/1.0\r\n\r\n")
 				c.Write("HTTP/1.1 200 OK\r\nX-Fold: a\r\n b\r\nContent-Length: 0\r\n\r\n")
+			case n%13 == 6:
+				// Absolute form: the Host comes from the target.
+				c.Read("GET http://abs.example/p/q?x=1 HTTP/1.1\r\nAccept: */*\r\n\r\n")
+				c.Write("HTTP/1.1 204 No Content\r\n\r\n")
 			case n%11 == 5:
 				c.Read(fmt.Sprintf("GET /other/%d HTTP/1.1\r\nHost: o%d\r\nCookie: s%d\r\n\r\n", n, i, n))
 				c.Write("HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nContent-Length: 1\r\n\r\nx")
 			default:
-				c.Read(fmt.Sprintf("GET /same HTTP/1.1\r\nHost: h%d\r\nX-Tag: t\r\nCookie: secret\r\nAccept: */*\r\n\r\n", i))
+				c.Read(fmt.Sprintf("GET /same?q=%d HTTP/1.1\r\nHost: h%d\r\nX-Tag: t\r\nCookie: secret\r\nAccept: */*\r\n\r\n", i, i))
 				// The Date changes now and then, as a server's does.
 				c.Write(fmt.Sprintf("HTTP/1.1 200 OK\r\nDate: %d\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok", n/20))
 			}
@@ -414,6 +418,17 @@ func TestSharedHeads(t *testing.T) {
 			t.Fatalf("%d and %d exchanges, want %d", len(got.lines), len(ref.exs), conns*perConn)
 		}
 		for i, e := range ref.exs {
+			// Each request's own target says its path, query and (in
+			// absolute form) host, whatever the requests before it.
+			target, host := e.Request.Target, e.Request.Header.Get("Host")
+			if auth, ok := strings.CutPrefix(target, "http://"); ok {
+				slash := strings.IndexByte(auth, '/')
+				host, target = auth[:slash], auth[slash:]
+			}
+			path, query, _ := strings.Cut(target, "?")
+			if r := &e.Request; r.Path != path || r.Query != query || r.Host != host {
+				t.Fatalf("exchange %d: target %q gave host %q path %q query %q", i, r.Target, r.Host, r.Path, r.Query)
+			}
 			want := headsLine(e, e.Request.Header.Get, e.Response.Header.Get)
 			if got.lines[i] != want {
 				t.Fatalf("redact %v: exchange %d with shared heads:\n%s\nwant\n%s", opts.Redact != nil, i, got.lines[i], want)

@@ -39,6 +39,16 @@ type Writer struct {
 	named  bool
 	conns  map[string]*connJSON // by connection ID
 	recent [recentConns]recentConn
+	req    reqJSON
+}
+
+// reqJSON is the formatted request part of the latest line ("method" to
+// "query") and what it shows. A keep-alive client sends the same request
+// again and again; the replay then gives consecutive exchanges the very
+// same strings (it shares their heads), which compare equal at once.
+type reqJSON struct {
+	method, host, path, route, query string
+	json                             []byte
 }
 
 // timestamps formats exchange start times. base is the wall-clock time of
@@ -259,6 +269,37 @@ func formatConn(b []byte, c *analyze.Conn) []byte {
 	return b
 }
 
+// requestPart returns the request part of ex's line, from the comma
+// before "method" to "query", formatted anew only when it differs from the
+// previous line's.
+func (w *Writer) requestPart(ex *analyze.Exchange) []byte {
+	r, route := &ex.Request, w.router.Endpoint(ex).Path
+	q := &w.req
+	if q.json != nil && r.Method == q.method && r.Host == q.host && r.Path == q.path && route == q.route && r.Query == q.query {
+		return q.json
+	}
+	b := q.json[:0]
+	b = append(b, ',')
+	b = jsonenc.Key(b, "method")
+	b = jsonenc.String(b, r.Method)
+	b = append(b, ',')
+	b = jsonenc.Key(b, "host")
+	b = jsonenc.String(b, r.Host)
+	b = append(b, ',')
+	b = jsonenc.Key(b, "path")
+	b = jsonenc.String(b, r.Path)
+	b = append(b, ',')
+	b = jsonenc.Key(b, "route")
+	b = jsonenc.String(b, route)
+	if r.Query != "" {
+		b = append(b, ',')
+		b = jsonenc.Key(b, "query")
+		b = jsonenc.String(b, r.Query)
+	}
+	*q = reqJSON{method: r.Method, host: r.Host, path: r.Path, route: route, query: r.Query, json: b}
+	return b
+}
+
 // appendExchange appends ex's JSON object, without a newline, to b.
 func (w *Writer) appendExchange(b []byte, ex *analyze.Exchange) []byte {
 	c := ex.Conn
@@ -283,23 +324,7 @@ func (w *Writer) appendExchange(b []byte, ex *analyze.Exchange) []byte {
 		b = jsonenc.Key(b, "stream_id")
 		b = jsonenc.Uint(b, uint64(ex.StreamID))
 	}
-	b = append(b, ',')
-	b = jsonenc.Key(b, "method")
-	b = jsonenc.String(b, ex.Request.Method)
-	b = append(b, ',')
-	b = jsonenc.Key(b, "host")
-	b = jsonenc.String(b, ex.Request.Host)
-	b = append(b, ',')
-	b = jsonenc.Key(b, "path")
-	b = jsonenc.String(b, ex.Request.Path)
-	b = append(b, ',')
-	b = jsonenc.Key(b, "route")
-	b = jsonenc.String(b, w.router.Endpoint(ex).Path)
-	if ex.Request.Query != "" {
-		b = append(b, ',')
-		b = jsonenc.Key(b, "query")
-		b = jsonenc.String(b, ex.Request.Query)
-	}
+	b = append(b, w.requestPart(ex)...)
 	if ex.Response.Status != 0 {
 		b = append(b, ',')
 		b = jsonenc.Key(b, "status")

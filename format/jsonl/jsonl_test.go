@@ -105,3 +105,32 @@ func TestTimestamps(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestPartReuse: a line whose request (method, host, path, route,
+// query) is the previous line's reuses its formatted part; each line must
+// still be what a writer that saw only that exchange writes.
+func TestRequestPartReuse(t *testing.T) {
+	var exs []*analyze.Exchange
+	for i, c := range []struct{ method, host, path, query string }{
+		{"GET", "a.example", "/users/1", ""},
+		{"GET", "a.example", "/users/1", ""},
+		{"GET", "a.example", "/users/2", ""}, // same route, other path
+		{"POST", "a.example", "/users/2", ""},
+		{"POST", "b.example", "/users/2", ""},
+		{"POST", "b.example", "/users/2", "x=1"},
+		{"POST", "b.example", "/users/2", "x=2"},
+		{"POST", "b.example", "/users/2", ""},
+		{"GET", "a.example", "/users/1", ""},
+	} {
+		ex := *fixture.Small()
+		ex.Seq = i + 1
+		ex.Request.Method, ex.Request.Host, ex.Request.Path, ex.Request.Query = c.method, c.host, c.path, c.query
+		exs = append(exs, &ex)
+	}
+	got := bytes.SplitAfter(write(t, exs), []byte("\n"))
+	for i, ex := range exs {
+		if want := write(t, []*analyze.Exchange{ex}); !bytes.Equal(got[i], want) {
+			t.Errorf("line %d:\n%s\nwant\n%s", i+1, got[i], want)
+		}
+	}
+}
