@@ -18,21 +18,33 @@ import (
 	"github.com/rewind-tools/rewind/capture"
 )
 
+// openCapture opens the capture at path for reading its events; the test's
+// end closes it.
+func openCapture(t *testing.T, path string) *capture.Reader {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd, err := capture.NewReader(f)
+	if err != nil {
+		f.Close()
+		t.Fatalf("reading %s: %v", path, err)
+	}
+	t.Cleanup(func() {
+		rd.Close()
+		f.Close()
+	})
+	return rd
+}
+
 // rehost copies the capture src to dst as if recorded on host with a clock
 // mapping of its own: wall-clock time later by wallShift ns, monotonic
 // time counted from elsewhere (monoBase, which the events keep: only the
 // mapping tells wall time). The same real traffic, from another node.
 func rehost(t *testing.T, src, dst, host string, monoBase uint64, wallShift int64) {
 	t.Helper()
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	rd, err := capture.NewReader(in)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rd := openCapture(t, src)
 	h := rd.Header()
 	h.Host = host
 	h.Clock.MonoNS += monoBase

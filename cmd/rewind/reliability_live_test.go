@@ -135,15 +135,7 @@ func TestLiveReliability(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 		stopRecord(t, p)
 
-		f, err := os.Open(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		rd, err := capture.NewReader(f)
-		if err != nil {
-			t.Fatal(err)
-		}
+		rd := openCapture(t, path)
 		if o := rd.Header().Options; !o.Redact || len(o.RedactHeaders) != 5 {
 			t.Errorf("header options %+v: want redact with 5 headers", o)
 		}

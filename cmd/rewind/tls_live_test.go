@@ -55,16 +55,7 @@ func fdMethods(t *testing.T, path string) map[string]map[string]int {
 		data, _ := os.ReadFile(path)
 		os.WriteFile(keep, data, 0o644)
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, err := capture.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := openCapture(t, path)
 	out := map[string]map[string]int{}
 	for {
 		ev, err := r.Next()
