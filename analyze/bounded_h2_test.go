@@ -3,7 +3,7 @@ package analyze_test
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
+	"net/netip"
 	"runtime"
 	"testing"
 	"time"
@@ -30,25 +30,12 @@ func h2cBodiesPcap(t testing.TB, streams, body int) []byte {
 	ts := time.Unix(1700000000, 0)
 	seq := [2]uint32{1000, 5000000} // client, server
 	packet := func(fromClient bool, flags byte, payload []byte) {
-		b := make([]byte, 40+len(payload))
-		b[0] = 0x45
-		binary.BigEndian.PutUint16(b[2:], uint16(len(b)))
-		b[8], b[9] = 64, 6
-		src, dst := []byte{10, 1, 0, 1}, []byte{10, 0, 0, 1} // server to client
-		sport, dport := uint16(80), uint16(40000)
+		src, dst := netip.MustParseAddrPort("10.1.0.1:80"), netip.MustParseAddrPort("10.0.0.1:40000") // server to client
 		d := 1
 		if fromClient {
-			src, dst, sport, dport, d = dst, src, dport, sport, 0
+			src, dst, d = dst, src, 0
 		}
-		copy(b[12:], src)
-		copy(b[16:], dst)
-		binary.BigEndian.PutUint16(b[20:], sport)
-		binary.BigEndian.PutUint16(b[22:], dport)
-		binary.BigEndian.PutUint32(b[24:], seq[d])
-		binary.BigEndian.PutUint32(b[28:], seq[1-d])
-		b[32] = 5 << 4
-		b[33] = flags
-		copy(b[40:], payload)
+		b := tcpPacket(src, dst, seq[d], seq[1-d], flags, payload)
 		ts = ts.Add(7 * time.Microsecond)
 		if err := w.WritePacket(gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(b), Length: len(b)}, b); err != nil {
 			t.Fatal(err)

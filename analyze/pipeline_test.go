@@ -3,10 +3,10 @@ package analyze_test
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"runtime"
 	"testing"
@@ -34,28 +34,12 @@ func interleavedPcap(t testing.TB, conns, perConn int) []byte {
 	}
 	ts := time.Unix(1700000000, 0)
 	write := func(c int, fromClient bool, seq, ack uint32, flags byte, payload string) {
-		b := make([]byte, 40+len(payload))
-		b[0] = 0x45
-		binary.BigEndian.PutUint16(b[2:], uint16(len(b)))
-		b[8], b[9] = 64, 6
-		cli, srv := [4]byte{10, 0, byte(c >> 8), byte(c)}, [4]byte{10, 1, 0, 1}
-		cport, sport := uint16(40000+c), uint16(80)
-		if fromClient {
-			copy(b[12:], cli[:])
-			copy(b[16:], srv[:])
-			binary.BigEndian.PutUint16(b[20:], cport)
-			binary.BigEndian.PutUint16(b[22:], sport)
-		} else {
-			copy(b[12:], srv[:])
-			copy(b[16:], cli[:])
-			binary.BigEndian.PutUint16(b[20:], sport)
-			binary.BigEndian.PutUint16(b[22:], cport)
+		cli := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, byte(c >> 8), byte(c)}), uint16(40000+c))
+		srv := netip.MustParseAddrPort("10.1.0.1:80")
+		if !fromClient {
+			cli, srv = srv, cli
 		}
-		binary.BigEndian.PutUint32(b[24:], seq)
-		binary.BigEndian.PutUint32(b[28:], ack)
-		b[32] = 5 << 4
-		b[33] = flags
-		copy(b[40:], payload)
+		b := tcpPacket(cli, srv, seq, ack, flags, []byte(payload))
 		ts = ts.Add(7 * time.Microsecond)
 		if err := w.WritePacket(gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(b), Length: len(b)}, b); err != nil {
 			t.Fatal(err)

@@ -604,13 +604,21 @@ func (s *closedConns) ConnClose(c *analyze.Conn, _ uint64) error {
 	return nil
 }
 
-// rawTCP is an IPv4 TCP packet from src to dst carrying payload bytes
+// rawTCP is an IPv4 TCP ACK from src to dst carrying payload bytes
 // (headers only: cut after the TCP header, as the recorder may).
 func rawTCP(src, dst netip.AddrPort, seq, ack uint32, payload int) []byte {
-	b := make([]byte, 40)
-	b[0] = 0x45
+	b := tcpPacket(src, dst, seq, ack, 0x10, nil)
 	binary.BigEndian.PutUint16(b[2:4], uint16(40+payload))
-	b[9] = 6
+	return b
+}
+
+// tcpPacket is an IPv4 TCP segment from src to dst with flags and payload,
+// for building packet captures in tests.
+func tcpPacket(src, dst netip.AddrPort, seq, ack uint32, flags byte, payload []byte) []byte {
+	b := make([]byte, 40+len(payload))
+	b[0] = 0x45
+	binary.BigEndian.PutUint16(b[2:4], uint16(len(b)))
+	b[8], b[9] = 64, 6
 	s4, d4 := src.Addr().As4(), dst.Addr().As4()
 	copy(b[12:16], s4[:])
 	copy(b[16:20], d4[:])
@@ -619,7 +627,8 @@ func rawTCP(src, dst netip.AddrPort, seq, ack uint32, payload int) []byte {
 	binary.BigEndian.PutUint32(b[24:28], seq)
 	binary.BigEndian.PutUint32(b[28:32], ack)
 	b[32] = 5 << 4
-	b[33] = 0x10 // ACK
+	b[33] = flags
+	copy(b[40:], payload)
 	return b
 }
 
