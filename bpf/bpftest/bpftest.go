@@ -31,3 +31,4 @@ func Unavailable(t testing.TB, reason string) {
 	}
 	t.Skip(reason)
 }
+
