@@ -31,4 +31,3 @@ func Unavailable(t testing.TB, reason string) {
 	}
 	t.Skip(reason)
 }
-
