@@ -133,7 +133,7 @@ func (t *tracker) handle(ev capture.Event) {
 	}
 	switch e := ev.(type) {
 	case *capture.Process:
-		t.procs[e.PID] = procInfo{comm: e.Comm, exe: e.Exe, ctr: container.Parse(e.Cgroup), netns: e.NetNS}
+		t.procs[e.PID] = procInfo{comm: e.Comm, exe: e.Exe, ctr: container.ParseProcess(e.Cgroup, e.CgroupV1), netns: e.NetNS}
 	case *capture.Socket:
 		t.sockets[pidFD{e.PID, e.FD}] = *e
 		if k, ok := t.open[pidFD{e.PID, e.FD}]; ok {

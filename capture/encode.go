@@ -36,6 +36,7 @@ func appendEvent(b []byte, ev Event) []byte {
 		b = appendString(b, e.Cgroup)
 		b = le.AppendUint64(b, e.NetNS)
 		b = le.AppendUint64(b, e.CgroupID)
+		b = appendString(b, e.CgroupV1)
 	case *Socket:
 		b = le.AppendUint64(b, e.Timestamp)
 		b = le.AppendUint32(b, e.PID)
@@ -265,9 +266,12 @@ func (d *decoder) decode(k Kind, body []byte) (Event, error) {
 		c.skip(3)
 		e.Comm, e.Exe, e.Cmdline, e.Cgroup = c.str(), c.str(), c.str(), c.str()
 		// Appended fields: absent from older captures' records.
-		e.NetNS, e.CgroupID = 0, 0
+		e.NetNS, e.CgroupID, e.CgroupV1 = 0, 0, ""
 		if c.more() {
 			e.NetNS, e.CgroupID = c.u64(), c.u64()
+		}
+		if c.more() {
+			e.CgroupV1 = c.str()
 		}
 		ev = e
 	case KindSocket:

@@ -186,6 +186,10 @@ type Process struct {
 	// CgroupID is the inode of the process's cgroup v2 directory, what
 	// bpf_get_current_cgroup_id returns; 0 when unknown.
 	CgroupID uint64
+	// CgroupV1 holds the cgroup v1 hierarchy lines of /proc/PID/cgroup
+	// ("4:memory:/docker/ID"), newline-separated, on hosts that still
+	// mount v1 hierarchies (alone or beside v2); "" elsewhere.
+	CgroupV1 string
 }
 
 // Socket describes a TCP socket that was open when recording started, so that

@@ -197,13 +197,16 @@ func fillProcessFrom(dir string, p *capture.Process) {
 		p.Cmdline = strings.TrimSpace(string(bytes.ReplaceAll(bytes.TrimRight(b, "\x00"), []byte{0}, []byte{' '})))
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, "cgroup")); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
+		var v1 []string
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
 			if rest, ok := strings.CutPrefix(line, "0::"); ok {
 				p.Cgroup = rest
 				p.CgroupID = cgroupID(rest)
-				break
+			} else if line != "" {
+				v1 = append(v1, line)
 			}
 		}
+		p.CgroupV1 = strings.Join(v1, "\n")
 	}
 	p.NetNS = netnsOf(dir)
 }
