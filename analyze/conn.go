@@ -38,6 +38,7 @@ type pidFD struct {
 type procInfo struct {
 	comm, exe string
 	ctr       container.Info // from the process's cgroup
+	netns     uint64         // network namespace inode, 0 when unknown
 }
 
 // tracker owns the connections of a replay and routes events to them.
@@ -71,6 +72,11 @@ type tracker struct {
 	// noNetwork counts server exchanges left without a network timing, by
 	// reason (network.go).
 	noNetwork [noNetReasons]int
+
+	// hostNS is the network namespace the recorder captured packets in
+	// (0 when the capture does not say): packets and TCP events belong
+	// to connections of that namespace.
+	hostNS uint64
 
 	procs   map[uint32]procInfo
 	sockets map[pidFD]capture.Socket // from the snapshot or the recorder
@@ -127,7 +133,7 @@ func (t *tracker) handle(ev capture.Event) {
 	}
 	switch e := ev.(type) {
 	case *capture.Process:
-		t.procs[e.PID] = procInfo{comm: e.Comm, exe: e.Exe, ctr: container.Parse(e.Cgroup)}
+		t.procs[e.PID] = procInfo{comm: e.Comm, exe: e.Exe, ctr: container.ParseProcess(e.Cgroup, e.CgroupV1), netns: e.NetNS}
 	case *capture.Socket:
 		t.sockets[pidFD{e.PID, e.FD}] = *e
 		if k, ok := t.open[pidFD{e.PID, e.FD}]; ok {
@@ -244,7 +250,7 @@ func (t *tracker) begin(k connKey, ts uint64) *connState {
 	t.connsSeen++
 	p := t.procs[k.pid]
 	cs := &connState{t: t, c: &Conn{
-		ID: connID(t.nextID), PID: k.pid, Comm: p.comm, Exe: p.exe, Container: p.ctr, FD: k.fd, Gen: k.gen,
+		ID: connID(t.nextID), PID: k.pid, Comm: p.comm, Exe: p.exe, Container: p.ctr, NetNS: t.netnsOf(p), FD: k.fd, Gen: k.gen,
 		TLS: "none", Start: ts, End: ts,
 	}}
 	t.conns[k] = cs
@@ -254,6 +260,16 @@ func (t *tracker) begin(k connKey, ts uint64) *connState {
 		cs.session = true
 	}
 	return cs
+}
+
+// netnsOf returns the network namespace of a process: the one its record
+// names, else the recorder's (processes that predate the namespace field,
+// or that were never described, are taken to share the host's).
+func (t *tracker) netnsOf(p procInfo) uint64 {
+	if p.netns != 0 {
+		return p.netns
+	}
+	return t.hostNS
 }
 
 // end finishes a connection: its parsers see the end of their streams.
@@ -338,7 +354,7 @@ func (t *tracker) emit(cs *connState, ex *Exchange) {
 func (cs *connState) snapshot() *Conn {
 	c := cs.c
 	if s := cs.snap; s != nil && s.ID == c.ID && s.PID == c.PID && s.Comm == c.Comm && s.Exe == c.Exe &&
-		s.FD == c.FD && s.Gen == c.Gen && s.Role == c.Role && s.TLS == c.TLS && s.Local == c.Local &&
+		s.NetNS == c.NetNS && s.FD == c.FD && s.Gen == c.Gen && s.Role == c.Role && s.TLS == c.TLS && s.Local == c.Local &&
 		s.Remote == c.Remote && s.Proto == c.Proto {
 		return s
 	}

@@ -41,9 +41,13 @@ type Conn struct {
 	// Container is the container the process ran in, from its recorded
 	// cgroup; the zero value for host processes and pcap input.
 	Container container.Info
-	FD        int32
-	Gen       uint32
-	Role      capture.Role
+	// NetNS is the inode of the process's network namespace (0 when the
+	// capture does not say, and for pcap input): two servers on one
+	// address in two namespaces are two connections and two services.
+	NetNS uint64
+	FD    int32
+	Gen   uint32
+	Role  capture.Role
 	// TLS names the TLS library whose plaintext was captured ("openssl",
 	// "gnutls", "go-tls", …) or "none".
 	TLS    string

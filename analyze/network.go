@@ -39,6 +39,7 @@ const (
 	noNetAck                       // no ACK of the last byte is in the capture
 	noNetNegative                  // the ACK is stamped before the packet it acknowledges
 	noNetHeld                      // too many exchanges waited on one connection
+	noNetNetNS                     // the connection is in another network namespace than the packets
 	noNetReasons
 )
 
@@ -50,6 +51,8 @@ func (r noNetwork) String() string {
 		return "no ACK of the response's last byte was captured"
 	case noNetNegative:
 		return "the ACK is stamped before the packet it acknowledges"
+	case noNetNetNS:
+		return "the connection ran in another network namespace than the recorder, whose packets were not captured"
 	default:
 		return fmt.Sprintf("more than %d exchanges waited for ACKs on one connection", maxAwaitingAck)
 	}
@@ -88,7 +91,13 @@ type awaitingAck struct {
 	gap bool // the response ended in bytes the capture does not have
 }
 
-type addrPair struct{ local, remote netip.AddrPort }
+// addrPair finds a connection by its addresses within a network namespace
+// (0: the capture does not say), so the same 4-tuple in two namespaces is
+// two connections.
+type addrPair struct {
+	netns         uint64
+	local, remote netip.AddrPort
+}
 
 // addrSlot is an entry of the tracker's cache in front of byAddr: a key and
 // what byAddr holds for it (nil included). Every change to byAddr updates
@@ -138,24 +147,25 @@ func (t *tracker) index(cs *connState) {
 	if !c.Local.IsValid() || !c.Remote.IsValid() {
 		return
 	}
-	t.byAddrSet(addrPair{c.Local, c.Remote}, cs)
+	t.byAddrSet(addrPair{c.NetNS, c.Local, c.Remote}, cs)
 }
 
 func (t *tracker) unindex(cs *connState) {
-	k := addrPair{cs.c.Local, cs.c.Remote}
+	k := addrPair{cs.c.NetNS, cs.c.Local, cs.c.Remote}
 	if t.byAddrGet(k) == cs {
 		t.byAddrSet(k, nil)
 	}
-	if t.byAddrGet(addrPair{k.remote, k.local}) == nil {
+	if t.byAddrGet(addrPair{k.netns, k.remote, k.local}) == nil {
 		t.forgetFlows(cs) // neither end is traced any more
 	}
 }
 
-// tcp applies a TCP event to the connection it belongs to.
+// tcp applies a TCP event to the connection it belongs to, in the
+// recorder's network namespace (like packets, TCP events carry no other).
 func (t *tracker) tcp(e *capture.TCP) {
-	cs, sender := t.byAddrGet(addrPair{e.Local, e.Remote}), true
+	cs, sender := t.byAddrGet(addrPair{t.hostNS, e.Local, e.Remote}), true
 	if cs == nil {
-		cs, sender = t.byAddrGet(addrPair{e.Remote, e.Local}), false
+		cs, sender = t.byAddrGet(addrPair{t.hostNS, e.Remote, e.Local}), false
 	}
 	if cs == nil {
 		return
@@ -175,7 +185,12 @@ func (t *tracker) tcp(e *capture.TCP) {
 // server.
 func (cs *connState) deliver(ex *Exchange) {
 	t := cs.t
-	if !t.expectAcks || cs.c.Role != capture.RoleServer || ex.Response.Status == 0 || ex.Response.End == 0 {
+	if t.expectAcks && cs.c.NetNS != t.hostNS && cs.c.Role == capture.RoleServer && ex.Response.Status != 0 {
+		// Packets are captured in the recorder's namespace only: no ACK
+		// of this connection will come.
+		t.noNetwork[noNetNetNS]++
+	}
+	if !t.expectAcks || cs.c.NetNS != t.hostNS || cs.c.Role != capture.RoleServer || ex.Response.Status == 0 || ex.Response.End == 0 {
 		if len(cs.awaiting) == 0 {
 			t.emit(cs, ex)
 			return

@@ -142,7 +142,9 @@ func parseTCP(b []byte, s *tcpSegment) bool {
 	return true
 }
 
-// packetTCP follows a captured packet's TCP sequence space: ACKs of the
+// packetTCP follows a captured packet's TCP sequence space (packets are
+// captured in the recorder's network namespace: they match connections of
+// that namespace only): ACKs of the
 // traced connections' bytes release the exchanges waiting for them, and
 // segments sent again count as retransmissions.
 func (t *tracker) packetTCP(p *capture.Packet) {
@@ -156,23 +158,23 @@ func (t *tracker) packetTCP(p *capture.Packet) {
 	ts := p.Timestamp
 	t.rawPackets = true
 	if s.flags&tcpSYN != 0 {
-		f := t.flow(addrPair{s.src, s.dst}, ts)
+		f := t.flow(addrPair{t.hostNS, s.src, s.dst}, ts)
 		if s.flags&tcpACK == 0 {
 			// A new connection on this 4-tuple: forget the old one's.
 			*f = flow{}
-			delete(t.flows, addrPair{s.dst, s.src})
+			delete(t.flows, addrPair{t.hostNS, s.dst, s.src})
 		}
 		f.base, f.hasBase, f.started, f.end, f.lastTS = s.seq+1, true, true, s.seq+1, ts
 		return
 	}
 	// The connection seen from the sender's end and the one seen from the
 	// receiver's: both are traced when client and server run on this host.
-	snd, rcv := t.byAddrGet(addrPair{s.src, s.dst}), t.byAddrGet(addrPair{s.dst, s.src})
+	snd, rcv := t.byAddrGet(addrPair{t.hostNS, s.src, s.dst}), t.byAddrGet(addrPair{t.hostNS, s.dst, s.src})
 	if snd == nil && rcv == nil {
 		return
 	}
 	if s.payload > 0 || s.flags&tcpFIN != 0 {
-		out := t.flow(addrPair{s.src, s.dst}, ts)
+		out := t.flow(addrPair{t.hostNS, s.src, s.dst}, ts)
 		if snd != nil && !out.hasBase && s.payload > 0 {
 			out.base, out.hasBase = s.seq-uint32(snd.egressOff), true
 		}
@@ -205,7 +207,7 @@ func (t *tracker) packetTCP(p *capture.Packet) {
 	}
 	// The packet acknowledges the receiver's bytes: the traced process at
 	// that end gets its ACK.
-	in := t.flows[addrPair{s.dst, s.src}]
+	in := t.flows[addrPair{t.hostNS, s.dst, s.src}]
 	if in == nil || !in.hasBase {
 		return
 	}
@@ -229,7 +231,7 @@ func (t *tracker) flow(k addrPair, ts uint64) *flow {
 	}
 	if len(t.flows) >= maxFlows {
 		for k, f := range t.flows {
-			if f.lastTS+flowIdleNS < ts && t.byAddrGet(k) == nil && t.byAddrGet(addrPair{k.remote, k.local}) == nil {
+			if f.lastTS+flowIdleNS < ts && t.byAddrGet(k) == nil && t.byAddrGet(addrPair{k.netns, k.remote, k.local}) == nil {
 				delete(t.flows, k)
 			}
 		}
@@ -246,7 +248,7 @@ func (t *tracker) flow(k addrPair, ts uint64) *flow {
 // offset end (mod 2^32) of cs, and when: on loopback the ACK of a response
 // is often stamped before the write that sent it returns.
 func (t *tracker) ackedBefore(cs *connState, end uint64) (uint64, bool) {
-	f := t.flows[addrPair{cs.c.Local, cs.c.Remote}]
+	f := t.flows[addrPair{cs.c.NetNS, cs.c.Local, cs.c.Remote}]
 	if f == nil || !f.hasAcked || int32(f.acked-uint32(end)) < 0 {
 		return 0, false
 	}
@@ -256,7 +258,7 @@ func (t *tracker) ackedBefore(cs *connState, end uint64) (uint64, bool) {
 // segmentTime returns when the packet that carried cs's egress byte before
 // stream offset end was captured.
 func (t *tracker) segmentTime(cs *connState, end uint64) (uint64, bool) {
-	f := t.flows[addrPair{cs.c.Local, cs.c.Remote}]
+	f := t.flows[addrPair{cs.c.NetNS, cs.c.Local, cs.c.Remote}]
 	if f == nil || f.segs == nil {
 		return 0, false
 	}
@@ -268,6 +270,6 @@ func (t *tracker) forgetFlows(cs *connState) {
 	if t.flows == nil {
 		return
 	}
-	delete(t.flows, addrPair{cs.c.Local, cs.c.Remote})
-	delete(t.flows, addrPair{cs.c.Remote, cs.c.Local})
+	delete(t.flows, addrPair{cs.c.NetNS, cs.c.Local, cs.c.Remote})
+	delete(t.flows, addrPair{cs.c.NetNS, cs.c.Remote, cs.c.Local})
 }

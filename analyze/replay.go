@@ -72,6 +72,9 @@ func Replay(ctx context.Context, src EventSource, info *CaptureInfo, opts Option
 	}
 	t := newTracker(opts, sinks)
 	t.expectAcks = info != nil && info.Header.Options.Packets
+	if info != nil {
+		t.hostNS = info.Header.NetNS
+	}
 	if t.streams == nil && t.packets == nil {
 		var reuse func([]*Exchange)
 		if opts.Filter == nil && keepNoExchange(sinks) {

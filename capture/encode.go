@@ -34,6 +34,9 @@ func appendEvent(b []byte, ev Event) []byte {
 		b = appendString(b, e.Exe)
 		b = appendString(b, e.Cmdline)
 		b = appendString(b, e.Cgroup)
+		b = le.AppendUint64(b, e.NetNS)
+		b = le.AppendUint64(b, e.CgroupID)
+		b = appendString(b, e.CgroupV1)
 	case *Socket:
 		b = le.AppendUint64(b, e.Timestamp)
 		b = le.AppendUint32(b, e.PID)
@@ -170,6 +173,10 @@ func (c *cursor) need(n int) bool {
 	return true
 }
 
+// more reports whether bytes are left: a field appended to a record body
+// after the first version is read only when present.
+func (c *cursor) more() bool { return !c.bad && len(c.b) > 0 }
+
 func (c *cursor) u8() uint8 {
 	if !c.need(1) {
 		return 0
@@ -258,6 +265,14 @@ func (d *decoder) decode(k Kind, body []byte) (Event, error) {
 		e.Snapshot = c.u8() != 0
 		c.skip(3)
 		e.Comm, e.Exe, e.Cmdline, e.Cgroup = c.str(), c.str(), c.str(), c.str()
+		// Appended fields: absent from older captures' records.
+		e.NetNS, e.CgroupID, e.CgroupV1 = 0, 0, ""
+		if c.more() {
+			e.NetNS, e.CgroupID = c.u64(), c.u64()
+		}
+		if c.more() {
+			e.CgroupV1 = c.str()
+		}
 		ev = e
 	case KindSocket:
 		e := &d.socket

@@ -177,6 +177,19 @@ type Process struct {
 	Exe       string // resolved /proc/PID/exe
 	Cmdline   string // arguments joined by single spaces
 	Cgroup    string // cgroup v2 path
+	// Fields appended to the record later; zero in older captures.
+
+	// NetNS is the inode of the process's network namespace
+	// (/proc/PID/ns/net), 0 when unknown: connections of processes in two
+	// namespaces are two connections even when their addresses are equal.
+	NetNS uint64
+	// CgroupID is the inode of the process's cgroup v2 directory, what
+	// bpf_get_current_cgroup_id returns; 0 when unknown.
+	CgroupID uint64
+	// CgroupV1 holds the cgroup v1 hierarchy lines of /proc/PID/cgroup
+	// ("4:memory:/docker/ID"), newline-separated, on hosts that still
+	// mount v1 hierarchies (alone or beside v2); "" elsewhere.
+	CgroupV1 string
 }
 
 // Socket describes a TCP socket that was open when recording started, so that

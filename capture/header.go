@@ -23,6 +23,10 @@ type Header struct {
 	// Probes lists what was attached ("tracepoint:syscalls:sys_enter_read",
 	// "uprobe:/usr/lib/.../libssl.so.3:SSL_read", …), for `rewind info`.
 	Probes []string `json:"probes,omitempty"`
+	// NetNS is the inode of the recorder's network namespace, where its
+	// packets were captured (a process's connections are matched with
+	// packets only in that namespace); 0 in older captures.
+	NetNS uint64 `json:"netns,omitempty"`
 }
 
 // ClockMapping maps the monotonic clock that event timestamps use to wall-clock

@@ -15,6 +15,9 @@ declare -A want=(
   [nghttp]=nghttp2-client
   [gnutls-cli]=gnutls-bin
   [openssl]=openssl
+  # the container tests: network namespaces (ip netns) and python3 servers
+  [ip]=iproute2
+  [python3]=python3
   [chromium]=chromium
   # DuckDB reads the Parquet output through its node bindings (npm, below)
   [node]=nodejs

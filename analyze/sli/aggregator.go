@@ -159,6 +159,9 @@ func ParseGroupBy(s string) (GroupBy, error) {
 // Aggregator is an [analyze.Sink] that builds a [Report]. Call Report after
 // End.
 type Aggregator struct {
+	// hostNS is the recorder's network namespace in the current input
+	// (Begin): services in other namespaces are told apart by theirs.
+	hostNS       uint64
 	endpoint     EndpointFunc
 	groupBy      GroupBy
 	maxEndpoints int
@@ -251,6 +254,7 @@ type serviceKey struct {
 	pid   uint32
 	comm  string
 	ctr   string         // container id: processes of two containers are two services
+	netns uint64         // network namespace, when not the recorder's (0)
 	addr  netip.AddrPort // the server address, only when pid is 0
 }
 
@@ -306,6 +310,10 @@ func (a *Aggregator) KeepsNoExchange() bool { return true }
 // Begin implements [analyze.Sink].
 func (a *Aggregator) Begin(info *analyze.CaptureInfo) error {
 	a.info = info
+	a.hostNS = 0
+	if info != nil {
+		a.hostNS = info.Header.NetNS
+	}
 	if a.fleet && info != nil {
 		a.host, a.shift = info.HostName(), info.WallOffset()
 	}
@@ -527,6 +535,11 @@ func (a *Aggregator) service(c *analyze.Conn) *service {
 	if c != nil {
 		ctr = c.Container
 		k = serviceKey{role: c.Role, pid: c.PID, comm: c.Comm, ctr: c.Container.ID}
+		if c.NetNS != a.hostNS {
+			// Two servers on one address in two namespaces are two
+			// services.
+			k.netns = c.NetNS
+		}
 		pid = c.PID
 		server := c.Local
 		if c.Role == capture.RoleClient {
@@ -878,6 +891,7 @@ func (svc *service) build(spanNS, offset, width int64) Service {
 		PIDs:      slices.Clone(svc.pids),
 		Comm:      svc.key.comm,
 		Container: svc.ctr,
+		NetNS:     svc.key.netns,
 	}
 	if svc.key.addr.IsValid() {
 		out.Addr = svc.key.addr.String()
@@ -916,6 +930,7 @@ func compareServices(a, b Service) int {
 		cmp.Compare(a.PID, b.PID),
 		cmp.Compare(a.Addr, b.Addr),
 		cmp.Compare(a.Container.ID, b.Container.ID),
+		cmp.Compare(a.NetNS, b.NetNS),
 	)
 }
 

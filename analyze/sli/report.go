@@ -108,7 +108,11 @@ type Service struct {
 	// Container is the container the service's processes ran in (the zero
 	// value on the host): processes of two containers are two services.
 	Container container.Info
-	Comm      string
+	// NetNS is the inode of the network namespace the service's processes
+	// ran in when it is not the recorder's (0 on the host's): servers on
+	// one address in two namespaces are two services.
+	NetNS uint64
+	Comm  string
 	// Addr is the server address ("10.0.0.1:443") the service's processes
 	// served or called ([GroupByService]), or that identifies the service
 	// when there is no process (pcap input); "" otherwise.

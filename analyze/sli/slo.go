@@ -311,7 +311,7 @@ func (a *Aggregator) sortedServices() []*service {
 		out = append(out, s)
 	}
 	keyOf := func(s *service) Service {
-		return Service{Role: s.key.role.String(), Comm: s.key.comm, PID: s.key.pid, Addr: s.key.addr.String(), Host: s.key.host, Fleet: s.key.fleet, Container: container.Info{ID: s.key.ctr}}
+		return Service{Role: s.key.role.String(), Comm: s.key.comm, PID: s.key.pid, Addr: s.key.addr.String(), Host: s.key.host, Fleet: s.key.fleet, Container: container.Info{ID: s.key.ctr}, NetNS: s.key.netns}
 	}
 	slices.SortFunc(out, func(x, y *service) int { return compareServices(keyOf(x), keyOf(y)) })
 	return out

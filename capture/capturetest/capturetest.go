@@ -96,6 +96,16 @@ func (b *Builder) Process(pid uint32, comm string) *Proc {
 	return &Proc{b: b, PID: pid, Comm: comm, fd: 3}
 }
 
+// InNetNS puts the process in the network namespace of that inode.
+func (p *Proc) InNetNS(ns uint64) *Proc {
+	for _, ev := range p.b.snapshot {
+		if pr, ok := ev.(*capture.Process); ok && pr.PID == p.PID {
+			pr.NetNS = ns
+		}
+	}
+	return p
+}
+
 // Conn is a socket of a process in a built capture.
 type Conn struct {
 	p      *Proc

@@ -1,4 +1,5 @@
-// Package container tells, from a process's cgroup path, which container
+// Package container tells, from a process's cgroup path (v2, else its v1
+// hierarchies' on v1 and hybrid hosts: [ParseProcess]), which container
 // runtime started it, the container's id and, for Kubernetes, the pod's
 // UID and QoS class. It reads only the path the capture recorded, so a
 // capture analyzed anywhere says what the node knew.
@@ -70,6 +71,30 @@ func Parse(path string) Info {
 		in.Runtime = "containerd"
 	}
 	return in
+}
+
+// ParseProcess reads what a process's recorded cgroups say: its cgroup v2
+// path, else its cgroup v1 hierarchy lines ("ID:CONTROLLERS:PATH", one a
+// line, as /proc/PID/cgroup lists them on a v1 or hybrid host), where the
+// runtimes use the same path shapes in every hierarchy (docker's cgroupfs
+// driver: /docker/ID in cpu, memory, pids…; the kubelet's
+// /kubepods/QOS/podUID/ID; systemd drivers: the same scope in name=systemd
+// and each controller). The first v1 line that names a container wins.
+func ParseProcess(v2, v1 string) Info {
+	if in := Parse(v2); in.Known() || v1 == "" {
+		return in
+	}
+	for line := range strings.SplitSeq(v1, "\n") {
+		// The path is the third field; it may itself hold colons.
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		if in := Parse(parts[2]); in.Known() {
+			return in
+		}
+	}
+	return Info{}
 }
 
 // containerSeg recognises a path segment that names a container.

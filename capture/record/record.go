@@ -179,6 +179,7 @@ func newHeader(opts Options, probes []string) capture.Header {
 		h.BootID = strings.TrimSpace(string(b))
 	}
 	h.Clock = readClocks()
+	h.NetNS = SelfNetNS()
 	if opts.Packets {
 		h.Clock.PacketClock = capture.PacketClockEvents
 	}

@@ -37,7 +37,10 @@ const (
 )
 
 // TakeSnapshot reads processes from /proc and TCP sockets from netlink
-// sock_diag, joined through the socket inodes of /proc/PID/fd. It returns
+// sock_diag, joined through the socket inodes of /proc/PID/fd. Sockets are
+// listed in the recorder's network namespace and in every other one that a
+// kept process uses (a container's), so connections opened there before the
+// recording get their addresses too. It returns
 // what it could read with an error describing what it could not; a process
 // that exits meanwhile is skipped silently.
 func TakeSnapshot(opts SnapshotOptions) (*capture.Snapshot, error) {
@@ -48,19 +51,6 @@ func TakeSnapshot(opts SnapshotOptions) (*capture.Snapshot, error) {
 	now := monoNow()
 	snap := &capture.Snapshot{ListeningPorts: map[uint16]bool{}}
 	var errs []error
-
-	diag, err := dumpTCPSockets()
-	if err != nil {
-		errs = append(errs, err)
-	}
-	byInode := make(map[uint64]*diagSocket, len(diag))
-	for i := range diag {
-		d := &diag[i]
-		byInode[d.inode] = d
-		if d.state == tcpListen {
-			snap.ListeningPorts[d.local.Port()] = true
-		}
-	}
 
 	entries, err := os.ReadDir(proc)
 	if err != nil {
@@ -74,6 +64,10 @@ func TakeSnapshot(opts SnapshotOptions) (*capture.Snapshot, error) {
 	}
 	slices.Sort(pids)
 	self := os.Getpid()
+	selfNS := netnsOf(filepath.Join(proc, "thread-self")) // see SelfNetNS
+	// The network namespaces the traced processes use, each with a
+	// process in it to enter it by.
+	enter := map[uint64]uint32{}
 	for _, pid := range pids {
 		if pid == self {
 			continue
@@ -86,7 +80,52 @@ func TakeSnapshot(opts SnapshotOptions) (*capture.Snapshot, error) {
 			continue
 		}
 		snap.Processes = append(snap.Processes, p)
-		snap.Sockets = append(snap.Sockets, processSockets(proc, p.PID, now, byInode, snap.ListeningPorts, opts.Ports)...)
+		if _, ok := enter[p.NetNS]; !ok && p.NetNS != 0 && p.NetNS != selfNS {
+			enter[p.NetNS] = p.PID
+		}
+	}
+
+	// Sockets: the recorder's namespace, then each other one a traced
+	// process uses (socket inodes are unique across namespaces). Listening
+	// ports are kept per namespace, to tell a socket's role there.
+	listening := map[uint64]map[uint16]bool{}
+	byInode := map[uint64]*diagSocket{}
+	add := func(ns uint64, diag []diagSocket) {
+		if listening[ns] == nil {
+			listening[ns] = map[uint16]bool{}
+		}
+		for i := range diag {
+			d := &diag[i]
+			byInode[d.inode] = d
+			if d.state == tcpListen {
+				listening[ns][d.local.Port()] = true
+				snap.ListeningPorts[d.local.Port()] = true
+			}
+		}
+	}
+	diag, err := dumpTCPSockets()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	add(selfNS, diag)
+	nss := make([]uint64, 0, len(enter))
+	for ns := range enter {
+		nss = append(nss, ns)
+	}
+	slices.Sort(nss)
+	for _, ns := range nss {
+		diag, err := dumpTCPSocketsIn(proc, enter[ns])
+		if err != nil {
+			errs = append(errs, fmt.Errorf("network namespace %d: %w", ns, err))
+		}
+		add(ns, diag)
+	}
+	for _, p := range snap.Processes {
+		ns := p.NetNS
+		if listening[ns] == nil {
+			ns = selfNS
+		}
+		snap.Sockets = append(snap.Sockets, processSockets(proc, p.PID, now, byInode, listening[ns], opts.Ports)...)
 	}
 	return snap, errors.Join(errs...)
 }
@@ -146,7 +185,8 @@ func readStat(dir string, p *capture.Process) bool {
 }
 
 // fillProcess adds what /proc says of a process seen exec'ing: its exe,
-// command line and cgroup (best effort: it may have exited already).
+// command line, cgroup and network namespace (best effort: it may have
+// exited already).
 func fillProcess(p *capture.Process) {
 	fillProcessFrom(filepath.Join("/proc", strconv.Itoa(int(p.PID))), p)
 }
@@ -157,13 +197,18 @@ func fillProcessFrom(dir string, p *capture.Process) {
 		p.Cmdline = strings.TrimSpace(string(bytes.ReplaceAll(bytes.TrimRight(b, "\x00"), []byte{0}, []byte{' '})))
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, "cgroup")); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
+		var v1 []string
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
 			if rest, ok := strings.CutPrefix(line, "0::"); ok {
 				p.Cgroup = rest
-				break
+				p.CgroupID = cgroupID(rest)
+			} else if line != "" {
+				v1 = append(v1, line)
 			}
 		}
+		p.CgroupV1 = strings.Join(v1, "\n")
 	}
+	p.NetNS = netnsOf(dir)
 }
 
 // processSockets lists the TCP sockets among the fds of pid.

@@ -156,3 +156,68 @@ func waitHTTP(t *testing.T, url, name string) {
 	}
 	t.Fatalf("%s server at %s did not answer", name, url)
 }
+
+// TestLiveCgroupV1 puts a real server in a cgroup v1 hierarchy (pids) under
+// /docker/ID, as Docker's cgroupfs driver does on a v1 host, while its v2
+// path says nothing: the capture keeps the v1 lines and the exchanges name
+// the container from them (#22 item 3).
+func TestLiveCgroupV1(t *testing.T) {
+	bpftest.RequireRoot(t)
+	python := "/usr/bin/python3"
+	if _, err := os.Stat(python); err != nil {
+		python = needTool(t, "python3")
+	}
+	v1 := "/sys/fs/cgroup/pids"
+	if _, err := os.Stat(filepath.Join(v1, "cgroup.procs")); err != nil {
+		bpftest.Unavailable(t, "no cgroup v1 pids hierarchy at "+v1+" (a pure cgroup v2 host)")
+	}
+	b := make([]byte, 32)
+	rand.Read(b)
+	id := hex.EncodeToString(b)
+	base := filepath.Join(v1, fmt.Sprintf("rewind-v1-test-%d", os.Getpid()))
+	dir := filepath.Join(base, "docker", id)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		bpftest.Unavailable(t, "cannot create cgroup "+dir+": "+err.Error())
+	}
+	port := freePort(t)
+	cmd := exec.Command("sh", "-c", fmt.Sprintf(`echo $$ > %s/cgroup.procs && exec %s -m http.server %d --bind 127.0.0.1`, dir, python, port))
+	cmd.Dir = t.TempDir()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		for _, d := range []string{dir, filepath.Dir(dir), base} {
+			if err := os.Remove(d); err != nil {
+				t.Errorf("removing cgroup %s: %v", d, err)
+			}
+		}
+	})
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	waitHTTP(t, url, "python3")
+	rec := startRecording(t, record.Options{Ports: []int{port}})
+	for i := range 2 {
+		resp, err := http.Get(fmt.Sprintf("%sv1-%d", url, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	rec.stop()
+	exs, _ := replayFile(t, rec.path)
+	n := 0
+	for _, e := range exs {
+		if e.Conn.Role.String() != "server" || !strings.HasPrefix(e.Request.Path, "/v1-") {
+			continue
+		}
+		n++
+		if ct := e.Conn.Container; ct.Runtime != "docker" || ct.ID != id {
+			t.Errorf("%s served by %+v, want docker %s (from the v1 pids hierarchy)", e.Request.Path, ct, id)
+		}
+	}
+	if n != 2 {
+		t.Fatalf("%d server exchanges, want 2", n)
+	}
+}

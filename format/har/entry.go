@@ -94,6 +94,11 @@ func (w *Writer) appendEntry(b []byte, ex *analyze.Exchange) []byte {
 		}
 		b = append(b, '}')
 	}
+	if c.NetNS != 0 {
+		// As "netns" in JSON lines.
+		b = append(b, `,"_netns":`...)
+		b = jsonenc.Uint(b, c.NetNS)
+	}
 	b = append(b, `,"_connection":`...)
 	b = jsonenc.String(b, c.ID)
 	b = append(b, `,"_role":`...)

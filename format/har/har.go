@@ -7,6 +7,7 @@
 // (prefixed "_", as HAR allows): on each entry _pid, _comm, _connection
 // (the connection id shared with the JSONL output), _role, _tls, _flags,
 // _seq, and where they apply _container (as "container" in JSON lines),
+// _netns (the network namespace inode, as "netns" there),
 // _streamId and _grpc; _network in timings;
 // _truncated in content and postData; and _capture and _warnings on log.
 package har

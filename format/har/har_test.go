@@ -323,6 +323,7 @@ func TestContainer(t *testing.T) {
 	ex := *exs[0]
 	c := *ex.Conn
 	c.Container = container.Info{Runtime: "containerd", ID: strings.Repeat("3f", 32), PodUID: "6b1e2c1a-0b6f-4a43-9a4c-1d2e3f405162", QoS: "burstable"}
+	c.NetNS = 4026532173
 	ex.Conn = &c
 	out := write(t, testOpts, []*analyze.Exchange{&ex, exs[1]})
 	var log struct {
@@ -343,5 +344,11 @@ func TestContainer(t *testing.T) {
 	}
 	if got, ok := es[1]["_container"]; ok {
 		t.Errorf("a host process's entry has _container %s", got)
+	}
+	if got := string(es[0]["_netns"]); got != "4026532173" {
+		t.Errorf("_netns = %s", got)
+	}
+	if got, ok := es[1]["_netns"]; ok {
+		t.Errorf("an entry whose capture names no namespace has _netns %s", got)
 	}
 }

@@ -168,6 +168,7 @@ type connJSON struct {
 	role          capture.Role
 	local, remote netip.AddrPort
 	ctr           container.Info
+	netns         uint64
 	json          []byte
 }
 
@@ -194,7 +195,7 @@ func (w *Writer) appendConn(b []byte, c *analyze.Conn) []byte {
 	}
 	if !e.shows(c) {
 		*e = connJSON{id: c.ID, pid: c.PID, comm: c.Comm, tls: c.TLS, role: c.Role, local: c.Local, remote: c.Remote,
-			ctr: c.Container, json: formatConn(e.json[:0], c)}
+			ctr: c.Container, netns: c.NetNS, json: formatConn(e.json[:0], c)}
 	}
 	*slot = recentConn{c: c, e: e}
 	return append(b, e.json...)
@@ -203,7 +204,7 @@ func (w *Writer) appendConn(b []byte, c *analyze.Conn) []byte {
 // shows says whether e is the formatted part of c as it is now.
 func (e *connJSON) shows(c *analyze.Conn) bool {
 	return e.id == c.ID && e.pid == c.PID && e.comm == c.Comm && e.tls == c.TLS && e.role == c.Role &&
-		e.local == c.Local && e.remote == c.Remote && e.ctr == c.Container
+		e.local == c.Local && e.remote == c.Remote && e.ctr == c.Container && e.netns == c.NetNS
 }
 
 // recentConn remembers which part a Conn pointer showed last.
@@ -241,6 +242,11 @@ func formatConn(b []byte, c *analyze.Conn) []byte {
 			b = jsonenc.String(b, ct.QoS)
 		}
 		b = append(b, '}')
+	}
+	if c.NetNS != 0 {
+		b = append(b, ',')
+		b = jsonenc.Key(b, "netns")
+		b = jsonenc.Uint(b, c.NetNS)
 	}
 	b = append(b, ',')
 	b = jsonenc.Key(b, "role")

@@ -55,6 +55,7 @@ type Row struct {
 	ContainerID      *string `parquet:"container_id,optional,dict"`
 	PodUID           *string `parquet:"pod_uid,optional,dict"`
 	PodQoS           *string `parquet:"pod_qos,optional,dict"`
+	NetNS            *int64  `parquet:"netns,optional"`
 
 	Role   string `parquet:"role,dict"`
 	TLS    string `parquet:"tls,dict"`
@@ -126,6 +127,7 @@ type optionals struct {
 	status, grpcStatus               int32
 	query, grpcService, grpcMethod   string
 	runtime, id, pod, qos            string
+	netns                            int64
 }
 
 // endpoints caches the address strings of recent connections, by
@@ -411,6 +413,10 @@ func (w *Writer) row(ex *analyze.Exchange, ts time.Time, p *part, i int) {
 			v.pod, v.qos = ct.PodUID, ct.QoS
 			r.PodUID, r.PodQoS = &v.pod, &v.qos
 		}
+	}
+	if c.NetNS != 0 {
+		v.netns = int64(c.NetNS)
+		r.NetNS = &v.netns
 	}
 	r.Local, r.Remote = w.addrs.of(c)
 	if ex.StreamID != 0 {

@@ -514,3 +514,27 @@ func TestFleetDocQueries(t *testing.T) {
 		})
 	}
 }
+
+// TestDuckDBReadsNetNS checks that DuckDB reads the netns column: the inode
+// of each exchange's network namespace, NULL when the capture says none.
+func TestDuckDBReadsNetNS(t *testing.T) {
+	b := capturetest.New()
+	b.Header.NetNS = 4026531833
+	for i, p := range []*capturetest.Proc{b.Process(100, "a").InNetNS(4026532173), b.Process(200, "b")} {
+		c := p.Accept(4, "127.0.0.1:8080", "127.0.0.1:40000")
+		c.Read("GET /" + strconv.Itoa(i) + " HTTP/1.1\r\nHost: h\r\n\r\n")
+		c.Write("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+		c.Close()
+	}
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "in.rwd"), filepath.Join(dir, "out.parquet")
+	if err := os.WriteFile(in, b.Bytes(t), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	analyzeToParquet(t, in, out)
+	rows := duckdb(t, "SELECT path, coalesce(netns, 0) AS netns FROM '"+out+"' ORDER BY path")
+	// Process b's record names no namespace: it is taken as the recorder's.
+	if len(rows) != 2 || num(rows[0]["netns"]) != 4026532173 || num(rows[1]["netns"]) != 4026531833 {
+		t.Errorf("rows %v", rows)
+	}
+}

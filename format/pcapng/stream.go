@@ -318,6 +318,10 @@ func (w *Writer) commentFor(s *stream, from int, flags tcpFlags, tid uint32) str
 				b.WriteString(ct.PodUID)
 			}
 		}
+		if c.NetNS != 0 {
+			b.WriteString(" netns=")
+			b.WriteString(strconv.FormatUint(c.NetNS, 10))
+		}
 		s.cmt, s.cmtTLS, s.cmtComm, s.cmtTID = b.String(), c.TLS, c.Comm, tid
 	}
 	extra := ""

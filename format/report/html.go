@@ -102,6 +102,9 @@ func WriteHTML(w io.Writer, r *sli.Report) error {
 				hs.Where += " (pod " + ct.PodUID + ")"
 			}
 		}
+		if s.NetNS != 0 {
+			hs.Where += " netns " + strconv.FormatUint(s.NetNS, 10)
+		}
 		scale := splitTotal(&s.Stats)
 		for j := range s.Endpoints {
 			scale = max(scale, splitTotal(&s.Endpoints[j].Stats))

@@ -97,6 +97,8 @@ type jsonService struct {
 	Hosts []string `json:"hosts,omitempty"`
 	// Container is the service's container, when it ran in one.
 	Container *jsonContainer `json:"container,omitempty"`
+	// NetNS is the service's network namespace when not the recorder's.
+	NetNS uint64 `json:"netns,omitempty"`
 	jsonStats
 	Endpoints []jsonEndpoint `json:"endpoints"`
 }
@@ -255,6 +257,7 @@ func toJSON(r *sli.Report) *jsonReport {
 			Host: s.Host, Fleet: s.Fleet, Hosts: s.Hosts,
 			jsonStats: statsJSON(&s.Stats),
 			Container: containerJSON(s),
+			NetNS:     s.NetNS,
 			Endpoints: make([]jsonEndpoint, 0, len(s.Endpoints)),
 		}
 		for j := range s.Endpoints {

@@ -216,6 +216,9 @@ func writeService(w *bufio.Writer, r *sli.Report, s *sli.Service, opts RenderOpt
 			fmt.Fprintf(w, " (pod %s)", ct.PodUID)
 		}
 	}
+	if s.NetNS != 0 {
+		fmt.Fprintf(w, " netns %d", s.NetNS)
+	}
 	if host != "" {
 		fmt.Fprintf(w, ", host %s", host)
 	}
