@@ -124,10 +124,12 @@ type Record struct {
 
 // Options select what the programs record.
 type Options struct {
-	// PIDs and Comms select processes (their union); empty means all. The
-	// children a selected PID starts later are traced too.
-	PIDs  []uint32
-	Comms []string
+	// PIDs, Comms and Cgroups select processes (their union); empty means
+	// all. The children a selected PID starts later are traced too, and so
+	// are the processes of cgroups made later below a selected one.
+	PIDs    []uint32
+	Comms   []string
+	Cgroups []Cgroup
 	// Ports keeps connections whose local or remote port is listed; empty
 	// means all.
 	Ports []uint16
@@ -153,6 +155,19 @@ type Options struct {
 	PacketPayload uint32
 }
 
+// Cgroup is a cgroup v2 selected by the recording, in the kernel: a
+// process in it or in a cgroup below it is traced.
+type Cgroup struct {
+	// ID is the cgroup's id (its directory's inode in the v2 mount, what
+	// bpf_get_current_cgroup_id returns).
+	ID uint64
+	// Level is its depth below the root cgroup (level 0).
+	Level int
+	// Path is its path from the root ("/system.slice/docker-….scope"),
+	// for deciding in user space which processes it holds.
+	Path string
+}
+
 // Tracer is the loaded and attached set of programs. Close detaches them.
 type Tracer struct {
 	objs    rewindObjects
@@ -163,6 +178,7 @@ type Tracer struct {
 	// inspects the selected processes only.
 	filterPIDs bool
 	comms      map[string]bool
+	cgroups    []string // the selected cgroups' paths
 
 	mu       sync.Mutex // links and probes grow while TLS libraries are found
 	links    []link.Link
@@ -241,6 +257,11 @@ func Load(opts Options) (*Tracer, error) {
 			opts.TLS = false
 		}
 	}
+	for _, c := range opts.Cgroups {
+		if c.Level < 0 || c.Level > maxCgroupLevel {
+			return nil, fmt.Errorf("cgroup %s is %d levels deep: the kernel filter selects cgroups up to %d levels below the root", c.Path, c.Level, maxCgroupLevel)
+		}
+	}
 	spec, err := loadRewind()
 	if err != nil {
 		return nil, fmt.Errorf("reading embedded BPF object: %w", err)
@@ -275,12 +296,14 @@ func Load(opts Options) (*Tracer, error) {
 		{"snaplen", opts.Snaplen},
 		{"filter_pids", b(len(opts.PIDs) > 0)},
 		{"filter_comms", b(len(opts.Comms) > 0)},
+		{"filter_cgroups", b(len(opts.Cgroups) > 0)},
+		{"cgroup_levels", cgroupLevels(opts.Cgroups)},
 		{"filter_ports", b(len(opts.Ports) > 0)},
 		{"wakeup_bytes", uint64(opts.RingSize / 8)},
 		{"tls_wake_exec", b(opts.TLS)},
 		// With a process or port filter, the packet filter keeps the
 		// traced connections' ports only; else every TCP packet.
-		{"packet_by_port", b(len(opts.PIDs) > 0 || len(opts.Comms) > 0 || len(opts.Ports) > 0)},
+		{"packet_by_port", b(len(opts.PIDs) > 0 || len(opts.Comms) > 0 || len(opts.Cgroups) > 0 || len(opts.Ports) > 0)},
 		{"packet_payload", opts.PacketPayload},
 		{"packet_lo_ifindex", loopbackIndex()},
 	} {
@@ -290,6 +313,9 @@ func Load(opts Options) (*Tracer, error) {
 	}
 
 	t := &Tracer{selfPID: opts.SelfPID, filterPIDs: len(opts.PIDs) > 0}
+	for _, c := range opts.Cgroups {
+		t.cgroups = append(t.cgroups, c.Path)
+	}
 	for _, c := range opts.Comms {
 		if t.comms == nil {
 			t.comms = map[string]bool{}
@@ -375,6 +401,11 @@ func (t *Tracer) fillFilters(opts Options) error {
 		}
 		if err := t.objs.TracedComms.Put(k, one); err != nil {
 			return fmt.Errorf("adding comm %q to the filter: %w", c, err)
+		}
+	}
+	for _, c := range opts.Cgroups {
+		if err := t.objs.TracedCgroups.Put(c.ID, one); err != nil {
+			return fmt.Errorf("adding cgroup %s to the filter: %w", c.Path, err)
 		}
 	}
 	for _, p := range opts.Ports {
@@ -623,4 +654,17 @@ func (t *Tracer) Close() error {
 	}
 	errs = append(errs, t.objs.Close())
 	return errors.Join(errs...)
+}
+
+// maxCgroupLevel is the deepest cgroup the kernel filter can select (its
+// levels are bits of a 32-bit word).
+const maxCgroupLevel = 31
+
+// cgroupLevels is the bit set of the selected cgroups' levels.
+func cgroupLevels(cgs []Cgroup) uint32 {
+	var m uint32
+	for _, c := range cgs {
+		m |= 1 << c.Level
+	}
+	return m
 }

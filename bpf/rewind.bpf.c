@@ -36,6 +36,9 @@ const volatile __u32 self_tgid = 0;	/* the recorder: never traced */
 const volatile __u32 snaplen = 16384;	/* payload bytes kept per call */
 const volatile __u8 filter_pids = 0;	/* traced_tgids decides */
 const volatile __u8 filter_comms = 0;	/* traced_comms decides */
+const volatile __u8 filter_cgroups = 0;	/* traced_cgroups decides */
+/* Bit L is set when a selected cgroup lies L levels below the root. */
+const volatile __u32 cgroup_levels = 0;
 const volatile __u8 filter_ports = 0;	/* traced_ports decides */
 /* Above this many unread bytes in the ring a submit wakes the reader up;
  * below, the reader finds records on its own short poll. */
@@ -71,6 +74,15 @@ struct {
 	__type(key, __u32);
 	__type(value, __u8);
 } traced_tgids SEC(".maps");
+
+/* cgroup v2 ids selected by --cgroup and --container: a process in one of
+ * them or below is traced. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, __u8);
+} traced_cgroups SEC(".maps");
 
 struct comm_key {
 	char comm[TASK_COMM_LEN];
@@ -182,13 +194,33 @@ static __always_inline void submit(void *data, __u64 size)
 
 /* --- which processes are traced ------------------------------------------ */
 
+#define MAX_CGROUP_LEVEL 31
+
+/* cgroup_traced reports whether the current task's cgroup (v2) is a
+ * selected one or lies below one: its ancestor at each selected cgroup's
+ * level is looked up, so a cgroup made during the recording under a
+ * selected one (a container's new process, a pod's new container) is in. */
+static __always_inline bool cgroup_traced(void)
+{
+	for (int l = 0; l <= MAX_CGROUP_LEVEL; l++) {
+		if (!(cgroup_levels & (1u << l)))
+			continue;
+		__u64 id = bpf_get_current_ancestor_cgroup_id(l);
+		if (id && bpf_map_lookup_elem(&traced_cgroups, &id))
+			return true;
+	}
+	return false;
+}
+
 /* tgid_traced decides from the filter maps whether the current process is
- * traced. */
+ * traced (the union of the filters given). */
 static __always_inline bool tgid_traced(__u32 tgid)
 {
 	if (tgid == self_tgid)
 		return false;
-	if (!filter_pids && !filter_comms)
+	if (!filter_pids && !filter_comms && !filter_cgroups)
+		return true;
+	if (filter_cgroups && cgroup_traced())
 		return true;
 	if (filter_pids && bpf_map_lookup_elem(&traced_tgids, &tgid))
 		return true;
@@ -266,7 +298,7 @@ static __always_inline bool thread_traced(struct thread *th, __u32 tgid)
 {
 	if (tgid == self_tgid)
 		return false;
-	if (!filter_pids && !filter_comms)
+	if (!filter_pids && !filter_comms && !filter_cgroups)
 		return true;
 	char comm[TASK_COMM_LEN];
 	bpf_get_current_comm(comm, sizeof(comm));

@@ -191,6 +191,7 @@ const (
 	rewindMapScratch           = "scratch"
 	rewindMapThreads           = "threads"
 	rewindMapTlsFds            = "tls_fds"
+	rewindMapTracedCgroups     = "traced_cgroups"
 	rewindMapTracedComms       = "traced_comms"
 	rewindMapTracedPorts       = "traced_ports"
 	rewindMapTracedTgids       = "traced_tgids"
@@ -231,6 +232,8 @@ const (
 	rewindProgPacketFilter     = "packet_filter"
 	rewindProgTlsEnter         = "tls_enter"
 	rewindProgTlsExit          = "tls_exit"
+	rewindVarCgroupLevels      = "cgroup_levels"
+	rewindVarFilterCgroups     = "filter_cgroups"
 	rewindVarFilterComms       = "filter_comms"
 	rewindVarFilterPids        = "filter_pids"
 	rewindVarFilterPorts       = "filter_ports"
@@ -336,24 +339,27 @@ type rewindProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type rewindMapSpecs struct {
-	Conns       *ebpf.MapSpec `ebpf:"conns"`
-	Events      *ebpf.MapSpec `ebpf:"events"`
-	GenCounter  *ebpf.MapSpec `ebpf:"gen_counter"`
-	GoCalls     *ebpf.MapSpec `ebpf:"go_calls"`
-	Losses      *ebpf.MapSpec `ebpf:"losses"`
-	PacketPorts *ebpf.MapSpec `ebpf:"packet_ports"`
-	Scratch     *ebpf.MapSpec `ebpf:"scratch"`
-	Threads     *ebpf.MapSpec `ebpf:"threads"`
-	TlsFds      *ebpf.MapSpec `ebpf:"tls_fds"`
-	TracedComms *ebpf.MapSpec `ebpf:"traced_comms"`
-	TracedPorts *ebpf.MapSpec `ebpf:"traced_ports"`
-	TracedTgids *ebpf.MapSpec `ebpf:"traced_tgids"`
+	Conns         *ebpf.MapSpec `ebpf:"conns"`
+	Events        *ebpf.MapSpec `ebpf:"events"`
+	GenCounter    *ebpf.MapSpec `ebpf:"gen_counter"`
+	GoCalls       *ebpf.MapSpec `ebpf:"go_calls"`
+	Losses        *ebpf.MapSpec `ebpf:"losses"`
+	PacketPorts   *ebpf.MapSpec `ebpf:"packet_ports"`
+	Scratch       *ebpf.MapSpec `ebpf:"scratch"`
+	Threads       *ebpf.MapSpec `ebpf:"threads"`
+	TlsFds        *ebpf.MapSpec `ebpf:"tls_fds"`
+	TracedCgroups *ebpf.MapSpec `ebpf:"traced_cgroups"`
+	TracedComms   *ebpf.MapSpec `ebpf:"traced_comms"`
+	TracedPorts   *ebpf.MapSpec `ebpf:"traced_ports"`
+	TracedTgids   *ebpf.MapSpec `ebpf:"traced_tgids"`
 }
 
 // rewindVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type rewindVariableSpecs struct {
+	CgroupLevels      *ebpf.VariableSpec `ebpf:"cgroup_levels"`
+	FilterCgroups     *ebpf.VariableSpec `ebpf:"filter_cgroups"`
 	FilterComms       *ebpf.VariableSpec `ebpf:"filter_comms"`
 	FilterPids        *ebpf.VariableSpec `ebpf:"filter_pids"`
 	FilterPorts       *ebpf.VariableSpec `ebpf:"filter_ports"`
@@ -394,18 +400,19 @@ func (o *rewindObjects) Close() error {
 //
 // It can be passed to loadRewindObjects or ebpf.CollectionSpec.LoadAndAssign.
 type rewindMaps struct {
-	Conns       *ebpf.Map `ebpf:"conns"`
-	Events      *ebpf.Map `ebpf:"events"`
-	GenCounter  *ebpf.Map `ebpf:"gen_counter"`
-	GoCalls     *ebpf.Map `ebpf:"go_calls"`
-	Losses      *ebpf.Map `ebpf:"losses"`
-	PacketPorts *ebpf.Map `ebpf:"packet_ports"`
-	Scratch     *ebpf.Map `ebpf:"scratch"`
-	Threads     *ebpf.Map `ebpf:"threads"`
-	TlsFds      *ebpf.Map `ebpf:"tls_fds"`
-	TracedComms *ebpf.Map `ebpf:"traced_comms"`
-	TracedPorts *ebpf.Map `ebpf:"traced_ports"`
-	TracedTgids *ebpf.Map `ebpf:"traced_tgids"`
+	Conns         *ebpf.Map `ebpf:"conns"`
+	Events        *ebpf.Map `ebpf:"events"`
+	GenCounter    *ebpf.Map `ebpf:"gen_counter"`
+	GoCalls       *ebpf.Map `ebpf:"go_calls"`
+	Losses        *ebpf.Map `ebpf:"losses"`
+	PacketPorts   *ebpf.Map `ebpf:"packet_ports"`
+	Scratch       *ebpf.Map `ebpf:"scratch"`
+	Threads       *ebpf.Map `ebpf:"threads"`
+	TlsFds        *ebpf.Map `ebpf:"tls_fds"`
+	TracedCgroups *ebpf.Map `ebpf:"traced_cgroups"`
+	TracedComms   *ebpf.Map `ebpf:"traced_comms"`
+	TracedPorts   *ebpf.Map `ebpf:"traced_ports"`
+	TracedTgids   *ebpf.Map `ebpf:"traced_tgids"`
 }
 
 func (m *rewindMaps) Close() error {
@@ -419,6 +426,7 @@ func (m *rewindMaps) Close() error {
 		m.Scratch,
 		m.Threads,
 		m.TlsFds,
+		m.TracedCgroups,
 		m.TracedComms,
 		m.TracedPorts,
 		m.TracedTgids,
@@ -429,6 +437,8 @@ func (m *rewindMaps) Close() error {
 //
 // It can be passed to loadRewindObjects or ebpf.CollectionSpec.LoadAndAssign.
 type rewindVariables struct {
+	CgroupLevels      *ebpf.Variable `ebpf:"cgroup_levels"`
+	FilterCgroups     *ebpf.Variable `ebpf:"filter_cgroups"`
 	FilterComms       *ebpf.Variable `ebpf:"filter_comms"`
 	FilterPids        *ebpf.Variable `ebpf:"filter_pids"`
 	FilterPorts       *ebpf.Variable `ebpf:"filter_ports"`

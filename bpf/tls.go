@@ -133,7 +133,7 @@ func (a *tlsAttacher) scanAll() {
 // traced reports whether the recording selects process pid (the kernel's
 // traced_tgids, which fork extends, or the task name).
 func (t *Tracer) traced(pid int) bool {
-	if !t.filterPIDs && t.comms == nil {
+	if !t.filterPIDs && t.comms == nil && t.cgroups == nil {
 		return true
 	}
 	if t.filterPIDs {
@@ -144,7 +144,26 @@ func (t *Tracer) traced(pid int) bool {
 	}
 	if t.comms != nil {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-		return err == nil && t.comms[strings.TrimSuffix(string(b), "\n")]
+		if err == nil && t.comms[strings.TrimSuffix(string(b), "\n")] {
+			return true
+		}
+	}
+	if t.cgroups != nil {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+		if err != nil {
+			return false
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			path, ok := strings.CutPrefix(line, "0::")
+			if !ok {
+				continue
+			}
+			for _, sel := range t.cgroups {
+				if path == sel || strings.HasPrefix(path, strings.TrimSuffix(sel, "/")+"/") {
+					return true
+				}
+			}
+		}
 	}
 	return false
 }

@@ -64,16 +64,19 @@ func (c ClockMapping) Wall(mono uint64) time.Time {
 // RecordingOptions are the recorder settings in force, kept in the header so
 // that an analyst knows what the capture can and cannot contain.
 type RecordingOptions struct {
-	PIDs     []int    `json:"pids,omitempty"`
-	Comms    []string `json:"comms,omitempty"`
-	Ports    []int    `json:"ports,omitempty"`
-	Duration string   `json:"duration,omitempty"`
-	MaxSize  int64    `json:"max_size,omitempty"`
-	Snaplen  int      `json:"snaplen"`
-	TLS      bool     `json:"tls"`
-	Packets  bool     `json:"packets"`
-	Iface    string   `json:"iface,omitempty"`
-	Redact   bool     `json:"redact,omitempty"`
+	PIDs  []int    `json:"pids,omitempty"`
+	Comms []string `json:"comms,omitempty"`
+	// Cgroups and Containers are record's --cgroup and --container.
+	Cgroups    []string `json:"cgroups,omitempty"`
+	Containers []string `json:"containers,omitempty"`
+	Ports      []int    `json:"ports,omitempty"`
+	Duration   string   `json:"duration,omitempty"`
+	MaxSize    int64    `json:"max_size,omitempty"`
+	Snaplen    int      `json:"snaplen"`
+	TLS        bool     `json:"tls"`
+	Packets    bool     `json:"packets"`
+	Iface      string   `json:"iface,omitempty"`
+	Redact     bool     `json:"redact,omitempty"`
 	// RedactHeaders are the headers whose values `record --redact` masked.
 	RedactHeaders []string `json:"redact_headers,omitempty"`
 }

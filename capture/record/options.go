@@ -23,6 +23,13 @@ type Options struct {
 	// during the recording are recorded too.
 	PIDs  []int
 	Comms []string
+	// Cgroups and Containers select, in the kernel, the processes of
+	// cgroup v2 directories and those below them (a path from the v2
+	// root, or in full) and of containers (a prefix of 4 or more
+	// characters of the id, or an nspawn machine's name), in union with
+	// PIDs and Comms; processes outside them cost no user-space work.
+	Cgroups    []string
+	Containers []string
 	// Ports keeps connections whose local or remote port is listed.
 	Ports []int
 	// Duration stops the recording after this long; 0 records until ctx is

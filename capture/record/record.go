@@ -63,6 +63,15 @@ func record(ctx context.Context, opts Options, open func() (io.Writer, error)) (
 		bo.Ports = append(bo.Ports, uint16(p))
 	}
 	bo.Comms = opts.Comms
+	cgroups, err := resolveCgroups(opts.Cgroups, opts.Containers)
+	if err != nil {
+		return nil, err
+	}
+	bo.Cgroups = cgroups
+	var cgroupPaths []string
+	for _, c := range cgroups {
+		cgroupPaths = append(cgroupPaths, c.Path)
+	}
 	bo.TLS = opts.TLS
 	bo.Log = log
 
@@ -99,7 +108,7 @@ func record(ctx context.Context, opts Options, open func() (io.Writer, error)) (
 	if err != nil {
 		return nil, err
 	}
-	snap, err := TakeSnapshot(SnapshotOptions{PIDs: tree, Comms: opts.Comms, Ports: opts.Ports})
+	snap, err := TakeSnapshot(SnapshotOptions{PIDs: tree, Comms: opts.Comms, Cgroups: cgroupPaths, Ports: opts.Ports})
 	if err != nil {
 		fmt.Fprintf(log, "rewind: snapshot incomplete: %v\n", err)
 	}
@@ -153,11 +162,13 @@ func newHeader(opts Options, probes []string) capture.Header {
 		Arch:            runtime.GOARCH,
 		Probes:          probes,
 		Options: capture.RecordingOptions{
-			PIDs:    opts.PIDs,
-			Comms:   opts.Comms,
-			Ports:   opts.Ports,
-			MaxSize: opts.MaxSize,
-			Snaplen: opts.Snaplen,
+			PIDs:       opts.PIDs,
+			Comms:      opts.Comms,
+			Cgroups:    opts.Cgroups,
+			Containers: opts.Containers,
+			Ports:      opts.Ports,
+			MaxSize:    opts.MaxSize,
+			Snaplen:    opts.Snaplen,
 			// What the capture can contain.
 			TLS:     opts.TLS && bpf.TLSProbesSupported() == nil,
 			Packets: opts.Packets,

@@ -23,9 +23,10 @@ import (
 // SnapshotOptions select what [TakeSnapshot] describes; the zero value
 // takes every process and TCP socket of the host.
 type SnapshotOptions struct {
-	PIDs  []int    // processes to keep (with Comms: their union)
-	Comms []string // task names to keep
-	Ports []int    // sockets to keep by local or remote port
+	PIDs    []int    // processes to keep (with Comms and Cgroups: their union)
+	Comms   []string // task names to keep
+	Cgroups []string // cgroup v2 paths whose processes, and those below, to keep
+	Ports   []int    // sockets to keep by local or remote port
 	// Proc is the procfs root (default "/proc"), for tests.
 	Proc string
 }
@@ -131,7 +132,10 @@ func TakeSnapshot(opts SnapshotOptions) (*capture.Snapshot, error) {
 }
 
 func selected(opts SnapshotOptions, p *capture.Process) bool {
-	if len(opts.PIDs) == 0 && len(opts.Comms) == 0 {
+	if len(opts.PIDs) == 0 && len(opts.Comms) == 0 && len(opts.Cgroups) == 0 {
+		return true
+	}
+	if inCgroups(p.Cgroup, opts.Cgroups) {
 		return true
 	}
 	return slices.Contains(opts.PIDs, int(p.PID)) || slices.ContainsFunc(opts.Comms, func(c string) bool {

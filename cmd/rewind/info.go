@@ -429,6 +429,12 @@ func describeOptions(o capture.RecordingOptions) string {
 	for _, c := range o.Comms {
 		parts = append(parts, "--comm "+c)
 	}
+	for _, c := range o.Cgroups {
+		parts = append(parts, "--cgroup "+c)
+	}
+	for _, c := range o.Containers {
+		parts = append(parts, "--container "+c)
+	}
 	for _, p := range o.Ports {
 		parts = append(parts, fmt.Sprintf("--port %d", p))
 	}

@@ -33,6 +33,8 @@ func newRecordCommand() *cli.Command {
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "capture `FILE` to write (created with mode 0600; required)"},
 			&cli.IntSliceFlag{Name: "pid", Usage: "record this `PID` and its descendants: the children it runs now and those it starts (repeatable)"},
 			&cli.StringSliceFlag{Name: "comm", Usage: "record processes with this task `NAME` (repeatable)"},
+			&cli.StringSliceFlag{Name: "cgroup", Usage: "record the processes of cgroup v2 `PATH` and of the cgroups below it, selected in the kernel (a path as in /proc/PID/cgroup, or in full; repeatable)"},
+			&cli.StringSliceFlag{Name: "container", Usage: "record the processes of container `ID` (4 or more characters of its id, as docker ps shows it, or an nspawn machine name), selected in the kernel by its cgroup (repeatable)"},
 			&cli.IntSliceFlag{Name: "port", Usage: "record connections with this local or remote `PORT` (repeatable)"},
 			&cli.DurationFlag{Name: "duration", Usage: "stop after this `DURATION` (e.g. 30s); 0: until Ctrl-C"},
 			&cli.StringFlag{Name: "max-size", Usage: "stop when the file reaches `SIZE` (e.g. 1GiB)"},
@@ -64,6 +66,8 @@ func runRecord(c *cli.Context) error {
 	opts := record.Options{
 		PIDs:          c.IntSlice("pid"),
 		Comms:         c.StringSlice("comm"),
+		Cgroups:       c.StringSlice("cgroup"),
+		Containers:    c.StringSlice("container"),
 		Ports:         c.IntSlice("port"),
 		Duration:      c.Duration("duration"),
 		TLS:           !c.Bool("no-tls"),
@@ -83,6 +87,11 @@ func runRecord(c *cli.Context) error {
 	for _, p := range opts.Ports {
 		if p <= 0 || p > 65535 {
 			return usagef("--port %d: must be 1-65535", p)
+		}
+	}
+	for _, id := range opts.Containers {
+		if len(id) < 4 {
+			return usagef("--container %q: give at least 4 characters of the id (or the nspawn machine name)", id)
 		}
 	}
 	if len(opts.RedactHeaders) > 0 && !opts.Redact {
