@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/rewind-tools/rewind/analyze/bytetime"
 	"github.com/rewind-tools/rewind/analyze/http1"
 )
 
@@ -60,7 +61,7 @@ func newH1Conn(l *layer, reqDir int, joined bool) *h1Conn {
 	return h
 }
 
-func (h *h1Conn) feed(d int, p []byte, t http1.Times) {
+func (h *h1Conn) feed(d int, p []byte, t bytetime.Times) {
 	if d == h.reqDir {
 		h.req.Feed(p, t, h.emitReq)
 	} else {
@@ -72,7 +73,7 @@ func (h *h1Conn) feed(d int, p []byte, t http1.Times) {
 	}
 }
 
-func (h *h1Conn) gap(d int, n int64, t http1.Times) {
+func (h *h1Conn) gap(d int, n int64, t bytetime.Times) {
 	if d == h.reqDir {
 		h.req.Gap(n, t, h.emitReq)
 	} else {
@@ -80,7 +81,7 @@ func (h *h1Conn) gap(d int, n int64, t http1.Times) {
 	}
 }
 
-func (h *h1Conn) close(t http1.Times) {
+func (h *h1Conn) close(t bytetime.Times) {
 	h.req.Close(t, h.emitReq)
 	if h.curAnswered && h.cur != nil {
 		// The body of an answered request never ended.

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/rewind-tools/rewind/analyze/bytetime"
 	"github.com/rewind-tools/rewind/analyze/http1"
 	"github.com/rewind-tools/rewind/analyze/http2"
 	"github.com/rewind-tools/rewind/capture"
@@ -40,11 +41,11 @@ func newH2Conn(l *layer, reqDir int, midStream bool, upgrade *Exchange) *h2Conn 
 	return h
 }
 
-func (h *h2Conn) feed(d int, p []byte, t http1.Times) { h.p.Feed(d, p, http2.Times(t)) }
+func (h *h2Conn) feed(d int, p []byte, t bytetime.Times) { h.p.Feed(d, p, t) }
 
-func (h *h2Conn) gap(d int, n int64, t http1.Times) { h.p.Gap(d, n, http2.Times(t)) }
+func (h *h2Conn) gap(d int, n int64, t bytetime.Times) { h.p.Gap(d, n, t) }
 
-func (h *h2Conn) close(t http1.Times) { h.p.Close(http2.Times(t)) }
+func (h *h2Conn) close(t bytetime.Times) { h.p.Close(t) }
 
 // startHTTP2 starts the HTTP/2 parser of a layer whose client direction is
 // reqDir (-1: unknown, joined mid-connection).
@@ -85,7 +86,7 @@ func (h *h1Conn) h2cUpgrade(ex *Exchange, m *http1.Message) bool {
 // switchH2C turns the layer into HTTP/2 after an h2c 101; the last tail
 // bytes of p, the chunk that held the 101, are the server's first HTTP/2
 // bytes.
-func (h *h1Conn) switchH2C(p []byte, tail int64, t http1.Times) {
+func (h *h1Conn) switchH2C(p []byte, tail int64, t bytetime.Times) {
 	ex := h.h2c
 	h.h2c = nil
 	l := h.l

@@ -10,7 +10,11 @@
 // allocates nothing.
 package http1
 
-import "bytes"
+import (
+	"bytes"
+
+	"github.com/rewind-tools/rewind/analyze/bytetime"
+)
 
 // Default limits; see [Options].
 const (
@@ -97,7 +101,7 @@ type Parser struct {
 	state pstate
 	m     Message
 	emit  func(*Message)
-	t     Times
+	t     bytetime.Times
 	lastT uint64 // Last of the most recent chunk
 	stats Stats
 
@@ -233,7 +237,7 @@ func (p *Parser) popMethod() {
 // Feed parses b, whose first and last bytes arrived at times t. For every
 // message whose header block completes, and for every message that ends, it
 // calls emit (see [State]); the Message is only valid during that call.
-func (p *Parser) Feed(b []byte, t Times, emit func(*Message)) {
+func (p *Parser) Feed(b []byte, t bytetime.Times, emit func(*Message)) {
 	p.t = t
 	p.emit = emit
 	for len(b) > 0 {
@@ -281,7 +285,7 @@ func (p *Parser) Feed(b []byte, t Times, emit func(*Message)) {
 // chunk's data) the bytes are skipped and the message marked Truncated;
 // anywhere else the parser emits the message in progress as Incomplete and
 // resyncs at the next plausible start line.
-func (p *Parser) Gap(n int64, t Times, emit func(*Message)) {
+func (p *Parser) Gap(n int64, t bytetime.Times, emit func(*Message)) {
 	if n <= 0 {
 		return
 	}
@@ -364,7 +368,7 @@ func (p *Parser) Gap(n int64, t Times, emit func(*Message)) {
 // Close tells the parser the stream ended (the connection closed) at time t.
 // A body delimited by close completes; a message cut short is emitted as
 // Incomplete. Feed and Gap do nothing after Close, until Reset.
-func (p *Parser) Close(t Times, emit func(*Message)) {
+func (p *Parser) Close(t bytetime.Times, emit func(*Message)) {
 	p.t = t
 	p.emit = emit
 	switch p.state {
