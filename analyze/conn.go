@@ -84,8 +84,10 @@ type tracker struct {
 	sessionExchanges int
 
 	// slab carves HTTP/1 exchanges and field lists from shared chunks
-	// (h1conn.go).
-	slab slab
+	// (h1conn.go), and proto is what the protocol connections parse with;
+	// they reach both through their exchangeOut.
+	slab  slab
+	proto protoOpts
 
 	nextID     int
 	exchanges  int
@@ -107,6 +109,7 @@ func newTracker(opts Options, sinks []Sink) *tracker {
 		open:    map[pidFD]connKey{},
 		byFlag:  map[string]int{},
 	}
+	t.proto = newProtoOpts(&t.opts)
 	t.streams, t.packets = streamSinks(sinks)
 	t.lookup = lookupOnly(sinks)
 	return t

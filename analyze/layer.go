@@ -160,7 +160,7 @@ func (l *layer) bytes(d int, p []byte, t bytetime.Times) {
 				// The request held back by awaitAnswer, before its answer.
 				held := l.pending[o]
 				l.pending[o] = nil
-				l.h1.feed(o, held, l.pendT[o])
+				l.feedHTTP1(o, held, l.pendT[o])
 			}
 		case kindHTTP2:
 			l.startHTTP2(reqDir)
@@ -169,9 +169,17 @@ func (l *layer) bytes(d int, p []byte, t bytetime.Times) {
 	}
 	switch l.kind {
 	case kindHTTP1:
-		l.h1.feed(d, p, t)
+		l.feedHTTP1(d, p, t)
 	case kindHTTP2:
 		l.h2.feed(d, p, t)
+	}
+}
+
+// feedHTTP1 feeds the HTTP/1 pairing, and switches to HTTP/2 when the
+// bytes held an h2c upgrade's 101.
+func (l *layer) feedHTTP1(d int, p []byte, t bytetime.Times) {
+	if ex, tail := l.h1.feed(d, p, t); ex != nil {
+		l.switchH2C(ex, p, tail, t)
 	}
 }
 
@@ -204,7 +212,7 @@ func (l *layer) close(ts uint64) {
 				if k, reqDir, off, ok := l.detect(d, p); ok && k == kindHTTP1 {
 					l.kind = k
 					l.startHTTP1(reqDir)
-					l.h1.feed(d, p[off:], l.pendT[d])
+					l.feedHTTP1(d, p[off:], l.pendT[d])
 				}
 			}
 		}
@@ -250,7 +258,7 @@ func (l *layer) startHTTP1(reqDir int) {
 	if c.Proto == "" {
 		c.Proto = "HTTP/1.1"
 	}
-	l.h1 = newH1Conn(l, reqDir, l.midJoin || !l.cs.announced)
+	l.h1 = newH1Conn(l.cs, l.cs.t.proto, reqDir, l.midJoin || !l.cs.announced)
 }
 
 var (
