@@ -6,8 +6,10 @@ package http1
 
 import "bytes"
 
-// headerBlockDone parses the fields of a complete header block, decides the
-// body framing and emits HeadersComplete.
+// headerBlockDone ends the header block: it parses the fields, gathers
+// those that frame the message (framingFields), decides how the body is
+// delimited (decideFraming) and moves to the state that reads it, emitting
+// HeadersComplete (startBody).
 func (p *Parser) headerBlockDone() {
 	m := &p.m
 	m.HeaderBytes = int64(len(p.hdr))
@@ -23,17 +25,52 @@ func (p *Parser) headerBlockDone() {
 	}
 	m.nHeader = len(p.fields)
 
-	// Framing-relevant fields.
-	var (
-		cl           int64 = -1
-		hasTE        bool
-		chunkedFinal bool
-		chunkedCount int
-		upgradeHdr   bool
-		connUpgrade  bool
-		keepAlive    bool
-		fatal        string
-	)
+	ff := p.framingFields()
+	// RFC 9112 §9.3: "close" ends the connection after this message; an
+	// HTTP/1.0 connection persists only when "keep-alive" asks for it.
+	p.connClose = p.connClose || ff.connClose
+	if m.ProtoMajor == 1 && m.ProtoMinor == 0 && !ff.keepAlive {
+		p.connClose = true
+	}
+	m.ConnClose = p.connClose
+	if ff.clDuplicate {
+		p.setErr(errCLDuplicate)
+	}
+	f, fatal := p.decideFraming(&ff)
+	if fatal != "" {
+		p.fail(fatal)
+		return
+	}
+	p.startBody(f, ff.contentLength)
+}
+
+// framingFields are what a header block says about the framing of its
+// message and the persistence of its connection.
+type framingFields struct {
+	// contentLength is the first valid Content-Length, -1 when none.
+	contentLength int64
+	// invalidCL says why a Content-Length is invalid or conflicts with
+	// another, "" when none does.
+	invalidCL string
+	// clDuplicate says Content-Length was repeated (or was a list) with
+	// the same value: allowed, and reported.
+	clDuplicate bool
+	// te says Transfer-Encoding is present, chunkedFinal that its last
+	// coding is chunked, and chunkedCount how many times chunked is named.
+	te           bool
+	chunkedFinal bool
+	chunkedCount int
+	// upgrade says an Upgrade field is present; connClose, keepAlive and
+	// connUpgrade are the options of Connection.
+	upgrade                           bool
+	connClose, keepAlive, connUpgrade bool
+}
+
+// framingFields gathers the fields that frame the current message:
+// Content-Length, Transfer-Encoding, Connection and Upgrade.
+func (p *Parser) framingFields() framingFields {
+	m := &p.m
+	ff := framingFields{contentLength: -1}
 	for i := range p.fields {
 		f := &p.fields[i]
 		switch f.nLen {
@@ -54,128 +91,165 @@ func (p *Parser) headerBlockDone() {
 			}
 			n, e := parseContentLength(v)
 			if e != "" {
-				fatal = e
+				ff.invalidCL = e
 				continue
 			}
-			if cl >= 0 {
-				if n != cl {
-					fatal = errCLConflict
+			if ff.contentLength >= 0 {
+				if n != ff.contentLength {
+					ff.invalidCL = errCLConflict
 					continue
 				}
-				p.setErr(errCLDuplicate)
-			} else if e2 := clListDuplicate(v); e2 {
-				p.setErr(errCLDuplicate)
+				ff.clDuplicate = true
+			} else if clListDuplicate(v) {
+				ff.clDuplicate = true
 			}
-			cl = n
+			ff.contentLength = n
 		case 17:
 			if !equalFold(name, "transfer-encoding") {
 				continue
 			}
-			hasTE = true
+			ff.te = true
 			last, nChunked := lastCoding(v)
-			chunkedCount += nChunked
+			ff.chunkedCount += nChunked
 			if last != nil {
-				chunkedFinal = equalFold(last, "chunked")
+				ff.chunkedFinal = equalFold(last, "chunked")
 			}
 		case 10:
 			if !equalFold(name, "connection") {
 				continue
 			}
 			cl, ka, up := connectionTokens(v)
-			p.connClose = p.connClose || cl
-			keepAlive = keepAlive || ka
-			connUpgrade = connUpgrade || up
+			ff.connClose = ff.connClose || cl
+			ff.keepAlive = ff.keepAlive || ka
+			ff.connUpgrade = ff.connUpgrade || up
 		case 7:
 			if equalFold(name, "upgrade") {
-				upgradeHdr = true
+				ff.upgrade = true
 			}
 		}
 	}
-	if m.ProtoMajor == 1 && m.ProtoMinor == 0 && !keepAlive {
-		p.connClose = true
+	return ff
+}
+
+// bodyFraming is how a message's body is delimited.
+type bodyFraming uint8
+
+const (
+	noBody      bodyFraming = iota // the message ends with its header block
+	lengthBody                     // Content-Length bytes
+	chunkedBody                    // the chunked transfer coding
+	closeBody                      // up to the end of the stream
+	tunnelAfter                    // no body; the stream then becomes a tunnel
+)
+
+// decideFraming decides, from the fields ff, how the current message's body
+// is delimited, following RFC 9112 §6.3 (its numbered rules are cited
+// below as items), and records on the message what that makes it: an
+// upgrade, an interim response, its Content-Length. fatal is the error
+// that makes the message's framing unknowable (the parser then resyncs),
+// "" when there is none.
+func (p *Parser) decideFraming(ff *framingFields) (f bodyFraming, fatal string) {
+	m := &p.m
+	if ff.invalidCL != "" && !ff.te {
+		// Item 5: an invalid Content-Length without Transfer-Encoding
+		// is an unrecoverable framing error. (A list of one value
+		// repeated is valid: parseContentLength accepts it.)
+		return noBody, ff.invalidCL
 	}
-	m.ConnClose = p.connClose
-	if fatal != "" && !hasTE {
-		p.fail(fatal)
-		return
-	}
-	if chunkedCount > 1 {
+	if ff.chunkedCount > 1 {
 		p.setErr(errTEChunkedTwice)
 	}
-
-	const (
-		fNone = iota
-		fLength
-		fChunked
-		fClose
-		fTunnel
-	)
-	framing := fNone
 	if p.kind == Request {
 		switch {
-		case hasTE:
-			if cl >= 0 || fatal != "" {
+		case ff.te:
+			// Item 3: Transfer-Encoding overrides Content-Length, and
+			// both are reported as an error.
+			if ff.contentLength >= 0 || ff.invalidCL != "" {
 				p.setErr(errTECL)
 			}
-			if !chunkedFinal {
-				p.fail(errTERequest)
-				return
+			// Item 4: a request whose final coding is not chunked has
+			// no determinable length.
+			if !ff.chunkedFinal {
+				return noBody, errTERequest
 			}
-			framing = fChunked
-		case cl >= 0:
-			framing = fLength
-			m.ContentLength = cl
+			f = chunkedBody
+		case ff.contentLength >= 0:
+			// Item 6.
+			f = lengthBody
+			m.ContentLength = ff.contentLength
+		default:
+			// Item 7: no body.
 		}
+		// CONNECT (RFC 9110 §9.3.6) and the HTTP/2 connection preface's
+		// "PRI *" (RFC 9113 §3.4) end HTTP/1 on the stream.
 		if m.Method == "CONNECT" || m.Method == "PRI" && string(p.hdr[p.sl.tOff:p.sl.tOff+p.sl.tLen]) == "*" {
 			m.Upgrade = true
-			framing = fTunnel
-		} else if upgradeHdr && connUpgrade {
+			f = tunnelAfter
+		} else if ff.upgrade && ff.connUpgrade {
 			m.Upgrade = true
 		}
-	} else {
-		method := m.Method
-		st := m.StatusCode
-		switch {
-		case st == 101:
-			m.Upgrade = true
-			framing = fTunnel
-		case st < 200:
-			m.Interim = true
-		case method == "CONNECT" && st < 300:
-			m.Upgrade = true
-			framing = fTunnel
-		case method == "HEAD" || st == 204 || st == 304:
-			if cl >= 0 && !hasTE {
-				m.ContentLength = cl
-			}
-		case hasTE:
-			if cl >= 0 || fatal != "" {
-				p.setErr(errTECL)
-			}
-			if chunkedFinal {
-				framing = fChunked
-			} else {
-				framing = fClose
-			}
-		case cl >= 0:
-			framing = fLength
-			m.ContentLength = cl
-		default:
-			framing = fClose
-		}
-		if !m.Interim {
-			p.popMethod()
-		}
+		return f, ""
 	}
+	method := m.Method
+	st := m.StatusCode
+	switch {
+	case st == 101:
+		// Item 1 (no body), then the protocol switches (RFC 9110
+		// §15.2.2).
+		m.Upgrade = true
+		f = tunnelAfter
+	case st < 200:
+		// Item 1: an interim response has no body.
+		m.Interim = true
+	case method == "CONNECT" && st < 300:
+		// Item 2: a 2xx to CONNECT makes the stream a tunnel.
+		m.Upgrade = true
+		f = tunnelAfter
+	case method == "HEAD" || st == 204 || st == 304:
+		// Item 1: no body, whatever the fields say. Content-Length is
+		// still reported (for HEAD, the length a GET would have had).
+		if ff.contentLength >= 0 && !ff.te {
+			m.ContentLength = ff.contentLength
+		}
+	case ff.te:
+		// Items 3 and 4: Transfer-Encoding overrides Content-Length; a
+		// response whose final coding is not chunked runs to the close.
+		if ff.contentLength >= 0 || ff.invalidCL != "" {
+			p.setErr(errTECL)
+		}
+		if ff.chunkedFinal {
+			f = chunkedBody
+		} else {
+			f = closeBody
+		}
+	case ff.contentLength >= 0:
+		// Item 6.
+		f = lengthBody
+		m.ContentLength = ff.contentLength
+	default:
+		// Item 8: a response without a declared length runs to the
+		// close.
+		f = closeBody
+	}
+	return f, ""
+}
 
-	m.Chunked = framing == fChunked
+// startBody moves to the state that reads a body framed as f (cl is the
+// Content-Length of lengthBody), after emitting HeadersComplete; a message
+// without a body completes at once.
+func (p *Parser) startBody(f bodyFraming, cl int64) {
+	m := &p.m
+	if p.kind == Response && !m.Interim {
+		p.popMethod() // the request it answers
+	}
+	m.Chunked = f == chunkedBody
 	p.headersSent = true
 	p.emitMsg(HeadersComplete)
-	switch framing {
-	case fNone, fTunnel:
+	switch f {
+	case noBody, tunnelAfter:
 		m.End = p.t.Last
 		p.complete()
-	case fLength:
+	case lengthBody:
 		if cl == 0 {
 			m.End = p.t.Last
 			p.complete()
@@ -183,10 +257,10 @@ func (p *Parser) headerBlockDone() {
 		}
 		p.remaining = cl
 		p.state = stBody
-	case fChunked:
+	case chunkedBody:
 		p.state = stChunkSize
 		p.line = p.line[:0]
-	case fClose:
+	case closeBody:
 		m.End = p.t.Last
 		p.state = stBodyClose
 	}
