@@ -11,11 +11,8 @@ import (
 
 	"github.com/rewind-tools/rewind/analyze/sli"
 	"github.com/rewind-tools/rewind/format/internal/fixture"
-	"github.com/rewind-tools/rewind/format/internal/golden"
+	"github.com/rewind-tools/rewind/internal/golden"
 )
-
-// update is set by REWIND_UPDATE=1 (one switch for every package: REWIND_UPDATE=1 go test ./...): rewrite golden files.
-var update = os.Getenv("REWIND_UPDATE") == "1"
 
 func render(t *testing.T, f Format) []byte {
 	t.Helper()
@@ -46,7 +43,7 @@ func TestGolden(t *testing.T) {
 	}{{Text, "testdata/report.txt"}, {JSON, "testdata/report.json"}, {Markdown, "testdata/report.md"}, {HTML, "testdata/report.html"}} {
 		t.Run(string(c.f), func(t *testing.T) {
 			got := render(t, c.f)
-			golden.Check(t, c.file, got, update)
+			golden.Check(t, c.file, got)
 			if again := render(t, c.f); !bytes.Equal(got, again) {
 				t.Error("two renderings of the same input differ")
 			}
