@@ -16,17 +16,7 @@ func write(t *testing.T, exs []*analyze.Exchange) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	w := New(&buf)
-	if err := w.Begin(fixture.Info()); err != nil {
-		t.Fatal(err)
-	}
-	for _, ex := range exs {
-		if err := w.Exchange(ex); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.End(fixture.Summary()); err != nil {
-		t.Fatal(err)
-	}
+	fixture.Drive(t, w, exs)
 	return buf.Bytes()
 }
 

@@ -22,17 +22,7 @@ func render(t *testing.T, f Format) []byte {
 		t.Fatal(err)
 	}
 	w := NewWriter(&buf, f, sli.Options{Objectives: objs})
-	if err := w.Begin(fixture.Info()); err != nil {
-		t.Fatal(err)
-	}
-	for _, ex := range fixture.Exchanges() {
-		if err := w.Exchange(ex); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.End(fixture.Summary()); err != nil {
-		t.Fatal(err)
-	}
+	fixture.Drive(t, w, fixture.Exchanges())
 	return buf.Bytes()
 }
 
@@ -113,13 +103,7 @@ func TestWide(t *testing.T) {
 	}{{&narrow, false}, {&wide, true}} {
 		w := NewWriter(c.buf, Text, sli.Options{})
 		w.Render.Wide = c.wide
-		_ = w.Begin(fixture.Info())
-		for _, ex := range fixture.Exchanges() {
-			_ = w.Exchange(ex)
-		}
-		if err := w.End(fixture.Summary()); err != nil {
-			t.Fatal(err)
-		}
+		fixture.Drive(t, w, fixture.Exchanges())
 	}
 	maxWidth := func(b []byte) int {
 		m := 0
