@@ -72,14 +72,8 @@ func Replay(ctx context.Context, src EventSource, info *CaptureInfo, opts Option
 	}
 	t := newTracker(opts, sinks)
 	t.expectAcks = info != nil && info.Header.Options.Packets
-	if t.streams == nil && t.packets == nil {
-		var reuse func([]*Exchange)
-		if opts.Filter == nil && keepNoExchange(sinks) {
-			reuse = t.slab.recycle
-		}
-		t.stage = newSinkStage(sinks, opts.Redact, reuse)
-	}
-	defer t.closeStage()
+	t.delivery = newDelivery(t)
+	defer t.closeDelivery()
 	ro := newReorderer(opts.ReorderWindow)
 	release := t.handle
 	os, ordered := src.(orderedSource)
@@ -119,7 +113,7 @@ func Replay(ctx context.Context, src EventSource, info *CaptureInfo, opts Option
 	}
 	ro.flush(release)
 	t.finish()
-	if err := t.closeStage(); err != nil && t.err == nil {
+	if err := t.closeDelivery(); err != nil && t.err == nil {
 		t.err = err
 	}
 	if t.err != nil {
