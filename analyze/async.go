@@ -12,8 +12,9 @@ import (
 // order as they would from the replay's goroutine; only the timing differs,
 // so outputs stay byte-identical.
 //
-// It is used only when no sink takes byte streams or packets: those calls
-// interleave with exchanges and pass bytes valid only during the call.
+// It is used only when no sink takes byte streams or packets (see
+// newDelivery): those calls interleave with exchanges and pass bytes valid
+// only during the call.
 //
 // Once handed over, an exchange belongs to the stage: the replay no longer
 // touches it, and its Conn is a copy of the connection as it was when it was
@@ -102,12 +103,14 @@ func (s *sinkStage) close() error {
 }
 
 // flush hands over the exchanges batched so far and has the sinks write
-// out what they buffer (see [ErrWaiting]).
-func (s *sinkStage) flush() {
+// out what they buffer (see [ErrWaiting]). A sink's error comes later, from
+// exchange and close.
+func (s *sinkStage) flush() error {
 	if len(s.batch) > 0 {
 		s.handOver()
 	}
 	s.work <- nil
+	return nil
 }
 
 func (s *sinkStage) run() {

@@ -16,23 +16,23 @@ func h2Capture(tb testing.TB, n, conns int) []byte {
 	b.SetChunkSize(1 << 20)
 	srv := b.Process(100, "nginx")
 	cs := make([]*capturetest.Conn, conns)
-	cl := make([]*h2wire, conns)
-	sv := make([]*h2wire, conns)
+	cl := make([]*capturetest.H2Wire, conns)
+	sv := make([]*capturetest.H2Wire, conns)
 	for i := range cs {
 		cs[i] = srv.Accept(0, "127.0.0.1:8080", fmt.Sprintf("127.0.0.1:%d", 40000+i))
-		cl[i], sv[i] = newH2Wire(tb), newH2Wire(tb)
-		cs[i].Read(http2.ClientPreface + cl[i].settings().take())
-		cs[i].Write(sv[i].settings().take())
+		cl[i], sv[i] = capturetest.NewH2Wire(tb), capturetest.NewH2Wire(tb)
+		cs[i].Read(http2.ClientPreface + cl[i].Settings().Take())
+		cs[i].Write(sv[i].Settings().Take())
 	}
 	for i := 0; i < n; i++ {
 		k := i % conns
 		id := uint32(2*(i/conns) + 1)
-		cs[k].Read(cl[k].headers(id, true, ":method", "GET", ":scheme", "http", ":authority", "localhost:8080",
+		cs[k].Read(cl[k].Headers(id, true, ":method", "GET", ":scheme", "http", ":authority", "localhost:8080",
 			":path", fmt.Sprintf("/api/items/%d", i), "user-agent", "curl/7.88.1", "accept", "*/*",
-			"accept-encoding", "gzip").take())
-		cs[k].Write(sv[k].headers(id, false, ":status", "200", "server", "nginx/1.22.1",
+			"accept-encoding", "gzip").Take())
+		cs[k].Write(sv[k].Headers(id, false, ":status", "200", "server", "nginx/1.22.1",
 			"date", "Sun, 22 Nov 2026 02:40:00 GMT", "content-type", "application/json", "content-length", "27").
-			data(id, true, `{"id":12345,"name":"thing"}`).take())
+			Data(id, true, `{"id":12345,"name":"thing"}`).Take())
 	}
 	for _, c := range cs {
 		c.Close()

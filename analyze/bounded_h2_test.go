@@ -14,6 +14,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/rewind-tools/rewind/analyze"
+	"github.com/rewind-tools/rewind/capture/capturetest"
 )
 
 // h2cBodiesPcap builds a pcap of one h2c connection (prior knowledge) on
@@ -57,22 +58,22 @@ func h2cBodiesPcap(t testing.TB, streams, body int) []byte {
 	packet(true, syn, nil)
 	packet(false, syn|ack, nil)
 	packet(true, ack, nil)
-	cl, sv := newH2Wire(t), newH2Wire(t)
-	send(true, []byte(http2.ClientPreface+cl.settings().take()))
-	send(false, []byte(sv.settings().take()))
+	cl, sv := capturetest.NewH2Wire(t), capturetest.NewH2Wire(t)
+	send(true, []byte(http2.ClientPreface+cl.Settings().Take()))
+	send(false, []byte(sv.Settings().Take()))
 	chunk := bytes.Repeat([]byte("0123456789abcdef"), 1<<10) // one 16 KiB frame
 	for i := range streams {
 		id := uint32(2*i + 1)
-		send(true, []byte(cl.headers(id, true, get(id, "/big")...).take()))
-		sv.headers(id, false, ":status", "200")
+		send(true, []byte(cl.Headers(id, true, get(id, "/big")...).Take()))
+		sv.Headers(id, false, ":status", "200")
 		for sent := 0; sent < body; sent += len(chunk) {
 			n := min(len(chunk), body-sent)
-			sv.must(sv.fr.WriteData(id, sent+n == body, chunk[:n]))
-			if sv.buf.Len() >= 256<<10 {
-				send(false, []byte(sv.take()))
+			sv.Must(sv.Framer().WriteData(id, sent+n == body, chunk[:n]))
+			if sv.Len() >= 256<<10 {
+				send(false, []byte(sv.Take()))
 			}
 		}
-		send(false, []byte(sv.take()))
+		send(false, []byte(sv.Take()))
 	}
 	return buf.Bytes()
 }

@@ -50,12 +50,9 @@ type tracker struct {
 	// packets (stream.go); nil when none does.
 	streams []StreamSink
 	packets []PacketSink
-	// stage, when set, runs the sinks' Exchange calls on a goroutine of
-	// its own (async.go).
-	stage *sinkStage
-	// lookup says every sink reads header fields by name only (see
-	// HeaderLookupSink), so that fields may stay spans.
-	lookup bool
+	// delivery takes finished exchanges to the sinks (delivery.go); nil
+	// once closed.
+	delivery exchangeDelivery
 
 	// byAddr finds connections by (local, remote) for TCP events;
 	// expectAcks says the input has packets, so server-side exchanges wait
@@ -90,8 +87,10 @@ type tracker struct {
 	sessionExchanges int
 
 	// slab carves HTTP/1 exchanges and field lists from shared chunks
-	// (h1conn.go).
-	slab slab
+	// (h1conn.go), and proto is what the protocol connections parse with;
+	// they reach both through their exchangeOut.
+	slab  slab
+	proto protoOpts
 
 	nextID     int
 	exchanges  int
@@ -113,8 +112,8 @@ func newTracker(opts Options, sinks []Sink) *tracker {
 		open:    map[pidFD]connKey{},
 		byFlag:  map[string]int{},
 	}
+	t.proto = newProtoOpts(&t.opts)
 	t.streams, t.packets = streamSinks(sinks)
-	t.lookup = lookupOnly(sinks)
 	return t
 }
 
@@ -332,18 +331,8 @@ func (t *tracker) emit(cs *connState, ex *Exchange) {
 		}
 	}
 	ex.Conn = cs.snapshot()
-	if t.stage != nil {
-		if !t.stage.exchange(ex) {
-			t.err = t.closeStage()
-		}
-		return
-	}
-	t.slab.prepare(ex, t.opts.Redact, t.lookup)
-	for _, s := range t.sinks {
-		if err := s.Exchange(ex); err != nil {
-			t.err = err
-			return
-		}
+	if !t.delivery.exchange(ex) {
+		t.err = t.closeDelivery()
 	}
 }
 
@@ -364,24 +353,23 @@ func (cs *connState) snapshot() *Conn {
 	return s
 }
 
-// flushOutputs gets every exchange emitted so far written out: through the
-// stage when there is one, else directly (see [ErrWaiting]).
+// flushOutputs gets every exchange emitted so far written out (see
+// [ErrWaiting]).
 func (t *tracker) flushOutputs() error {
-	if t.stage != nil {
-		t.stage.flush()
-		return nil
+	if t.delivery == nil {
+		return t.err // closed by a sink's error
 	}
-	return flushSinks(t.sinks)
+	return t.delivery.flush()
 }
 
-// closeStage waits until the sink stage, if any, has delivered every
-// exchange, and returns the first sink error.
-func (t *tracker) closeStage() error {
-	if t.stage == nil {
+// closeDelivery waits until every exchange emitted has been delivered, and
+// returns the first sink error.
+func (t *tracker) closeDelivery() error {
+	if t.delivery == nil {
 		return nil
 	}
-	err := t.stage.close()
-	t.stage = nil
+	err := t.delivery.close()
+	t.delivery = nil
 	return err
 }
 

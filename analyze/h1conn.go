@@ -4,13 +4,14 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/rewind-tools/rewind/analyze/bytetime"
 	"github.com/rewind-tools/rewind/analyze/http1"
 )
 
 // h1Conn pairs the requests and responses of one HTTP/1.x layer, in order
 // (pipelining included): the n-th final response answers the n-th request.
 type h1Conn struct {
-	l      *layer
+	out    exchangeOut
 	reqDir int
 	req    *http1.Parser
 	resp   *http1.Parser
@@ -38,41 +39,47 @@ type h1Conn struct {
 
 	emitReq, emitResp func(*http1.Message)
 	// h2c is the exchange whose 101 switched the connection to HTTP/2
-	// (see h2conn.go), until the switch is made.
+	// (see h2conn.go), until feed hands it to the layer for the switch.
 	h2c *Exchange
 }
 
-func newH1Conn(l *layer, reqDir int, joined bool) *h1Conn {
-	opts := http1.Options{MaxBodyCapture: l.cs.t.opts.MaxBodyCapture, MidStream: joined}
-	if l.cs.t.opts.DiscardBodies {
-		opts.MaxBodyCapture = 0
-	}
+// newH1Conn starts pairing the HTTP/1 messages of a connection whose
+// requests travel in direction reqDir; joined says the recording began
+// after the connection did.
+func newH1Conn(out exchangeOut, o protoOpts, reqDir int, joined bool) *h1Conn {
+	opts := http1.Options{MaxBodyCapture: o.maxBody, MidStream: joined}
 	h := &h1Conn{
-		l:      l,
+		out:    out,
 		reqDir: reqDir,
 		req:    http1.NewParser(http1.Request, opts),
 		resp:   http1.NewParser(http1.Response, opts),
 		joined: joined,
-		heads:  h1Heads{slab: &l.cs.t.slab, redact: l.cs.t.opts.Redact},
+		heads:  h1Heads{slab: out.alloc(), redact: o.redact},
 	}
 	h.emitReq = h.onRequest
 	h.emitResp = h.onResponse
 	return h
 }
 
-func (h *h1Conn) feed(d int, p []byte, t http1.Times) {
+// feed parses bytes p of direction d. When they held the 101 of an h2c
+// upgrade, it returns the upgraded exchange and how many of p's last bytes
+// came after the 101 (the server's first HTTP/2 bytes): the layer then
+// switches to HTTP/2 (layer.switchH2C).
+func (h *h1Conn) feed(d int, p []byte, t bytetime.Times) (h2c *Exchange, tail int64) {
 	if d == h.reqDir {
 		h.req.Feed(p, t, h.emitReq)
-	} else {
-		tunnel := h.resp.Stats().TunnelBytes
-		h.resp.Feed(p, t, h.emitResp)
-		if h.h2c != nil {
-			h.switchH2C(p, h.resp.Stats().TunnelBytes-tunnel, t)
-		}
+		return nil, 0
 	}
+	tunnel := h.resp.Stats().TunnelBytes
+	h.resp.Feed(p, t, h.emitResp)
+	if h.h2c == nil {
+		return nil, 0
+	}
+	h2c, h.h2c = h.h2c, nil
+	return h2c, h.resp.Stats().TunnelBytes - tunnel
 }
 
-func (h *h1Conn) gap(d int, n int64, t http1.Times) {
+func (h *h1Conn) gap(d int, n int64, t bytetime.Times) {
 	if d == h.reqDir {
 		h.req.Gap(n, t, h.emitReq)
 	} else {
@@ -80,7 +87,7 @@ func (h *h1Conn) gap(d int, n int64, t http1.Times) {
 	}
 }
 
-func (h *h1Conn) close(t http1.Times) {
+func (h *h1Conn) close(t bytetime.Times) {
 	h.req.Close(t, h.emitReq)
 	if h.curAnswered && h.cur != nil {
 		// The body of an answered request never ended.
@@ -97,7 +104,7 @@ func (h *h1Conn) close(t http1.Times) {
 	h.pending, h.head = nil, 0
 }
 
-func (h *h1Conn) newExchange() *Exchange { return h.heads.exchange(h.l.cs.c) }
+func (h *h1Conn) newExchange() *Exchange { return h.heads.exchange(h.out.conn()) }
 
 func (h *h1Conn) onRequest(m *http1.Message) {
 	if m.State == http1.HeadersComplete {
@@ -203,7 +210,7 @@ func (h *h1Conn) finish(ex *Exchange) {
 // emit computes timings and delivers the exchange.
 func (h *h1Conn) emit(ex *Exchange) {
 	setTimings(ex)
-	h.l.cs.deliver(ex)
+	h.out.deliver(ex)
 }
 
 // setTimings computes an exchange's server, transfer and total timings from

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/rewind-tools/rewind/analyze/bytetime"
 	"github.com/rewind-tools/rewind/analyze/http1"
 	"github.com/rewind-tools/rewind/analyze/http2"
 	"github.com/rewind-tools/rewind/capture"
@@ -15,24 +16,19 @@ import (
 // h2Conn turns the streams of one HTTP/2 layer into exchanges, one per
 // stream, emitted in the order the streams complete.
 type h2Conn struct {
-	l *layer
-	p *http2.Conn
+	out exchangeOut
+	p   *http2.Conn
 	// upgrade is the HTTP/1.1 request of an h2c upgrade: stream 1 carries
 	// its response.
 	upgrade *Exchange
 }
 
-// newH2Conn starts HTTP/2 parsing on l. reqDir is the direction carrying the
+// newH2Conn starts HTTP/2 parsing. reqDir is the direction carrying the
 // client's bytes, -1 when unknown (the parser then infers it).
-func newH2Conn(l *layer, reqDir int, midStream bool, upgrade *Exchange) *h2Conn {
-	h := &h2Conn{l: l, upgrade: upgrade}
-	maxBody := l.cs.t.opts.MaxBodyCapture
-	if l.cs.t.opts.DiscardBodies {
-		// As for HTTP/1 (newH1Conn): lengths stay exact, no byte is kept.
-		maxBody = 0
-	}
+func newH2Conn(out exchangeOut, o protoOpts, reqDir int, midStream bool, upgrade *Exchange) *h2Conn {
+	h := &h2Conn{out: out, upgrade: upgrade}
 	h.p = http2.NewConn(http2.Options{
-		MaxBodyCapture: maxBody,
+		MaxBodyCapture: o.maxBody,
 		ClientWire:     reqDir,
 		MidStream:      midStream,
 		Upgraded:       upgrade != nil,
@@ -40,11 +36,11 @@ func newH2Conn(l *layer, reqDir int, midStream bool, upgrade *Exchange) *h2Conn 
 	return h
 }
 
-func (h *h2Conn) feed(d int, p []byte, t http1.Times) { h.p.Feed(d, p, http2.Times(t)) }
+func (h *h2Conn) feed(d int, p []byte, t bytetime.Times) { h.p.Feed(d, p, t) }
 
-func (h *h2Conn) gap(d int, n int64, t http1.Times) { h.p.Gap(d, n, http2.Times(t)) }
+func (h *h2Conn) gap(d int, n int64, t bytetime.Times) { h.p.Gap(d, n, t) }
 
-func (h *h2Conn) close(t http1.Times) { h.p.Close(http2.Times(t)) }
+func (h *h2Conn) close(t bytetime.Times) { h.p.Close(t) }
 
 // startHTTP2 starts the HTTP/2 parser of a layer whose client direction is
 // reqDir (-1: unknown, joined mid-connection).
@@ -61,12 +57,13 @@ func (l *layer) startHTTP2(reqDir int) {
 			reqDir = dirIdx(capture.Egress)
 		}
 	}
-	l.h2 = newH2Conn(l, reqDir, midStream, nil)
+	l.h2 = newH2Conn(l.cs, l.cs.t.proto, reqDir, midStream, nil)
 	c.Proto = "HTTP/2"
 }
 
 // h2cUpgrade reports whether the response m switching protocols (its
-// exchange ex) is an h2c upgrade; the exchange then waits for stream 1.
+// exchange ex) is an h2c upgrade; the exchange then waits for stream 1,
+// and feed returns it for the layer to switch.
 func (h *h1Conn) h2cUpgrade(ex *Exchange, m *http1.Message) bool {
 	if m.StatusCode != 101 {
 		return false
@@ -82,23 +79,21 @@ func (h *h1Conn) h2cUpgrade(ex *Exchange, m *http1.Message) bool {
 	return false
 }
 
-// switchH2C turns the layer into HTTP/2 after an h2c 101; the last tail
-// bytes of p, the chunk that held the 101, are the server's first HTTP/2
-// bytes.
-func (h *h1Conn) switchH2C(p []byte, tail int64, t http1.Times) {
-	ex := h.h2c
-	h.h2c = nil
-	l := h.l
+// switchH2C turns the layer into HTTP/2 after an h2c 101 (its exchange
+// ex); the last tail bytes of p, the chunk that held the 101, are the
+// server's first HTTP/2 bytes.
+func (l *layer) switchH2C(ex *Exchange, p []byte, tail int64, t bytetime.Times) {
+	reqDir := l.h1.reqDir
 	l.kind = kindHTTP2
 	l.cs.c.Proto = "HTTP/2"
-	l.h2 = newH2Conn(l, h.reqDir, false, ex)
+	l.h2 = newH2Conn(l.cs, l.cs.t.proto, reqDir, false, ex)
 	if tail > 0 && tail <= int64(len(p)) {
-		l.h2.feed(1-h.reqDir, p[int64(len(p))-tail:], t)
+		l.h2.feed(1-reqDir, p[int64(len(p))-tail:], t)
 	}
 }
 
 func (h *h2Conn) onStream(s *http2.Stream) {
-	c := h.l.cs.c
+	c := h.out.conn()
 	var ex *Exchange
 	if s.Upgraded && h.upgrade != nil {
 		ex, h.upgrade = h.upgrade, nil
@@ -148,7 +143,7 @@ func (h *h2Conn) onStream(s *http2.Stream) {
 		}
 	}
 	setTimings(ex)
-	h.l.cs.deliver(ex)
+	h.out.deliver(ex)
 }
 
 // fillH2Request fills a request from a stream's client side; pseudo-headers

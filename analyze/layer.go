@@ -3,7 +3,7 @@ package analyze
 import (
 	"bytes"
 
-	"github.com/rewind-tools/rewind/analyze/http1"
+	"github.com/rewind-tools/rewind/analyze/bytetime"
 	"github.com/rewind-tools/rewind/analyze/http2"
 	"github.com/rewind-tools/rewind/capture"
 	"github.com/rewind-tools/rewind/capture/redact"
@@ -38,7 +38,7 @@ type layer struct {
 	// pending holds the first bytes of a direction while too few have
 	// arrived to detect the protocol.
 	pending [2][]byte
-	pendT   [2]http1.Times
+	pendT   [2]bytetime.Times
 	scanned int // bytes looked at without finding HTTP (joined mid-stream)
 	midJoin bool
 	h1      *h1Conn
@@ -62,13 +62,13 @@ func (l *layer) setKind(k layerKind) {
 	}
 }
 
-func times(e *capture.Data) http1.Times {
+func times(e *capture.Data) bytetime.Times {
 	if e.Dir == capture.Ingress {
 		// Bytes read are there when the read returns; its entry may be long
 		// before (a blocking read waiting for data).
-		return http1.Times{First: e.Timestamp, Last: e.Timestamp}
+		return bytetime.Times{First: e.Timestamp, Last: e.Timestamp}
 	}
-	return http1.Times{First: e.Start, Last: e.Timestamp}
+	return bytetime.Times{First: e.Start, Last: e.Timestamp}
 }
 
 func (l *layer) data(e *capture.Data) {
@@ -108,7 +108,7 @@ func (l *layer) data(e *capture.Data) {
 
 // endCall closes the open call of direction d; bytes it moved that the
 // capture does not hold become a gap.
-func (l *layer) endCall(d int, t http1.Times) {
+func (l *layer) endCall(d int, t bytetime.Times) {
 	c := &l.calls[d]
 	if c.open && c.pos < c.len {
 		l.gap(d, int64(c.len-c.pos), t)
@@ -116,7 +116,7 @@ func (l *layer) endCall(d int, t http1.Times) {
 	c.open = false
 }
 
-func (l *layer) bytes(d int, p []byte, t http1.Times) {
+func (l *layer) bytes(d int, p []byte, t bytetime.Times) {
 	if l.kind == kindUndetected {
 		if len(l.pending[d]) > 0 {
 			l.pending[d] = append(l.pending[d], p...)
@@ -160,7 +160,7 @@ func (l *layer) bytes(d int, p []byte, t http1.Times) {
 				// The request held back by awaitAnswer, before its answer.
 				held := l.pending[o]
 				l.pending[o] = nil
-				l.h1.feed(o, held, l.pendT[o])
+				l.feedHTTP1(o, held, l.pendT[o])
 			}
 		case kindHTTP2:
 			l.startHTTP2(reqDir)
@@ -169,13 +169,21 @@ func (l *layer) bytes(d int, p []byte, t http1.Times) {
 	}
 	switch l.kind {
 	case kindHTTP1:
-		l.h1.feed(d, p, t)
+		l.feedHTTP1(d, p, t)
 	case kindHTTP2:
 		l.h2.feed(d, p, t)
 	}
 }
 
-func (l *layer) gap(d int, n int64, t http1.Times) {
+// feedHTTP1 feeds the HTTP/1 pairing, and switches to HTTP/2 when the
+// bytes held an h2c upgrade's 101.
+func (l *layer) feedHTTP1(d int, p []byte, t bytetime.Times) {
+	if ex, tail := l.h1.feed(d, p, t); ex != nil {
+		l.switchH2C(ex, p, tail, t)
+	}
+}
+
+func (l *layer) gap(d int, n int64, t bytetime.Times) {
 	l.streamGap(d, n, t)
 	switch l.kind {
 	case kindHTTP1:
@@ -191,7 +199,7 @@ func (l *layer) gap(d int, n int64, t http1.Times) {
 }
 
 func (l *layer) close(ts uint64) {
-	t := http1.Times{First: ts, Last: ts}
+	t := bytetime.Times{First: ts, Last: ts}
 	for d := range l.calls {
 		l.endCall(d, t)
 	}
@@ -204,7 +212,7 @@ func (l *layer) close(ts uint64) {
 				if k, reqDir, off, ok := l.detect(d, p); ok && k == kindHTTP1 {
 					l.kind = k
 					l.startHTTP1(reqDir)
-					l.h1.feed(d, p[off:], l.pendT[d])
+					l.feedHTTP1(d, p[off:], l.pendT[d])
 				}
 			}
 		}
@@ -250,7 +258,7 @@ func (l *layer) startHTTP1(reqDir int) {
 	if c.Proto == "" {
 		c.Proto = "HTTP/1.1"
 	}
-	l.h1 = newH1Conn(l, reqDir, l.midJoin || !l.cs.announced)
+	l.h1 = newH1Conn(l.cs, l.cs.t.proto, reqDir, l.midJoin || !l.cs.announced)
 }
 
 var (

@@ -75,14 +75,8 @@ func Replay(ctx context.Context, src EventSource, info *CaptureInfo, opts Option
 	if info != nil {
 		t.hostNS = info.Header.NetNS
 	}
-	if t.streams == nil && t.packets == nil {
-		var reuse func([]*Exchange)
-		if opts.Filter == nil && keepNoExchange(sinks) {
-			reuse = t.slab.recycle
-		}
-		t.stage = newSinkStage(sinks, opts.Redact, reuse)
-	}
-	defer t.closeStage()
+	t.delivery = newDelivery(t)
+	defer t.closeDelivery()
 	ro := newReorderer(opts.ReorderWindow)
 	release := t.handle
 	os, ordered := src.(orderedSource)
@@ -122,7 +116,7 @@ func Replay(ctx context.Context, src EventSource, info *CaptureInfo, opts Option
 	}
 	ro.flush(release)
 	t.finish()
-	if err := t.closeStage(); err != nil && t.err == nil {
+	if err := t.closeDelivery(); err != nil && t.err == nil {
 		t.err = err
 	}
 	if t.err != nil {

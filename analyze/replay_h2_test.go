@@ -1,7 +1,6 @@
 package analyze_test
 
 import (
-	"bytes"
 	"encoding/binary"
 	"strings"
 	"testing"
@@ -11,57 +10,7 @@ import (
 	"github.com/rewind-tools/rewind/capture"
 	"github.com/rewind-tools/rewind/capture/capturetest"
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 )
-
-// h2wire writes the frames of one direction of an HTTP/2 connection.
-type h2wire struct {
-	t   testing.TB
-	buf bytes.Buffer
-	fr  *http2.Framer
-	hb  bytes.Buffer
-	enc *hpack.Encoder
-}
-
-func newH2Wire(t testing.TB) *h2wire {
-	w := &h2wire{t: t}
-	w.fr = http2.NewFramer(&w.buf, nil)
-	w.enc = hpack.NewEncoder(&w.hb)
-	return w
-}
-
-func (w *h2wire) must(err error) {
-	w.t.Helper()
-	if err != nil {
-		w.t.Fatal(err)
-	}
-}
-
-// take returns and clears what was written.
-func (w *h2wire) take() string {
-	s := w.buf.String()
-	w.buf.Reset()
-	return s
-}
-
-func (w *h2wire) headers(id uint32, end bool, kv ...string) *h2wire {
-	w.hb.Reset()
-	for i := 0; i < len(kv); i += 2 {
-		w.must(w.enc.WriteField(hpack.HeaderField{Name: kv[i], Value: kv[i+1]}))
-	}
-	w.must(w.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: w.hb.Bytes(), EndStream: end, EndHeaders: true}))
-	return w
-}
-
-func (w *h2wire) data(id uint32, end bool, s string) *h2wire {
-	w.must(w.fr.WriteData(id, end, []byte(s)))
-	return w
-}
-
-func (w *h2wire) settings() *h2wire {
-	w.must(w.fr.WriteSettings(http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: 100}))
-	return w
-}
 
 func get(id uint32, path string) []string {
 	return []string{":method", "GET", ":scheme", "http", ":authority", "example", ":path", path, "user-agent", "test/1"}
@@ -69,18 +18,16 @@ func get(id uint32, path string) []string {
 
 // h2Conversation plays a server's side of two concurrent GETs over h2.
 func h2Conversation(t *testing.T, c *capturetest.Conn) {
-	cl, sv := newH2Wire(t), newH2Wire(t)
-	c.Read(http2.ClientPreface + cl.settings().take())
-	c.Write(sv.settings().take())
-	c.Read(cl.headers(1, true, get(1, "/a?x=1")...).headers(3, true, get(3, "/b")...).take())
-	c.Write(sv.headers(3, false, ":status", "404", "content-length", "0").data(3, true, "").take())
-	c.Write(sv.headers(1, false, ":status", "200").data(1, false, "hello ").take())
-	c.Write(sv.data(1, true, "world").take())
-	c.Read(cl.headers(5, false, ":method", "POST", ":scheme", "http", ":authority", "example", ":path", "/up").data(5, false, "abc").take())
-	c.Read(cl.must2(cl.fr.WriteRSTStream(5, http2.ErrCodeCancel)).take())
+	cl, sv := capturetest.NewH2Wire(t), capturetest.NewH2Wire(t)
+	c.Read(http2.ClientPreface + cl.Settings().Take())
+	c.Write(sv.Settings().Take())
+	c.Read(cl.Headers(1, true, get(1, "/a?x=1")...).Headers(3, true, get(3, "/b")...).Take())
+	c.Write(sv.Headers(3, false, ":status", "404", "content-length", "0").Data(3, true, "").Take())
+	c.Write(sv.Headers(1, false, ":status", "200").Data(1, false, "hello ").Take())
+	c.Write(sv.Data(1, true, "world").Take())
+	c.Read(cl.Headers(5, false, ":method", "POST", ":scheme", "http", ":authority", "example", ":path", "/up").Data(5, false, "abc").Take())
+	c.Read(cl.Must(cl.Framer().WriteRSTStream(5, http2.ErrCodeCancel)).Take())
 }
-
-func (w *h2wire) must2(err error) *h2wire { w.must(err); return w }
 
 var h2Want = []string{
 	"c1 server HTTP/2 GET example/b -> 404 req=0 resp=0 flags=[]",
@@ -155,10 +102,10 @@ func TestHTTP2OverTLS(t *testing.T) {
 func TestHTTP2ServerSpeaksFirst(t *testing.T) {
 	b := capturetest.New()
 	c := b.Process(100, "h2srv").Accept(0, "127.0.0.1:8080", "127.0.0.1:40000")
-	cl, sv := newH2Wire(t), newH2Wire(t)
-	c.Write(sv.settings().take())
-	c.Read(http2.ClientPreface + cl.settings().take() + cl.headers(1, true, get(1, "/")...).take())
-	c.Write(sv.headers(1, true, ":status", "204").take())
+	cl, sv := capturetest.NewH2Wire(t), capturetest.NewH2Wire(t)
+	c.Write(sv.Settings().Take())
+	c.Read(http2.ClientPreface + cl.Settings().Take() + cl.Headers(1, true, get(1, "/")...).Take())
+	c.Write(sv.Headers(1, true, ":status", "204").Take())
 	c.Close()
 	checkLines(t, replay(t, b, analyze.Options{}), []string{"c1 server HTTP/2 GET example/ -> 204 req=0 resp=0 flags=[]"})
 }
@@ -166,14 +113,14 @@ func TestHTTP2ServerSpeaksFirst(t *testing.T) {
 // The recording joined an HTTP/2 connection: no preface, HPACK state
 // unknown; frames are found and fields referencing old entries marked.
 func TestHTTP2JoinedMidConnection(t *testing.T) {
-	cl, sv := newH2Wire(t), newH2Wire(t)
-	cl.headers(1, true, get(1, "/before")...).take() // inserts authority, user-agent
-	sv.headers(1, false, ":status", "200", "server", "s").take()
+	cl, sv := capturetest.NewH2Wire(t), capturetest.NewH2Wire(t)
+	cl.Headers(1, true, get(1, "/before")...).Take() // inserts authority, user-agent
+	sv.Headers(1, false, ":status", "200", "server", "s").Take()
 	b := capturetest.New()
 	c := b.Process(100, "h2srv").Existing(7, "127.0.0.1:8080", "127.0.0.1:40000", capture.RoleServer)
-	c.Read(cl.headers(3, true, get(3, "/after")...).headers(5, true, get(5, "/again")...).take())
-	c.Write(sv.headers(3, false, ":status", "200", "server", "s").data(3, true, "x").take())
-	c.Write(sv.headers(5, true, ":status", "304").take())
+	c.Read(cl.Headers(3, true, get(3, "/after")...).Headers(5, true, get(5, "/again")...).Take())
+	c.Write(sv.Headers(3, false, ":status", "200", "server", "s").Data(3, true, "x").Take())
+	c.Write(sv.Headers(5, true, ":status", "304").Take())
 	got := replay(t, b, analyze.Options{})
 	checkLines(t, got, []string{
 		"c1 server HTTP/2 GET /after -> 200 req=0 resp=1 flags=[desynced]",
@@ -189,13 +136,13 @@ func TestHTTP2JoinedMidConnection(t *testing.T) {
 func TestH2CUpgrade(t *testing.T) {
 	b := capturetest.New()
 	c := b.Process(200, "curl").Connect(0, "127.0.0.1:40000", "127.0.0.1:8080")
-	cl, sv := newH2Wire(t), newH2Wire(t)
+	cl, sv := capturetest.NewH2Wire(t), capturetest.NewH2Wire(t)
 	c.Write("GET /up HTTP/1.1\r\nHost: example\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n")
-	c.Read("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n" + sv.settings().take())
-	c.Write(http2.ClientPreface + cl.settings().take())
-	c.Read(sv.headers(1, false, ":status", "200").data(1, true, "upgraded").take())
-	c.Write(cl.headers(3, true, get(3, "/next")...).take())
-	c.Read(sv.headers(3, true, ":status", "200").take())
+	c.Read("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n" + sv.Settings().Take())
+	c.Write(http2.ClientPreface + cl.Settings().Take())
+	c.Read(sv.Headers(1, false, ":status", "200").Data(1, true, "upgraded").Take())
+	c.Write(cl.Headers(3, true, get(3, "/next")...).Take())
+	c.Read(sv.Headers(3, true, ":status", "200").Take())
 	c.Close()
 	got := replay(t, b, analyze.Options{})
 	checkLines(t, got, []string{
@@ -216,20 +163,20 @@ func grpcMsg(n int) string {
 func TestGRPCPipeline(t *testing.T) {
 	b := capturetest.New()
 	c := b.Process(300, "greeter").Accept(0, "127.0.0.1:50051", "127.0.0.1:40000")
-	cl, sv := newH2Wire(t), newH2Wire(t)
+	cl, sv := capturetest.NewH2Wire(t), capturetest.NewH2Wire(t)
 	req := func(id uint32, m string) []string {
 		return []string{":method", "POST", ":scheme", "http", ":authority", "svc", ":path", m, "content-type", "application/grpc", "te", "trailers"}
 	}
-	c.Read(http2.ClientPreface + cl.settings().take())
-	c.Write(sv.settings().take())
-	c.Read(cl.headers(1, false, req(1, "/helloworld.Greeter/SayHello")...).data(1, true, grpcMsg(5)).take())
-	c.Write(sv.headers(1, false, ":status", "200", "content-type", "application/grpc").data(1, false, grpcMsg(9)).
-		headers(1, true, "grpc-status", "0").take())
-	c.Read(cl.headers(3, false, req(3, "/route.Guide/ListFeatures")...).data(3, true, grpcMsg(2)).take())
-	c.Write(sv.headers(3, false, ":status", "200", "content-type", "application/grpc").data(3, false, grpcMsg(1)+grpcMsg(2)).take())
-	c.Write(sv.data(3, false, grpcMsg(3)).headers(3, true, "grpc-status", "0").take())
-	c.Read(cl.headers(5, false, req(5, "/helloworld.Greeter/SayHello")...).data(5, true, grpcMsg(1)).take())
-	c.Write(sv.headers(5, true, ":status", "200", "content-type", "application/grpc", "grpc-status", "14", "grpc-message", "unavailable%21").take())
+	c.Read(http2.ClientPreface + cl.Settings().Take())
+	c.Write(sv.Settings().Take())
+	c.Read(cl.Headers(1, false, req(1, "/helloworld.Greeter/SayHello")...).Data(1, true, grpcMsg(5)).Take())
+	c.Write(sv.Headers(1, false, ":status", "200", "content-type", "application/grpc").Data(1, false, grpcMsg(9)).
+		Headers(1, true, "grpc-status", "0").Take())
+	c.Read(cl.Headers(3, false, req(3, "/route.Guide/ListFeatures")...).Data(3, true, grpcMsg(2)).Take())
+	c.Write(sv.Headers(3, false, ":status", "200", "content-type", "application/grpc").Data(3, false, grpcMsg(1)+grpcMsg(2)).Take())
+	c.Write(sv.Data(3, false, grpcMsg(3)).Headers(3, true, "grpc-status", "0").Take())
+	c.Read(cl.Headers(5, false, req(5, "/helloworld.Greeter/SayHello")...).Data(5, true, grpcMsg(1)).Take())
+	c.Write(sv.Headers(5, true, ":status", "200", "content-type", "application/grpc", "grpc-status", "14", "grpc-message", "unavailable%21").Take())
 	c.Close()
 	got := replay(t, b, analyze.Options{})
 	want := []analyze.GRPC{

@@ -1,7 +1,7 @@
 package analyze
 
 import (
-	"github.com/rewind-tools/rewind/analyze/http1"
+	"github.com/rewind-tools/rewind/analyze/bytetime"
 	"github.com/rewind-tools/rewind/capture"
 	"github.com/rewind-tools/rewind/capture/redact"
 )
@@ -109,7 +109,7 @@ func (l *layer) streamed() bool {
 
 // streamData hands bytes of direction d to the stream sinks. It is called
 // after the protocol parser saw them, so detection has run on them.
-func (l *layer) streamData(d int, tid uint32, p []byte, tm http1.Times) {
+func (l *layer) streamData(d int, tid uint32, p []byte, tm bytetime.Times) {
 	t := l.cs.t
 	if t.streams == nil || !l.streamed() {
 		return
@@ -133,7 +133,7 @@ func (l *layer) streamData(d int, tid uint32, p []byte, tm http1.Times) {
 }
 
 // streamGap tells the stream sinks n bytes of direction d are missing.
-func (l *layer) streamGap(d int, n int64, tm http1.Times) {
+func (l *layer) streamGap(d int, n int64, tm bytetime.Times) {
 	t := l.cs.t
 	if t.streams == nil || n <= 0 || !l.streamed() {
 		return

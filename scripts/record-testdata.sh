@@ -2,7 +2,7 @@
 # record-testdata: re-record the fixed captures in testdata/ from real
 # programs with `rewind record` (root), then regenerate the goldens:
 #
-#   sudo scripts/record-testdata.sh && go test ./cmd/rewind -run TestGolden -update
+#   sudo scripts/record-testdata.sh && REWIND_UPDATE=1 go test ./cmd/rewind -run TestGolden
 #
 # Captures:
 #   sample.rwd            the built-in demo workload: Go net/http client and server,

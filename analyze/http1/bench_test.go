@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/rewind-tools/rewind/analyze/bytetime"
 )
 
 const browserReq = "GET /api/v1/users/12345?fields=name,email HTTP/1.1\r\n" +
@@ -54,7 +56,7 @@ func BenchmarkKeepAlive(b *testing.B) {
 	b.SetBytes(int64(pairs * (len(req) + len(resp))))
 	for b.Loop() {
 		for i := range pairs {
-			ts := Times{uint64(i), uint64(i)}
+			ts := bytetime.Times{First: uint64(i), Last: uint64(i)}
 			rp.Feed(req, ts, emit)
 			sp.Feed(resp, ts, emit)
 		}
@@ -91,7 +93,7 @@ func BenchmarkKeepAliveVarying(b *testing.B) {
 	b.SetBytes(int64(pairs * (len(reqs[0]) + len(resps[0]))))
 	for b.Loop() {
 		for i := range pairs {
-			ts := Times{uint64(i), uint64(i)}
+			ts := bytetime.Times{First: uint64(i), Last: uint64(i)}
 			rp.Feed(reqs[i], ts, emit)
 			sp.Feed(resps[i], ts, emit)
 		}
@@ -133,7 +135,7 @@ func BenchmarkLargeBody(b *testing.B) {
 			b.SetBytes(int64(len(msg)))
 			for b.Loop() {
 				for off := 0; off < len(msg); off += 64 << 10 {
-					p.Feed(msg[off:min(off+64<<10, len(msg))], Times{}, emit)
+					p.Feed(msg[off:min(off+64<<10, len(msg))], bytetime.Times{}, emit)
 				}
 			}
 			if done != b.N {

@@ -3,6 +3,8 @@ package http1
 import (
 	"slices"
 	"testing"
+
+	"github.com/rewind-tools/rewind/analyze/bytetime"
 )
 
 // FuzzParser feeds arbitrary bytes as requests and responses, cut at
@@ -48,17 +50,17 @@ func FuzzParser(f *testing.F) {
 		p := NewParser(kind, opts)
 		p.ExpectResponseTo("HEAD")
 		p.ExpectResponseTo("CONNECT")
-		p.Feed(in, Times{1, 1}, func(m *Message) { check(m); whole = append(whole, takeSnap(m)) })
-		p.Close(Times{2, 2}, func(m *Message) { check(m); whole = append(whole, takeSnap(m)) })
+		p.Feed(in, bytetime.Times{First: 1, Last: 1}, func(m *Message) { check(m); whole = append(whole, takeSnap(m)) })
+		p.Close(bytetime.Times{First: 2, Last: 2}, func(m *Message) { check(m); whole = append(whole, takeSnap(m)) })
 
 		p = NewParser(kind, opts)
 		p.ExpectResponseTo("HEAD")
 		p.ExpectResponseTo("CONNECT")
 		emit := func(m *Message) { check(m); split = append(split, takeSnap(m)) }
 		for _, s := range steps {
-			p.Feed(s, Times{1, 1}, emit)
+			p.Feed(s, bytetime.Times{First: 1, Last: 1}, emit)
 		}
-		p.Close(Times{2, 2}, emit)
+		p.Close(bytetime.Times{First: 2, Last: 2}, emit)
 		if !slices.EqualFunc(untimed(whole), untimed(split), equalSnap) {
 			t.Fatalf("split changes the result:\nwhole %v\nsplit %v", whole, split)
 		}
@@ -66,12 +68,12 @@ func FuzzParser(f *testing.F) {
 		if gaps {
 			p = NewParser(kind, opts)
 			for i, s := range steps {
-				p.Feed(s, Times{uint64(i), uint64(i)}, check)
+				p.Feed(s, bytetime.Times{First: uint64(i), Last: uint64(i)}, check)
 				if i%3 == 1 {
-					p.Gap(int64(len(s)), Times{uint64(i), uint64(i)}, check)
+					p.Gap(int64(len(s)), bytetime.Times{First: uint64(i), Last: uint64(i)}, check)
 				}
 			}
-			p.Close(Times{}, check)
+			p.Close(bytetime.Times{}, check)
 			st := p.Stats()
 			if st.SkippedBytes < 0 || st.TunnelBytes < 0 || st.Messages < st.Errors {
 				t.Fatalf("stats %+v", st)

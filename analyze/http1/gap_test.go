@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/rewind-tools/rewind/analyze/bytetime"
 )
 
 // step is one call on a parser: data, or a gap of n bytes.
@@ -20,14 +22,14 @@ func run(kind Kind, opts Options, steps []step, methods ...string) ([]snap, Stat
 	var out []snap
 	emit := func(m *Message) { out = append(out, takeSnap(m)) }
 	for i, s := range steps {
-		ts := Times{uint64(i*10 + 1), uint64(i*10 + 2)}
+		ts := bytetime.Times{First: uint64(i*10 + 1), Last: uint64(i*10 + 2)}
 		if s.gap > 0 {
 			p.Gap(s.gap, ts, emit)
 		} else {
 			p.Feed([]byte(s.data), ts, emit)
 		}
 	}
-	p.Close(Times{1000, 1000}, emit)
+	p.Close(bytetime.Times{First: 1000, Last: 1000}, emit)
 	return out, p.Stats()
 }
 
@@ -127,10 +129,10 @@ func TestTimes(t *testing.T) {
 			got = append(got, [3]uint64{m.Start, m.HeadersDone, m.End})
 		}
 	}
-	p.Feed([]byte("HTTP/1.1 200 OK\r\nContent-"), Times{10, 11}, emit)
-	p.Feed([]byte("Length: 4\r\n\r\nab"), Times{20, 21}, emit)
-	p.Feed([]byte("cdHTTP/1.1 204 No Content\r\n"), Times{30, 31}, emit)
-	p.Feed([]byte("\r\n"), Times{40, 41}, emit)
+	p.Feed([]byte("HTTP/1.1 200 OK\r\nContent-"), bytetime.Times{First: 10, Last: 11}, emit)
+	p.Feed([]byte("Length: 4\r\n\r\nab"), bytetime.Times{First: 20, Last: 21}, emit)
+	p.Feed([]byte("cdHTTP/1.1 204 No Content\r\n"), bytetime.Times{First: 30, Last: 31}, emit)
+	p.Feed([]byte("\r\n"), bytetime.Times{First: 40, Last: 41}, emit)
 	want := [][3]uint64{{10, 21, 31}, {30, 41, 41}}
 	if !slices.Equal(got, want) {
 		t.Errorf("times %v, want %v", got, want)
@@ -141,7 +143,7 @@ func TestHeaderAccessors(t *testing.T) {
 	p := NewParser(Request, DefaultOptions())
 	in := "POST /p HTTP/1.1\r\nHost: a\r\nX-Rep: 1\r\nx-rep: 2\r\nX-Fold: a\r\n b\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT-One: x\r\n\r\n"
 	calls := 0
-	p.Feed([]byte(in), Times{}, func(m *Message) {
+	p.Feed([]byte(in), bytetime.Times{}, func(m *Message) {
 		calls++
 		if v, ok := m.Header("x-REP"); !ok || string(v) != "1" {
 			t.Errorf("Header(x-REP) = %q %v", v, ok)

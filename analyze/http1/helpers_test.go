@@ -3,6 +3,8 @@ package http1
 import (
 	"fmt"
 	"strings"
+
+	"github.com/rewind-tools/rewind/analyze/bytetime"
 )
 
 // snap is a deep copy of an emitted Message, for comparisons.
@@ -75,10 +77,10 @@ func collect(kind Kind, opts Options, chunks [][]byte, close bool, methods ...st
 	var out []snap
 	emit := func(m *Message) { out = append(out, takeSnap(m)) }
 	for i, c := range chunks {
-		p.Feed(c, Times{uint64(i*10 + 1), uint64(i*10 + 2)}, emit)
+		p.Feed(c, bytetime.Times{First: uint64(i*10 + 1), Last: uint64(i*10 + 2)}, emit)
 	}
 	if close {
-		p.Close(Times{1000, 1000}, emit)
+		p.Close(bytetime.Times{First: 1000, Last: 1000}, emit)
 	}
 	return out, p.Stats()
 }

@@ -39,10 +39,6 @@ const (
 	Complete State = 2
 )
 
-// Times gives the monotonic times, in nanoseconds, of the first and the last
-// byte of a chunk passed to [Parser.Feed].
-type Times struct{ First, Last uint64 }
-
 // Message is one HTTP/1.x request or response. The parser reuses a single
 // Message, and the byte slices it holds point into the parser's buffers:
 // a Message and everything reached through it are valid only during the emit

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/rewind-tools/rewind/analyze/bytetime"
 )
 
 // short summarizes a Complete emission for table tests.
@@ -253,7 +255,7 @@ func TestHeadSpans(t *testing.T) {
 	} {
 		p := NewParser(Request, DefaultOptions())
 		n := 0
-		p.Feed([]byte(c.in), Times{1, 1}, func(m *Message) {
+		p.Feed([]byte(c.in), bytetime.Times{First: 1, Last: 1}, func(m *Message) {
 			if m.State != Complete {
 				return
 			}
@@ -335,7 +337,7 @@ func TestRepeatedBlocks(t *testing.T) {
 		p := NewParser(Request, DefaultOptions())
 		var got []snap
 		for _, c := range chunks {
-			p.Feed(c, Times{1, 2}, func(m *Message) {
+			p.Feed(c, bytetime.Times{First: 1, Last: 2}, func(m *Message) {
 				got = append(got, takeSnap(m))
 				if m.State == Complete {
 					checkHeadSpans(t, m)

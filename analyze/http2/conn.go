@@ -16,11 +16,9 @@ import (
 	"slices"
 
 	"golang.org/x/net/http2"
-)
 
-// Times gives the monotonic times, in nanoseconds, of the first and the last
-// byte of a chunk passed to [Conn.Feed].
-type Times struct{ First, Last uint64 }
+	"github.com/rewind-tools/rewind/analyze/bytetime"
+)
 
 // ClientPreface is what a client sends first on an HTTP/2 connection.
 const ClientPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -127,7 +125,7 @@ type wire struct {
 	hbBytes       int64
 	hbPriority    http2.PriorityParam
 	hbHasPriority bool
-	hbTimes       Times // of the block's last frame so far
+	hbTimes       bytetime.Times // of the block's last frame so far
 }
 
 // sliceReader hands the Framer the bytes of one frame.
@@ -176,7 +174,7 @@ func (c *Conn) Stats() Stats { return c.stats }
 func (c *Conn) ClientWire() (int, bool) { return c.client, !c.inferring }
 
 // Feed parses the next bytes p of wire w (0 or 1), which arrived at times t.
-func (c *Conn) Feed(w int, p []byte, t Times) {
+func (c *Conn) Feed(w int, p []byte, t bytetime.Times) {
 	x := &c.wires[w&1]
 	if x.preface > 0 && len(p) > 0 {
 		want := ClientPreface[len(ClientPreface)-x.preface:]
@@ -207,7 +205,7 @@ func (c *Conn) Feed(w int, p []byte, t Times) {
 
 // process parses the complete frames in buf; old is how many of its bytes
 // were there before the chunk of times t.
-func (x *wire) process(old int, t Times) {
+func (x *wire) process(old int, t bytetime.Times) {
 	off := 0
 	for {
 		if !x.synced {
@@ -245,7 +243,7 @@ func (x *wire) process(old int, t Times) {
 		if off < old {
 			first = x.bufFirst
 		}
-		x.frame(rest[:end], Times{first, t.Last})
+		x.frame(rest[:end], bytetime.Times{First: first, Last: t.Last})
 		off += end
 	}
 	// Keep the unparsed tail at the front of buf.
@@ -278,7 +276,7 @@ func (x *wire) loseSync() {
 }
 
 // Gap tells the parser that n bytes of wire w are missing at this point.
-func (c *Conn) Gap(w int, n int64, t Times) {
+func (c *Conn) Gap(w int, n int64, t bytetime.Times) {
 	if n <= 0 {
 		return
 	}
@@ -304,7 +302,7 @@ func (c *Conn) Gap(w int, n int64, t Times) {
 // stays in sync. It reports false, leaving everything as it was, for any
 // other gap: one that starts before a frame header is complete, or reaches
 // past the frame's end, loses the frame boundaries.
-func (x *wire) cutData(n int64, t Times) bool {
+func (x *wire) cutData(n int64, t bytetime.Times) bool {
 	if x.skip > 0 {
 		// Inside the rest of a frame already cut.
 		if n > x.skip {
@@ -394,7 +392,7 @@ func (x *wire) framesLost() {
 
 // data adds a DATA frame's payload to message m of stream s: d is what was
 // captured of it, total its length (padding excluded).
-func (x *wire) data(s *Stream, m *Message, d []byte, total int64, t Times) {
+func (x *wire) data(s *Stream, m *Message, d []byte, total int64, t bytetime.Times) {
 	if !m.Seen {
 		m.Seen = true
 		m.Start = t.First
@@ -414,7 +412,7 @@ func (x *wire) data(s *Stream, m *Message, d []byte, total int64, t Times) {
 
 // Close ends both wires: streams still open are emitted as incomplete, in
 // order of stream id.
-func (c *Conn) Close(t Times) {
+func (c *Conn) Close(t bytetime.Times) {
 	for i := range c.wires {
 		x := &c.wires[i]
 		x.abandonBlock()
@@ -517,7 +515,7 @@ func (c *Conn) maybeComplete(s *Stream) {
 }
 
 // frame handles one complete frame b.
-func (x *wire) frame(b []byte, t Times) {
+func (x *wire) frame(b []byte, t bytetime.Times) {
 	c := x.c
 	x.r.b = b
 	f, err := x.fr.ReadFrame()
@@ -629,7 +627,7 @@ func (x *wire) goAway(last uint32, fromClient bool) {
 	}
 }
 
-func (x *wire) beginBlock(id, assoc uint32, push, endStream bool, size int64, t Times) {
+func (x *wire) beginBlock(id, assoc uint32, push, endStream bool, size int64, t bytetime.Times) {
 	x.hbActive, x.hbPush, x.hbEndStream = true, push, endStream
 	x.hbStream, x.hbAssoc, x.hbStart, x.hbBytes = id, assoc, t.First, size
 	x.hbPriority, x.hbHasPriority, x.hbTimes = http2.PriorityParam{}, false, t
@@ -652,7 +650,7 @@ func (x *wire) abandonBlock() {
 }
 
 // endBlock finishes the header block in progress and assigns its fields.
-func (x *wire) endBlock(t Times) {
+func (x *wire) endBlock(t bytetime.Times) {
 	c := x.c
 	x.hbActive = false
 	d := x.dec

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"golang.org/x/net/http2"
+
+	"github.com/rewind-tools/rewind/analyze/bytetime"
 )
 
 var client0 = Options{ClientWire: 0, MaxBodyCapture: 1 << 10}
@@ -75,9 +77,9 @@ func TestBodyAndTimes(t *testing.T) {
 		}
 	})
 	for i, w := range c.writes {
-		conn.Feed(w.wire, w.b, Times{uint64(100*i + 100), uint64(100*i + 150)})
+		conn.Feed(w.wire, w.b, bytetime.Times{First: uint64(100*i + 100), Last: uint64(100*i + 150)})
 	}
-	conn.Close(Times{10000, 10000})
+	conn.Close(bytetime.Times{First: 10000, Last: 10000})
 	if string(s1.Response.Body) != "hello world" || s1.Response.BodyTruncated {
 		t.Errorf("body %q truncated %v", s1.Response.Body, s1.Response.BodyTruncated)
 	}

@@ -3,6 +3,8 @@ package http2
 import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/rewind-tools/rewind/analyze/bytetime"
 )
 
 // Frame is what [Options.OnFrame] is given: one frame of a wire as the
@@ -19,7 +21,7 @@ type Frame struct {
 	// frames, given once when the block ends or is cut short.
 	Block *HeaderBlock
 	// Times are those of the chunk that completed the frame.
-	Times Times
+	Times bytetime.Times
 }
 
 // HeaderBlock is one header block, decoded with the wire's HPACK decoder.
@@ -46,7 +48,7 @@ type HeaderBlock struct {
 }
 
 // onBlock hands the block in progress to the frame hook.
-func (x *wire) onBlock(lost bool, t Times) {
+func (x *wire) onBlock(lost bool, t bytetime.Times) {
 	c := x.c
 	if c.opts.OnFrame == nil {
 		return

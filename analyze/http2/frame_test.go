@@ -3,6 +3,8 @@ package http2
 import (
 	"strings"
 	"testing"
+
+	"github.com/rewind-tools/rewind/analyze/bytetime"
 )
 
 // OnFrame sees every frame once: header blocks whole (HEADERS with its
@@ -22,7 +24,7 @@ func TestOnFrame(t *testing.T) {
 		got = append(got, f.Frame.Header().Type.String())
 	}}, func(*Stream) {})
 	for _, w := range c.writes {
-		p.Feed(w.wire, w.b, Times{})
+		p.Feed(w.wire, w.b, bytetime.Times{})
 	}
 	s := strings.Join(got, "|")
 	if len(got) != 6 || strings.Join(got[:4], "|") != "SETTINGS|SETTINGS|SETTINGS|SETTINGS" || got[5] != "DATA" ||

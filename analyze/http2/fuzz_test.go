@@ -2,6 +2,8 @@ package http2
 
 import (
 	"testing"
+
+	"github.com/rewind-tools/rewind/analyze/bytetime"
 )
 
 // FuzzHTTP2 feeds random bytes to both wires at random split points, with
@@ -22,16 +24,16 @@ func FuzzHTTP2(f *testing.F) {
 		step := int(split%512) + 1
 		for i := 0; i < len(a) || i < len(b); i += step {
 			if i < len(a) {
-				c.Feed(0, a[i:min(i+step, len(a))], Times{uint64(i), uint64(i)})
+				c.Feed(0, a[i:min(i+step, len(a))], bytetime.Times{First: uint64(i), Last: uint64(i)})
 			}
 			if i < len(b) {
 				if mode&16 != 0 && i%3 == 1 {
-					c.Gap(1, int64(step), Times{uint64(i), uint64(i)})
+					c.Gap(1, int64(step), bytetime.Times{First: uint64(i), Last: uint64(i)})
 				}
-				c.Feed(1, b[i:min(i+step, len(b))], Times{uint64(i), uint64(i)})
+				c.Feed(1, b[i:min(i+step, len(b))], bytetime.Times{First: uint64(i), Last: uint64(i)})
 			}
 		}
-		c.Close(Times{1 << 40, 1 << 40})
+		c.Close(bytetime.Times{First: 1 << 40, Last: 1 << 40})
 		for i := range c.wires {
 			if len(c.wires[i].buf) != 0 {
 				t.Fatal("buffer kept after Close")

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"strings"
 	"testing"
+
+	"github.com/rewind-tools/rewind/analyze/bytetime"
 )
 
 // grpcMsg is one length-prefixed gRPC message of n bytes.
@@ -92,13 +94,13 @@ func feedWithGap(c *conv, gapAt, at, n int) (*Conn, []string) {
 	for i, w := range c.writes {
 		b := w.b
 		if i == gapAt {
-			conn.Feed(w.wire, b[:at], Times{1, 1})
-			conn.Gap(w.wire, int64(n), Times{1, 1})
+			conn.Feed(w.wire, b[:at], bytetime.Times{First: 1, Last: 1})
+			conn.Gap(w.wire, int64(n), bytetime.Times{First: 1, Last: 1})
 			b = b[at+n:]
 		}
-		conn.Feed(w.wire, b, Times{2, 2})
+		conn.Feed(w.wire, b, bytetime.Times{First: 2, Last: 2})
 	}
-	conn.Close(Times{3, 3})
+	conn.Close(bytetime.Times{First: 3, Last: 3})
 	return conn, out
 }
 
@@ -120,15 +122,15 @@ func TestGapInData(t *testing.T) {
 	for i, w := range c.writes {
 		b := w.b
 		if i == gapAt {
-			conn2.Feed(w.wire, b[:20], Times{1, 1})
-			conn2.Gap(w.wire, 30, Times{1, 1})
-			conn2.Feed(w.wire, b[50:60], Times{1, 1})
-			conn2.Gap(w.wire, 49, Times{1, 1}) // to the frame's end (9 + 100)
+			conn2.Feed(w.wire, b[:20], bytetime.Times{First: 1, Last: 1})
+			conn2.Gap(w.wire, 30, bytetime.Times{First: 1, Last: 1})
+			conn2.Feed(w.wire, b[50:60], bytetime.Times{First: 1, Last: 1})
+			conn2.Gap(w.wire, 49, bytetime.Times{First: 1, Last: 1}) // to the frame's end (9 + 100)
 			b = b[109:]
 		}
-		conn2.Feed(w.wire, b, Times{2, 2})
+		conn2.Feed(w.wire, b, bytetime.Times{First: 2, Last: 2})
 	}
-	conn2.Close(Times{3, 3})
+	conn2.Close(bytetime.Times{First: 3, Last: 3})
 	if st := conn2.Stats(); st.Resyncs != 0 || st.CutFrames != 1 {
 		t.Errorf("two gaps in one frame: stats %+v", st)
 	}

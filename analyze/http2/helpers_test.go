@@ -8,6 +8,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/rewind-tools/rewind/analyze/bytetime"
 )
 
 // conv builds both byte streams of an HTTP/2 conversation with the x/net
@@ -115,11 +117,11 @@ func run(opts Options, writes []write, split func(w write) [][]byte) ([]string, 
 			parts = split(w)
 		}
 		for _, p := range parts {
-			c.Feed(w.wire, p, Times{tm, tm + 5})
+			c.Feed(w.wire, p, bytetime.Times{First: tm, Last: tm + 5})
 			tm += 10
 		}
 	}
-	c.Close(Times{tm, tm})
+	c.Close(bytetime.Times{First: tm, Last: tm})
 	return out, c.Stats()
 }
 

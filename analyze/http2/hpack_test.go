@@ -11,6 +11,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/rewind-tools/rewind/analyze/bytetime"
 )
 
 type story struct {
@@ -90,10 +92,10 @@ func decodeStory(t *testing.T, wire []byte, midStream bool) []decoded {
 		out = append(out, decoded{append([]hpack.HeaderField(nil), s.Request.Header...), s.Request.UnknownFields, s.Request.HeadersLost})
 	})
 	if !midStream {
-		c.Feed(0, []byte(ClientPreface), Times{1, 1})
+		c.Feed(0, []byte(ClientPreface), bytetime.Times{First: 1, Last: 1})
 	}
-	c.Feed(0, wire, Times{2, 2})
-	c.Close(Times{3, 3})
+	c.Feed(0, wire, bytetime.Times{First: 2, Last: 2})
+	c.Close(bytetime.Times{First: 3, Last: 3})
 	return out
 }
 

@@ -3,6 +3,8 @@ package http2
 import (
 	"strings"
 	"testing"
+
+	"github.com/rewind-tools/rewind/analyze/bytetime"
 )
 
 // feedCut feeds c's writes; the write at cutAt loses everything after its
@@ -13,13 +15,13 @@ func feedCut(c *conv, cutAt, keep int) (*Conn, []string) {
 	for i, w := range c.writes {
 		b := w.b
 		if i == cutAt {
-			conn.Feed(w.wire, b[:keep], Times{1, 1})
-			conn.Gap(w.wire, int64(len(b)-keep), Times{1, 1})
+			conn.Feed(w.wire, b[:keep], bytetime.Times{First: 1, Last: 1})
+			conn.Gap(w.wire, int64(len(b)-keep), bytetime.Times{First: 1, Last: 1})
 			continue
 		}
-		conn.Feed(w.wire, b, Times{2, 2})
+		conn.Feed(w.wire, b, bytetime.Times{First: 2, Last: 2})
 	}
-	conn.Close(Times{3, 3})
+	conn.Close(bytetime.Times{First: 3, Last: 3})
 	return conn, out
 }
 
@@ -181,12 +183,12 @@ func TestTrailersAfterLostHeaders(t *testing.T) {
 	conn := NewConn(client0, func(s *Stream) { out = append(out, summary(s)) })
 	for i, w := range c.writes {
 		if i == lost {
-			conn.Gap(w.wire, int64(len(w.b)), Times{1, 1})
+			conn.Gap(w.wire, int64(len(w.b)), bytetime.Times{First: 1, Last: 1})
 			continue
 		}
-		conn.Feed(w.wire, w.b, Times{2, 2})
+		conn.Feed(w.wire, w.b, bytetime.Times{First: 2, Last: 2})
 	}
-	conn.Close(Times{3, 3})
+	conn.Close(bytetime.Times{First: 3, Last: 3})
 	check(t, out, []string{
 		"1 [:method=POST :scheme=https :authority=h :path=/svc/A] body=0 [] body=7 trailer=[grpc-status=0] unknown=0/0 [desynced]",
 	})

@@ -19,10 +19,8 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/rewind-tools/rewind/capture"
+	"github.com/rewind-tools/rewind/internal/golden"
 )
-
-// update is set by REWIND_UPDATE=1 (one switch for every package: REWIND_UPDATE=1 go test ./...): rewrite the fuzz seeds in testdata/.
-var update = os.Getenv("REWIND_UPDATE") == "1"
 
 // pkt is a TCP segment to put in a test capture.
 type pkt struct {
@@ -404,8 +402,8 @@ func FuzzPcapReader(f *testing.F) {
 
 // TestWriteSeeds rewrites the fuzz seeds with REWIND_UPDATE=1.
 func TestWriteSeeds(t *testing.T) {
-	if !update {
-		t.Skip("run with -update to rewrite testdata/")
+	if !golden.Updating() {
+		t.Skip("run with REWIND_UPDATE=1 to rewrite testdata/")
 	}
 	pkts := conversation()
 	seeds := map[string][]byte{
@@ -415,10 +413,7 @@ func TestWriteSeeds(t *testing.T) {
 		"conversation.pcapng.gz":    compress(t, "gzip", writePcapng(t, pkts)),
 		"conversation-raw.pcap.zst": compress(t, "zstd", writePcap(t, linkRaw, pkts, false)),
 	}
-	os.MkdirAll("testdata", 0o755)
 	for name, b := range seeds {
-		if err := os.WriteFile(filepath.Join("testdata", name), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		golden.Write(t, filepath.Join("testdata", name), b)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rewind-tools/rewind/capture/capturetest"
+	"github.com/rewind-tools/rewind/internal/golden"
 )
 
 // runBinary runs the built rewind with args, standard input from stdin (a
@@ -134,7 +135,7 @@ func TestDashReadsAPipe(t *testing.T) {
 		}
 		wantBody, gotBody := want[len(wantTitle):], got[len(gotTitle):]
 		if gotBody != wantBody || strings.Count(wantBody, "\n") < 8 {
-			t.Errorf("cat %s | rewind analyze - differs from the file's report:\n%s", c.file, firstDiff([]byte(wantBody), []byte(gotBody)))
+			t.Errorf("cat %s | rewind analyze - differs from the file's report:\n%s", c.file, golden.FirstDiff([]byte(wantBody), []byte(gotBody)))
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rewind-tools/rewind/bpf/bpftest"
+	"github.com/rewind-tools/rewind/internal/golden"
 )
 
 // crossInputs are the captures every target analyzes: each fixed .rwd in
@@ -69,7 +70,7 @@ func TestCrossPlatformOutputsIdentical(t *testing.T) {
 					continue
 				}
 				if !bytes.Equal(g, want) {
-					t.Errorf("%s differs from linux/amd64 (%d vs %d bytes): %s", key, len(g), len(want), firstDiff(g, want))
+					t.Errorf("%s differs from linux/amd64 (%d vs %d bytes): %s", key, len(g), len(want), golden.FirstDiff(g, want))
 				}
 				compared++
 			}

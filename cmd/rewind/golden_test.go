@@ -5,13 +5,11 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"testing"
-)
 
-// update is set by REWIND_UPDATE=1 (one switch for every package: REWIND_UPDATE=1 go test ./...): rewrite the golden files under testdata/golden.
-var update = os.Getenv("REWIND_UPDATE") == "1"
+	"github.com/rewind-tools/rewind/internal/golden"
+)
 
 // goldenOutputs are the files analyze writes for each fixed capture.
 var goldenOutputs = []string{"report.txt", "report.json", "exchanges.jsonl", "har.json"}
@@ -57,21 +55,7 @@ func TestGolden(t *testing.T) {
 			got := analyzeAll(t, path)
 			dir := filepath.Join("../../testdata/golden", name)
 			for _, out := range goldenOutputs {
-				file := filepath.Join(dir, out)
-				if update {
-					os.MkdirAll(dir, 0o755)
-					if err := os.WriteFile(file, got[out], 0o644); err != nil {
-						t.Fatal(err)
-					}
-					continue
-				}
-				want, err := os.ReadFile(file)
-				if err != nil {
-					t.Fatalf("%v (run REWIND_UPDATE=1 go test ./cmd/rewind -run TestGolden)", err)
-				}
-				if !bytes.Equal(got[out], want) {
-					t.Errorf("%s differs from %s (review, then REWIND_UPDATE=1 go test ./cmd/rewind):\n%s", out, file, firstDiff(got[out], want))
-				}
+				golden.Check(t, filepath.Join(dir, out), got[out])
 			}
 		})
 	}
@@ -89,7 +73,7 @@ func TestDeterministic(t *testing.T) {
 		runtime.GOMAXPROCS(prev)
 		for name := range a {
 			if !bytes.Equal(a[name], b[name]) || !bytes.Equal(b[name], c[name]) {
-				t.Errorf("%s: %s differs between runs:\n%s", path, name, firstDiff(a[name], b[name]))
+				t.Errorf("%s: %s differs between runs:\n%s", path, name, golden.FirstDiff(a[name], b[name]))
 			}
 		}
 	}
@@ -108,21 +92,4 @@ func TestSampleEmbedded(t *testing.T) {
 	if len(want) < 4096 {
 		t.Fatalf("sample capture is %d bytes, want > 4 KiB", len(want))
 	}
-}
-
-func firstDiff(a, b []byte) string {
-	al, bl := strings.Split(string(a), "\n"), strings.Split(string(b), "\n")
-	for i := 0; i < len(al) || i < len(bl); i++ {
-		var x, y string
-		if i < len(al) {
-			x = al[i]
-		}
-		if i < len(bl) {
-			y = bl[i]
-		}
-		if x != y {
-			return "line " + strconv.Itoa(i+1) + ":\n got: " + x + "\nwant: " + y
-		}
-	}
-	return "(same lines, different bytes)"
 }

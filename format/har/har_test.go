@@ -16,27 +16,14 @@ import (
 	"github.com/rewind-tools/rewind/analyze"
 	"github.com/rewind-tools/rewind/capture/container"
 	"github.com/rewind-tools/rewind/format/internal/fixture"
-	"github.com/rewind-tools/rewind/format/internal/golden"
+	"github.com/rewind-tools/rewind/internal/golden"
 )
-
-// update is set by REWIND_UPDATE=1 (one switch for every package: REWIND_UPDATE=1 go test ./...): rewrite golden files.
-var update = os.Getenv("REWIND_UPDATE") == "1"
 
 func write(t testing.TB, opts Options, exs []*analyze.Exchange) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	w := New(&buf, opts)
-	if err := w.Begin(fixture.Info()); err != nil {
-		t.Fatal(err)
-	}
-	for _, ex := range exs {
-		if err := w.Exchange(ex); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.End(fixture.Summary()); err != nil {
-		t.Fatal(err)
-	}
+	fixture.Drive(t, w, exs)
 	return buf.Bytes()
 }
 
@@ -44,7 +31,7 @@ var testOpts = Options{Version: "test"}
 
 func TestGolden(t *testing.T) {
 	got := write(t, testOpts, fixture.Exchanges())
-	golden.Check(t, "testdata/fixture.har", got, update)
+	golden.Check(t, "testdata/fixture.har", got)
 	if again := write(t, testOpts, fixture.Exchanges()); !bytes.Equal(got, again) {
 		t.Error("two runs over the same input differ")
 	}

@@ -4,39 +4,25 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/rewind-tools/rewind/analyze"
 	"github.com/rewind-tools/rewind/format/internal/fixture"
-	"github.com/rewind-tools/rewind/format/internal/golden"
+	"github.com/rewind-tools/rewind/internal/golden"
 )
-
-// update is set by REWIND_UPDATE=1 (one switch for every package: REWIND_UPDATE=1 go test ./...): rewrite golden files.
-var update = os.Getenv("REWIND_UPDATE") == "1"
 
 func write(t *testing.T, exs []*analyze.Exchange) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	w := New(&buf)
-	if err := w.Begin(fixture.Info()); err != nil {
-		t.Fatal(err)
-	}
-	for _, ex := range exs {
-		if err := w.Exchange(ex); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.End(fixture.Summary()); err != nil {
-		t.Fatal(err)
-	}
+	fixture.Drive(t, w, exs)
 	return buf.Bytes()
 }
 
 func TestGolden(t *testing.T) {
 	got := write(t, fixture.Exchanges())
-	golden.Check(t, "testdata/exchanges.jsonl", got, update)
+	golden.Check(t, "testdata/exchanges.jsonl", got)
 	if again := write(t, fixture.Exchanges()); !bytes.Equal(got, again) {
 		t.Error("two runs over the same input differ")
 	}

@@ -8,6 +8,7 @@ import (
 	"golang.org/x/net/http2/hpack"
 
 	"github.com/rewind-tools/rewind/analyze"
+	"github.com/rewind-tools/rewind/analyze/bytetime"
 	"github.com/rewind-tools/rewind/analyze/http2"
 	"github.com/rewind-tools/rewind/capture"
 )
@@ -120,7 +121,7 @@ func (t *h2Transcoder) Data(dir capture.Direction, p []byte, out *Output) {
 		p = t.begin(d, p)
 	}
 	if len(p) > 0 {
-		t.p.Feed(d, p, http2.Times{})
+		t.p.Feed(d, p, bytetime.Times{})
 	}
 }
 
@@ -230,7 +231,7 @@ func (t *h2Transcoder) flush(dir capture.Direction) {
 func (t *h2Transcoder) Gap(dir capture.Direction, n int64) int64 {
 	d := dirIndex(dir)
 	if t.on[d] {
-		t.p.Gap(d, n, http2.Times{})
+		t.p.Gap(d, n, bytetime.Times{})
 	} else if len(t.hold[d]) > 0 {
 		n += int64(len(t.hold[d]))
 		t.passed[d] += int64(len(t.hold[d]))

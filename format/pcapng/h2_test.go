@@ -1,7 +1,6 @@
 package pcapng
 
 import (
-	"bytes"
 	"encoding/binary"
 	"os"
 	"path/filepath"
@@ -11,59 +10,10 @@ import (
 	"testing"
 
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 
 	"github.com/rewind-tools/rewind/capture"
 	"github.com/rewind-tools/rewind/capture/capturetest"
 )
-
-// h2wire writes the frames of one direction of an HTTP/2 connection, with
-// an encoder that indexes (as real peers do), so that a capture joining
-// later cannot decode what references the dynamic table.
-type h2wire struct {
-	t   testing.TB
-	buf bytes.Buffer
-	fr  *http2.Framer
-	hb  bytes.Buffer
-	enc *hpack.Encoder
-}
-
-func newH2Wire(t testing.TB) *h2wire {
-	w := &h2wire{t: t}
-	w.fr = http2.NewFramer(&w.buf, nil)
-	w.enc = hpack.NewEncoder(&w.hb)
-	return w
-}
-
-func (w *h2wire) must(err error) *h2wire {
-	w.t.Helper()
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	return w
-}
-
-func (w *h2wire) take() string {
-	s := w.buf.String()
-	w.buf.Reset()
-	return s
-}
-
-func (w *h2wire) headers(id uint32, end bool, kv ...string) *h2wire {
-	w.hb.Reset()
-	for i := 0; i < len(kv); i += 2 {
-		w.must(w.enc.WriteField(hpack.HeaderField{Name: kv[i], Value: kv[i+1]}))
-	}
-	return w.must(w.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: w.hb.Bytes(), EndStream: end, EndHeaders: true}))
-}
-
-func (w *h2wire) data(id uint32, end bool, s string) *h2wire {
-	return w.must(w.fr.WriteData(id, end, []byte(s)))
-}
-
-func (w *h2wire) settings() *h2wire {
-	return w.must(w.fr.WriteSettings(http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: 100}, http2.Setting{ID: http2.SettingHeaderTableSize, Val: 65536}))
-}
 
 func h2get(path string) []string {
 	return []string{":method", "GET", ":scheme", "http", ":authority", "example", ":path", path, "user-agent", "test/1", "x-trace", "t-" + path}
@@ -87,50 +37,50 @@ func h2Capture(t testing.TB) []byte {
 
 	// From the start, server side.
 	c := srv.Accept(0, "127.0.0.1:8080", "127.0.0.1:40000")
-	cl, sv := newH2Wire(t), newH2Wire(t)
-	c.Read(http2.ClientPreface + cl.settings().take())
-	c.Write(sv.settings().take())
-	c.Read(cl.headers(1, true, h2get("/a?x=1")...).headers(3, true, h2get("/b")...).take())
-	c.Write(sv.headers(3, false, ":status", "404", "server", "s").data(3, true, "").take())
-	c.Write(sv.headers(1, false, ":status", "200", "server", "s").data(1, false, strings.Repeat("x", 40000)).take())
-	c.Write(sv.data(1, true, "world").take())
+	cl, sv := capturetest.NewH2Wire(t), capturetest.NewH2Wire(t)
+	c.Read(http2.ClientPreface + cl.Settings(http2.Setting{ID: http2.SettingHeaderTableSize, Val: 65536}).Take())
+	c.Write(sv.Settings(http2.Setting{ID: http2.SettingHeaderTableSize, Val: 65536}).Take())
+	c.Read(cl.Headers(1, true, h2get("/a?x=1")...).Headers(3, true, h2get("/b")...).Take())
+	c.Write(sv.Headers(3, false, ":status", "404", "server", "s").Data(3, true, "").Take())
+	c.Write(sv.Headers(1, false, ":status", "200", "server", "s").Data(1, false, strings.Repeat("x", 40000)).Take())
+	c.Write(sv.Data(1, true, "world").Take())
 	c.Close()
 
 	// Joined mid-connection: the encoders indexed fields in blocks the
 	// capture lacks, and the first bytes are the end of a DATA frame.
-	cl, sv = newH2Wire(t), newH2Wire(t)
-	cl.headers(1, true, h2get("/before")...).take()
-	sv.headers(1, false, ":status", "200", "server", "s").data(1, false, "tail-of-body").take()
+	cl, sv = capturetest.NewH2Wire(t), capturetest.NewH2Wire(t)
+	cl.Headers(1, true, h2get("/before")...).Take()
+	sv.Headers(1, false, ":status", "200", "server", "s").Data(1, false, "tail-of-body").Take()
 	d := srv.Existing(7, "127.0.0.1:8080", "127.0.0.1:40001", capture.RoleServer)
-	d.Write("of-body" + sv.data(1, true, "").take())
-	d.Read(cl.headers(3, true, h2get("/after")...).headers(5, true, h2get("/again")...).take())
-	d.Write(sv.headers(3, false, ":status", "200", "server", "s").data(3, true, "x").take())
-	d.Write(sv.headers(5, true, ":status", "304").take())
+	d.Write("of-body" + sv.Data(1, true, "").Take())
+	d.Read(cl.Headers(3, true, h2get("/after")...).Headers(5, true, h2get("/again")...).Take())
+	d.Write(sv.Headers(3, false, ":status", "200", "server", "s").Data(3, true, "x").Take())
+	d.Write(sv.Headers(5, true, ":status", "304").Take())
 	d.Close()
 
 	// h2c upgrade, client side.
 	cli := b.Process(200, "curl")
 	e := cli.Connect(0, "127.0.0.1:40002", "127.0.0.1:3000")
-	cl, sv = newH2Wire(t), newH2Wire(t)
+	cl, sv = capturetest.NewH2Wire(t), capturetest.NewH2Wire(t)
 	e.Write("GET /up HTTP/1.1\r\nHost: example\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n")
-	e.Read("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n" + sv.settings().take())
-	e.Write(http2.ClientPreface + cl.settings().take())
-	e.Read(sv.headers(1, false, ":status", "200").data(1, true, "upgraded").take())
-	e.Write(cl.headers(3, true, h2get("/next")...).take())
-	e.Read(sv.headers(3, true, ":status", "200").take())
+	e.Read("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n" + sv.Settings(http2.Setting{ID: http2.SettingHeaderTableSize, Val: 65536}).Take())
+	e.Write(http2.ClientPreface + cl.Settings(http2.Setting{ID: http2.SettingHeaderTableSize, Val: 65536}).Take())
+	e.Read(sv.Headers(1, false, ":status", "200").Data(1, true, "upgraded").Take())
+	e.Write(cl.Headers(3, true, h2get("/next")...).Take())
+	e.Read(sv.Headers(3, true, ":status", "200").Take())
 	e.Close()
 
 	// gRPC on 50051.
 	g := b.Process(300, "greeter").Accept(0, "127.0.0.1:50051", "127.0.0.1:40003")
-	cl, sv = newH2Wire(t), newH2Wire(t)
+	cl, sv = capturetest.NewH2Wire(t), capturetest.NewH2Wire(t)
 	req := []string{":method", "POST", ":scheme", "http", ":authority", "svc", ":path", "/helloworld.Greeter/SayHello", "content-type", "application/grpc", "te", "trailers"}
-	g.Read(http2.ClientPreface + cl.settings().take())
-	g.Write(sv.settings().take())
-	g.Read(cl.headers(1, false, req...).data(1, true, grpcMsg(5)).take())
-	g.Write(sv.headers(1, false, ":status", "200", "content-type", "application/grpc").data(1, false, grpcMsg(9)).
-		headers(1, true, "grpc-status", "0").take())
-	g.Read(cl.headers(3, false, req...).data(3, true, grpcMsg(1)).take())
-	g.Write(sv.headers(3, true, ":status", "200", "content-type", "application/grpc", "grpc-status", "14", "grpc-message", "unavailable").take())
+	g.Read(http2.ClientPreface + cl.Settings(http2.Setting{ID: http2.SettingHeaderTableSize, Val: 65536}).Take())
+	g.Write(sv.Settings(http2.Setting{ID: http2.SettingHeaderTableSize, Val: 65536}).Take())
+	g.Read(cl.Headers(1, false, req...).Data(1, true, grpcMsg(5)).Take())
+	g.Write(sv.Headers(1, false, ":status", "200", "content-type", "application/grpc").Data(1, false, grpcMsg(9)).
+		Headers(1, true, "grpc-status", "0").Take())
+	g.Read(cl.Headers(3, false, req...).Data(3, true, grpcMsg(1)).Take())
+	g.Write(sv.Headers(3, true, ":status", "200", "content-type", "application/grpc", "grpc-status", "14", "grpc-message", "unavailable").Take())
 	g.Close()
 	return b.Bytes(t)
 }

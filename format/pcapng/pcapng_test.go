@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -21,9 +20,6 @@ import (
 	"github.com/rewind-tools/rewind/capture/capturetest"
 	"github.com/rewind-tools/rewind/capture/container"
 )
-
-// update is set by REWIND_UPDATE=1 (one switch for every package: REWIND_UPDATE=1 go test ./...): rewrite golden files.
-var update = os.Getenv("REWIND_UPDATE") == "1"
 
 // fixedCaptures are the captures recorded from real programs.
 var fixedCaptures = []string{"curl-nginx", "pipelining-nginx", "sample"}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/rewind-tools/rewind/analyze"
 	"github.com/rewind-tools/rewind/bpf/bpftest"
-	"github.com/rewind-tools/rewind/format/internal/golden"
+	"github.com/rewind-tools/rewind/internal/golden"
 )
 
 // tshark runs tshark on file and returns its standard output. Without
@@ -150,5 +150,5 @@ func TestTsharkGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := tshark(t, file, "-q", "-z", "conv,tcp", "-z", "http,tree")
-	golden.Check(t, "testdata/curl-nginx.tshark.golden", []byte(out), update)
+	golden.Check(t, "testdata/curl-nginx.tshark.golden", []byte(out))
 }

@@ -11,11 +11,8 @@ import (
 
 	"github.com/rewind-tools/rewind/analyze/sli"
 	"github.com/rewind-tools/rewind/format/internal/fixture"
-	"github.com/rewind-tools/rewind/format/internal/golden"
+	"github.com/rewind-tools/rewind/internal/golden"
 )
-
-// update is set by REWIND_UPDATE=1 (one switch for every package: REWIND_UPDATE=1 go test ./...): rewrite golden files.
-var update = os.Getenv("REWIND_UPDATE") == "1"
 
 func render(t *testing.T, f Format) []byte {
 	t.Helper()
@@ -25,17 +22,7 @@ func render(t *testing.T, f Format) []byte {
 		t.Fatal(err)
 	}
 	w := NewWriter(&buf, f, sli.Options{Objectives: objs})
-	if err := w.Begin(fixture.Info()); err != nil {
-		t.Fatal(err)
-	}
-	for _, ex := range fixture.Exchanges() {
-		if err := w.Exchange(ex); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.End(fixture.Summary()); err != nil {
-		t.Fatal(err)
-	}
+	fixture.Drive(t, w, fixture.Exchanges())
 	return buf.Bytes()
 }
 
@@ -46,7 +33,7 @@ func TestGolden(t *testing.T) {
 	}{{Text, "testdata/report.txt"}, {JSON, "testdata/report.json"}, {Markdown, "testdata/report.md"}, {HTML, "testdata/report.html"}} {
 		t.Run(string(c.f), func(t *testing.T) {
 			got := render(t, c.f)
-			golden.Check(t, c.file, got, update)
+			golden.Check(t, c.file, got)
 			if again := render(t, c.f); !bytes.Equal(got, again) {
 				t.Error("two renderings of the same input differ")
 			}
@@ -116,13 +103,7 @@ func TestWide(t *testing.T) {
 	}{{&narrow, false}, {&wide, true}} {
 		w := NewWriter(c.buf, Text, sli.Options{})
 		w.Render.Wide = c.wide
-		_ = w.Begin(fixture.Info())
-		for _, ex := range fixture.Exchanges() {
-			_ = w.Exchange(ex)
-		}
-		if err := w.End(fixture.Summary()); err != nil {
-			t.Fatal(err)
-		}
+		fixture.Drive(t, w, fixture.Exchanges())
 	}
 	maxWidth := func(b []byte) int {
 		m := 0
