@@ -132,7 +132,14 @@ func (t *tracker) handle(ev capture.Event) {
 	}
 	switch e := ev.(type) {
 	case *capture.Process:
-		t.procs[e.PID] = procInfo{comm: e.Comm, exe: e.Exe, ctr: container.ParseProcess(e.Cgroup, e.CgroupV1), netns: e.NetNS}
+		ctr := container.ParseProcess(e.Cgroup, e.CgroupV1)
+		if ctr.Known() {
+			ctr.Hostname = e.Hostname
+			if ctr.PodUID != "" {
+				ctr.Pod, ctr.Namespace = e.PodName, e.PodNamespace
+			}
+		}
+		t.procs[e.PID] = procInfo{comm: e.Comm, exe: e.Exe, ctr: ctr, netns: e.NetNS}
 	case *capture.Socket:
 		t.sockets[pidFD{e.PID, e.FD}] = *e
 		if k, ok := t.open[pidFD{e.PID, e.FD}]; ok {

@@ -39,7 +39,8 @@ type Conn struct {
 	Comm string // process name, "" when unknown
 	Exe  string
 	// Container is the container the process ran in, from its recorded
-	// cgroup; the zero value for host processes and pcap input.
+	// cgroup (its pod's name and namespace and its hostname: as recorded
+	// with the process); the zero value for host processes and pcap input.
 	Container container.Info
 	// NetNS is the inode of the process's network namespace (0 when the
 	// capture does not say, and for pcap input): two servers on one

@@ -37,6 +37,9 @@ func appendEvent(b []byte, ev Event) []byte {
 		b = le.AppendUint64(b, e.NetNS)
 		b = le.AppendUint64(b, e.CgroupID)
 		b = appendString(b, e.CgroupV1)
+		b = appendString(b, e.PodName)
+		b = appendString(b, e.PodNamespace)
+		b = appendString(b, e.Hostname)
 	case *Socket:
 		b = le.AppendUint64(b, e.Timestamp)
 		b = le.AppendUint32(b, e.PID)
@@ -267,11 +270,15 @@ func (d *decoder) decode(k Kind, body []byte) (Event, error) {
 		e.Comm, e.Exe, e.Cmdline, e.Cgroup = c.str(), c.str(), c.str(), c.str()
 		// Appended fields: absent from older captures' records.
 		e.NetNS, e.CgroupID, e.CgroupV1 = 0, 0, ""
+		e.PodName, e.PodNamespace, e.Hostname = "", "", ""
 		if c.more() {
 			e.NetNS, e.CgroupID = c.u64(), c.u64()
 		}
 		if c.more() {
 			e.CgroupV1 = c.str()
+		}
+		if c.more() {
+			e.PodName, e.PodNamespace, e.Hostname = c.str(), c.str(), c.str()
 		}
 		ev = e
 	case KindSocket:

@@ -190,6 +190,14 @@ type Process struct {
 	// ("4:memory:/docker/ID"), newline-separated, on hosts that still
 	// mount v1 hierarchies (alone or beside v2); "" elsewhere.
 	CgroupV1 string
+	// PodName and PodNamespace name the Kubernetes pod whose UID the
+	// cgroup path holds, from the kubelet's /var/log/pods/NS_NAME_UID
+	// directory on the node; "" when unknown.
+	PodName, PodNamespace string
+	// Hostname is the container's /etc/hostname (what a pod's containers
+	// see as their hostname: the pod name), for processes in a container;
+	// "" otherwise.
+	Hostname string
 }
 
 // Socket describes a TCP socket that was open when recording started, so that

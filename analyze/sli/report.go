@@ -124,7 +124,9 @@ type Service struct {
 
 // Name is a short label for the service: "nginx[1234]", "nginx[1234,1235]"
 // (at most four pids, then how many more: "curl[10,11,12,13,+66]"), or the
-// server address for pcap input. In a fleet report, the host follows
+// server address for pcap input. A service in a Kubernetes pod whose name
+// was recorded is named by it first ("shop/web-0:nginx[1234]"), else one in
+// a container whose hostname was recorded by that ("web-0:nginx[1234]"). In a fleet report, the host follows
 // ("nginx[1234]@node-a"), and a fleet row says how many hosts it sums
 // ("nginx (fleet: 3 hosts)").
 func (s *Service) Name() string {
@@ -145,14 +147,20 @@ func (s *Service) baseName() string {
 		}
 		comm = "?"
 	}
+	var b []byte
+	if where := s.Container.PodLabel(); where != "" {
+		b = append(append(b, where...), ':')
+	} else if s.Container.Hostname != "" {
+		b = append(append(b, s.Container.Hostname...), ':')
+	}
+	b = append(b, comm...)
 	pids := s.PIDs
 	if s.PID != 0 {
 		pids = []uint32{s.PID}
 	}
 	if len(pids) == 0 {
-		return comm
+		return string(b)
 	}
-	b := []byte(comm)
 	b = append(b, '[')
 	for i, p := range pids {
 		if i == 4 {

@@ -106,6 +106,17 @@ func (p *Proc) InNetNS(ns uint64) *Proc {
 	return p
 }
 
+// With lets f set more fields of the process's snapshot record (its
+// cgroup, pod, hostname…).
+func (p *Proc) With(f func(*capture.Process)) *Proc {
+	for _, ev := range p.b.snapshot {
+		if pr, ok := ev.(*capture.Process); ok && pr.PID == p.PID {
+			f(pr)
+		}
+	}
+	return p
+}
+
 // Conn is a socket of a process in a built capture.
 type Conn struct {
 	p      *Proc

@@ -189,7 +189,8 @@ func readStat(dir string, p *capture.Process) bool {
 }
 
 // fillProcess adds what /proc says of a process seen exec'ing: its exe,
-// command line, cgroup and network namespace (best effort: it may have
+// command line, cgroup and network namespace, and for a process in a
+// container its pod's name and its hostname (best effort: it may have
 // exited already).
 func fillProcess(p *capture.Process) {
 	fillProcessFrom(filepath.Join("/proc", strconv.Itoa(int(p.PID))), p)
@@ -213,6 +214,7 @@ func fillProcessFrom(dir string, p *capture.Process) {
 		p.CgroupV1 = strings.Join(v1, "\n")
 	}
 	p.NetNS = netnsOf(dir)
+	fillContainer(dir, p)
 }
 
 // processSockets lists the TCP sockets among the fds of pid.

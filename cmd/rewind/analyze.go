@@ -18,6 +18,7 @@ import (
 
 	"github.com/rewind-tools/rewind/analyze"
 	"github.com/rewind-tools/rewind/analyze/sli"
+	"github.com/rewind-tools/rewind/capture/container"
 	"github.com/rewind-tools/rewind/capture/redact"
 	"github.com/rewind-tools/rewind/format/har"
 	"github.com/rewind-tools/rewind/format/jsonl"
@@ -55,7 +56,8 @@ func newAnalyzeCommand() *cli.Command {
 			&cli.StringFlag{Name: "role", Usage: "only exchanges of `ROLE`: server or client side"},
 			&cli.StringSliceFlag{Name: "host", Usage: "only requests for `HOST` (repeatable)"},
 			&cli.StringSliceFlag{Name: "container", Usage: "only exchanges of processes in container `ID` (a prefix of its id, as docker ps shows it, or an nspawn machine name; repeatable)"},
-			&cli.StringSliceFlag{Name: "pod", Usage: "only exchanges of processes in the Kubernetes pod of `UID` (repeatable)"},
+			&cli.StringSliceFlag{Name: "pod", Usage: "only exchanges of processes in the Kubernetes pod `POD`: its UID, its name, or NAMESPACE/NAME (names as recorded from the node's /var/log/pods; repeatable)"},
+			&cli.StringSliceFlag{Name: "namespace", Usage: "only exchanges of processes in pods of the Kubernetes namespace `NS` (as recorded from the node's /var/log/pods; repeatable)"},
 			&cli.StringSliceFlag{Name: "method", Usage: "only requests with `METHOD` (repeatable)"},
 			&cli.StringFlag{Name: "path-prefix", Usage: "only requests whose path starts with `PREFIX`"},
 			&cli.IntFlag{Name: "max-body", Value: 1 << 20, Usage: "`BYTES` of each body kept for HAR; 0 keeps none (lengths stay exact)"},
@@ -492,14 +494,14 @@ func analyzeFilter(c *cli.Context) (func(*analyze.Exchange) bool, error) {
 		return nil, usagef("--role must be server or client, not %q", role)
 	}
 	prefix := c.String("path-prefix")
-	ctrs, pods := c.StringSlice("container"), set(c.StringSlice("pod"), false)
+	ctrs, pods, nss := c.StringSlice("container"), set(c.StringSlice("pod"), false), set(c.StringSlice("namespace"), false)
 	for _, id := range ctrs {
 		if len(id) < 4 {
 			return nil, usagef("--container %q: give at least 4 characters of the id (or the nspawn machine name)", id)
 		}
 	}
 	if len(pids) == 0 && len(comms) == 0 && len(hosts) == 0 && len(methods) == 0 && role == "" && prefix == "" &&
-		len(ctrs) == 0 && len(pods) == 0 {
+		len(ctrs) == 0 && len(pods) == 0 && len(nss) == 0 {
 		return nil, nil
 	}
 	inContainer := func(id string) bool {
@@ -510,10 +512,15 @@ func analyzeFilter(c *cli.Context) (func(*analyze.Exchange) bool, error) {
 		}
 		return false
 	}
+	// A pod is given by UID, name or NAMESPACE/NAME.
+	inPod := func(ct container.Info) bool {
+		return ct.PodUID != "" && pods[ct.PodUID] || ct.Pod != "" && (pods[ct.Pod] || pods[ct.PodLabel()])
+	}
 	return func(ex *analyze.Exchange) bool {
 		switch {
 		case len(ctrs) > 0 && !inContainer(ex.Conn.Container.ID),
-			len(pods) > 0 && !pods[ex.Conn.Container.PodUID],
+			len(pods) > 0 && !inPod(ex.Conn.Container),
+			len(nss) > 0 && (ex.Conn.Container.Namespace == "" || !nss[ex.Conn.Container.Namespace]),
 			len(pids) > 0 && !pids[ex.Conn.PID],
 			len(comms) > 0 && !comms[ex.Conn.Comm],
 			len(hosts) > 0 && !hosts[ex.Request.Host],

@@ -92,6 +92,18 @@ func (w *Writer) appendEntry(b []byte, ex *analyze.Exchange) []byte {
 			b = append(b, `,"qos":`...)
 			b = jsonenc.String(b, ct.QoS)
 		}
+		if ct.Pod != "" {
+			b = append(b, `,"pod":`...)
+			b = jsonenc.String(b, ct.Pod)
+		}
+		if ct.Namespace != "" {
+			b = append(b, `,"namespace":`...)
+			b = jsonenc.String(b, ct.Namespace)
+		}
+		if ct.Hostname != "" {
+			b = append(b, `,"hostname":`...)
+			b = jsonenc.String(b, ct.Hostname)
+		}
 		b = append(b, '}')
 	}
 	if c.NetNS != 0 {

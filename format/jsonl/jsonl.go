@@ -241,6 +241,21 @@ func formatConn(b []byte, c *analyze.Conn) []byte {
 			b = jsonenc.Key(b, "qos")
 			b = jsonenc.String(b, ct.QoS)
 		}
+		if ct.Pod != "" {
+			b = append(b, ',')
+			b = jsonenc.Key(b, "pod")
+			b = jsonenc.String(b, ct.Pod)
+		}
+		if ct.Namespace != "" {
+			b = append(b, ',')
+			b = jsonenc.Key(b, "namespace")
+			b = jsonenc.String(b, ct.Namespace)
+		}
+		if ct.Hostname != "" {
+			b = append(b, ',')
+			b = jsonenc.Key(b, "hostname")
+			b = jsonenc.String(b, ct.Hostname)
+		}
 		b = append(b, '}')
 	}
 	if c.NetNS != 0 {

@@ -55,6 +55,9 @@ type Row struct {
 	ContainerID      *string `parquet:"container_id,optional,dict"`
 	PodUID           *string `parquet:"pod_uid,optional,dict"`
 	PodQoS           *string `parquet:"pod_qos,optional,dict"`
+	PodName          *string `parquet:"pod_name,optional,dict"`
+	PodNamespace     *string `parquet:"pod_namespace,optional,dict"`
+	Hostname         *string `parquet:"hostname,optional,dict"`
 	NetNS            *int64  `parquet:"netns,optional"`
 
 	Role   string `parquet:"role,dict"`
@@ -127,6 +130,7 @@ type optionals struct {
 	status, grpcStatus               int32
 	query, grpcService, grpcMethod   string
 	runtime, id, pod, qos            string
+	podName, podNS, hostname         string
 	netns                            int64
 }
 
@@ -412,6 +416,14 @@ func (w *Writer) row(ex *analyze.Exchange, ts time.Time, p *part, i int) {
 		if ct.PodUID != "" {
 			v.pod, v.qos = ct.PodUID, ct.QoS
 			r.PodUID, r.PodQoS = &v.pod, &v.qos
+		}
+		if ct.Pod != "" {
+			v.podName, v.podNS = ct.Pod, ct.Namespace
+			r.PodName, r.PodNamespace = &v.podName, &v.podNS
+		}
+		if ct.Hostname != "" {
+			v.hostname = ct.Hostname
+			r.Hostname = &v.hostname
 		}
 	}
 	if c.NetNS != 0 {

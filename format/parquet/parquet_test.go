@@ -17,6 +17,7 @@ import (
 	"github.com/rewind-tools/rewind/analyze"
 	"github.com/rewind-tools/rewind/analyze/sli"
 	"github.com/rewind-tools/rewind/bpf/bpftest"
+	"github.com/rewind-tools/rewind/capture"
 	"github.com/rewind-tools/rewind/capture/capturetest"
 	"github.com/rewind-tools/rewind/format/parquet"
 	"github.com/rewind-tools/rewind/format/pcapng"
@@ -535,6 +536,33 @@ func TestDuckDBReadsNetNS(t *testing.T) {
 	rows := duckdb(t, "SELECT path, coalesce(netns, 0) AS netns FROM '"+out+"' ORDER BY path")
 	// Process b's record names no namespace: it is taken as the recorder's.
 	if len(rows) != 2 || num(rows[0]["netns"]) != 4026532173 || num(rows[1]["netns"]) != 4026531833 {
+		t.Errorf("rows %v", rows)
+	}
+}
+
+// TestDuckDBReadsPod checks the pod name, namespace and hostname columns:
+// set for a process whose record names its pod, NULL for a host process.
+func TestDuckDBReadsPod(t *testing.T) {
+	b := capturetest.New()
+	pod := b.Process(100, "a").With(func(p *capture.Process) {
+		p.Cgroup = "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod6b1e2c1a_0b6f_4a43_9a4c_1d2e3f405162.slice/cri-containerd-" + strings.Repeat("ab", 32) + ".scope"
+		p.PodName, p.PodNamespace, p.Hostname = "web-0", "shop", "web-0"
+	})
+	for i, p := range []*capturetest.Proc{pod, b.Process(200, "b")} {
+		c := p.Accept(4, "127.0.0.1:8080", "127.0.0.1:4000"+strconv.Itoa(i))
+		c.Read("GET /" + strconv.Itoa(i) + " HTTP/1.1\r\nHost: h\r\n\r\n")
+		c.Write("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+		c.Close()
+	}
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "in.rwd"), filepath.Join(dir, "out.parquet")
+	if err := os.WriteFile(in, b.Bytes(t), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	analyzeToParquet(t, in, out)
+	rows := duckdb(t, "SELECT path, coalesce(pod_name, '-') AS pod, coalesce(pod_namespace, '-') AS ns, coalesce(hostname, '-') AS h FROM '"+out+"' ORDER BY path")
+	if len(rows) != 2 || rows[0]["pod"] != "web-0" || rows[0]["ns"] != "shop" || rows[0]["h"] != "web-0" ||
+		rows[1]["pod"] != "-" || rows[1]["ns"] != "-" || rows[1]["h"] != "-" {
 		t.Errorf("rows %v", rows)
 	}
 }

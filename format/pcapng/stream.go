@@ -317,6 +317,15 @@ func (w *Writer) commentFor(s *stream, from int, flags tcpFlags, tid uint32) str
 				b.WriteString(" pod=")
 				b.WriteString(ct.PodUID)
 			}
+			if ct.Pod != "" {
+				// As kubectl names it: NAMESPACE/NAME.
+				b.WriteString(" pod_name=")
+				b.WriteString(ct.PodLabel())
+			}
+			if ct.Hostname != "" {
+				b.WriteString(" hostname=")
+				b.WriteString(ct.Hostname)
+			}
 		}
 		if c.NetNS != 0 {
 			b.WriteString(" netns=")

@@ -108,6 +108,10 @@ type jsonContainer struct {
 	ID      string `json:"id"`
 	PodUID  string `json:"pod_uid,omitempty"`
 	QoS     string `json:"qos,omitempty"`
+	// Pod, Namespace and Hostname are as recorded with the processes.
+	Pod       string `json:"pod,omitempty"`
+	Namespace string `json:"namespace,omitempty"`
+	Hostname  string `json:"hostname,omitempty"`
 }
 
 type jsonEndpoint struct {
@@ -358,5 +362,5 @@ func containerJSON(s *sli.Service) *jsonContainer {
 	if !ct.Known() {
 		return nil
 	}
-	return &jsonContainer{Runtime: ct.Runtime, ID: ct.ID, PodUID: ct.PodUID, QoS: ct.QoS}
+	return &jsonContainer{Runtime: ct.Runtime, ID: ct.ID, PodUID: ct.PodUID, QoS: ct.QoS, Pod: ct.Pod, Namespace: ct.Namespace, Hostname: ct.Hostname}
 }

@@ -1,0 +1,27 @@
+package sli
+
+import (
+	"testing"
+
+	"github.com/rewind-tools/rewind/capture/container"
+)
+
+// TestServiceNamePod names a service by its pod, else by its container's
+// hostname, keeping the comm and pids.
+func TestServiceNamePod(t *testing.T) {
+	pod := container.Info{Runtime: "containerd", ID: "x", PodUID: "u", Pod: "web-0", Namespace: "shop", Hostname: "web-0"}
+	for _, c := range []struct {
+		s    Service
+		want string
+	}{
+		{Service{Comm: "nginx", PIDs: []uint32{1, 2}, Container: pod}, "shop/web-0:nginx[1,2]"},
+		{Service{Comm: "nginx", PID: 3, Container: container.Info{Runtime: "docker", ID: "x", Hostname: "3f4e5a6b7c8d"}}, "3f4e5a6b7c8d:nginx[3]"},
+		{Service{Comm: "nginx", PID: 3, Container: container.Info{Runtime: "docker", ID: "x"}}, "nginx[3]"},
+		{Service{Comm: "nginx", Container: pod}, "shop/web-0:nginx"},
+		{Service{Comm: "nginx", PID: 3, Host: "node-1", Container: pod}, "shop/web-0:nginx[3]@node-1"},
+	} {
+		if got := c.s.Name(); got != c.want {
+			t.Errorf("%q, want %q", got, c.want)
+		}
+	}
+}

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/rewind-tools/rewind/capture"
+	"github.com/rewind-tools/rewind/capture/capturetest"
+)
+
+// TestPodNamespaceFilters selects exchanges by pod UID, pod name,
+// NAMESPACE/NAME and --namespace, over a capture with two pods named web-0
+// in two namespaces and a host process (#22 items 3 and 4).
+func TestPodNamespaceFilters(t *testing.T) {
+	b := capturetest.New()
+	uids := []string{"5a0e2f1c-3b4d-4e5f-8a9b-0c1d2e3f4a5b", "6b1e2c1a-0b6f-4a43-9a4c-1d2e3f405162"}
+	inPod := func(i int, ns string) func(*capture.Process) {
+		return func(p *capture.Process) {
+			p.Cgroup = "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + strings.ReplaceAll(uids[i], "-", "_") +
+				".slice/cri-containerd-" + strings.Repeat(fmt.Sprintf("%02x", i+1), 32) + ".scope"
+			p.PodName, p.PodNamespace, p.Hostname = "web-0", ns, "web-0"
+		}
+	}
+	procs := []*capturetest.Proc{
+		b.Process(100, "app").With(inPod(0, "shop")),
+		b.Process(200, "app").With(inPod(1, "shop-staging")),
+		b.Process(300, "app"),
+	}
+	for i, p := range procs {
+		c := p.Accept(4, "127.0.0.1:8080", fmt.Sprintf("127.0.0.1:4000%d", i))
+		c.Read(fmt.Sprintf("GET /%d HTTP/1.1\r\nHost: h\r\n\r\n", i))
+		c.Write("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+		c.Close()
+	}
+	path := filepath.Join(t.TempDir(), "pods.rwd")
+	b.WriteFile(t, path)
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--pod", uids[0]}, []string{"/0"}},
+		{[]string{"--pod", "web-0"}, []string{"/0", "/1"}},
+		{[]string{"--pod", "shop-staging/web-0"}, []string{"/1"}},
+		{[]string{"--namespace", "shop"}, []string{"/0"}},
+		{[]string{"--namespace", "shop", "--namespace", "shop-staging"}, []string{"/0", "/1"}},
+		{[]string{"--namespace", "shop", "--pod", "shop-staging/web-0"}, nil},
+		{[]string{"--namespace", "default"}, nil},
+	} {
+		code, out, errOut := runCLI(t, append([]string{"analyze", path, "-q", "--exchanges", "-", "-o", "/dev/null"}, c.args...)...)
+		if code != exitOK {
+			t.Fatalf("%v: exit %d: %s", c.args, code, errOut)
+		}
+		var got []string
+		for l := range strings.SplitSeq(strings.TrimSpace(out), "\n") {
+			if i := strings.Index(l, `"path":"`); i >= 0 {
+				got = append(got, l[i+8:i+10])
+			}
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%v: paths %v, want %v\n%s", c.args, got, c.want, out)
+		}
+	}
+	// The report names the pods' services by pod, the host's by comm.
+	_, rep, _ := runCLI(t, "analyze", path, "-q")
+	for _, want := range []string{"server shop/web-0:app[100]", "server shop-staging/web-0:app[200]", "server app[300]"} {
+		if !strings.Contains(rep, want) {
+			t.Errorf("report lacks %q:\n%s", want, rep)
+		}
+	}
+}
