@@ -846,6 +846,9 @@ static __always_inline void emit_proc(__u32 type, struct task_struct *task, __u6
 	e.uid = (__u32)bpf_get_current_uid_gid();
 	e.exit_code = BPF_CORE_READ(task, exit_code);
 	BPF_CORE_READ_STR_INTO(&e.comm, task, comm);
+	/* Both programs run in the task's own context (exec, exit). */
+	e.cgroup_id = bpf_get_current_cgroup_id();
+	e.netns = BPF_CORE_READ(task, nsproxy, net_ns, ns.inum);
 	if (bpf_ringbuf_output(&events, &e, sizeof(e), wake ? BPF_RB_FORCE_WAKEUP : wakeup_flag()))
 		count_loss(LOSS_RINGBUF);
 }

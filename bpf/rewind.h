@@ -132,6 +132,12 @@ struct proc_event {
 	__s32 exit_code;
 	__u32 uid;
 	char comm[TASK_COMM_LEN];
+	/* Read in the kernel at the event, so that a process gone before the
+	 * recorder reads /proc still has them: its cgroup v2 id and the inode
+	 * of its network namespace (0 when it has none left, at exit). */
+	__u64 cgroup_id;
+	__u32 netns;
+	__u32 _pad;
 };
 
 /* PACKET_MAX bounds the bytes a packet event carries: IP and TCP headers

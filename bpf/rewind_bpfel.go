@@ -114,6 +114,9 @@ type rewindProcEvent struct {
 	ExitCode int32
 	Uid      uint32
 	Comm     [16]int8
+	CgroupId uint64
+	Netns    uint32
+	Pad      uint32
 }
 
 type rewindScratch struct {

@@ -389,6 +389,15 @@ func (s *session) add(rec *bpf.Record) {
 		s.tr.ProcessStarted(p.Pid)
 		proc := &capture.Process{Timestamp: p.TsNs, PID: p.Pid, PPID: p.Ppid, UID: p.Uid, Comm: commString(p.Comm[:])}
 		fillProcess(proc)
+		// The kernel's readings are of the exec itself: /proc is read
+		// later, after a quick process (ip netns exec curl) may have
+		// gone, or moved on with setns.
+		if p.Netns != 0 {
+			proc.NetNS = uint64(p.Netns)
+		}
+		if p.CgroupId != 0 {
+			proc.CgroupID = p.CgroupId
+		}
 		s.pending.push(pendingEvent{t: proc.Timestamp, seq: s.seq, ev: proc})
 		return
 	}

@@ -192,9 +192,20 @@ func TestLiveNetNSContainers(t *testing.T) {
 	exs, _ := replayFile(t, rec.path)
 	conns := map[string]map[string]bool{"A": {}, "B": {}}
 	count := map[string]int{}
-	pre := 0
+	pre, curls := 0, 0
 	for _, e := range exs {
 		t.Logf("%s pid %d netns %d %s %s -> %s %s %d %v", e.Conn.ID, e.Conn.PID, e.Conn.NetNS, e.Conn.Role, e.Conn.Local, e.Conn.Remote, e.Request.Path, e.Response.Status, e.Flags.Names())
+		if e.Conn.Comm == "curl" {
+			// curl, run by ip netns exec and gone long before the
+			// recorder reads /proc: its namespace comes from the exec
+			// event the kernel filled in.
+			want := map[byte]uint64{'a': inoA, 'b': inoB}[e.Request.Path[1]]
+			if e.Conn.NetNS != want {
+				t.Errorf("curl's %s: netns %d, want %d", e.Request.Path, e.Conn.NetNS, want)
+			}
+			curls++
+			continue
+		}
 		if e.Conn.Comm != "python3" || e.Request.Path == "/ready" {
 			continue
 		}
@@ -236,6 +247,9 @@ func TestLiveNetNSContainers(t *testing.T) {
 		}
 		conns[which][e.Conn.ID] = true
 		count[which]++
+	}
+	if curls != 6 {
+		t.Errorf("%d exchanges of curl, want 6", curls)
 	}
 	if count["A"] != 4 || count["B"] != 3 || pre != 4 {
 		t.Fatalf("server exchanges %v, want A 4 (one on the earlier connection) and B 3; %d on the earlier connection, want 4 (2 client, 2 server)", count, pre)
