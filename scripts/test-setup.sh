@@ -18,6 +18,13 @@ declare -A want=(
   # the container tests: network namespaces (ip netns) and python3 servers
   [ip]=iproute2
   [python3]=python3
+  # a real container runtime: podman with runc (crun refuses this host's
+  # cgroup v1/v2 hybrid) and its network backend
+  [podman]=podman
+  [runc]=runc
+  [/usr/lib/podman/netavark]=netavark
+  [/usr/lib/podman/aardvark-dns]=aardvark-dns
+  [catatonit]=catatonit
   [chromium]=chromium
   # DuckDB reads the Parquet output through its node bindings (npm, below)
   [node]=nodejs
