@@ -3,15 +3,10 @@
 package main
 
 import (
-	"cmp"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -38,12 +33,7 @@ func TestLiveRecordCgroupFilter(t *testing.T) {
 	}
 	curl := needTool(t, "curl")
 	root := unifiedCgroups(t)
-	id := func() string {
-		b := make([]byte, 32)
-		rand.Read(b)
-		return hex.EncodeToString(b)
-	}
-	dockerID, criID := id(), id()
+	dockerID, criID := randomHex(32), randomHex(32)
 	base := filepath.Join(root, fmt.Sprintf("rewind-cgfilter-test-%d", os.Getpid()))
 	cgA := filepath.Join(base, "system.slice", "docker-"+dockerID+".scope")
 	podSlice := filepath.Join(base, "kubepods.slice", "kubepods-burstable.slice", "kubepods-burstable-pod0d1e2f3a_4b5c_4d6e_8f70_8192a3b4c5d6.slice")
@@ -54,18 +44,7 @@ func TestLiveRecordCgroupFilter(t *testing.T) {
 			p.Process.Kill()
 			p.Wait()
 		}
-		var dirs []string
-		for _, dir := range []string{cgA, cgB} {
-			for d := dir; strings.HasPrefix(d, base); d = filepath.Dir(d) {
-				dirs = append(dirs, d)
-			}
-		}
-		slices.SortFunc(dirs, func(a, b string) int { return cmp.Or(len(b)-len(a), strings.Compare(a, b)) })
-		for _, d := range slices.Compact(dirs) {
-			if err := os.Remove(d); err != nil && !errors.Is(err, os.ErrNotExist) {
-				t.Errorf("removing cgroup %s: %v", d, err)
-			}
-		}
+		removeCgroups(t, base, cgA, cgB)
 	})
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "server.py"), []byte(netnsServer), 0o644); err != nil {

@@ -3,14 +3,17 @@
 package main
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -45,12 +48,7 @@ func TestLiveContainers(t *testing.T) {
 		bpftest.Unavailable(t, "python3 is not installed")
 	}
 	root := unifiedCgroups(t)
-	id := func() string {
-		b := make([]byte, 32)
-		rand.Read(b)
-		return hex.EncodeToString(b)
-	}
-	dockerID, criID := id(), id()
+	dockerID, criID := randomHex(32), randomHex(32)
 	pod := "0d6c3b2a-1e2f-4a5b-8c9d-7e6f5a4b3c2d"
 	base := filepath.Join(root, fmt.Sprintf("rewind-test-%d", os.Getpid()))
 	groups := map[string]string{
@@ -171,9 +169,7 @@ func TestLiveCgroupV1(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(v1, "cgroup.procs")); err != nil {
 		bpftest.Unavailable(t, "no cgroup v1 pids hierarchy at "+v1+" (a pure cgroup v2 host)")
 	}
-	b := make([]byte, 32)
-	rand.Read(b)
-	id := hex.EncodeToString(b)
+	id := randomHex(32)
 	base := filepath.Join(v1, fmt.Sprintf("rewind-v1-test-%d", os.Getpid()))
 	dir := filepath.Join(base, "docker", id)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -219,5 +215,32 @@ func TestLiveCgroupV1(t *testing.T) {
 	}
 	if n != 2 {
 		t.Fatalf("%d server exchanges, want 2", n)
+	}
+}
+
+// randomHex returns n random bytes in hex: container ids (32 bytes) and
+// names unique to a test run.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// removeCgroups removes the test's cgroups under base: each of leaves and
+// every directory between it and base, deepest first (a cgroup can only
+// be removed empty, once its processes and children are gone).
+func removeCgroups(t *testing.T, base string, leaves ...string) {
+	t.Helper()
+	var dirs []string
+	for _, dir := range leaves {
+		for d := dir; strings.HasPrefix(d, base); d = filepath.Dir(d) {
+			dirs = append(dirs, d)
+		}
+	}
+	slices.SortFunc(dirs, func(a, b string) int { return cmp.Or(len(b)-len(a), strings.Compare(a, b)) })
+	for _, d := range slices.Compact(dirs) {
+		if err := os.Remove(d); err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("removing cgroup %s: %v", d, err)
+		}
 	}
 }

@@ -4,16 +4,11 @@ package main
 
 import (
 	"bufio"
-	"cmp"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -76,12 +71,7 @@ func TestLiveNetNSContainers(t *testing.T) {
 	root := unifiedCgroups(t)
 	nsA, inoA := bpftest.NetNS(t, "a")
 	nsB, inoB := bpftest.NetNS(t, "b")
-	id := func() string {
-		b := make([]byte, 32)
-		rand.Read(b)
-		return hex.EncodeToString(b)
-	}
-	dockerID, criID := id(), id()
+	dockerID, criID := randomHex(32), randomHex(32)
 	pod := "5a0e2f1c-3b4d-4e5f-8a9b-0c1d2e3f4a5b"
 	base := filepath.Join(root, fmt.Sprintf("rewind-netns-test-%d", os.Getpid()))
 	cgA := filepath.Join(base, "system.slice", "docker-"+dockerID+".scope")
@@ -93,19 +83,7 @@ func TestLiveNetNSContainers(t *testing.T) {
 			p.Process.Kill()
 			p.Wait()
 		}
-		// The cgroups, deepest first (empty once their processes are gone).
-		var dirs []string
-		for _, dir := range []string{cgA, cgB} {
-			for d := dir; strings.HasPrefix(d, base); d = filepath.Dir(d) {
-				dirs = append(dirs, d)
-			}
-		}
-		slices.SortFunc(dirs, func(a, b string) int { return cmp.Or(len(b)-len(a), strings.Compare(a, b)) })
-		for _, d := range slices.Compact(dirs) {
-			if err := os.Remove(d); err != nil && !errors.Is(err, os.ErrNotExist) {
-				t.Errorf("removing cgroup %s: %v", d, err)
-			}
-		}
+		removeCgroups(t, base, cgA, cgB)
 	})
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "server.py"), []byte(netnsServer), 0o644)

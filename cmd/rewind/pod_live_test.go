@@ -3,8 +3,6 @@
 package main
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -45,11 +43,7 @@ func TestLivePodNames(t *testing.T) {
 	}
 	nsPod, inoPod := bpftest.NetNS(t, "pod")
 	nsHost, inoHost := bpftest.NetNS(t, "nopod")
-	rnd := func(n int) string {
-		b := make([]byte, n)
-		rand.Read(b)
-		return hex.EncodeToString(b)
-	}
+	rnd := randomHex
 	u := rnd(16)
 	uid := u[0:8] + "-" + u[8:12] + "-" + u[12:16] + "-" + u[16:20] + "-" + u[20:32]
 	namespace, pod := "rewind-test.ns-"+rnd(3), "web-"+rnd(4)+".v1-0"
@@ -82,11 +76,7 @@ func TestLivePodNames(t *testing.T) {
 			p.Process.Kill()
 			p.Wait()
 		}
-		for d := cg; strings.HasPrefix(d, base); d = filepath.Dir(d) {
-			if err := os.Remove(d); err != nil && !errors.Is(err, os.ErrNotExist) {
-				t.Errorf("removing cgroup %s: %v", d, err)
-			}
-		}
+		removeCgroups(t, base, cg)
 		slices.Reverse(created)
 		for _, d := range created {
 			if err := os.Remove(d); err != nil && !errors.Is(err, os.ErrNotExist) {
