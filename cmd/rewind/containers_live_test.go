@@ -36,9 +36,9 @@ func unifiedCgroups(t *testing.T) string {
 	return ""
 }
 
-// TestLiveContainers runs two real servers (python3 http.server) in
-// cgroups named as docker's systemd driver and as containerd under a
-// burstable Kubernetes pod name them, records them, and checks that every
+// TestLiveContainers runs three real servers (python3 http.server) in
+// cgroups named as docker's systemd driver, containerd under a burstable
+// Kubernetes pod and CRI-O under a besteffort one name them, records them, and checks that every
 // exchange says which container (and pod) served it, that --container and
 // --pod select each alone, and that the report gives each its own service
 // (#22 items 1, 3, 4).
@@ -48,15 +48,19 @@ func TestLiveContainers(t *testing.T) {
 		bpftest.Unavailable(t, "python3 is not installed")
 	}
 	root := unifiedCgroups(t)
-	dockerID, criID := randomHex(32), randomHex(32)
+	dockerID, criID, crioID := randomHex(32), randomHex(32), randomHex(32)
 	pod := "0d6c3b2a-1e2f-4a5b-8c9d-7e6f5a4b3c2d"
+	crioPod := "7b1c2d3e-4f50-4a6b-9c7d-8e9f0a1b2c3d"
 	base := filepath.Join(root, fmt.Sprintf("rewind-test-%d", os.Getpid()))
 	groups := map[string]string{
 		"docker": filepath.Join(base, "system.slice", "docker-"+dockerID+".scope"),
 		"k8s": filepath.Join(base, "kubepods.slice", "kubepods-burstable.slice",
 			"kubepods-burstable-pod"+strings.ReplaceAll(pod, "-", "_")+".slice", "cri-containerd-"+criID+".scope"),
+		// CRI-O with the systemd cgroup manager, as OpenShift runs it.
+		"crio": filepath.Join(base, "kubepods.slice", "kubepods-besteffort.slice",
+			"kubepods-besteffort-pod"+strings.ReplaceAll(crioPod, "-", "_")+".slice", "crio-"+crioID+".scope"),
 	}
-	ports := map[string]int{"docker": freePort(t), "k8s": freePort(t)}
+	ports := map[string]int{"docker": freePort(t), "k8s": freePort(t), "crio": freePort(t)}
 	var servers []*exec.Cmd
 	for name, dir := range groups {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -85,7 +89,7 @@ func TestLiveContainers(t *testing.T) {
 	for name, p := range ports {
 		waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/", p), name)
 	}
-	rec := startRecording(t, record.Options{Ports: []int{ports["docker"], ports["k8s"]}})
+	rec := startRecording(t, record.Options{Ports: []int{ports["docker"], ports["k8s"], ports["crio"]}})
 	for name, p := range ports {
 		for i := range 3 {
 			resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/%s-%d", p, name, i))
@@ -113,17 +117,21 @@ func TestLiveContainers(t *testing.T) {
 			if ct.Runtime != "containerd" || ct.ID != criID || ct.PodUID != pod || ct.QoS != "burstable" {
 				t.Errorf("%s served by %+v, want containerd %s in burstable pod %s", e.Request.Path, ct, criID, pod)
 			}
+		case strings.HasPrefix(e.Request.Path, "/crio-"):
+			if ct.Runtime != "cri-o" || ct.ID != crioID || ct.PodUID != crioPod || ct.QoS != "besteffort" {
+				t.Errorf("%s served by %+v, want cri-o %s in besteffort pod %s", e.Request.Path, ct, crioID, crioPod)
+			}
 		}
 		got[ct.Runtime]++
 	}
-	if got["docker"] != 3 || got["containerd"] != 3 {
+	if got["docker"] != 3 || got["containerd"] != 3 || got["cri-o"] != 3 {
 		t.Fatalf("server exchanges by runtime %v, want 3 each", got)
 	}
 	// The filters select each alone; the report names each container.
 	for _, c := range []struct {
 		args []string
 		want string
-	}{{[]string{"--container", dockerID[:12]}, "/docker-"}, {[]string{"--pod", pod}, "/k8s-"}} {
+	}{{[]string{"--container", dockerID[:12]}, "/docker-"}, {[]string{"--pod", pod}, "/k8s-"}, {[]string{"--container", crioID[:12]}, "/crio-"}} {
 		code, out, errOut := runCLI(t, append([]string{"analyze", rec.path, "-q", "--role", "server", "--exchanges", "-", "-o", os.DevNull}, c.args...)...)
 		lines := strings.Split(strings.TrimSpace(out), "\n")
 		if code != exitOK || len(lines) != 3 {
