@@ -234,27 +234,13 @@ func formatConn(b []byte, c *analyze.Conn) []byte {
 		b = jsonenc.Key(b, "id")
 		b = jsonenc.String(b, ct.ID)
 		if ct.PodUID != "" {
-			b = append(b, ',')
-			b = jsonenc.Key(b, "pod_uid")
-			b = jsonenc.String(b, ct.PodUID)
-			b = append(b, ',')
-			b = jsonenc.Key(b, "qos")
-			b = jsonenc.String(b, ct.QoS)
+			b = appendField(b, "pod_uid", ct.PodUID)
+			b = appendField(b, "qos", ct.QoS)
 		}
-		if ct.Pod != "" {
-			b = append(b, ',')
-			b = jsonenc.Key(b, "pod")
-			b = jsonenc.String(b, ct.Pod)
-		}
-		if ct.Namespace != "" {
-			b = append(b, ',')
-			b = jsonenc.Key(b, "namespace")
-			b = jsonenc.String(b, ct.Namespace)
-		}
-		if ct.Hostname != "" {
-			b = append(b, ',')
-			b = jsonenc.Key(b, "hostname")
-			b = jsonenc.String(b, ct.Hostname)
+		for _, f := range [...][2]string{{"pod", ct.Pod}, {"namespace", ct.Namespace}, {"hostname", ct.Hostname}} {
+			if f[1] != "" {
+				b = appendField(b, f[0], f[1])
+			}
 		}
 		b = append(b, '}')
 	}
@@ -417,4 +403,11 @@ func (w *Writer) appendExchange(b []byte, ex *analyze.Exchange) []byte {
 		b = append(b, '}')
 	}
 	return append(b, '}')
+}
+
+// appendField appends `,"key":"value"` to b.
+func appendField(b []byte, key, value string) []byte {
+	b = append(b, ',')
+	b = jsonenc.Key(b, key)
+	return jsonenc.String(b, value)
 }

@@ -527,12 +527,7 @@ func TestDuckDBReadsNetNS(t *testing.T) {
 		c.Write("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
 		c.Close()
 	}
-	dir := t.TempDir()
-	in, out := filepath.Join(dir, "in.rwd"), filepath.Join(dir, "out.parquet")
-	if err := os.WriteFile(in, b.Bytes(t), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	analyzeToParquet(t, in, out)
+	out := captureToParquet(t, b)
 	rows := duckdb(t, "SELECT path, coalesce(netns, 0) AS netns FROM '"+out+"' ORDER BY path")
 	// Process b's record names no namespace: it is taken as the recorder's.
 	if len(rows) != 2 || num(rows[0]["netns"]) != 4026532173 || num(rows[1]["netns"]) != 4026531833 {
@@ -554,15 +549,23 @@ func TestDuckDBReadsPod(t *testing.T) {
 		c.Write("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
 		c.Close()
 	}
+	out := captureToParquet(t, b)
+	rows := duckdb(t, "SELECT path, coalesce(pod_name, '-') AS pod, coalesce(pod_namespace, '-') AS ns, coalesce(hostname, '-') AS h FROM '"+out+"' ORDER BY path")
+	if len(rows) != 2 || rows[0]["pod"] != "web-0" || rows[0]["ns"] != "shop" || rows[0]["h"] != "web-0" ||
+		rows[1]["pod"] != "-" || rows[1]["ns"] != "-" || rows[1]["h"] != "-" {
+		t.Errorf("rows %v", rows)
+	}
+}
+
+// captureToParquet writes the capture b describes and analyzes it into a
+// Parquet file, whose path it returns.
+func captureToParquet(t *testing.T, b *capturetest.Builder) string {
+	t.Helper()
 	dir := t.TempDir()
 	in, out := filepath.Join(dir, "in.rwd"), filepath.Join(dir, "out.parquet")
 	if err := os.WriteFile(in, b.Bytes(t), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	analyzeToParquet(t, in, out)
-	rows := duckdb(t, "SELECT path, coalesce(pod_name, '-') AS pod, coalesce(pod_namespace, '-') AS ns, coalesce(hostname, '-') AS h FROM '"+out+"' ORDER BY path")
-	if len(rows) != 2 || rows[0]["pod"] != "web-0" || rows[0]["ns"] != "shop" || rows[0]["h"] != "web-0" ||
-		rows[1]["pod"] != "-" || rows[1]["ns"] != "-" || rows[1]["h"] != "-" {
-		t.Errorf("rows %v", rows)
-	}
+	return out
 }
