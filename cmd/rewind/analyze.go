@@ -323,7 +323,7 @@ func runAnalyzeMany(c *cli.Context, paths []string, format report.Format, sliOpt
 		if err := checkParquetTarget(pqPath, paths, specs); err != nil {
 			return err
 		}
-		if st, err := os.Stat(pqPath); err == nil && st.IsDir() || strings.HasSuffix(pqPath, "/") || strings.HasSuffix(pqPath, string(os.PathSeparator)) {
+		if parquet.IsTree(pqPath) {
 			mo.parquetTree = pqPath
 		} else {
 			if fi, err := os.Stat(filepath.Dir(pqPath)); err != nil || !fi.IsDir() {

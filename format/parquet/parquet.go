@@ -171,6 +171,15 @@ type Options struct {
 	TrackTemp func(path string, live bool)
 }
 
+// IsTree reports whether New makes a partitioned tree of path: it is an
+// existing directory or ends in a separator.
+func IsTree(path string) bool {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return true
+	}
+	return strings.HasSuffix(path, string(os.PathSeparator)) || strings.HasSuffix(path, "/")
+}
+
 // New returns a Writer to path: a file, or, when path is an existing
 // directory or ends in a separator, a Hive-partitioned tree under it.
 func New(path string, opts Options) (*Writer, error) {
@@ -179,7 +188,7 @@ func New(path string, opts Options) (*Writer, error) {
 		track = func(string, bool) {}
 	}
 	w := &Writer{path: path, version: opts.Version, router: sli.NewRouter(opts.Routes), track: track, parts: map[string]*part{}}
-	if fi, err := os.Stat(path); err == nil && fi.IsDir() || strings.HasSuffix(path, string(os.PathSeparator)) || strings.HasSuffix(path, "/") {
+	if IsTree(path) {
 		w.tree = true
 		if err := os.MkdirAll(path, 0o755); err != nil {
 			return nil, fmt.Errorf("--parquet %s: %w", path, err)
