@@ -62,10 +62,17 @@ func normalize(ev Event) Event {
 	return ev
 }
 
+// codecs are the chunk codecs every reading test runs with.
+var codecs = []Codec{CodecZstd, CodecS2}
+
 func writeCapture(t testing.TB, n int, chunk int) []byte {
+	return writeCaptureWith(t, n, WriterOptions{ChunkSize: chunk})
+}
+
+func writeCaptureWith(t testing.TB, n int, opts WriterOptions) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	w, err := NewWriter(&buf, Header{Host: "h", Kernel: "k"}, WriterOptions{ChunkSize: chunk})
+	w, err := NewWriter(&buf, Header{Host: "h", Kernel: "k"}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,17 +92,32 @@ func writeCapture(t testing.TB, n int, chunk int) []byte {
 }
 
 func TestRoundTripMillion(t *testing.T) {
+	for _, codec := range codecs {
+		t.Run(codec.String(), func(t *testing.T) { testRoundTrip(t, codec) })
+	}
+}
+
+func testRoundTrip(t *testing.T, codec Codec) {
 	n := 1_000_000
 	if testing.Short() {
 		n = 50_000
 	}
-	data := writeCapture(t, n, 0)
+	data := writeCaptureWith(t, n, WriterOptions{Codec: codec})
 	r, err := NewReader(bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h := r.Header(); h.FormatVersion != FormatVersion || h.Host != "h" {
-		t.Fatalf("header = %+v", h)
+	// The header names the oldest format that reads the file: zstd
+	// captures stay readable by rewinds that know only version 1.
+	wantVersion := map[Codec]int{CodecZstd: 1, CodecS2: 2}[codec]
+	if h := r.Header(); h.FormatVersion != wantVersion || h.Host != "h" {
+		t.Fatalf("header = %+v, want format version %d", h, wantVersion)
+	}
+	_, fs := frames(t, data)
+	for _, f := range fs {
+		if want := map[Codec]byte{CodecZstd: codecZstd, CodecS2: codecS2}[codec]; f.codec != want && f.codec != codecNone {
+			t.Fatalf("frame at %d has codec %d, want %d", f.start, f.codec, want)
+		}
 	}
 	first, err := r.Next()
 	if err != nil || !r.InSnapshot() {
@@ -136,6 +158,7 @@ func TestRoundTripMillion(t *testing.T) {
 type frame struct {
 	start, end int
 	typ        byte
+	codec      byte
 	events     int
 }
 
@@ -150,7 +173,7 @@ func frames(t *testing.T, data []byte) (headerEnd int, fs []frame) {
 			t.Fatalf("bad frame at %d", off)
 		}
 		end := off + frameHeaderSize + int(fh.storedLen)
-		fs = append(fs, frame{off, end, fh.typ, int(fh.events)})
+		fs = append(fs, frame{off, end, fh.typ, fh.codec, int(fh.events)})
 		off = end
 	}
 	return headerEnd, fs
@@ -180,8 +203,8 @@ func readAll(data []byte) readResult {
 	return readResult{events: r.Stats().Events, stats: *r.Stats()}
 }
 
-func smallCapture(t *testing.T) []byte {
-	data := writeCapture(t, 120, 600)
+func smallCapture(t *testing.T, codec Codec) []byte {
+	data := writeCaptureWith(t, 120, WriterOptions{ChunkSize: 600, Codec: codec})
 	if len(data) < 4096 {
 		t.Fatalf("test capture is only %d bytes", len(data))
 	}
@@ -191,7 +214,13 @@ func smallCapture(t *testing.T) []byte {
 // TestCutAtEveryOffset cuts a multi-chunk capture at every byte and checks
 // that the reader recovers exactly the chunks before the cut.
 func TestCutAtEveryOffset(t *testing.T) {
-	data := smallCapture(t)
+	for _, codec := range codecs {
+		t.Run(codec.String(), func(t *testing.T) { testCutAtEveryOffset(t, codec) })
+	}
+}
+
+func testCutAtEveryOffset(t *testing.T, codec Codec) {
+	data := smallCapture(t, codec)
 	headerEnd, fs := frames(t, data)
 	if len(fs) < 5 {
 		t.Fatalf("only %d frames", len(fs))
@@ -238,7 +267,13 @@ func TestCutAtEveryOffset(t *testing.T) {
 // TestCorruptEveryByte flips each byte after the header in turn and checks
 // that exactly the chunk holding it is lost and every other one is read.
 func TestCorruptEveryByte(t *testing.T) {
-	data := smallCapture(t)
+	for _, codec := range codecs {
+		t.Run(codec.String(), func(t *testing.T) { testCorruptEveryByte(t, codec) })
+	}
+}
+
+func testCorruptEveryByte(t *testing.T, codec Codec) {
+	data := smallCapture(t, codec)
 	headerEnd, fs := frames(t, data)
 	var total uint64
 	for _, f := range fs {
@@ -272,7 +307,7 @@ func TestCorruptEveryByte(t *testing.T) {
 }
 
 func TestMissingChunkInMiddle(t *testing.T) {
-	data := smallCapture(t)
+	data := smallCapture(t, CodecZstd)
 	_, fs := frames(t, data)
 	f := fs[2]
 	cut := append(append([]byte{}, data[:f.start]...), data[f.end:]...)
@@ -316,6 +351,12 @@ func TestUnknownKindSkipped(t *testing.T) {
 }
 
 func BenchmarkWrite(b *testing.B) {
+	for _, codec := range codecs {
+		b.Run(codec.String(), func(b *testing.B) { benchmarkWrite(b, codec) })
+	}
+}
+
+func benchmarkWrite(b *testing.B, codec Codec) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	evs := make([]Event, 10000)
 	var raw int
@@ -323,7 +364,7 @@ func BenchmarkWrite(b *testing.B) {
 		evs[i] = genEvent(rng, i)
 		raw += len(appendEvent(nil, evs[i]))
 	}
-	w, _ := NewWriter(io.Discard, Header{}, WriterOptions{})
+	w, _ := NewWriter(io.Discard, Header{}, WriterOptions{Codec: codec})
 	b.SetBytes(int64(raw / len(evs)))
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -334,8 +375,14 @@ func BenchmarkWrite(b *testing.B) {
 }
 
 func BenchmarkRead(b *testing.B) {
+	for _, codec := range codecs {
+		b.Run(codec.String(), func(b *testing.B) { benchmarkRead(b, codec) })
+	}
+}
+
+func benchmarkRead(b *testing.B, codec Codec) {
 	const n = 200_000
-	data := writeCapture(b, n, 0)
+	data := writeCaptureWith(b, n, WriterOptions{Codec: codec})
 	r0, _ := NewReader(bytes.NewReader(data))
 	var raw int64
 	for {
@@ -424,12 +471,18 @@ func recordedEvents(b *testing.B) []Event {
 // BenchmarkWriteRecorded and BenchmarkReadRecorded measure throughput on
 // recorded HTTP traffic, whose payloads compress like real ones do.
 func BenchmarkWriteRecorded(b *testing.B) {
+	for _, codec := range codecs {
+		b.Run(codec.String(), func(b *testing.B) { benchmarkWriteRecorded(b, codec) })
+	}
+}
+
+func benchmarkWriteRecorded(b *testing.B, codec Codec) {
 	evs := recordedEvents(b)
 	var raw int
 	for _, ev := range evs {
 		raw += len(appendEvent(nil, ev))
 	}
-	w, _ := NewWriter(io.Discard, Header{}, WriterOptions{})
+	w, _ := NewWriter(io.Discard, Header{}, WriterOptions{Codec: codec})
 	b.SetBytes(int64(raw / len(evs)))
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -440,9 +493,15 @@ func BenchmarkWriteRecorded(b *testing.B) {
 }
 
 func BenchmarkReadRecorded(b *testing.B) {
+	for _, codec := range codecs {
+		b.Run(codec.String(), func(b *testing.B) { benchmarkReadRecorded(b, codec) })
+	}
+}
+
+func benchmarkReadRecorded(b *testing.B, codec Codec) {
 	evs := recordedEvents(b)
 	var buf bytes.Buffer
-	w, _ := NewWriter(&buf, Header{}, WriterOptions{})
+	w, _ := NewWriter(&buf, Header{}, WriterOptions{Codec: codec})
 	var raw int64
 	for raw < 64<<20 {
 		for _, ev := range evs {

@@ -37,6 +37,7 @@ const (
 const (
 	codecNone byte = 0
 	codecZstd byte = 1
+	codecS2   byte = 2 // S2 block format (format version 2)
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)

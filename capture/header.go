@@ -4,9 +4,13 @@ import (
 	"time"
 )
 
-// FormatVersion is the capture format version this package writes. Readers
-// read every version up to and including it.
-const FormatVersion = 1
+// FormatVersion is the newest capture format version this package writes.
+// Readers read every version up to and including it. A writer puts the
+// oldest version that can read its file in the header: 1 for zstd chunks,
+// 2 once chunks may be S2 ([CodecS2]), so a capture an older rewind can
+// read still says so, and one it cannot is refused with
+// [NewerVersionError] rather than read as damaged chunks.
+const FormatVersion = 2
 
 // Header describes a recording. It is stored as JSON right after the file's
 // magic, so fields can be added without a format version change; readers
@@ -79,6 +83,9 @@ type RecordingOptions struct {
 	Redact     bool     `json:"redact,omitempty"`
 	// RedactHeaders are the headers whose values `record --redact` masked.
 	RedactHeaders []string `json:"redact_headers,omitempty"`
+	// Compression is record's --compression ("s2", "zstd"); absent in
+	// older recordings, which are all zstd.
+	Compression string `json:"compression,omitempty"`
 }
 
 // Trailer closes a capture that was recorded to the end. Its absence means the

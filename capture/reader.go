@@ -9,6 +9,7 @@ import (
 	"hash/crc32"
 	"io"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -410,6 +411,22 @@ func (r *Reader) decodePayload(fh frameHeader) ([]byte, error) {
 		r.raw = out
 		if len(out) != int(fh.rawLen) {
 			return nil, fmt.Errorf("decoded %d bytes, header says %d", len(out), fh.rawLen)
+		}
+		return out, nil
+	case codecS2:
+		n, err := s2.DecodedLen(r.stored)
+		if err != nil {
+			return nil, err
+		}
+		if n != int(fh.rawLen) {
+			return nil, fmt.Errorf("S2 block holds %d bytes, header says %d", n, fh.rawLen)
+		}
+		if cap(r.raw) < n {
+			r.raw = make([]byte, n)
+		}
+		out, err := s2.Decode(r.raw[:n], r.stored)
+		if err != nil {
+			return nil, err
 		}
 		return out, nil
 	}

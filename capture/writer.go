@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"io"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -19,9 +20,43 @@ type WriterOptions struct {
 	// ChunkSize is the uncompressed size at which a chunk is closed
 	// (default DefaultChunkSize, at most MaxChunkSize/2).
 	ChunkSize int
-	// Level is the zstd level (default zstd.SpeedFastest, which keeps up
-	// with a busy recorder on one core).
+	// Codec compresses the chunks (default CodecZstd).
+	Codec Codec
+	// Level is the zstd level (default zstd.SpeedFastest); CodecS2 has none.
 	Level zstd.EncoderLevel
+}
+
+// Codec is how a [Writer] compresses its chunks.
+type Codec int
+
+const (
+	// CodecZstd (zstd at SpeedFastest) gives the smaller files, readable by
+	// every rewind (format version 1).
+	CodecZstd Codec = iota
+	// CodecS2 (the S2 block format) costs about a third of zstd's CPU per
+	// byte for files about twice as large; a recorder on a busy host
+	// spends most of its user-space time compressing, so this is what
+	// `rewind record` uses unless told otherwise. Format version 2.
+	CodecS2
+)
+
+// ParseCodec reads a codec's name as the CLI takes it: "s2" or "zstd".
+func ParseCodec(name string) (Codec, error) {
+	switch name {
+	case "zstd":
+		return CodecZstd, nil
+	case "s2":
+		return CodecS2, nil
+	}
+	return 0, fmt.Errorf("unknown compression %q: use s2 (less CPU) or zstd (smaller files)", name)
+}
+
+// String returns the codec's name, as [ParseCodec] reads it.
+func (c Codec) String() string {
+	if c == CodecS2 {
+		return "s2"
+	}
+	return "zstd"
 }
 
 // ErrWriterClosed is returned by writes after [Writer.Close].
@@ -37,7 +72,8 @@ var ErrWriterClosed = errors.New("capture writer is closed")
 // io.Writer, which the caller closes afterwards.
 type Writer struct {
 	w         io.Writer
-	enc       *zstd.Encoder
+	enc       *zstd.Encoder // nil with CodecS2
+	codec     Codec
 	header    Header
 	chunkSize int
 
@@ -70,12 +106,21 @@ func NewWriter(w io.Writer, h Header, opts WriterOptions) (*Writer, error) {
 	if opts.Level == 0 {
 		opts.Level = zstd.SpeedFastest
 	}
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(opts.Level), zstd.WithEncoderConcurrency(1),
-		zstd.WithEncoderCRC(false), zstd.WithZeroFrames(true))
-	if err != nil {
-		return nil, fmt.Errorf("creating zstd encoder: %w", err)
+	var enc *zstd.Encoder
+	h.FormatVersion = 2
+	switch opts.Codec {
+	case CodecZstd:
+		var err error
+		enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(opts.Level), zstd.WithEncoderConcurrency(1),
+			zstd.WithEncoderCRC(false), zstd.WithZeroFrames(true))
+		if err != nil {
+			return nil, fmt.Errorf("creating zstd encoder: %w", err)
+		}
+		h.FormatVersion = 1
+	case CodecS2:
+	default:
+		return nil, fmt.Errorf("capture writer: unknown codec %d", opts.Codec)
 	}
-	h.FormatVersion = FormatVersion
 	js, err := json.Marshal(h)
 	if err != nil {
 		return nil, fmt.Errorf("encoding capture header: %w", err)
@@ -93,6 +138,7 @@ func NewWriter(w io.Writer, h Header, opts WriterOptions) (*Writer, error) {
 	return &Writer{
 		w:         w,
 		enc:       enc,
+		codec:     opts.Codec,
 		header:    h,
 		chunkSize: opts.ChunkSize,
 		raw:       make([]byte, 0, opts.ChunkSize+64<<10),
@@ -174,9 +220,18 @@ func (w *Writer) flush() error {
 }
 
 func (w *Writer) writeFrame(typ byte, payload []byte, events uint32) error {
-	out := append(w.stored[:0], make([]byte, frameHeaderSize)...)
+	var out []byte
 	codec := codecZstd
-	out = w.enc.EncodeAll(payload, out)
+	if w.enc != nil {
+		out = w.enc.EncodeAll(payload, append(w.stored[:0], make([]byte, frameHeaderSize)...))
+	} else {
+		codec = codecS2
+		if n := frameHeaderSize + s2.MaxEncodedLen(len(payload)); cap(w.stored) < n {
+			w.stored = make([]byte, n)
+		}
+		out = w.stored[:frameHeaderSize]
+		out = out[:frameHeaderSize+len(s2.Encode(w.stored[frameHeaderSize:cap(w.stored)], payload))]
+	}
 	if len(out)-frameHeaderSize >= len(payload) {
 		// Incompressible: store as is, and save the reader a decode.
 		out = append(out[:frameHeaderSize], payload...)

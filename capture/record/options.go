@@ -14,6 +14,8 @@ import (
 	"io"
 	"os"
 	"time"
+
+	"github.com/rewind-tools/rewind/capture"
 )
 
 // Options configure a recording session ([ToWriter]).
@@ -62,6 +64,9 @@ type Options struct {
 	// RingSize is the kernel ring buffer size in bytes (a power of two;
 	// default 32 MiB).
 	RingSize int
+	// Compression is the capture's chunk codec (default capture.CodecZstd;
+	// `rewind record` uses capture.CodecS2, a third of the CPU per byte).
+	Compression capture.Codec
 	// VerifierLog is where the verifier's log goes if the kernel refuses a
 	// program (default a temporary file); the error names the file.
 	VerifierLog string

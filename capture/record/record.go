@@ -104,7 +104,7 @@ func record(ctx context.Context, opts Options, open func() (io.Writer, error)) (
 	if err != nil {
 		return nil, err
 	}
-	cw, err := capture.NewWriter(out, hdr, capture.WriterOptions{})
+	cw, err := capture.NewWriter(out, hdr, capture.WriterOptions{Codec: opts.Compression})
 	if err != nil {
 		return nil, err
 	}
@@ -170,9 +170,10 @@ func newHeader(opts Options, probes []string) capture.Header {
 			MaxSize:    opts.MaxSize,
 			Snaplen:    opts.Snaplen,
 			// What the capture can contain.
-			TLS:     opts.TLS && bpf.TLSProbesSupported() == nil,
-			Packets: opts.Packets,
-			Iface:   opts.Iface,
+			TLS:         opts.TLS && bpf.TLSProbesSupported() == nil,
+			Packets:     opts.Packets,
+			Iface:       opts.Iface,
+			Compression: opts.Compression.String(),
 		},
 	}
 	if opts.Redact {

@@ -445,6 +445,9 @@ func describeOptions(o capture.RecordingOptions) string {
 		parts = append(parts, "--max-size "+report.Bytes(o.MaxSize))
 	}
 	parts = append(parts, fmt.Sprintf("snaplen %s", report.Bytes(int64(o.Snaplen))))
+	if o.Compression != "" {
+		parts = append(parts, o.Compression+" chunks")
+	}
 	if !o.TLS {
 		parts = append(parts, "no TLS")
 	}

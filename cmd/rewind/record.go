@@ -14,6 +14,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/rewind-tools/rewind/capture"
 	"github.com/rewind-tools/rewind/capture/record"
 	"github.com/rewind-tools/rewind/format/report"
 )
@@ -45,6 +46,7 @@ func newRecordCommand() *cli.Command {
 			&cli.BoolFlag{Name: "redact", Usage: "mask credential header values (Authorization, Proxy-Authorization, Cookie, Set-Cookie) in HTTP/1 payloads before writing them; HTTP/2 headers are HPACK-compressed and stay as recorded"},
 			&cli.StringSliceFlag{Name: "redact-header", Usage: "with --redact, also mask the values of header `NAME` (repeatable)"},
 			&cli.StringFlag{Name: "ring-size", Usage: "kernel ring buffer `SIZE`, a power of two of at least 64KiB (default 32MiB); a larger one absorbs longer bursts"},
+			&cli.StringFlag{Name: "compression", Value: "s2", Usage: "chunk codec `CODEC`: s2 (least recorder CPU, files about twice zstd's) or zstd (smaller files, about three times the CPU per byte; readable by rewind releases before format version 2)"},
 			&cli.BoolFlag{Name: "force", Usage: "overwrite the -o file if it exists"},
 			&cli.StringFlag{Name: "verifier-log", Usage: "write the BPF verifier's log to `FILE` if the kernel refuses a program"},
 		},
@@ -124,6 +126,9 @@ func runRecord(c *cli.Context) error {
 			return usagef("--ring-size %s: must be a power of two between 64KiB and 1GiB", s)
 		}
 		opts.RingSize = int(n)
+	}
+	if opts.Compression, err = capture.ParseCodec(c.String("compression")); err != nil {
+		return usagef("--compression: %v", err)
 	}
 	// Everything that can be checked without the kernel is checked before
 	// any probe is loaded or file created.
