@@ -506,9 +506,23 @@ func (t *Tracer) Read(rec *Record) error {
 }
 
 // Raw returns the record's bytes as the kernel wrote them. They alias the
-// reader's buffer and are valid until the next [Tracer.Read]; a copy can be
-// decoded again later with [Record.Decode].
+// reader's buffer (or the one given to [Record.ReadInto]) and are valid
+// until the next [Tracer.Read]; a copy can be decoded again later with
+// [Record.Decode].
 func (rec *Record) Raw() []byte { return rec.raw.RawSample }
+
+// MaxRecordSize bounds the bytes of any record the programs write: a data
+// record's header and one fragment.
+const MaxRecordSize = int(unsafe.Sizeof(DataEvent{})) + FragmentSize
+
+// ReadInto is [Tracer.Read] with the record's bytes copied from the ring
+// straight into room (from its start, room's capacity at least
+// [MaxRecordSize]), so a caller that keeps records in buffers of its own
+// copies them once rather than twice. Raw then aliases room.
+func (t *Tracer) ReadInto(rec *Record, room []byte) error {
+	rec.raw.RawSample = room[:0]
+	return t.Read(rec)
+}
 
 // Decode fills rec from raw, a record's bytes. Payload then aliases raw.
 func (rec *Record) Decode(raw []byte) error {

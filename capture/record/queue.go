@@ -6,7 +6,7 @@ import "github.com/rewind-tools/rewind/capture"
 
 // The reorder window holds the kernel's records for ReorderWindow before
 // they are written in timestamp order. It costs no allocation per event:
-// each record's bytes are copied as the kernel wrote them into an arena of
+// each record's bytes are read from the ring straight into an arena of
 // reused chunks, and decoded into reused event values only when written.
 
 // pendingEvent is a record waiting in the reorder window: its bytes (raw,
@@ -161,6 +161,31 @@ func (a *arena) copy(b []byte) ([]byte, *chunk) {
 	}
 	n := len(c.buf)
 	c.buf = append(c.buf, b...)
+	c.live++
+	return c.buf[n:len(c.buf):len(c.buf)], c
+}
+
+// room returns the free space of the current chunk, at least n bytes (a
+// fresh chunk when the current one has less), for a record to be read into
+// and then kept with [arena.keep].
+func (a *arena) room(n int) []byte {
+	c := a.cur
+	if c == nil || cap(c.buf)-len(c.buf) < n {
+		c = a.fresh(n)
+	}
+	return c.buf[len(c.buf):cap(c.buf)]
+}
+
+// keep takes b, a record just read into the start of [arena.room]'s
+// space, into the arena, as copy would a copy of it; a b held elsewhere (the
+// reader's own buffer, when it did not fit) is copied.
+func (a *arena) keep(b []byte) ([]byte, *chunk) {
+	c := a.cur
+	if len(b) == 0 || c == nil || len(c.buf) == cap(c.buf) || &b[0] != &c.buf[:len(c.buf)+1][len(c.buf)] {
+		return a.copy(b)
+	}
+	n := len(c.buf)
+	c.buf = c.buf[:n+len(b)]
 	c.live++
 	return c.buf[n:len(c.buf):len(c.buf)], c
 }

@@ -105,8 +105,11 @@ func TestEventQueueOrder(t *testing.T) {
 	}
 }
 
-// TestArenaReuse checks that copies stay intact while others are made and
-// released, and that a steady window reuses its chunks instead of growing.
+// TestArenaReuse checks that records stay intact while others are added
+// and released, and that a steady window reuses its chunks instead of
+// growing. Records come as the recorder adds them: read into the arena's
+// room and kept there, read into a buffer elsewhere (a record the room
+// could not take) and kept as a copy, or copied.
 func TestArenaReuse(t *testing.T) {
 	var a arena
 	type held struct {
@@ -121,7 +124,28 @@ func TestArenaReuse(t *testing.T) {
 		for j := range rec {
 			rec[j] = byte(i)
 		}
-		b, c := a.copy(rec[:1+i%len(rec)])
+		n := 1 + i%len(rec)
+		var b []byte
+		var c *chunk
+		switch i % 3 {
+		case 0:
+			b, c = a.copy(rec[:n])
+		case 1:
+			room := a.room(len(rec))
+			if cap(room) < len(rec) {
+				t.Fatalf("room of %d bytes, asked for %d", cap(room), len(rec))
+			}
+			b, c = a.keep(append(room[:0], rec[:n]...))
+			if &b[0] != &room[0] {
+				t.Fatalf("record %d read into the room was copied", i)
+			}
+		case 2:
+			a.room(len(rec))
+			b, c = a.keep(rec[:n])
+			if &b[0] == &rec[0] {
+				t.Fatalf("record %d from outside the arena was kept, not copied", i)
+			}
+		}
 		chunks[c] = true
 		window = append(window, held{b, c, byte(i)})
 		if len(window) > 500 { // about 750 KB live

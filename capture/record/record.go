@@ -279,7 +279,7 @@ func (s *session) run(ctx context.Context) (string, error) {
 		// Read what is there, up to a batch, then let the loop look at
 		// its timers and the reorder window.
 		for i := 0; i < 4096; i++ {
-			err := s.tr.Read(&rec)
+			err := s.read(&rec)
 			if err != nil {
 				if errors.Is(err, os.ErrDeadlineExceeded) {
 					break
@@ -314,7 +314,7 @@ func (s *session) run(ctx context.Context) (string, error) {
 	if reason != "max-size" {
 		for {
 			s.tr.SetDeadline(time.Now())
-			err := s.tr.Read(&rec)
+			err := s.read(&rec)
 			if err != nil {
 				if errors.Is(err, bpf.ErrBadRecord) {
 					continue
@@ -380,8 +380,14 @@ func (s *session) writeLosses() error {
 	return nil
 }
 
-// add queues a kernel record in the reorder window: a copy of its bytes,
-// decoded again when it is written. A process start is turned into its
+// read reads the next kernel record into the arena's free space, where
+// [session.add] keeps it without another copy.
+func (s *session) read(rec *bpf.Record) error {
+	return s.tr.ReadInto(rec, s.arena.room(bpf.MaxRecordSize))
+}
+
+// add queues a kernel record in the reorder window: its bytes, kept in the
+// arena where [session.read] put them, decoded again when it is written. A process start is turned into its
 // event now, while /proc still has the process.
 func (s *session) add(rec *bpf.Record) {
 	s.seq++
@@ -402,7 +408,7 @@ func (s *session) add(rec *bpf.Record) {
 		s.pending.push(pendingEvent{t: proc.Timestamp, seq: s.seq, ev: proc})
 		return
 	}
-	raw, c := s.arena.copy(rec.Raw())
+	raw, c := s.arena.keep(rec.Raw())
 	s.pending.push(pendingEvent{t: rec.Time(), seq: s.seq, raw: raw, c: c})
 }
 
