@@ -5,6 +5,7 @@ package record
 import (
 	"io"
 	"os"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -32,10 +33,10 @@ const maxContainers = 4096
 
 // Bounds on what is read of a runtime's file: docker's config.v2.json is
 // a few kilobytes (more with a long environment); containers.json holds
-// about 600 bytes per container and is read one container at a time.
+// about 600 bytes per container and is decoded one container at a time.
 const (
-	maxDockerConfig     = 4 << 20
-	maxStorageContainer = 64 << 20
+	maxDockerConfig = 4 << 20
+	maxStorageList  = 64 << 20
 )
 
 var containerNames = &nameCache{}
@@ -119,7 +120,7 @@ func (c *nameCache) scanStorage(id string) string {
 	c.storage = stamp
 	var found string
 	// A file cut short (being replaced) still names what it holds.
-	container.ParseStorageContainers(io.LimitReader(f, maxStorageContainer), func(cid, name string) {
+	container.ParseStorageContainers(io.LimitReader(f, maxStorageList), func(cid, name string) {
 		c.add(cid, name)
 		if cid == id {
 			found = name
@@ -131,7 +132,7 @@ func (c *nameCache) scanStorage(id string) string {
 // dockerName reads the name of docker container id from its
 // config.v2.json under dir.
 func dockerName(dir, id string) string {
-	f, ok := openRegular(dir + "/" + id + "/config.v2.json")
+	f, ok := openRegular(filepath.Join(dir, id, "config.v2.json"))
 	if !ok {
 		return ""
 	}
