@@ -15,6 +15,11 @@
 //
 // IDs are the runtimes' 64-hex-digit container ids (nspawn: the machine
 // name). Pod UIDs are written with dashes whatever the driver did with them.
+//
+// Names are not in the path: the recorder reads them from the node, with
+// [ParsePodLogDir] for pods and [ParseDockerConfig],
+// [ParseStorageContainers] and [ParseContainerLogLink] for containers, and
+// records them with the process.
 package container
 
 import (
