@@ -134,7 +134,7 @@ func (t *tracker) handle(ev capture.Event) {
 	case *capture.Process:
 		ctr := container.ParseProcess(e.Cgroup, e.CgroupV1)
 		if ctr.Known() {
-			ctr.Hostname = e.Hostname
+			ctr.Hostname, ctr.Name = e.Hostname, e.ContainerName
 			if ctr.PodUID != "" {
 				ctr.Pod, ctr.Namespace = e.PodName, e.PodNamespace
 			}

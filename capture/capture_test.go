@@ -35,7 +35,7 @@ func genEvent(rng *rand.Rand, i int) Event {
 	case 7:
 		return &Process{Timestamp: ts, PID: uint32(i), PPID: 1, UID: 1000, Comm: "curl", Exe: "/usr/bin/curl", Cmdline: "curl -s http://x/", Cgroup: "/user.slice",
 			NetNS: 4026531833 + uint64(i%3), CgroupID: uint64(i) << 20, CgroupV1: "4:memory:/docker/x\n1:cpu:/",
-			PodName: "web-0", PodNamespace: "shop", Hostname: "web"}
+			PodName: "web-0", PodNamespace: "shop", Hostname: "web", ContainerName: "nginx"}
 	case 8:
 		return &Socket{Timestamp: ts, PID: 5, FD: 6, Inode: 123456, Role: RoleServer, State: 1, Local: local, Remote: netip.AddrPort{}}
 	}
@@ -548,27 +548,41 @@ func BenchmarkWriteIncompressible(b *testing.B) {
 	w.Close()
 }
 
-// TestProcessWithoutAppendedFields reads a process record as recorders
-// before the network namespace and cgroup id wrote it: the body ends after
-// the cgroup path, and the appended fields read as unknown (0).
+// TestProcessWithoutAppendedFields reads process records as older
+// recorders wrote them, each ending before a group of appended fields:
+// before the network namespace and cgroup id, before the pod name,
+// namespace and hostname, and before the container name. The fields a
+// record lacks read as unknown (0 or "").
 func TestProcessWithoutAppendedFields(t *testing.T) {
 	full := &Process{Timestamp: 9, PID: 1, Comm: "nginx", Cgroup: "/system.slice/nginx.service", NetNS: 4026531833, CgroupID: 77, CgroupV1: "1:cpu:/",
-		PodName: "web-0", PodNamespace: "shop", Hostname: "web-0"}
+		PodName: "web-0", PodNamespace: "shop", Hostname: "web-0", ContainerName: "nginx"}
 	rec := appendEvent(nil, full)
-	old := rec[:len(rec)-16-4-len(full.CgroupV1)-3*4-len(full.PodName)-len(full.PodNamespace)-len(full.Hostname)]
-	le.PutUint32(old[4:], uint32(len(old)-recordHeaderSize))
 	var d decoder
 	// The decoder reuses its values: decode the full record first.
-	if ev, err := d.decode(KindProcess, rec[recordHeaderSize:]); err != nil || ev.(*Process).NetNS != full.NetNS || ev.(*Process).CgroupID != 77 ||
-		ev.(*Process).PodName != "web-0" || ev.(*Process).PodNamespace != "shop" || ev.(*Process).Hostname != "web-0" {
+	if ev, err := d.decode(KindProcess, rec[recordHeaderSize:]); err != nil || *ev.(*Process) != *full {
 		t.Fatalf("full record: %+v, %v", ev, err)
 	}
-	ev, err := d.decode(KindProcess, old[recordHeaderSize:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p := ev.(*Process); p.Comm != "nginx" || p.Cgroup != full.Cgroup || p.NetNS != 0 || p.CgroupID != 0 || p.CgroupV1 != "" ||
-		p.PodName != "" || p.PodNamespace != "" || p.Hostname != "" {
-		t.Errorf("old record decoded as %+v", p)
+	noName := 4 + len(full.ContainerName)
+	noPod := noName + 3*4 + len(full.PodName) + len(full.PodNamespace) + len(full.Hostname)
+	noNetNS := noPod + 16 + 4 + len(full.CgroupV1)
+	for _, c := range []struct {
+		what string
+		cut  int
+		want Process
+	}{
+		{"before the netns", noNetNS, Process{Timestamp: 9, PID: 1, Comm: "nginx", Cgroup: full.Cgroup}},
+		{"before the pod", noPod, Process{Timestamp: 9, PID: 1, Comm: "nginx", Cgroup: full.Cgroup, NetNS: full.NetNS, CgroupID: 77, CgroupV1: full.CgroupV1}},
+		{"before the container name", noName, Process{Timestamp: 9, PID: 1, Comm: "nginx", Cgroup: full.Cgroup, NetNS: full.NetNS, CgroupID: 77, CgroupV1: full.CgroupV1,
+			PodName: "web-0", PodNamespace: "shop", Hostname: "web-0"}},
+	} {
+		old := append([]byte(nil), rec[:len(rec)-c.cut]...)
+		le.PutUint32(old[4:], uint32(len(old)-recordHeaderSize))
+		ev, err := d.decode(KindProcess, old[recordHeaderSize:])
+		if err != nil {
+			t.Fatalf("%s: %v", c.what, err)
+		}
+		if p := ev.(*Process); *p != c.want {
+			t.Errorf("record %s decoded as %+v", c.what, p)
+		}
 	}
 }

@@ -40,6 +40,7 @@ func appendEvent(b []byte, ev Event) []byte {
 		b = appendString(b, e.PodName)
 		b = appendString(b, e.PodNamespace)
 		b = appendString(b, e.Hostname)
+		b = appendString(b, e.ContainerName)
 	case *Socket:
 		b = le.AppendUint64(b, e.Timestamp)
 		b = le.AppendUint32(b, e.PID)
@@ -270,7 +271,7 @@ func (d *decoder) decode(k Kind, body []byte) (Event, error) {
 		e.Comm, e.Exe, e.Cmdline, e.Cgroup = c.str(), c.str(), c.str(), c.str()
 		// Appended fields: absent from older captures' records.
 		e.NetNS, e.CgroupID, e.CgroupV1 = 0, 0, ""
-		e.PodName, e.PodNamespace, e.Hostname = "", "", ""
+		e.PodName, e.PodNamespace, e.Hostname, e.ContainerName = "", "", "", ""
 		if c.more() {
 			e.NetNS, e.CgroupID = c.u64(), c.u64()
 		}
@@ -279,6 +280,9 @@ func (d *decoder) decode(k Kind, body []byte) (Event, error) {
 		}
 		if c.more() {
 			e.PodName, e.PodNamespace, e.Hostname = c.str(), c.str(), c.str()
+		}
+		if c.more() {
+			e.ContainerName = c.str()
 		}
 		ev = e
 	case KindSocket:

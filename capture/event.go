@@ -198,6 +198,11 @@ type Process struct {
 	// see as their hostname: the pod name), for processes in a container;
 	// "" otherwise.
 	Hostname string
+	// ContainerName is the name the container runtime gave the process's
+	// container (docker and podman: the --name; Kubernetes: the
+	// container's name in its pod), read from the runtime's files on the
+	// node; "" when unknown.
+	ContainerName string
 }
 
 // Socket describes a TCP socket that was open when recording started, so that

@@ -126,7 +126,8 @@ type Service struct {
 // (at most four pids, then how many more: "curl[10,11,12,13,+66]"), or the
 // server address for pcap input. A service in a Kubernetes pod whose name
 // was recorded is named by it first ("shop/web-0:nginx[1234]"), else one in
-// a container whose hostname was recorded by that ("web-0:nginx[1234]"). In a fleet report, the host follows
+// a container whose name was recorded by that ("web:nginx[1234]"), else by
+// the container's hostname when recorded ("3f4e5a6b7c8d:nginx[1234]"). In a fleet report, the host follows
 // ("nginx[1234]@node-a"), and a fleet row says how many hosts it sums
 // ("nginx (fleet: 3 hosts)").
 func (s *Service) Name() string {
@@ -150,6 +151,8 @@ func (s *Service) baseName() string {
 	var b []byte
 	if where := s.Container.PodLabel(); where != "" {
 		b = append(append(b, where...), ':')
+	} else if s.Container.Name != "" {
+		b = append(append(b, s.Container.Name...), ':')
 	} else if s.Container.Hostname != "" {
 		b = append(append(b, s.Container.Hostname...), ':')
 	}

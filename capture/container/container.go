@@ -15,6 +15,11 @@
 //
 // IDs are the runtimes' 64-hex-digit container ids (nspawn: the machine
 // name). Pod UIDs are written with dashes whatever the driver did with them.
+//
+// Names are not in the path: the recorder reads them from the node, with
+// [ParsePodLogDir] for pods and [ParseDockerConfig],
+// [ParseStorageContainers] and [ParseContainerLogLink] for containers, and
+// records them with the process.
 package container
 
 import (
@@ -28,11 +33,12 @@ type Info struct {
 	ID      string // the container id (nspawn: the machine name)
 	PodUID  string // Kubernetes pod UID, "" outside Kubernetes
 	QoS     string // "guaranteed", "burstable" or "besteffort" for a pod
-	// Pod and Namespace name the pod of PodUID, and Hostname is the
-	// container's /etc/hostname: not in the cgroup path, but recorded
-	// with the process (capture.Process) when the node knew them; ""
-	// otherwise.
-	Pod, Namespace, Hostname string
+	// Pod and Namespace name the pod of PodUID, Hostname is the
+	// container's /etc/hostname and Name the name its runtime gave it
+	// (docker and podman: --name; in a pod: the pod spec's): not in the
+	// cgroup path, but recorded with the process (capture.Process) when
+	// the node knew them; "" otherwise.
+	Pod, Namespace, Hostname, Name string
 }
 
 // Known reports whether a container was recognised.

@@ -60,13 +60,14 @@ func (c *podCache) lookup(uid string) (namespace, name string) {
 
 // fillContainer adds to a process in a container what the node knows of
 // it beyond the cgroup path: its pod's name and namespace, and the
-// container's hostname.
+// container's hostname and name.
 func fillContainer(dir string, p *capture.Process) {
 	ct := container.ParseProcess(p.Cgroup, p.CgroupV1)
 	if !ct.Known() {
 		return
 	}
 	p.Hostname = containerHostname(dir)
+	p.ContainerName = containerNames.lookup(ct)
 	if ct.PodUID != "" {
 		p.PodNamespace, p.PodName = pods.lookup(ct.PodUID)
 	}

@@ -79,25 +79,28 @@ func TestContainerHostname(t *testing.T) {
 	}
 }
 
-// TestFillContainer records the pod and hostname only for a process in a
-// container.
+// TestFillContainer records the pod, hostname and container name only for
+// a process in a container.
 func TestFillContainer(t *testing.T) {
 	proc, root, logs := t.TempDir(), t.TempDir(), t.TempDir()
 	os.Symlink(root, filepath.Join(proc, "root"))
 	os.Mkdir(filepath.Join(root, "etc"), 0o755)
 	os.WriteFile(filepath.Join(root, "etc", "hostname"), []byte("web-0\n"), 0o644)
 	os.Mkdir(filepath.Join(logs, "shop_web-0_5a0e2f1c-3b4d-4e5f-8a9b-0c1d2e3f4a5b"), 0o755)
-	saved := pods
-	pods = &podCache{dir: logs}
-	t.Cleanup(func() { pods = saved })
-	p := &capture.Process{Cgroup: "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod5a0e2f1c_3b4d_4e5f_8a9b_0c1d2e3f4a5b.slice/cri-containerd-" + strings.Repeat("ab", 32) + ".scope"}
+	saved, savedNames := pods, containerNames
+	pods, containerNames = &podCache{dir: logs}, &nameCache{}
+	t.Cleanup(func() { pods, containerNames = saved, savedNames })
+	_, _, ctrLogs := runtimeRoots(t)
+	id := strings.Repeat("ab", 32)
+	os.Symlink("/var/log/pods/x/app/0.log", filepath.Join(ctrLogs, "web-0_shop_app-"+id+".log"))
+	p := &capture.Process{Cgroup: "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod5a0e2f1c_3b4d_4e5f_8a9b_0c1d2e3f4a5b.slice/cri-containerd-" + id + ".scope"}
 	fillContainer(proc, p)
-	if p.PodNamespace != "shop" || p.PodName != "web-0" || p.Hostname != "web-0" {
+	if p.PodNamespace != "shop" || p.PodName != "web-0" || p.Hostname != "web-0" || p.ContainerName != "app" {
 		t.Errorf("pod process: %+v", p)
 	}
 	host := &capture.Process{Cgroup: "/user.slice/user-1000.slice/session-1.scope"}
 	fillContainer(proc, host)
-	if host.PodName != "" || host.Hostname != "" {
+	if host.PodName != "" || host.Hostname != "" || host.ContainerName != "" {
 		t.Errorf("host process: %+v", host)
 	}
 }

@@ -55,7 +55,7 @@ func newAnalyzeCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "comm", Usage: "only exchanges of processes named `NAME` (repeatable)"},
 			&cli.StringFlag{Name: "role", Usage: "only exchanges of `ROLE`: server or client side"},
 			&cli.StringSliceFlag{Name: "host", Usage: "only requests for `HOST` (repeatable)"},
-			&cli.StringSliceFlag{Name: "container", Usage: "only exchanges of processes in container `ID` (a prefix of its id, as docker ps shows it, or an nspawn machine name; repeatable)"},
+			&cli.StringSliceFlag{Name: "container", Usage: "only exchanges of processes in container `ID|NAME`: a prefix of its id of at least 4 characters (as docker ps shows it), or its name as recorded from the runtime on the node, or an nspawn machine name (repeatable)"},
 			&cli.StringSliceFlag{Name: "pod", Usage: "only exchanges of processes in the Kubernetes pod `POD`: its UID, its name, or NAMESPACE/NAME (names as recorded from the node's /var/log/pods; repeatable)"},
 			&cli.StringSliceFlag{Name: "namespace", Usage: "only exchanges of processes in pods of the Kubernetes namespace `NS` (as recorded from the node's /var/log/pods; repeatable)"},
 			&cli.StringSliceFlag{Name: "method", Usage: "only requests with `METHOD` (repeatable)"},
@@ -495,18 +495,16 @@ func analyzeFilter(c *cli.Context) (func(*analyze.Exchange) bool, error) {
 	}
 	prefix := c.String("path-prefix")
 	ctrs, pods, nss := c.StringSlice("container"), set(c.StringSlice("pod"), false), set(c.StringSlice("namespace"), false)
-	for _, id := range ctrs {
-		if len(id) < 4 {
-			return nil, usagef("--container %q: give at least 4 characters of the id (or the nspawn machine name)", id)
-		}
-	}
 	if len(pids) == 0 && len(comms) == 0 && len(hosts) == 0 && len(methods) == 0 && role == "" && prefix == "" &&
 		len(ctrs) == 0 && len(pods) == 0 && len(nss) == 0 {
 		return nil, nil
 	}
-	inContainer := func(id string) bool {
+	// A container is given by its name, or by its id or a prefix of it
+	// long enough not to match by chance (nspawn: the machine name, its
+	// id).
+	inContainer := func(ct container.Info) bool {
 		for _, want := range ctrs {
-			if id != "" && strings.HasPrefix(id, want) {
+			if ct.Name != "" && ct.Name == want || len(want) >= 4 && ct.ID != "" && strings.HasPrefix(ct.ID, want) || ct.ID == want {
 				return true
 			}
 		}
@@ -518,7 +516,7 @@ func analyzeFilter(c *cli.Context) (func(*analyze.Exchange) bool, error) {
 	}
 	return func(ex *analyze.Exchange) bool {
 		switch {
-		case len(ctrs) > 0 && !inContainer(ex.Conn.Container.ID),
+		case len(ctrs) > 0 && !inContainer(ex.Conn.Container),
 			len(pods) > 0 && !inPod(ex.Conn.Container),
 			len(nss) > 0 && (ex.Conn.Container.Namespace == "" || !nss[ex.Conn.Container.Namespace]),
 			len(pids) > 0 && !pids[ex.Conn.PID],

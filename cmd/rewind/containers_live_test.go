@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/rewind-tools/rewind/bpf/bpftest"
+	"github.com/rewind-tools/rewind/capture/container"
 	"github.com/rewind-tools/rewind/capture/record"
 )
 
@@ -41,7 +42,12 @@ func unifiedCgroups(t *testing.T) string {
 // Kubernetes pod and CRI-O under a besteffort one name them, records them, and checks that every
 // exchange says which container (and pod) served it, that --container and
 // --pod select each alone, and that the report gives each its own service
-// (#22 items 1, 3, 4).
+// (#22 items 1, 3, 4). The containers' names are laid out as the runtimes
+// keep them, in directories of the test that stand for /var/lib/docker and
+// /var/log/containers: docker's config.v2.json for the docker container,
+// the kubelet's log links for the two in pods; the exchanges carry them,
+// --container selects by name and the report names the docker container's
+// service by it.
 func TestLiveContainers(t *testing.T) {
 	bpftest.RequireRoot(t)
 	if _, err := exec.LookPath("python3"); err != nil {
@@ -61,6 +67,12 @@ func TestLiveContainers(t *testing.T) {
 			"kubepods-besteffort-pod"+strings.ReplaceAll(crioPod, "-", "_")+".slice", "crio-"+crioID+".scope"),
 	}
 	ports := map[string]int{"docker": freePort(t), "k8s": freePort(t), "crio": freePort(t)}
+	dockerName := fmt.Sprintf("rewind-web-%d", os.Getpid())
+	runtimeFiles(t, map[string]string{
+		"docker/" + dockerID + "/config.v2.json":   `{"StreamConfig":{},"State":{"Running":true},"ID":"` + dockerID + `","Name":"/` + dockerName + `","Driver":"overlay2"}`,
+		"logs/web-0_shop_app-" + criID + ".log":    "",
+		"logs/web-1_shop_proxy-" + crioID + ".log": "",
+	})
 	var servers []*exec.Cmd
 	for name, dir := range groups {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -110,16 +122,16 @@ func TestLiveContainers(t *testing.T) {
 		ct := e.Conn.Container
 		switch {
 		case strings.HasPrefix(e.Request.Path, "/docker-"):
-			if ct.Runtime != "docker" || ct.ID != dockerID || ct.PodUID != "" {
-				t.Errorf("%s served by %+v, want docker %s", e.Request.Path, ct, dockerID)
+			if ct.Runtime != "docker" || ct.ID != dockerID || ct.PodUID != "" || ct.Name != dockerName {
+				t.Errorf("%s served by %+v, want docker %s named %s", e.Request.Path, ct, dockerID, dockerName)
 			}
 		case strings.HasPrefix(e.Request.Path, "/k8s-"):
-			if ct.Runtime != "containerd" || ct.ID != criID || ct.PodUID != pod || ct.QoS != "burstable" {
-				t.Errorf("%s served by %+v, want containerd %s in burstable pod %s", e.Request.Path, ct, criID, pod)
+			if ct.Runtime != "containerd" || ct.ID != criID || ct.PodUID != pod || ct.QoS != "burstable" || ct.Name != "app" {
+				t.Errorf("%s served by %+v, want containerd %s named app in burstable pod %s", e.Request.Path, ct, criID, pod)
 			}
 		case strings.HasPrefix(e.Request.Path, "/crio-"):
-			if ct.Runtime != "cri-o" || ct.ID != crioID || ct.PodUID != crioPod || ct.QoS != "besteffort" {
-				t.Errorf("%s served by %+v, want cri-o %s in besteffort pod %s", e.Request.Path, ct, crioID, crioPod)
+			if ct.Runtime != "cri-o" || ct.ID != crioID || ct.PodUID != crioPod || ct.QoS != "besteffort" || ct.Name != "proxy" {
+				t.Errorf("%s served by %+v, want cri-o %s named proxy in besteffort pod %s", e.Request.Path, ct, crioID, crioPod)
 			}
 		}
 		got[ct.Runtime]++
@@ -131,7 +143,10 @@ func TestLiveContainers(t *testing.T) {
 	for _, c := range []struct {
 		args []string
 		want string
-	}{{[]string{"--container", dockerID[:12]}, "/docker-"}, {[]string{"--pod", pod}, "/k8s-"}, {[]string{"--container", crioID[:12]}, "/crio-"}} {
+	}{
+		{[]string{"--container", dockerID[:12]}, "/docker-"}, {[]string{"--pod", pod}, "/k8s-"}, {[]string{"--container", crioID[:12]}, "/crio-"},
+		{[]string{"--container", dockerName}, "/docker-"}, {[]string{"--container", "proxy"}, "/crio-"},
+	} {
 		code, out, errOut := runCLI(t, append([]string{"analyze", rec.path, "-q", "--role", "server", "--exchanges", "-", "-o", os.DevNull}, c.args...)...)
 		lines := strings.Split(strings.TrimSpace(out), "\n")
 		if code != exitOK || len(lines) != 3 {
@@ -144,8 +159,43 @@ func TestLiveContainers(t *testing.T) {
 		}
 	}
 	_, out, _ := runCLI(t, "analyze", rec.path, "-q", "--role", "server")
-	if !strings.Contains(out, "in docker "+dockerID[:12]) || !strings.Contains(out, "in containerd "+criID[:12]+" (pod "+pod+")") {
+	if !strings.Contains(out, "in docker "+dockerID[:12]) || !strings.Contains(out, "in containerd "+criID[:12]+" (pod "+pod+")") ||
+		!strings.Contains(out, "server "+dockerName+":python3[") {
 		t.Errorf("report does not name the containers:\n%s", out)
+	}
+}
+
+// runtimeFiles points the container runtimes' paths (docker's containers
+// directory, containers/storage's containers.json, the kubelet's container
+// log directory) at a directory of the test for its duration, so that only
+// the files given are found: "docker/ID/config.v2.json" or "logs/NAME",
+// each with its content (a log entry with none is a symlink, as the
+// kubelet makes them).
+func runtimeFiles(t *testing.T, files map[string]string) {
+	t.Helper()
+	dir := t.TempDir()
+	saved := [...]string{container.DockerContainersDir, container.StorageContainersFile, container.ContainerLogsDir}
+	container.DockerContainersDir = filepath.Join(dir, "docker")
+	container.StorageContainersFile = filepath.Join(dir, "storage.json")
+	container.ContainerLogsDir = filepath.Join(dir, "logs")
+	t.Cleanup(func() {
+		container.DockerContainersDir, container.StorageContainersFile, container.ContainerLogsDir = saved[0], saved[1], saved[2]
+	})
+	os.Mkdir(container.ContainerLogsDir, 0o755)
+	for name, content := range files {
+		path := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		if strings.HasPrefix(name, "logs/") && content == "" {
+			err = os.Symlink("/var/log/pods/x/0.log", path)
+		} else {
+			err = os.WriteFile(path, []byte(content), 0o600)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

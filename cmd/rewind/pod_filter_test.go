@@ -72,3 +72,68 @@ func TestPodNamespaceFilters(t *testing.T) {
 		}
 	}
 }
+
+// TestContainerNameFilter selects exchanges by container name as well as by
+// id prefix, over a capture with a docker container named web, a podman one
+// named db, a pod's container named app and a host process (#22 item 1).
+func TestContainerNameFilter(t *testing.T) {
+	b := capturetest.New()
+	id := func(i int) string { return strings.Repeat(fmt.Sprintf("%02x", i), 32) }
+	in := func(cgroup, name string) func(*capture.Process) {
+		return func(p *capture.Process) { p.Cgroup, p.ContainerName = cgroup, name }
+	}
+	procs := []*capturetest.Proc{
+		b.Process(100, "nginx").With(in("/system.slice/docker-"+id(1)+".scope", "web")),
+		b.Process(200, "postgres").With(in("/machine.slice/libpod-"+id(2)+".scope", "db")),
+		b.Process(300, "app").With(func(p *capture.Process) {
+			in("/kubepods.slice/kubepods-pod5a0e2f1c_3b4d_4e5f_8a9b_0c1d2e3f4a5b.slice/cri-containerd-"+id(3)+".scope", "app")(p)
+			p.PodName, p.PodNamespace = "web-0", "shop"
+		}),
+		b.Process(400, "web"),
+	}
+	for i, p := range procs {
+		c := p.Accept(4, "127.0.0.1:8080", fmt.Sprintf("127.0.0.1:4000%d", i))
+		c.Read(fmt.Sprintf("GET /%d HTTP/1.1\r\nHost: h\r\n\r\n", i))
+		c.Write("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+		c.Close()
+	}
+	path := filepath.Join(t.TempDir(), "names.rwd")
+	b.WriteFile(t, path)
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--container", "web"}, []string{"/0"}}, // not the host's comm web
+		{[]string{"--container", id(1)[:12]}, []string{"/0"}},
+		{[]string{"--container", "db", "--container", "app"}, []string{"/1", "/2"}},
+		{[]string{"--container", "we"}, nil},      // a name matches whole
+		{[]string{"--container", id(2)[:3]}, nil}, // an id prefix needs 4 characters
+		{[]string{"--container", "app", "--pod", "web-0"}, []string{"/2"}},
+	} {
+		code, out, errOut := runCLI(t, append([]string{"analyze", path, "-q", "--exchanges", "-", "-o", "/dev/null"}, c.args...)...)
+		if code != exitOK {
+			t.Fatalf("%v: exit %d: %s", c.args, code, errOut)
+		}
+		var got []string
+		for l := range strings.SplitSeq(strings.TrimSpace(out), "\n") {
+			if i := strings.Index(l, `"path":"`); i >= 0 {
+				got = append(got, l[i+8:i+10])
+			}
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%v: paths %v, want %v\n%s", c.args, got, c.want, out)
+		}
+		if slices.Contains(got, "/0") && !strings.Contains(out, `"id":"`+id(1)+`","name":"web"}`) {
+			t.Errorf("%v: no container name in %s", c.args, out)
+		}
+	}
+	// The report names a container's services by its name, a pod's by the
+	// pod, the host's by comm.
+	_, rep, _ := runCLI(t, "analyze", path, "-q")
+	for _, want := range []string{"server web:nginx[100]", "server db:postgres[200]", "server shop/web-0:app[300]", "server web[400]"} {
+		if !strings.Contains(rep, want) {
+			t.Errorf("report lacks %q:\n%s", want, rep)
+		}
+	}
+}

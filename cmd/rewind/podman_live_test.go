@@ -38,8 +38,11 @@ func main() {
 // the default open-files limit is above what the sandbox allows, so both
 // are set. A recording with --container (the kernel filter) must hold the
 // container's exchanges, each naming runtime podman, the full container
-// id, the container's network namespace and the hostname it sees, and
-// nothing of curl, which runs outside the container (#22 item 5).
+// id, the container's network namespace, the hostname it sees and its
+// --name (read from containers/storage's containers.json, which podman
+// writes), and nothing of curl, which runs outside the container (#22
+// items 1 and 5). analyze --container NAME selects the exchanges by that
+// name, and the JSON lines carry it.
 func TestLivePodman(t *testing.T) {
 	bpftest.RequireRoot(t)
 	podman := needTool(t, "podman")
@@ -130,11 +133,22 @@ func TestLivePodman(t *testing.T) {
 			continue
 		}
 		n++
-		if c.Container.Runtime != "podman" || c.Container.ID != id || fmt.Sprintf("net:[%d]", c.NetNS) != netns || c.Container.Hostname != id[:12] {
-			t.Errorf("%s: container %+v netns %d; want podman %s, %s, hostname %s", e.Request.Path, c.Container, c.NetNS, id, netns, id[:12])
+		if c.Container.Runtime != "podman" || c.Container.ID != id || fmt.Sprintf("net:[%d]", c.NetNS) != netns || c.Container.Hostname != id[:12] ||
+			c.Container.Name != name {
+			t.Errorf("%s: container %+v netns %d; want podman %s, %s, hostname %s, name %s", e.Request.Path, c.Container, c.NetNS, id, netns, id[:12], name)
 		}
 	}
 	if n != 3 {
 		t.Errorf("%d exchanges of the container's server, want 3", n)
+	}
+	code, out, errOut := runCLI(t, "analyze", rec.path, "-q", "--role", "server", "--container", name, "--exchanges", "-", "-o", os.DevNull)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != exitOK || len(lines) != 3 {
+		t.Fatalf("--container %s: exit %d, %d lines: %s%s", name, code, len(lines), out, errOut)
+	}
+	for _, l := range lines {
+		if !strings.Contains(l, `"path":"/p`) || !strings.Contains(l, `"id":"`+id+`"`) || !strings.Contains(l, `"name":"`+name+`"}`) {
+			t.Errorf("--container %s: %s", name, l)
+		}
 	}
 }

@@ -104,6 +104,10 @@ func (w *Writer) appendEntry(b []byte, ex *analyze.Exchange) []byte {
 			b = append(b, `,"hostname":`...)
 			b = jsonenc.String(b, ct.Hostname)
 		}
+		if ct.Name != "" {
+			b = append(b, `,"name":`...)
+			b = jsonenc.String(b, ct.Name)
+		}
 		b = append(b, '}')
 	}
 	if c.NetNS != 0 {

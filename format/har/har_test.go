@@ -310,7 +310,7 @@ func TestContainer(t *testing.T) {
 	ex := *exs[0]
 	c := *ex.Conn
 	c.Container = container.Info{Runtime: "containerd", ID: strings.Repeat("3f", 32), PodUID: "6b1e2c1a-0b6f-4a43-9a4c-1d2e3f405162", QoS: "burstable",
-		Pod: "web-7d9f8b-x2x4q", Namespace: "shop", Hostname: "web-7d9f8b-x2x4q"}
+		Pod: "web-7d9f8b-x2x4q", Namespace: "shop", Hostname: "web-7d9f8b-x2x4q", Name: "app"}
 	c.NetNS = 4026532173
 	ex.Conn = &c
 	out := write(t, testOpts, []*analyze.Exchange{&ex, exs[1]})
@@ -327,7 +327,7 @@ func TestContainer(t *testing.T) {
 		t.Fatalf("%d entries", len(es))
 	}
 	want := `{"runtime":"containerd","id":"` + strings.Repeat("3f", 32) + `","pod_uid":"6b1e2c1a-0b6f-4a43-9a4c-1d2e3f405162","qos":"burstable",` +
-		`"pod":"web-7d9f8b-x2x4q","namespace":"shop","hostname":"web-7d9f8b-x2x4q"}`
+		`"pod":"web-7d9f8b-x2x4q","namespace":"shop","hostname":"web-7d9f8b-x2x4q","name":"app"}`
 	if got := string(es[0]["_container"]); got != want {
 		t.Errorf("_container = %s, want %s", got, want)
 	}

@@ -237,7 +237,7 @@ func formatConn(b []byte, c *analyze.Conn) []byte {
 			b = appendField(b, "pod_uid", ct.PodUID)
 			b = appendField(b, "qos", ct.QoS)
 		}
-		for _, f := range [...][2]string{{"pod", ct.Pod}, {"namespace", ct.Namespace}, {"hostname", ct.Hostname}} {
+		for _, f := range [...][2]string{{"pod", ct.Pod}, {"namespace", ct.Namespace}, {"hostname", ct.Hostname}, {"name", ct.Name}} {
 			if f[1] != "" {
 				b = appendField(b, f[0], f[1])
 			}

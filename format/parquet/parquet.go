@@ -53,6 +53,7 @@ type Row struct {
 
 	ContainerRuntime *string `parquet:"container_runtime,optional,dict"`
 	ContainerID      *string `parquet:"container_id,optional,dict"`
+	ContainerName    *string `parquet:"container_name,optional,dict"`
 	PodUID           *string `parquet:"pod_uid,optional,dict"`
 	PodQoS           *string `parquet:"pod_qos,optional,dict"`
 	PodName          *string `parquet:"pod_name,optional,dict"`
@@ -130,7 +131,7 @@ type optionals struct {
 	status, grpcStatus               int32
 	query, grpcService, grpcMethod   string
 	runtime, id, pod, qos            string
-	podName, podNS, hostname         string
+	podName, podNS, hostname, name   string
 	netns                            int64
 }
 
@@ -422,6 +423,10 @@ func (w *Writer) row(ex *analyze.Exchange, ts time.Time, p *part, i int) {
 	if ct := c.Container; ct.Known() {
 		v.runtime, v.id = ct.Runtime, ct.ID
 		r.ContainerRuntime, r.ContainerID = &v.runtime, &v.id
+		if ct.Name != "" {
+			v.name = ct.Name
+			r.ContainerName = &v.name
+		}
 		if ct.PodUID != "" {
 			v.pod, v.qos = ct.PodUID, ct.QoS
 			r.PodUID, r.PodQoS = &v.pod, &v.qos

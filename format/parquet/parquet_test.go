@@ -535,13 +535,14 @@ func TestDuckDBReadsNetNS(t *testing.T) {
 	}
 }
 
-// TestDuckDBReadsPod checks the pod name, namespace and hostname columns:
-// set for a process whose record names its pod, NULL for a host process.
+// TestDuckDBReadsPod checks the pod name, namespace, hostname and container
+// name columns: set for a process whose record names its pod, NULL for a
+// host process.
 func TestDuckDBReadsPod(t *testing.T) {
 	b := capturetest.New()
 	pod := b.Process(100, "a").With(func(p *capture.Process) {
 		p.Cgroup = "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod6b1e2c1a_0b6f_4a43_9a4c_1d2e3f405162.slice/cri-containerd-" + strings.Repeat("ab", 32) + ".scope"
-		p.PodName, p.PodNamespace, p.Hostname = "web-0", "shop", "web-0"
+		p.PodName, p.PodNamespace, p.Hostname, p.ContainerName = "web-0", "shop", "web-0", "app"
 	})
 	for i, p := range []*capturetest.Proc{pod, b.Process(200, "b")} {
 		c := p.Accept(4, "127.0.0.1:8080", "127.0.0.1:4000"+strconv.Itoa(i))
@@ -550,9 +551,9 @@ func TestDuckDBReadsPod(t *testing.T) {
 		c.Close()
 	}
 	out := captureToParquet(t, b)
-	rows := duckdb(t, "SELECT path, coalesce(pod_name, '-') AS pod, coalesce(pod_namespace, '-') AS ns, coalesce(hostname, '-') AS h FROM '"+out+"' ORDER BY path")
-	if len(rows) != 2 || rows[0]["pod"] != "web-0" || rows[0]["ns"] != "shop" || rows[0]["h"] != "web-0" ||
-		rows[1]["pod"] != "-" || rows[1]["ns"] != "-" || rows[1]["h"] != "-" {
+	rows := duckdb(t, "SELECT path, coalesce(pod_name, '-') AS pod, coalesce(pod_namespace, '-') AS ns, coalesce(hostname, '-') AS h, coalesce(container_name, '-') AS name FROM '"+out+"' ORDER BY path")
+	if len(rows) != 2 || rows[0]["pod"] != "web-0" || rows[0]["ns"] != "shop" || rows[0]["h"] != "web-0" || rows[0]["name"] != "app" ||
+		rows[1]["pod"] != "-" || rows[1]["ns"] != "-" || rows[1]["h"] != "-" || rows[1]["name"] != "-" {
 		t.Errorf("rows %v", rows)
 	}
 }

@@ -392,7 +392,7 @@ func TestContainerComment(t *testing.T) {
 	host := &analyze.Conn{ID: "c3", PID: 9, Comm: "app", FD: 5, TLS: "none"}
 	named := &analyze.Conn{ID: "c4", PID: 10, Comm: "app", FD: 6, TLS: "none",
 		Container: container.Info{Runtime: "containerd", ID: strings.Repeat("ef", 32), PodUID: "6b1e2c1a-0b6f-4a43-9a4c-1d2e3f405162", QoS: "burstable",
-			Pod: "web-0", Namespace: "shop", Hostname: "web-0"}}
+			Pod: "web-0", Namespace: "shop", Hostname: "web-0", Name: "app"}}
 	for _, tc := range []struct {
 		c    *analyze.Conn
 		want string
@@ -400,7 +400,7 @@ func TestContainerComment(t *testing.T) {
 		{ctr, "c1 comm=app pid=7 fd=3 container=docker:abababababab"},
 		{pod, "c2 comm=app pid=8 fd=4 container=containerd:cdcdcdcdcdcd pod=6b1e2c1a-0b6f-4a43-9a4c-1d2e3f405162"},
 		{host, "c3 comm=app pid=9 fd=5"},
-		{named, "c4 comm=app pid=10 fd=6 container=containerd:efefefefefef pod=6b1e2c1a-0b6f-4a43-9a4c-1d2e3f405162 pod_name=shop/web-0 hostname=web-0"},
+		{named, "c4 comm=app pid=10 fd=6 container=containerd:efefefefefef container_name=app pod=6b1e2c1a-0b6f-4a43-9a4c-1d2e3f405162 pod_name=shop/web-0 hostname=web-0"},
 	} {
 		if got := w.commentFor(&stream{c: tc.c}, client, 0, 0); got != tc.want {
 			t.Errorf("comment %q, want %q", got, tc.want)

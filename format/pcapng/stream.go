@@ -313,6 +313,10 @@ func (w *Writer) commentFor(s *stream, from int, flags tcpFlags, tid uint32) str
 			b.WriteString(ct.Runtime)
 			b.WriteByte(':')
 			b.WriteString(ct.Short())
+			if ct.Name != "" {
+				b.WriteString(" container_name=")
+				b.WriteString(ct.Name)
+			}
 			if ct.PodUID != "" {
 				b.WriteString(" pod=")
 				b.WriteString(ct.PodUID)

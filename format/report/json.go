@@ -108,10 +108,12 @@ type jsonContainer struct {
 	ID      string `json:"id"`
 	PodUID  string `json:"pod_uid,omitempty"`
 	QoS     string `json:"qos,omitempty"`
-	// Pod, Namespace and Hostname are as recorded with the processes.
+	// Pod, Namespace, Hostname and Name are as recorded with the
+	// processes.
 	Pod       string `json:"pod,omitempty"`
 	Namespace string `json:"namespace,omitempty"`
 	Hostname  string `json:"hostname,omitempty"`
+	Name      string `json:"name,omitempty"`
 }
 
 type jsonEndpoint struct {
@@ -362,5 +364,5 @@ func containerJSON(s *sli.Service) *jsonContainer {
 	if !ct.Known() {
 		return nil
 	}
-	return &jsonContainer{Runtime: ct.Runtime, ID: ct.ID, PodUID: ct.PodUID, QoS: ct.QoS, Pod: ct.Pod, Namespace: ct.Namespace, Hostname: ct.Hostname}
+	return &jsonContainer{Runtime: ct.Runtime, ID: ct.ID, PodUID: ct.PodUID, QoS: ct.QoS, Pod: ct.Pod, Namespace: ct.Namespace, Hostname: ct.Hostname, Name: ct.Name}
 }
