@@ -40,8 +40,14 @@ const RowGroupRows = 64 << 10
 // not held longer than a batch.
 const batchRows = 256
 
-// Row is one exchange. Optional fields are nil when unknown (no response,
-// a timing not measured), never 0 by default.
+// Row is one exchange. Optional fields are NULL when unknown (no response,
+// a timing not measured), never 0 by default. How a field says NULL
+// depends on whether its zero value can be known: a plain optional field is
+// NULL when zero (no network namespace is 0, no status is 0, no query is
+// empty); a []byte field is NULL when nil, so that an empty string is still
+// a value; a pointer is NULL when nil, for numbers where 0 is a value. The
+// first two are written by the column writer a batch at a time, a pointer
+// one row at a time: pointers are kept for what needs them.
 type Row struct {
 	TS      time.Time `parquet:"ts,timestamp(nanosecond)"`
 	Capture string    `parquet:"capture,dict"`
@@ -51,15 +57,15 @@ type Row struct {
 	PID     int64     `parquet:"pid"` // 0 for pcap input
 	Comm    string    `parquet:"comm,dict"`
 
-	ContainerRuntime *string `parquet:"container_runtime,optional,dict"`
-	ContainerID      *string `parquet:"container_id,optional,dict"`
-	ContainerName    *string `parquet:"container_name,optional,dict"`
-	PodUID           *string `parquet:"pod_uid,optional,dict"`
-	PodQoS           *string `parquet:"pod_qos,optional,dict"`
-	PodName          *string `parquet:"pod_name,optional,dict"`
-	PodNamespace     *string `parquet:"pod_namespace,optional,dict"`
-	Hostname         *string `parquet:"hostname,optional,dict"`
-	NetNS            *int64  `parquet:"netns,optional"`
+	ContainerRuntime []byte `parquet:"container_runtime,optional,dict,string"`
+	ContainerID      string `parquet:"container_id,optional,dict"`
+	ContainerName    string `parquet:"container_name,optional,dict"`
+	PodUID           string `parquet:"pod_uid,optional,dict"`
+	PodQoS           []byte `parquet:"pod_qos,optional,dict,string"`
+	PodName          string `parquet:"pod_name,optional,dict"`
+	PodNamespace     []byte `parquet:"pod_namespace,optional,dict,string"`
+	Hostname         string `parquet:"hostname,optional,dict"`
+	NetNS            int64  `parquet:"netns,optional"`
 
 	Role   string `parquet:"role,dict"`
 	TLS    string `parquet:"tls,dict"`
@@ -67,13 +73,13 @@ type Row struct {
 	Remote string `parquet:"remote,dict"`
 	Proto  string `parquet:"proto,dict"`
 
-	StreamID *int64  `parquet:"stream_id,optional"`
-	Method   string  `parquet:"method,dict"`
-	ReqHost  string  `parquet:"req_host,dict"`
-	Route    string  `parquet:"route,dict"`
-	Path     string  `parquet:"path"`
-	Query    *string `parquet:"query,optional"`
-	Status   *int32  `parquet:"status,optional"`
+	StreamID int64  `parquet:"stream_id,optional"`
+	Method   string `parquet:"method,dict"`
+	ReqHost  string `parquet:"req_host,dict"`
+	Route    string `parquet:"route,dict"`
+	Path     string `parquet:"path"`
+	Query    string `parquet:"query,optional"`
+	Status   int32  `parquet:"status,optional"`
 
 	ReqBodyBytes  *int64 `parquet:"req_body_bytes,optional"`
 	RespBodyBytes *int64 `parquet:"resp_body_bytes,optional"`
@@ -91,9 +97,9 @@ type Row struct {
 	Reset      bool     `parquet:"reset"`
 	NoResponse bool     `parquet:"no_response"`
 
-	GRPCService *string `parquet:"grpc_service,optional"`
-	GRPCMethod  *string `parquet:"grpc_method,optional"`
-	GRPCStatus  *int32  `parquet:"grpc_status,optional"`
+	GRPCService []byte `parquet:"grpc_service,optional,string"`
+	GRPCMethod  []byte `parquet:"grpc_method,optional,string"`
+	GRPCStatus  *int32 `parquet:"grpc_status,optional"`
 }
 
 // Writer is an [analyze.Sink] writing one Parquet row per exchange.
@@ -124,15 +130,11 @@ type part struct {
 	flags []string
 }
 
-// optionals is the storage of one row's optional values.
+// optionals is the storage of what one row's pointer fields point to.
 type optionals struct {
-	streamID, reqBody, respBody      int64
+	reqBody, respBody                int64
 	server, transfer, network, total int64
-	status, grpcStatus               int32
-	query, grpcService, grpcMethod   string
-	runtime, id, pod, qos            string
-	podName, podNS, hostname, name   string
-	netns                            int64
+	grpcStatus                       int32
 }
 
 // endpoints caches the address strings of recent connections, by
@@ -404,6 +406,19 @@ func (w *Writer) Abort() {
 	}
 }
 
+// empty is the empty string as a value of a []byte field: not nil, so not
+// NULL.
+var empty = []byte{}
+
+// value returns s as the value of a []byte field of Row, sharing its bytes
+// (the writer only reads them): "" is a value, not NULL.
+func value(s string) []byte {
+	if s == "" {
+		return empty
+	}
+	return unsafe.Slice(unsafe.StringData(s), len(s))
+}
+
 // escape keeps a partition value a single path element.
 func escape(s string) string {
 	if s == "" {
@@ -434,46 +449,29 @@ func (w *Writer) row(ex *analyze.Exchange, ts time.Time, p *part, i int) {
 	if r.TLS == "" {
 		r.TLS = "none"
 	}
+	// ID, Name, PodUID, Pod and Hostname are NULL exactly when empty: plain
+	// optional fields.
 	if ct := c.Container; ct.Known() {
-		v.runtime, v.id = ct.Runtime, ct.ID
-		r.ContainerRuntime, r.ContainerID = &v.runtime, &v.id
-		if ct.Name != "" {
-			v.name = ct.Name
-			r.ContainerName = &v.name
-		}
+		r.ContainerRuntime, r.ContainerID = value(ct.Runtime), ct.ID
+		r.ContainerName = ct.Name
 		if ct.PodUID != "" {
-			v.pod, v.qos = ct.PodUID, ct.QoS
-			r.PodUID, r.PodQoS = &v.pod, &v.qos
+			r.PodUID, r.PodQoS = ct.PodUID, value(ct.QoS)
 		}
 		if ct.Pod != "" {
-			v.podName, v.podNS = ct.Pod, ct.Namespace
-			r.PodName, r.PodNamespace = &v.podName, &v.podNS
+			r.PodName, r.PodNamespace = ct.Pod, value(ct.Namespace)
 		}
-		if ct.Hostname != "" {
-			v.hostname = ct.Hostname
-			r.Hostname = &v.hostname
-		}
+		r.Hostname = ct.Hostname
 	}
-	if c.NetNS != 0 {
-		v.netns = int64(c.NetNS)
-		r.NetNS = &v.netns
-	}
+	r.NetNS = int64(c.NetNS)
 	r.Local, r.Remote = w.addrs.of(c)
-	if ex.StreamID != 0 {
-		v.streamID = int64(ex.StreamID)
-		r.StreamID = &v.streamID
-	}
-	if ex.Request.Query != "" {
-		v.query = ex.Request.Query
-		r.Query = &v.query
-	}
+	r.StreamID = int64(ex.StreamID)
+	r.Query = ex.Request.Query
 	if n := ex.Request.BodyBytes; n >= 0 {
 		v.reqBody = n
 		r.ReqBodyBytes = &v.reqBody
 	}
 	if s := ex.Response.Status; s != 0 {
-		v.status = int32(s)
-		r.Status = &v.status
+		r.Status = int32(s)
 		if n := ex.Response.BodyBytes; n >= 0 {
 			v.respBody = n
 			r.RespBodyBytes = &v.respBody
@@ -495,8 +493,7 @@ func (w *Writer) row(ex *analyze.Exchange, ts time.Time, p *part, i int) {
 	p.flags = ex.Flags.AppendNames(p.flags)
 	r.Flags = p.flags[n:len(p.flags):len(p.flags)]
 	if g := ex.GRPC; g != nil {
-		v.grpcService, v.grpcMethod = g.Service, g.Method
-		r.GRPCService, r.GRPCMethod = &v.grpcService, &v.grpcMethod
+		r.GRPCService, r.GRPCMethod = value(g.Service), value(g.Method)
 		if g.Status >= 0 {
 			v.grpcStatus = int32(g.Status)
 			r.GRPCStatus = &v.grpcStatus
