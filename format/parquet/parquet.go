@@ -123,6 +123,11 @@ type Writer struct {
 	parts   map[string]*part // by partition directory
 	order   []string         // partitions in the order they appeared
 	addrs   endpoints
+	// last is the part of the previous exchange, and lastDay its UTC day
+	// in a tree: an exchange of the same day goes to it without its
+	// partition's path being made again.
+	last    *part
+	lastDay [3]int
 }
 
 // part is one output file of a partitioned tree (or the single file).
@@ -273,6 +278,23 @@ func (w *Writer) HeaderLookupOnly() bool { return true }
 // part returns the output an exchange at ts goes to, opening it on first
 // use.
 func (w *Writer) part(ts time.Time) (*part, error) {
+	var day [3]int
+	if w.tree {
+		y, m, d := ts.UTC().Date()
+		day = [3]int{y, int(m), d}
+	}
+	if w.last != nil && day == w.lastDay {
+		return w.last, nil
+	}
+	p, err := w.partOf(ts)
+	if err == nil {
+		w.last, w.lastDay = p, day
+	}
+	return p, err
+}
+
+// partOf is part without the cache.
+func (w *Writer) partOf(ts time.Time) (*part, error) {
 	dst := w.path
 	key := ""
 	if w.tree {
@@ -428,12 +450,14 @@ func value(s string) []byte {
 	return unsafe.Slice(unsafe.StringData(s), len(s))
 }
 
+var escaper = strings.NewReplacer("/", "%2F", "\\", "%5C", "=", "%3D", ":", "%3A")
+
 // escape keeps a partition value a single path element.
 func escape(s string) string {
 	if s == "" {
 		return "unknown"
 	}
-	return strings.NewReplacer("/", "%2F", "\\", "%5C", "=", "%3D", ":", "%3A").Replace(s)
+	return escaper.Replace(s)
 }
 
 // row fills p.rows[i] from ex; its optional values live in p.vals[i].
