@@ -336,7 +336,7 @@ func (w *Writer) newPart(dst string) (*part, error) {
 // would give it. zstd runs at its fastest level, which costs far less CPU
 // than the default one on these pages for a file about a quarter larger
 // (100,000 small HTTP/1 exchanges: 0.8 MB at the default level and PLAIN
-// integers, 1.0 MB so; the whole writer 11 % cheaper).
+// integers, 1.0 MB so; the writer a fifth cheaper).
 func writerOptions(version string) []parquet.WriterOption {
 	return []parquet.WriterOption{
 		parquet.Compression(&zstd.Codec{Level: zstd.SpeedFastest}),
