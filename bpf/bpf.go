@@ -505,25 +505,6 @@ func (t *Tracer) Read(rec *Record) error {
 	return rec.Decode(rec.raw.RawSample)
 }
 
-// Raw returns the record's bytes as the kernel wrote them. They alias the
-// reader's buffer (or the one given to [Record.ReadInto]) and are valid
-// until the next [Tracer.Read]; a copy can be decoded again later with
-// [Record.Decode].
-func (rec *Record) Raw() []byte { return rec.raw.RawSample }
-
-// MaxRecordSize bounds the bytes of any record the programs write: a data
-// record's header and one fragment.
-const MaxRecordSize = int(unsafe.Sizeof(DataEvent{})) + FragmentSize
-
-// ReadInto is [Tracer.Read] with the record's bytes copied from the ring
-// straight into room (from its start, room's capacity at least
-// [MaxRecordSize]), so a caller that keeps records in buffers of its own
-// copies them once rather than twice. Raw then aliases room.
-func (t *Tracer) ReadInto(rec *Record, room []byte) error {
-	rec.raw.RawSample = room[:0]
-	return t.Read(rec)
-}
-
 // Decode fills rec from raw, a record's bytes. Payload then aliases raw.
 func (rec *Record) Decode(raw []byte) error {
 	if len(raw) < 4 {
@@ -560,24 +541,6 @@ func (rec *Record) Decode(raw []byte) error {
 		return fmt.Errorf("%w: type %d, %d bytes", ErrBadRecord, rec.Type, len(raw))
 	}
 	return nil
-}
-
-// Time returns the record's timestamp (a call's exit, a packet's arrival),
-// CLOCK_MONOTONIC in ns; 0 for an unknown type.
-func (rec *Record) Time() uint64 {
-	switch rec.Type {
-	case EventData:
-		return rec.Data.TsNs
-	case EventConnect, EventAccept, EventSocket:
-		return rec.Conn.TsNs
-	case EventClose:
-		return rec.Close.TsNs
-	case EventExec, EventExit:
-		return rec.Proc.TsNs
-	case EventPacket:
-		return rec.Packet.TsNs
-	}
-	return 0
 }
 
 // ErrClosed is returned by [Tracer.Read] after [Tracer.Close].

@@ -72,10 +72,6 @@ type Options struct {
 	VerifierLog string
 	// Version is the recorder version written into the header.
 	Version string
-	// ReorderWindow is how long events wait to be sorted by timestamp
-	// before being written (default 100ms): events of different CPUs reach
-	// the ring buffer slightly out of order.
-	ReorderWindow time.Duration
 	// Log receives the recorder's messages (nil discards them): the line
 	// that says every probe is attached, and notices.
 	Log io.Writer

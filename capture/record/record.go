@@ -41,9 +41,6 @@ func record(ctx context.Context, opts Options, open func() (io.Writer, error)) (
 	if opts.Snaplen <= 0 {
 		opts.Snaplen = bpf.DefaultSnaplen
 	}
-	if opts.ReorderWindow <= 0 {
-		opts.ReorderWindow = 100 * time.Millisecond
-	}
 	bo := bpf.Options{Snaplen: uint32(opts.Snaplen), RingSize: uint32(opts.RingSize), VerifierLog: opts.VerifierLog}
 	for _, p := range opts.PIDs {
 		if p <= 0 {
@@ -226,10 +223,6 @@ type session struct {
 	tr        *bpf.Tracer
 	w         *capture.Writer
 	listening map[uint16]bool
-	pending   eventQueue
-	arena     arena
-	seq       uint64
-	dec       bpf.Record // a pending record decoded for writing
 	// One reused value per kind: the writer encodes an event at once.
 	evData   capture.Data
 	evConn   capture.Connect
@@ -277,9 +270,9 @@ func (s *session) run(ctx context.Context) (string, error) {
 		}
 		s.tr.SetDeadline(time.Now().Add(pollInterval))
 		// Read what is there, up to a batch, then let the loop look at
-		// its timers and the reorder window.
-		for i := 0; i < 4096; i++ {
-			err := s.read(&rec)
+		// its timers.
+		for i := 0; i < 4096 && !s.full; i++ {
+			err := s.tr.Read(&rec)
 			if err != nil {
 				if errors.Is(err, os.ErrDeadlineExceeded) {
 					break
@@ -290,10 +283,9 @@ func (s *session) run(ctx context.Context) (string, error) {
 				}
 				return "", fmt.Errorf("reading ring buffer: %w", err)
 			}
-			s.add(&rec)
-		}
-		if err := s.release(monoNow() - uint64(s.opts.ReorderWindow)); err != nil {
-			return "", err
+			if err := s.add(&rec); err != nil {
+				return "", err
+			}
 		}
 		if s.full {
 			reason = "max-size"
@@ -314,19 +306,19 @@ func (s *session) run(ctx context.Context) (string, error) {
 	if reason != "max-size" {
 		for {
 			s.tr.SetDeadline(time.Now())
-			err := s.read(&rec)
+			err := s.tr.Read(&rec)
 			if err != nil {
 				if errors.Is(err, bpf.ErrBadRecord) {
 					continue
 				}
 				break
 			}
-			s.add(&rec)
-		}
-	}
-	if reason != "max-size" {
-		if err := s.release(^uint64(0)); err != nil {
-			return "", err
+			if err := s.add(&rec); err != nil {
+				return "", err
+			}
+			if s.full {
+				break
+			}
 		}
 	}
 	if err := s.writeLosses(); err != nil {
@@ -355,7 +347,7 @@ var lossSources = map[bpf.LossCause]capture.LossSource{
 }
 
 // writeLosses turns the growth of the kernel's per-CPU loss counters into
-// Loss events. They are written right away, not through the reorder window.
+// Loss events, stamped now.
 func (s *session) writeLosses() error {
 	now := monoNow()
 	for _, cause := range bpf.LossCauses {
@@ -380,17 +372,11 @@ func (s *session) writeLosses() error {
 	return nil
 }
 
-// read reads the next kernel record into the arena's free space, where
-// [session.add] keeps it without another copy.
-func (s *session) read(rec *bpf.Record) error {
-	return s.tr.ReadInto(rec, s.arena.room(bpf.MaxRecordSize))
-}
-
-// add queues a kernel record in the reorder window: its bytes, kept in the
-// arena where [session.read] put them, decoded again when it is written. A process start is turned into its
-// event now, while /proc still has the process.
-func (s *session) add(rec *bpf.Record) {
-	s.seq++
+// add writes a kernel record as a capture event, in the order the ring
+// delivered it. A process start is turned into its event now, while /proc
+// still has the process.
+func (s *session) add(rec *bpf.Record) error {
+	var ev capture.Event
 	if rec.Type == bpf.EventExec {
 		p := &rec.Proc
 		s.tr.ProcessStarted(p.Pid)
@@ -405,11 +391,23 @@ func (s *session) add(rec *bpf.Record) {
 		if p.CgroupId != 0 {
 			proc.CgroupID = p.CgroupId
 		}
-		s.pending.push(pendingEvent{t: proc.Timestamp, seq: s.seq, ev: proc})
-		return
+		ev = proc
+	} else if ev = s.event(rec); ev == nil {
+		return nil
 	}
-	raw, c := s.arena.keep(rec.Raw())
-	s.pending.push(pendingEvent{t: rec.Time(), seq: s.seq, raw: raw, c: c})
+	s.redact.apply(ev)
+	if err := s.w.Write(ev); err != nil {
+		return err
+	}
+	// Pending is uncompressed: when it could reach the limit, flush
+	// and look at what the file really holds.
+	if s.opts.MaxSize > 0 && s.w.Size()+int64(s.w.Pending()) >= s.opts.MaxSize {
+		if err := s.w.Flush(); err != nil {
+			return err
+		}
+		s.full = s.w.Size() >= s.opts.MaxSize
+	}
+	return nil
 }
 
 // event converts a decoded kernel record into a capture event. The event is
@@ -461,40 +459,6 @@ func (s *session) event(rec *bpf.Record) capture.Event {
 		return s.packetEvent(rec)
 	}
 	s.bad++
-	return nil
-}
-
-// release writes the queued events stamped at or before upTo, in timestamp
-// order.
-func (s *session) release(upTo uint64) error {
-	for s.pending.len() > 0 && s.pending.peek().t <= upTo && !s.full {
-		p := s.pending.pop()
-		ev := p.ev
-		if ev == nil {
-			if err := s.dec.Decode(p.raw); err != nil {
-				s.bad++
-			} else {
-				ev = s.event(&s.dec)
-			}
-		}
-		if ev != nil {
-			s.redact.apply(ev)
-			if err := s.w.Write(ev); err != nil {
-				return err
-			}
-		}
-		if p.c != nil {
-			s.arena.release(p.c)
-		}
-		// Pending is uncompressed: when it could reach the limit, flush
-		// and look at what the file really holds.
-		if s.opts.MaxSize > 0 && s.w.Size()+int64(s.w.Pending()) >= s.opts.MaxSize {
-			if err := s.w.Flush(); err != nil {
-				return err
-			}
-			s.full = s.w.Size() >= s.opts.MaxSize
-		}
-	}
 	return nil
 }
 
