@@ -148,8 +148,19 @@ type stream struct {
 func reassemble(t *testing.T, evs []capture.Event, exact bool) map[connKey]*stream {
 	t.Helper()
 	out := map[connKey]*stream{}
-	var cur *capture.Data
-	var got uint32
+	// The fragments of a call follow each other among the records of its
+	// thread; other CPUs' records may come between them (the file is in
+	// the ring's order).
+	type call struct {
+		d   *capture.Data
+		got uint32
+	}
+	calls := map[uint32]*call{} // by thread
+	done := func(c *call) {
+		if c != nil && exact && c.got != c.d.Len {
+			t.Errorf("call on %v: captured %d of %d bytes", connKey{c.d.PID, c.d.FD, c.d.Gen}, c.got, c.d.Len)
+		}
+	}
 	for _, ev := range evs {
 		d, ok := ev.(*capture.Data)
 		if !ok {
@@ -161,16 +172,20 @@ func reassemble(t *testing.T, evs []capture.Event, exact bool) map[connKey]*stre
 			s = &stream{}
 			out[k] = s
 		}
+		cur := calls[d.TID]
 		if d.Offset == 0 {
-			if cur != nil && exact && got != cur.Len {
-				t.Errorf("call on %v: captured %d of %d bytes", connKey{cur.PID, cur.FD, cur.Gen}, got, cur.Len)
-			}
-			cur, got = d, 0
+			done(cur)
+			cur = &call{d: d}
+			calls[d.TID] = cur
 			s.calls++
-		} else if cur == nil || cur.TID != d.TID || d.Offset != got {
-			t.Fatalf("fragment at offset %d of %v does not follow its call (have %d bytes)", d.Offset, k, got)
+		} else if cur == nil || cur.d.FD != d.FD || d.Offset != cur.got {
+			var have uint32
+			if cur != nil {
+				have = cur.got
+			}
+			t.Fatalf("fragment at offset %d of %v does not follow its call (have %d bytes)", d.Offset, k, have)
 		}
-		got += uint32(len(d.Payload))
+		cur.got += uint32(len(d.Payload))
 		if exact && d.Truncated() {
 			t.Errorf("truncated data on %v (len %d, offset %d, payload %d)", k, d.Len, d.Offset, len(d.Payload))
 		}
@@ -179,6 +194,9 @@ func reassemble(t *testing.T, evs []capture.Event, exact bool) map[connKey]*stre
 		} else {
 			s.out = append(s.out, d.Payload...)
 		}
+	}
+	for _, c := range calls {
+		done(c)
 	}
 	return out
 }
