@@ -146,3 +146,13 @@ type UnavailableError struct {
 }
 
 func (e *UnavailableError) Error() string { return e.Reason }
+
+// SelectionError means a --cgroup or --container value of [Options]
+// selects nothing, or a container value several containers: a mistake in
+// what was asked, not the host's. Its message, meant for the user as it
+// is, says what was searched or lists the candidates.
+type SelectionError struct {
+	Msg string
+}
+
+func (e *SelectionError) Error() string { return e.Msg }
