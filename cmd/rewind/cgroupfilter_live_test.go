@@ -146,7 +146,7 @@ func TestLiveRecordCgroupFilter(t *testing.T) {
 			opts record.Options
 			want string
 		}{
-			{record.Options{Containers: []string{"ffffffffeeee"}}, "no cgroup under"},
+			{record.Options{Containers: []string{"ffffffffeeee"}}, "no running container has that name or id"},
 			{record.Options{Cgroups: []string{"/no/such/cgroup-rewind"}}, "cgroup /no/such/cgroup-rewind"},
 		} {
 			_, err := record.ToFile(t.Context(), c.opts, filepath.Join(t.TempDir(), "x.rwd"))
