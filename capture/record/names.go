@@ -3,9 +3,11 @@
 package record
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -194,4 +196,46 @@ func (s fileStamp) changedSince(last fileStamp) bool {
 	// Unchanged stamps, but a change within the same time grain as the
 	// last read would not show in the mtime.
 	return last.read.Sub(last.mtime) < mtimeGrain
+}
+
+// containersNamed returns the ids of every container the runtimes' files
+// on the node give the name name, running or not, sorted: docker's
+// DockerContainersDir/*/config.v2.json, containers/storage's
+// containers.json (podman, CRI-O) and the kubelet's log links (a pod's
+// containers, by the pod spec's names). It is what record --container
+// NAME looks for, once, before the recording.
+func containersNamed(name string) []string {
+	var ids []string
+	if ents, err := os.ReadDir(container.DockerContainersDir); err == nil {
+		for _, e := range ents {
+			if e.IsDir() && dockerName(container.DockerContainersDir, e.Name()) == name {
+				ids = append(ids, e.Name())
+			}
+		}
+	}
+	if f, ok := openRegular(container.StorageContainersFile); ok {
+		container.ParseStorageContainers(io.LimitReader(f, maxStorageList), func(id, n string) {
+			if n == name {
+				ids = append(ids, id)
+			}
+		})
+		f.Close()
+	}
+	if f, err := os.Open(container.ContainerLogsDir); err == nil {
+		links, _ := f.Readdirnames(-1)
+		f.Close()
+		for _, l := range links {
+			if _, _, ctr, id, ok := container.ParseContainerLogLink(l); ok && ctr == name {
+				ids = append(ids, id)
+			}
+		}
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}
+
+// nameSources says where [containersNamed] looks, for messages.
+func nameSources() string {
+	return fmt.Sprintf("%s (docker), %s (podman, CRI-O) and the kubelet's log links in %s",
+		filepath.Join(container.DockerContainersDir, "*", "config.v2.json"), container.StorageContainersFile, container.ContainerLogsDir)
 }

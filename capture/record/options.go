@@ -27,9 +27,13 @@ type Options struct {
 	Comms []string
 	// Cgroups and Containers select, in the kernel, the processes of
 	// cgroup v2 directories and those below them (a path from the v2
-	// root, or in full) and of containers (a prefix of 4 or more
-	// characters of the id, or an nspawn machine's name), in union with
-	// PIDs and Comms; processes outside them cost no user-space work.
+	// root, or in full) and of running containers (each by its name, as
+	// its runtime's files on the node give it, else by a prefix of 4 or
+	// more characters of its id; nspawn: the machine's name), in union
+	// with PIDs and Comms; processes outside them cost no user-space
+	// work. A container is found by its cgroup when the recording
+	// starts: one started later is not recorded. A value that fits no
+	// running container, or several, is a [*SelectionError].
 	Cgroups    []string
 	Containers []string
 	// Ports keeps connections whose local or remote port is listed.
@@ -142,3 +146,13 @@ type UnavailableError struct {
 }
 
 func (e *UnavailableError) Error() string { return e.Reason }
+
+// SelectionError means a --cgroup or --container value of [Options]
+// selects nothing, or a container value several containers: a mistake in
+// what was asked, not the host's. Its message, meant for the user as it
+// is, says what was searched or lists the candidates.
+type SelectionError struct {
+	Msg string
+}
+
+func (e *SelectionError) Error() string { return e.Msg }

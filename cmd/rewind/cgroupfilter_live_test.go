@@ -22,7 +22,7 @@ import (
 // theirs, in the cgroup v2 mount; curl, outside both, calls each. With
 // --container A's id the capture holds A's exchanges and not one event of
 // B's process (user space does not filter by cgroup: only the kernel can
-// have left them out); with --cgroup naming the pod's slice (a parent of
+// have left them out), and the same with A given by its docker name; with --cgroup naming the pod's slice (a parent of
 // B's cgroup) it holds B's, and those of a server started in B's cgroup
 // during the recording (#22 item 3).
 func TestLiveRecordCgroupFilter(t *testing.T) {
@@ -123,6 +123,32 @@ func TestLiveRecordCgroupFilter(t *testing.T) {
 			t.Errorf("server exchanges %v, want %v", got, want)
 		}
 	})
+	t.Run("container name", func(t *testing.T) {
+		// The name docker would have written for A (its files
+		// redirected): A's exchanges only, and they carry it.
+		name := "rewind-a-" + randomHex(4)
+		runtimeFiles(t, map[string]string{"docker/" + dockerID + "/config.v2.json": `{"ID":"` + dockerID + `","Name":"/` + name + `"}`})
+		rec := startRecording(t, record.Options{Containers: []string{name}, Packets: false})
+		get(portA, "/a")
+		get(portB, "/b")
+		rec.stop()
+		if pids := pidsOf(rec.path); pids[uint32(pidA)] == 0 || pids[uint32(pidB)] != 0 {
+			t.Errorf("data events per pid %v: want A's (%d) only, none of B's (%d)", pids, pidA, pidB)
+		}
+		exs, _ := replayFile(t, rec.path)
+		n := 0
+		for _, ex := range exs {
+			if ex.Conn.Role == capture.RoleServer {
+				n++
+				if ex.Conn.PID != uint32(pidA) || ex.Request.Path != "/a" || ex.Conn.Container.Name != name {
+					t.Errorf("pid %d %s in %+v; want A's /a in %s", ex.Conn.PID, ex.Request.Path, ex.Conn.Container, name)
+				}
+			}
+		}
+		if n != 2 {
+			t.Errorf("%d server exchanges, want A's 2", n)
+		}
+	})
 	t.Run("cgroup", func(t *testing.T) {
 		rel := strings.TrimPrefix(podSlice, root)
 		rec := startRecording(t, record.Options{Cgroups: []string{rel}, Packets: false})
@@ -146,7 +172,7 @@ func TestLiveRecordCgroupFilter(t *testing.T) {
 			opts record.Options
 			want string
 		}{
-			{record.Options{Containers: []string{"ffffffffeeee"}}, "no cgroup under"},
+			{record.Options{Containers: []string{"ffffffffeeee"}}, "no running container has that name or id"},
 			{record.Options{Cgroups: []string{"/no/such/cgroup-rewind"}}, "cgroup /no/such/cgroup-rewind"},
 		} {
 			_, err := record.ToFile(t.Context(), c.opts, filepath.Join(t.TempDir(), "x.rwd"))

@@ -31,10 +31,22 @@ const sloHelp = `OBJECTIVES (--slo, comma-separated):
 // options: what does not fit a flag's line, then real examples. The man
 // page carries the same text.
 var commandExtras = map[string]string{
-	"record": `EXAMPLES:
+	"record": `CONTAINERS:
+   --container NAME is the name the container's runtime gave it, read from the node: docker's
+   /var/lib/docker/containers/*/config.v2.json, containers/storage's containers.json (podman,
+   CRI-O) and, for a pod's containers, the pod spec's name from the kubelet's /var/log/containers.
+   A container's name selects that container; anything else is taken as a prefix of an id.
+   Either must fit exactly one running container: when several fit, record refuses and lists
+   them. The container is selected by its cgroup when the recording starts, so it must be running
+   then; one started (or restarted) later is not recorded, by name or by id. To take those in,
+   give --cgroup a cgroup above them (the recording takes in the processes of cgroups created
+   below it).
+
+EXAMPLES:
    sudo rewind record -o prod.rwd --comm nginx --duration 60s
    sudo rewind record -o api.rwd --port 8443 --max-size 1GiB
    sudo rewind record -o job.rwd --pid 4242 --snaplen 64KiB
+   sudo rewind record -o web.rwd --container web --container 3f4e1a2b9c0d
 `,
 	"analyze": sloHelp + "\n" + exitCodesHelp + `
 EXAMPLES:

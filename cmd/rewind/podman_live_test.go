@@ -41,7 +41,8 @@ func main() {
 // id, the container's network namespace, the hostname it sees and its
 // --name (read from containers/storage's containers.json, which podman
 // writes), and nothing of curl, which runs outside the container (#22
-// items 1 and 5). analyze --container NAME selects the exchanges by that
+// items 1 and 5); the same with the container selected by that name
+// (item 3). analyze --container NAME selects the exchanges by that
 // name, and the JSON lines carry it.
 func TestLivePodman(t *testing.T) {
 	bpftest.RequireRoot(t)
@@ -113,33 +114,38 @@ func TestLivePodman(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	rec := startRecording(t, record.Options{Containers: []string{id[:12]}})
-	for i := range 3 {
-		if out, err := get(fmt.Sprintf("/p%d", i)); err != nil || out != fmt.Sprintf("podman /p%d\n", i) {
-			t.Fatalf("curl into the container: %v: %q", err, out)
+	// Selected by id, then by the name podman gave it (record --container
+	// NAME, #22 item 3): the same exchanges either way.
+	var rec *recording
+	for _, sel := range []string{id[:12], name} {
+		rec = startRecording(t, record.Options{Containers: []string{sel}})
+		for i := range 3 {
+			if out, err := get(fmt.Sprintf("/p%d", i)); err != nil || out != fmt.Sprintf("podman /p%d\n", i) {
+				t.Fatalf("curl into the container: %v: %q", err, out)
+			}
 		}
-	}
-	rec.stop()
+		rec.stop()
 
-	exs, _ := replayFile(t, rec.path)
-	n := 0
-	for _, e := range exs {
-		c := e.Conn
-		if c.Comm == "curl" {
-			t.Errorf("curl, outside the container, was recorded: %s", e.Request.Path)
-			continue
+		exs, _ := replayFile(t, rec.path)
+		n := 0
+		for _, e := range exs {
+			c := e.Conn
+			if c.Comm == "curl" {
+				t.Errorf("--container %s: curl, outside the container, was recorded: %s", sel, e.Request.Path)
+				continue
+			}
+			if c.Role != capture.RoleServer || !strings.HasPrefix(e.Request.Path, "/p") {
+				continue
+			}
+			n++
+			if c.Container.Runtime != "podman" || c.Container.ID != id || fmt.Sprintf("net:[%d]", c.NetNS) != netns || c.Container.Hostname != id[:12] ||
+				c.Container.Name != name {
+				t.Errorf("--container %s: %s: container %+v netns %d; want podman %s, %s, hostname %s, name %s", sel, e.Request.Path, c.Container, c.NetNS, id, netns, id[:12], name)
+			}
 		}
-		if c.Role != capture.RoleServer || !strings.HasPrefix(e.Request.Path, "/p") {
-			continue
+		if n != 3 {
+			t.Errorf("--container %s: %d exchanges of the container's server, want 3", sel, n)
 		}
-		n++
-		if c.Container.Runtime != "podman" || c.Container.ID != id || fmt.Sprintf("net:[%d]", c.NetNS) != netns || c.Container.Hostname != id[:12] ||
-			c.Container.Name != name {
-			t.Errorf("%s: container %+v netns %d; want podman %s, %s, hostname %s, name %s", e.Request.Path, c.Container, c.NetNS, id, netns, id[:12], name)
-		}
-	}
-	if n != 3 {
-		t.Errorf("%d exchanges of the container's server, want 3", n)
 	}
 	code, out, errOut := runCLI(t, "analyze", rec.path, "-q", "--role", "server", "--container", name, "--exchanges", "-", "-o", os.DevNull)
 	lines := strings.Split(strings.TrimSpace(out), "\n")

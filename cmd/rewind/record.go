@@ -35,7 +35,7 @@ func newRecordCommand() *cli.Command {
 			&cli.IntSliceFlag{Name: "pid", Usage: "record this `PID` and its descendants: the children it runs now and those it starts (repeatable)"},
 			&cli.StringSliceFlag{Name: "comm", Usage: "record processes with this task `NAME` (repeatable)"},
 			&cli.StringSliceFlag{Name: "cgroup", Usage: "record the processes of cgroup v2 `PATH` and of the cgroups below it, selected in the kernel (a path as in /proc/PID/cgroup, or in full; repeatable)"},
-			&cli.StringSliceFlag{Name: "container", Usage: "record the processes of container `ID` (4 or more characters of its id, as docker ps shows it, or an nspawn machine name), selected in the kernel by its cgroup (repeatable)"},
+			&cli.StringSliceFlag{Name: "container", Usage: "record the processes of running container `ID|NAME`: its name, or 4 or more characters of its id, as docker ps, podman ps or crictl ps show them (or an nspawn machine name), selected in the kernel by its cgroup (repeatable; see CONTAINERS below)"},
 			&cli.IntSliceFlag{Name: "port", Usage: "record connections with this local or remote `PORT` (repeatable)"},
 			&cli.DurationFlag{Name: "duration", Usage: "stop after this `DURATION` (e.g. 30s); 0: until Ctrl-C"},
 			&cli.StringFlag{Name: "max-size", Usage: "stop when the file reaches `SIZE` (e.g. 1GiB)"},
@@ -91,9 +91,9 @@ func runRecord(c *cli.Context) error {
 			return usagef("--port %d: must be 1-65535", p)
 		}
 	}
-	for _, id := range opts.Containers {
-		if len(id) < 4 {
-			return usagef("--container %q: give at least 4 characters of the id (or the nspawn machine name)", id)
+	for _, v := range opts.Containers {
+		if v == "" {
+			return usagef("--container: give a container's name or at least 4 characters of its id")
 		}
 	}
 	if len(opts.RedactHeaders) > 0 && !opts.Redact {
@@ -167,6 +167,9 @@ func runRecord(c *cli.Context) error {
 	if err != nil {
 		if ue := (*record.UnavailableError)(nil); errors.As(err, &ue) {
 			return exitCodeError{code: exitError, msg: ue.Error()}
+		}
+		if se := (*record.SelectionError)(nil); errors.As(err, &se) {
+			return usageError{se.Error()}
 		}
 		return err
 	}

@@ -94,7 +94,20 @@ func TestRecordChecksFirst(t *testing.T) {
 	if b, _ := os.ReadFile(existing); string(b) != "a capture someone kept" {
 		t.Fatalf("the existing capture was changed: %q", b)
 	}
-	code, _, errOut := runCLI(t, "record", "--duration", "1s", "--no-packets", "--force", "-o", existing)
+	// A container that is not there: refused before any probe loads, and
+	// the file created for the capture is gone again.
+	x := filepath.Join(dir, "x.rwd")
+	code, _, errOut := runCLI(t, "record", "--duration", "1s", "-o", x, "--container", "rewind-no-such-container")
+	switch {
+	case strings.Contains(errOut, "no cgroup v2 hierarchy"):
+	case code != exitUsage || !strings.Contains(errOut, "--container rewind-no-such-container: no running container has that name or id") ||
+		!strings.Contains(errOut, "config.v2.json") || strings.Contains(errOut, "recording"):
+		t.Errorf("record --container rewind-no-such-container: exit %d, %q; want exit 2 saying what was searched", code, errOut)
+	}
+	if _, err := os.Stat(x); err == nil {
+		t.Errorf("record --container rewind-no-such-container left %s", x)
+	}
+	code, _, errOut = runCLI(t, "record", "--duration", "1s", "--no-packets", "--force", "-o", existing)
 	if code != exitOK {
 		t.Fatalf("record --force: exit %d: %s", code, errOut)
 	}
