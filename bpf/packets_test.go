@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -118,6 +119,90 @@ func TestPacketsPerInterface(t *testing.T) {
 	waitFor(t, "the removed interface's socket to close", func() bool { return !ps.has(ifc.Index) })
 }
 
+// TestPacketHeaders checks that the filter finds the TCP header behind an
+// IPv6 header and behind an IPv4 header with options (a client that sets
+// IP_OPTIONS on its socket), keeps those packets of the selected port and
+// their first payload bytes, and drops other ports' packets.
+func TestPacketHeaders(t *testing.T) {
+	bpftest.RequireRoot(t)
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("python3 is missing")
+		}
+		t.Skip("python3 is missing")
+	}
+	serve := func(network, addr string) uint16 {
+		ln, err := net.Listen(network, addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		go http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+		return uint16(ln.Addr().(*net.TCPAddr).Port)
+	}
+	v6, v4, other := serve("tcp6", "[::1]:0"), serve("tcp4", "127.0.0.1:0"), serve("tcp4", "127.0.0.1:0")
+	tr, err := Load(Options{Ports: []uint16{v6, v4}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	for _, p := range []uint16{v6, v4} {
+		if err := tr.MarkPacketPort(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ps, err := tr.OpenPackets("lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ps.Close()
+
+	// Each read takes everything the ring holds: one connection at a time.
+	get(t, fmt.Sprintf("http://[::1]:%d/v6", v6), "")
+	var got6, got4, opts []packet
+	for _, p := range readPackets(t, tr, v6) {
+		if p.l3 == 40 {
+			got6 = append(got6, p)
+		}
+	}
+	// Four bytes of IP options (three NOPs and an end of list): a 24-byte
+	// IPv4 header on every packet the client sends.
+	client := fmt.Sprintf(`import socket
+s = socket.socket()
+s.setsockopt(socket.IPPROTO_IP, socket.IP_OPTIONS, bytes([1, 1, 1, 0]))
+s.connect(("127.0.0.1", %d))
+s.sendall(b"GET /options HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+while s.recv(4096):
+    pass
+`, v4)
+	if out, err := exec.Command(py, "-c", client).CombinedOutput(); err != nil {
+		t.Fatalf("python client: %v\n%s", err, out)
+	}
+	for _, p := range readPackets(t, tr, v4) {
+		got4 = append(got4, p)
+		if p.l3 == 24 {
+			opts = append(opts, p)
+		}
+	}
+	if len(got6) < 6 {
+		t.Errorf("%d IPv6 packets for one request on a new connection, want at least 6", len(got6))
+	}
+	if !slices.ContainsFunc(got6, func(p packet) bool { return strings.HasPrefix(p.payload, "GET /v6 HTTP/1.1") }) {
+		t.Errorf("no IPv6 packet kept the request's first bytes: %+v", got6)
+	}
+	if len(opts) < 3 {
+		t.Errorf("%d IPv4 packets with options (of %d on the port), want the client's (at least 3)", len(opts), len(got4))
+	}
+	if !slices.ContainsFunc(opts, func(p packet) bool { return strings.HasPrefix(p.payload, "GET /options HTTP/1.1") }) {
+		t.Errorf("no packet with IP options kept the request's first bytes: %+v", opts)
+	}
+	get(t, fmt.Sprintf("http://127.0.0.1:%d/other", other), "")
+	if n := len(readPackets(t, tr, other)); n != 0 {
+		t.Errorf("%d packets of an unselected port were kept", n)
+	}
+}
+
 // has reports whether interface ifindex has a packet socket.
 func (s *PacketSocket) has(ifindex int) bool {
 	s.mu.Lock()
@@ -157,6 +242,10 @@ type packet struct {
 	flags  byte
 	sport  uint16
 	len    uint32
+	// Not compared by countDup: the IP header's length and the TCP
+	// payload the filter kept.
+	l3      int
+	payload string
 }
 
 // readPackets reads the ring until it has been empty for 300 ms and keeps
@@ -174,11 +263,19 @@ func readPackets(t *testing.T, tr *Tracer, port uint16) []packet {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if rec.Type != EventPacket || len(rec.Payload) < 40 || rec.Payload[0]>>4 != 4 {
+		if rec.Type != EventPacket || len(rec.Payload) < 40 {
 			continue
 		}
 		b := rec.Payload
-		l3 := int(b[0]&0xf) * 4
+		var l3 int
+		switch b[0] >> 4 {
+		case 4:
+			l3 = int(b[0]&0xf) * 4
+		case 6:
+			l3 = 40
+		default:
+			continue
+		}
 		if len(b) < l3+20 {
 			continue
 		}
@@ -186,7 +283,9 @@ func readPackets(t *testing.T, tr *Tracer, port uint16) []packet {
 		if sport != port && dport != port {
 			continue
 		}
-		got = append(got, packet{Packet: rec.Packet, seq: be32(b[l3+4:]), ack: be32(b[l3+8:]), flags: b[l3+13], sport: sport, len: rec.Packet.Len})
+		doff := int(b[l3+12]>>4) * 4
+		got = append(got, packet{Packet: rec.Packet, seq: be32(b[l3+4:]), ack: be32(b[l3+8:]), flags: b[l3+13], sport: sport, len: rec.Packet.Len,
+			l3: l3, payload: string(b[min(l3+doff, len(b)):])})
 	}
 }
 
