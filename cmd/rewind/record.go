@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -64,6 +65,15 @@ func runRecord(c *cli.Context) error {
 	out := c.String("output")
 	if out == "" {
 		return usagef("record needs -o FILE.rwd: where to write the capture")
+	}
+	// The recorder's work is one loop (ring to file); its other goroutines
+	// (interface and TLS library watchers, progress) are light. With one P
+	// the runtime keeps no idle P spinning for work and runs the GC on the
+	// loop's own time: 10 % less recorder CPU per event flat out under
+	// nginx+wrk (0.345 against 0.383 µs, 3 alternated runs). GOMAXPROCS in
+	// the environment still decides.
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
 	}
 	opts := record.Options{
 		PIDs:          c.IntSlice("pid"),
