@@ -29,14 +29,7 @@ func TestPodNamespaceFilters(t *testing.T) {
 		b.Process(200, "app").With(inPod(1, "shop-staging")),
 		b.Process(300, "app"),
 	}
-	for i, p := range procs {
-		c := p.Accept(4, "127.0.0.1:8080", fmt.Sprintf("127.0.0.1:4000%d", i))
-		c.Read(fmt.Sprintf("GET /%d HTTP/1.1\r\nHost: h\r\n\r\n", i))
-		c.Write("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-		c.Close()
-	}
-	path := filepath.Join(t.TempDir(), "pods.rwd")
-	b.WriteFile(t, path)
+	path := oneExchangeEach(t, b, procs)
 	for _, c := range []struct {
 		args []string
 		want []string
@@ -49,20 +42,7 @@ func TestPodNamespaceFilters(t *testing.T) {
 		{[]string{"--namespace", "shop", "--pod", "shop-staging/web-0"}, nil},
 		{[]string{"--namespace", "default"}, nil},
 	} {
-		code, out, errOut := runCLI(t, append([]string{"analyze", path, "-q", "--exchanges", "-", "-o", "/dev/null"}, c.args...)...)
-		if code != exitOK {
-			t.Fatalf("%v: exit %d: %s", c.args, code, errOut)
-		}
-		var got []string
-		for l := range strings.SplitSeq(strings.TrimSpace(out), "\n") {
-			if i := strings.Index(l, `"path":"`); i >= 0 {
-				got = append(got, l[i+8:i+10])
-			}
-		}
-		slices.Sort(got)
-		if !slices.Equal(got, c.want) {
-			t.Errorf("%v: paths %v, want %v\n%s", c.args, got, c.want, out)
-		}
+		selectedPaths(t, path, c.args, c.want)
 	}
 	// The report names the pods' services by pod, the host's by comm.
 	_, rep, _ := runCLI(t, "analyze", path, "-q")
@@ -91,14 +71,7 @@ func TestContainerNameFilter(t *testing.T) {
 		}),
 		b.Process(400, "web"),
 	}
-	for i, p := range procs {
-		c := p.Accept(4, "127.0.0.1:8080", fmt.Sprintf("127.0.0.1:4000%d", i))
-		c.Read(fmt.Sprintf("GET /%d HTTP/1.1\r\nHost: h\r\n\r\n", i))
-		c.Write("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-		c.Close()
-	}
-	path := filepath.Join(t.TempDir(), "names.rwd")
-	b.WriteFile(t, path)
+	path := oneExchangeEach(t, b, procs)
 	for _, c := range []struct {
 		args []string
 		want []string
@@ -110,20 +83,7 @@ func TestContainerNameFilter(t *testing.T) {
 		{[]string{"--container", id(2)[:3]}, nil}, // an id prefix needs 4 characters
 		{[]string{"--container", "app", "--pod", "web-0"}, []string{"/2"}},
 	} {
-		code, out, errOut := runCLI(t, append([]string{"analyze", path, "-q", "--exchanges", "-", "-o", "/dev/null"}, c.args...)...)
-		if code != exitOK {
-			t.Fatalf("%v: exit %d: %s", c.args, code, errOut)
-		}
-		var got []string
-		for l := range strings.SplitSeq(strings.TrimSpace(out), "\n") {
-			if i := strings.Index(l, `"path":"`); i >= 0 {
-				got = append(got, l[i+8:i+10])
-			}
-		}
-		slices.Sort(got)
-		if !slices.Equal(got, c.want) {
-			t.Errorf("%v: paths %v, want %v\n%s", c.args, got, c.want, out)
-		}
+		got, out := selectedPaths(t, path, c.args, c.want)
 		if slices.Contains(got, "/0") && !strings.Contains(out, `"id":"`+id(1)+`","name":"web"}`) {
 			t.Errorf("%v: no container name in %s", c.args, out)
 		}
@@ -136,4 +96,41 @@ func TestContainerNameFilter(t *testing.T) {
 			t.Errorf("report lacks %q:\n%s", want, rep)
 		}
 	}
+}
+
+// oneExchangeEach gives each process one server exchange on
+// 127.0.0.1:8080 (GET /0, /1, … in order) and writes the capture.
+func oneExchangeEach(t *testing.T, b *capturetest.Builder, procs []*capturetest.Proc) string {
+	t.Helper()
+	for i, p := range procs {
+		c := p.Accept(4, "127.0.0.1:8080", fmt.Sprintf("127.0.0.1:4000%d", i))
+		c.Read(fmt.Sprintf("GET /%d HTTP/1.1\r\nHost: h\r\n\r\n", i))
+		c.Write("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+		c.Close()
+	}
+	path := filepath.Join(t.TempDir(), "c.rwd")
+	b.WriteFile(t, path)
+	return path
+}
+
+// selectedPaths analyzes path with the filter args and checks which
+// requests' paths ("/0", …) the JSON lines hold against want; it returns
+// them and the lines.
+func selectedPaths(t *testing.T, path string, args, want []string) ([]string, string) {
+	t.Helper()
+	code, out, errOut := runCLI(t, append([]string{"analyze", path, "-q", "--exchanges", "-", "-o", "/dev/null"}, args...)...)
+	if code != exitOK {
+		t.Fatalf("%v: exit %d: %s", args, code, errOut)
+	}
+	var got []string
+	for l := range strings.SplitSeq(strings.TrimSpace(out), "\n") {
+		if i := strings.Index(l, `"path":"`); i >= 0 {
+			got = append(got, l[i+8:i+10])
+		}
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("%v: paths %v, want %v\n%s", args, got, want, out)
+	}
+	return got, out
 }
