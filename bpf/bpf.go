@@ -67,6 +67,10 @@ const (
 	DataFDCached uint8 = 4
 	// DataFDUnknown: the fd of TLS plaintext was not found (Fd is -1).
 	DataFDUnknown uint8 = 8
+	// DataOther: the connection's first bytes showed another protocol than
+	// any rewind parses (see [Options.KeepOther]); the call is recorded by
+	// its length only.
+	DataOther uint8 = 32
 )
 
 // TLS plaintext with none of the DataFD flags set had its fd read from the
@@ -135,6 +139,14 @@ type Options struct {
 	Ports []uint16
 	// Snaplen is the payload bytes kept per call (default DefaultSnaplen).
 	Snaplen uint32
+	// KeepOther keeps the payload of every connection. Without it, a
+	// connection whose first bytes show a protocol rewind does not parse
+	// (a control byte first, as in binary length-prefixed protocols and
+	// bulk data; or text that its peer does not answer with an HTTP status
+	// line) keeps the calls that showed it whole and the later ones by
+	// length only ([DataOther]): their bytes are not copied at all.
+	// Connections that predate the recording are always kept whole.
+	KeepOther bool
 	// RingSize is the ring buffer size in bytes, a power of two (default
 	// DefaultRingSize).
 	RingSize uint32
@@ -294,6 +306,7 @@ func Load(opts Options) (*Tracer, error) {
 	}{
 		{"self_tgid", opts.SelfPID},
 		{"snaplen", opts.Snaplen},
+		{"keep_other", b(opts.KeepOther)},
 		{"filter_pids", b(len(opts.PIDs) > 0)},
 		{"filter_comms", b(len(opts.Comms) > 0)},
 		{"filter_cgroups", b(len(opts.Cgroups) > 0)},

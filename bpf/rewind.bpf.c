@@ -34,6 +34,7 @@ char LICENSE[] SEC("license") = "GPL";
 /* Settings written by the loader before the programs are loaded. */
 const volatile __u32 self_tgid = 0;	/* the recorder: never traced */
 const volatile __u32 snaplen = 16384;	/* payload bytes kept per call */
+const volatile __u8 keep_other = 0;	/* keep the payload of other protocols too */
 const volatile __u8 filter_pids = 0;	/* traced_tgids decides */
 const volatile __u8 filter_comms = 0;	/* traced_comms decides */
 const volatile __u8 filter_cgroups = 0;	/* traced_cgroups decides */
@@ -150,11 +151,27 @@ struct conn_key {
 	__s32 fd;
 };
 
+/* What the programs learned of a connection's protocol from its first bytes
+ * (conn_classify): unknown yet, HTTP or TLS (or anything else rewind may
+ * parse: kept whole), or another protocol (recorded by length only). */
+enum {
+	CLASS_UNKNOWN = 0,
+	CLASS_KEEP = 1,
+	CLASS_OTHER = 2,
+};
+
+struct conn_val {
+	__u32 gen;
+	__u8 class;	/* CLASS_* */
+	__u8 maybe_dir; /* DIR_* of first bytes that wait for the answer */
+	__u16 _pad;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 131072);
 	__type(key, struct conn_key);
-	__type(value, __u32);
+	__type(value, struct conn_val);
 } conns SEC(".maps");
 
 struct {
@@ -441,19 +458,105 @@ static __always_inline void emit_conn(__u32 type, __u64 pid_tgid, __u64 start, i
 	submit(&e, sizeof(e));
 }
 
-/* conn_gen returns the generation of the connection on (tgid, fd). A socket
- * met for the first time (opened before recording started, or passed in) gets
+/* conn_of returns the state of the connection on (tgid, fd). A socket met
+ * for the first time (opened before recording started, or passed in) gets
  * generation 0 and its addresses are announced with an EVENT_SOCKET. */
-static __always_inline __u32 conn_gen(__u64 pid_tgid, int fd, struct sock *sk)
+static __always_inline struct conn_val *conn_of(__u64 pid_tgid, int fd, struct sock *sk)
 {
 	struct conn_key k = { .tgid = pid_tgid >> 32, .fd = fd };
-	__u32 *g = bpf_map_lookup_elem(&conns, &k);
-	if (g)
-		return *g;
-	__u32 gen = 0; /* FORMAT.md: generation 0 is a connection that predates the recording */
-	bpf_map_update_elem(&conns, &k, &gen, BPF_ANY);
-	emit_conn(EVENT_SOCKET, pid_tgid, 0, fd, -1, gen, 0, sk);
-	return gen;
+	struct conn_val *v = bpf_map_lookup_elem(&conns, &k);
+	if (v)
+		return v;
+	struct conn_val nv = {}; /* FORMAT.md: generation 0 is a connection that predates the recording */
+	bpf_map_update_elem(&conns, &k, &nv, BPF_ANY);
+	emit_conn(EVENT_SOCKET, pid_tgid, 0, fd, -1, 0, 0, sk);
+	return bpf_map_lookup_elem(&conns, &k);
+}
+
+static __always_inline void conn_new(__u64 pid_tgid, int fd, __u32 gen)
+{
+	struct conn_key k = { .tgid = pid_tgid >> 32, .fd = fd };
+	struct conn_val v = { .gen = gen };
+	bpf_map_update_elem(&conns, &k, &v, BPF_ANY);
+}
+
+/* What a connection's first bytes in one direction say, by the rules of
+ * analyze's protocol detection (analyze/layer.go detect and awaitAnswer):
+ * KEEP for anything it may parse (an HTTP/1 request or status line, or a
+ * prefix of one; HTTP/2's preface or a frame header; a TLS record), OTHER
+ * when it certainly decides "other protocol" (a control byte first: binary
+ * length-prefixed protocols, bulk data), MAYBE for other text, which it
+ * holds until the other direction answers, and UNDECIDED for fewer than 4
+ * bytes. */
+enum {
+	VERDICT_UNDECIDED = 0,
+	VERDICT_KEEP = 1,
+	VERDICT_OTHER = 2,
+	VERDICT_MAYBE = 3,
+};
+
+#define CLASSIFY_BYTES 16
+
+static __always_inline int first_bytes_verdict(const __u8 *p, __u32 n)
+{
+	if (n < 4)
+		return VERDICT_UNDECIDED;
+	if (p[0] == 0x16 && p[1] == 3)
+		return VERDICT_KEEP; /* TLS handshake */
+	if (p[3] == 4)
+		return VERDICT_KEEP; /* an HTTP/2 SETTINGS frame's header, maybe */
+	/* A request line's method: letters, '-' or '_' up to a space at 3..20,
+	 * or all such for as far as the bytes go ("HTTP/1.", "PRI *" and
+	 * every method start so). */
+	bool method = true;
+	for (int i = 0; i < CLASSIFY_BYTES; i++) {
+		if (i >= n)
+			break;
+		__u8 c = p[i];
+		if (c == ' ') {
+			method = i >= 3;
+			break;
+		}
+		if (!(c >= 'A' && c <= 'Z') && c != '-' && c != '_') {
+			method = c == '/' && i == 4 && p[0] == 'H'; /* HTTP/ */
+			break;
+		}
+	}
+	if (method)
+		return VERDICT_KEEP;
+	if (p[0] < '!' || p[0] == 0x7f)
+		return VERDICT_OTHER;
+	return VERDICT_MAYBE;
+}
+
+/* conn_classify decides, from the first bytes of a connection's calls, whether
+ * its later calls are kept whole or by length only; it returns the DATA_*
+ * flag for this call. A call that decides is itself kept whole, so the
+ * analysis decides the same from the same bytes. Connections that predate
+ * the recording (generation 0) are joined mid-stream, where the first
+ * bytes prove nothing: they are kept. */
+static __always_inline __u32 conn_classify(struct conn_val *v, __u8 dir, __u64 addr, __u32 len)
+{
+	if (keep_other || v->gen == 0 || v->class == CLASS_KEEP)
+		return 0;
+	if (v->class == CLASS_OTHER)
+		return DATA_OTHER;
+	if (v->maybe_dir == dir || !addr)
+		return 0;
+	__u8 p[CLASSIFY_BYTES] = {};
+	__u32 n = len < CLASSIFY_BYTES ? len : CLASSIFY_BYTES;
+	if (bpf_probe_read_user(p, n, (void *)addr))
+		return 0;
+	int verdict = first_bytes_verdict(p, n);
+	if (verdict == VERDICT_KEEP) {
+		v->class = CLASS_KEEP;
+	} else if (verdict == VERDICT_OTHER || (verdict == VERDICT_MAYBE && v->maybe_dir)) {
+		/* Control bytes; or text whose answer is no status line either. */
+		v->class = CLASS_OTHER;
+	} else if (verdict == VERDICT_MAYBE) {
+		v->maybe_dir = dir;
+	}
+	return 0;
 }
 
 /* --- payload --------------------------------------------------------------- */
@@ -700,9 +803,8 @@ static __always_inline int exit_call(long ret)
 		struct sock *sk = tcp_sock_of_fd(c.fd);
 		if (!sk || !ports_traced(sk))
 			return 0;
-		struct conn_key k = { .tgid = id >> 32, .fd = c.fd };
 		__u32 gen = next_gen();
-		bpf_map_update_elem(&conns, &k, &gen, BPF_ANY);
+		conn_new(id, c.fd, gen);
 		emit_conn(EVENT_CONNECT, id, c.start_ns, c.fd, -1, gen, ret, sk);
 		return 0;
 	}
@@ -712,27 +814,27 @@ static __always_inline int exit_call(long ret)
 		struct sock *sk = tcp_sock_of_fd(ret);
 		if (!sk || !ports_traced(sk))
 			return 0;
-		struct conn_key k = { .tgid = id >> 32, .fd = ret };
 		__u32 gen = next_gen();
-		bpf_map_update_elem(&conns, &k, &gen, BPF_ANY);
+		conn_new(id, ret, gen);
 		emit_conn(EVENT_ACCEPT, id, c.start_ns, ret, c.fd, gen, 0, sk);
 		return 0;
 	}
 
 	if (ret <= 0)
 		return 0;
-	__u32 gen = conn_gen(id, c.fd, (struct sock *)c.sk);
-	struct span sp = { .ts = ts, .len = ret, .gen = gen };
+	struct conn_val *cv = conn_of(id, c.fd, (struct sock *)c.sk);
+	if (!cv)
+		return 0;
+	struct span sp = { .ts = ts, .len = ret, .gen = cv->gen };
+	/* The first bytes the call moved: a buffer's, or its first segment's. */
+	__u64 first = 0, first_len = ret;
 	switch (c.kind) {
 	case CALL_BUF:
-	case CALL_SIZE:
-		sp.buf = c.buf;
-		emit_data(&c, &sp);
+		sp.buf = first = c.buf;
 		break;
 	case CALL_IOV:
 		sp.iov = c.buf;
 		sp.nseg = c.count;
-		emit_data(&c, &sp);
 		break;
 	case CALL_MSG: {
 		struct user_msghdr m;
@@ -740,11 +842,34 @@ static __always_inline int exit_call(long ret)
 			__builtin_memset(&m, 0, sizeof(m));
 		sp.iov = (__u64)m.msg_iov;
 		sp.nseg = m.msg_iovlen;
-		emit_data(&c, &sp);
 		break;
 	}
+	case CALL_SIZE:
+		sp.buf = c.buf;
+		break;
+	}
+	if (sp.iov && sp.nseg > 0) {
+		struct iovec v0;
+		if (!bpf_probe_read_user(&v0, sizeof(v0), (void *)sp.iov)) {
+			first = (__u64)v0.iov_base;
+			if (v0.iov_len < first_len)
+				first_len = v0.iov_len;
+		}
+	}
+	if (c.kind != CALL_SIZE && c.kind != CALL_MMSG &&
+	    conn_classify(cv, c.dir, first, first_len) == DATA_OTHER) {
+		c.kind = CALL_SIZE;
+		c.flags |= DATA_OTHER;
+	}
+	switch (c.kind) {
+	case CALL_BUF:
+	case CALL_SIZE:
+	case CALL_IOV:
+	case CALL_MSG:
+		emit_data(&c, &sp);
+		break;
 	case CALL_MMSG: {
-		struct mmsg_walk mw = { .c = &c, .ts = ts, .gen = gen, .n = ret };
+		struct mmsg_walk mw = { .c = &c, .ts = ts, .gen = sp.gen, .n = ret };
 		bpf_loop(MAX_MMSG, mmsg_step, &mw, 0);
 		break;
 	}
@@ -817,7 +942,7 @@ int enter_close(struct syscall_enter_ctx *ctx)
 	if (id >> 32 == self_tgid)
 		return 0;
 	struct conn_key k = { .tgid = id >> 32, .fd = ctx->args[0] };
-	__u32 *g = bpf_map_lookup_elem(&conns, &k);
+	struct conn_val *g = bpf_map_lookup_elem(&conns, &k);
 	if (!g)
 		return 0;
 	struct close_event e = {
@@ -826,7 +951,7 @@ int enter_close(struct syscall_enter_ctx *ctx)
 		.tid = (__u32)id,
 		.fd = k.fd,
 		.ts_ns = bpf_ktime_get_ns(),
-		.gen = *g,
+		.gen = g->gen,
 	};
 	bpf_map_delete_elem(&conns, &k);
 	submit(&e, sizeof(e));
@@ -920,7 +1045,13 @@ static __always_inline void emit_tls(__u64 id, __u64 start, __u64 ts, __u64 conn
 	if (sk) {
 		if (!ports_traced(sk))
 			return;
-		gen = conn_gen(id, fd, sk);
+		struct conn_val *cv = conn_of(id, fd, sk);
+		if (!cv)
+			return;
+		/* Its ciphertext is recorded by length only: the plaintext is
+		 * what is kept. */
+		cv->class = CLASS_KEEP;
+		gen = cv->gen;
 	} else {
 		/* No fd, or the fd is no TCP socket now (closed meanwhile). */
 		if (filter_ports)

@@ -62,6 +62,8 @@ enum data_flags {
 	DATA_FD_NESTED = 2,  /* the read/write syscall nested in the library call */
 	DATA_FD_CACHED = 4,  /* the last fd seen for the library connection object */
 	DATA_FD_UNKNOWN = 8, /* not found: fd is -1 */
+	/* 16 is capture.DataFDObject, set in user space. */
+	DATA_OTHER = 32,     /* a connection of another protocol: length only */
 };
 
 /* Indexes of the per-CPU losses array. */

@@ -56,6 +56,14 @@ type rewindConnKey struct {
 	Fd   int32
 }
 
+type rewindConnVal struct {
+	_        structs.HostLayout
+	Gen      uint32
+	Class    uint8
+	MaybeDir uint8
+	Pad      uint16
+}
+
 type rewindDataEvent struct {
 	_       structs.HostLayout
 	Type    uint32
@@ -243,6 +251,7 @@ const (
 	rewindVarGoConnIfaceData   = "go_conn_iface_data"
 	rewindVarGoNetfdSysfd      = "go_netfd_sysfd"
 	rewindVarGoTcpconnFd       = "go_tcpconn_fd"
+	rewindVarKeepOther         = "keep_other"
 	rewindVarPacketByPort      = "packet_by_port"
 	rewindVarPacketLoIfindex   = "packet_lo_ifindex"
 	rewindVarPacketPayload     = "packet_payload"
@@ -369,6 +378,7 @@ type rewindVariableSpecs struct {
 	GoConnIfaceData   *ebpf.VariableSpec `ebpf:"go_conn_iface_data"`
 	GoNetfdSysfd      *ebpf.VariableSpec `ebpf:"go_netfd_sysfd"`
 	GoTcpconnFd       *ebpf.VariableSpec `ebpf:"go_tcpconn_fd"`
+	KeepOther         *ebpf.VariableSpec `ebpf:"keep_other"`
 	PacketByPort      *ebpf.VariableSpec `ebpf:"packet_by_port"`
 	PacketLoIfindex   *ebpf.VariableSpec `ebpf:"packet_lo_ifindex"`
 	PacketPayload     *ebpf.VariableSpec `ebpf:"packet_payload"`
@@ -448,6 +458,7 @@ type rewindVariables struct {
 	GoConnIfaceData   *ebpf.Variable `ebpf:"go_conn_iface_data"`
 	GoNetfdSysfd      *ebpf.Variable `ebpf:"go_netfd_sysfd"`
 	GoTcpconnFd       *ebpf.Variable `ebpf:"go_tcpconn_fd"`
+	KeepOther         *ebpf.Variable `ebpf:"keep_other"`
 	PacketByPort      *ebpf.Variable `ebpf:"packet_by_port"`
 	PacketLoIfindex   *ebpf.Variable `ebpf:"packet_lo_ifindex"`
 	PacketPayload     *ebpf.Variable `ebpf:"packet_payload"`

@@ -269,6 +269,10 @@ const (
 	// DataFDObject: the fd of TLS plaintext was read from the library's
 	// connection object (Go: *tls.Conn → net.Conn → netFD).
 	DataFDObject DataFlags = 1 << 4
+	// DataOtherProtocol: the connection's first bytes showed a protocol
+	// rewind does not parse, so the recorder kept this call's length and
+	// none of its bytes (record --keep-other keeps them).
+	DataOtherProtocol DataFlags = 1 << 5
 )
 
 // Data records bytes moved by one call. A call that moved more than fits in

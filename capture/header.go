@@ -77,10 +77,14 @@ type RecordingOptions struct {
 	Duration   string   `json:"duration,omitempty"`
 	MaxSize    int64    `json:"max_size,omitempty"`
 	Snaplen    int      `json:"snaplen"`
-	TLS        bool     `json:"tls"`
-	Packets    bool     `json:"packets"`
-	Iface      string   `json:"iface,omitempty"`
-	Redact     bool     `json:"redact,omitempty"`
+	// KeepOther is record's --keep-other: connections of other protocols
+	// kept whole. False in older recordings, which kept every payload
+	// (their recorders did not tell protocols apart).
+	KeepOther bool   `json:"keep_other,omitempty"`
+	TLS       bool   `json:"tls"`
+	Packets   bool   `json:"packets"`
+	Iface     string `json:"iface,omitempty"`
+	Redact    bool   `json:"redact,omitempty"`
 	// RedactHeaders are the headers whose values `record --redact` masked.
 	RedactHeaders []string `json:"redact_headers,omitempty"`
 	// Compression is record's --compression ("s2", "zstd"); absent in

@@ -30,6 +30,10 @@ type Summary struct {
 	BytesIn, BytesOut uint64
 	CapturedBytes     uint64
 	TLSBytes          uint64
+	// OtherBytes counts the bytes of calls the recorder kept by length
+	// only, their connection being of another protocol
+	// (DataOtherProtocol).
+	OtherBytes uint64
 	// Comms counts data events per process name, for a quick "who talked".
 	Comms map[string]uint64
 	// Lost sums Loss events by source name.
@@ -107,6 +111,9 @@ func SummarizeReader(rd *Reader) (*Summary, error) {
 				}
 				if e.Source.IsTLS() {
 					s.TLSBytes += uint64(e.Len)
+				}
+				if e.Flags&DataOtherProtocol != 0 {
+					s.OtherBytes += uint64(e.Len)
 				}
 				name := comm[e.PID]
 				if name == "" {

@@ -47,6 +47,12 @@ type Options struct {
 	// Snaplen is the payload bytes kept per call (default 16 KiB). Calls that
 	// moved more are recorded with their full length and flagged truncated.
 	Snaplen int
+	// KeepOther keeps the payload of connections of protocols rewind does
+	// not parse. Without it such a connection, told by its first bytes,
+	// keeps those calls whole and the later ones by length only
+	// (capture.DataOtherProtocol), so bulk transfers and binary protocols
+	// beside the traced HTTP cost no copies.
+	KeepOther bool
 	// TLS records the plaintext of TLS libraries (OpenSSL, BoringSSL,
 	// GnuTLS, Go crypto/tls) with uprobes, in the running processes and the
 	// ones started during the recording; their connections' ciphertext is

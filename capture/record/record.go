@@ -41,7 +41,7 @@ func record(ctx context.Context, opts Options, open func() (io.Writer, error)) (
 	if opts.Snaplen <= 0 {
 		opts.Snaplen = bpf.DefaultSnaplen
 	}
-	bo := bpf.Options{Snaplen: uint32(opts.Snaplen), RingSize: uint32(opts.RingSize), VerifierLog: opts.VerifierLog}
+	bo := bpf.Options{Snaplen: uint32(opts.Snaplen), KeepOther: opts.KeepOther, RingSize: uint32(opts.RingSize), VerifierLog: opts.VerifierLog}
 	for _, p := range opts.PIDs {
 		if p <= 0 {
 			return nil, fmt.Errorf("pid %d: must be positive", p)
@@ -166,6 +166,7 @@ func newHeader(opts Options, probes []string) capture.Header {
 			Ports:      opts.Ports,
 			MaxSize:    opts.MaxSize,
 			Snaplen:    opts.Snaplen,
+			KeepOther:  opts.KeepOther,
 			// What the capture can contain.
 			TLS:         opts.TLS && bpf.TLSProbesSupported() == nil,
 			Packets:     opts.Packets,
@@ -502,6 +503,7 @@ func dataFlags(f uint8) capture.DataFlags {
 		{bpf.DataFDNested, capture.DataFDNested},
 		{bpf.DataFDCached, capture.DataFDCached},
 		{bpf.DataFDUnknown, capture.DataFDUnknown},
+		{bpf.DataOther, capture.DataOtherProtocol},
 	} {
 		if f&m.k != 0 {
 			out |= m.c

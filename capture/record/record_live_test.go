@@ -266,6 +266,8 @@ func TestLiveHelper(t *testing.T) {
 		err = helperPreexisting()
 	case "reuse":
 		err = helperReuse(args)
+	case "protocols":
+		err = helperProtocols()
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "helper:", err)
@@ -539,6 +541,164 @@ func runTimeout(cmd *exec.Cmd, d time.Duration) error {
 		_ = cmd.Process.Kill()
 		<-done
 		return fmt.Errorf("%s timed out after %s", cmd.Path, d)
+	}
+}
+
+// protocolStreams are what helperProtocols' clients send, each on a
+// connection of its own, in this order, to a server that answers each
+// with its first reply and then reads to the end.
+var protocolStreams = []struct {
+	name  string
+	first []byte // the client's first write
+	reply []byte // the server's answer to it
+	whole int    // calls the recorder keeps whole before it keeps lengths only; 0: all
+}{
+	// Binary, length-prefixed (as PostgreSQL's or Kafka's): a control byte
+	// first decides at once.
+	{"binary", []byte{0, 0, 1, 0, 'x', 'y'}, []byte{0, 0, 0, 2, 'o', 'k'}, 1},
+	// Text that is no request line (Redis's protocol), answered by no
+	// status line: the answer decides.
+	{"text", []byte("*1\r\n$4\r\nPING\r\n"), []byte("+PONG\r\n"), 2},
+	// A METHOD SP start is HTTP to the analysis, whatever the protocol
+	// (SMTP's HELO): kept.
+	{"method-like", []byte("HELO client.example\r\n"), []byte("250 hello\r\n"), 0},
+	// HTTP with a method no list holds: kept.
+	{"propfind", []byte("PROPFIND /dav/ HTTP/1.1\r\nHost: h\r\nContent-Length: 262144\r\n\r\n"), []byte("HTTP/1.1 207 Multi-Status\r\n\r\n"), 0},
+	// A sloppy request line the server still answers as HTTP: kept.
+	{"sloppy", []byte("get/ x\r\n\r\n"), []byte("HTTP/1.1 400 Bad Request\r\n\r\n"), 0},
+}
+
+// protocolBulk is what each client writes after the answer, in calls of
+// 8 KiB.
+const protocolBulk = 256 << 10
+
+// helperProtocols serves and sends protocolStreams, one connection each.
+func helperProtocols() error {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	for _, st := range protocolStreams {
+		done := make(chan error, 1)
+		go func() {
+			c, err := ln.Accept()
+			if err != nil {
+				done <- err
+				return
+			}
+			defer c.Close()
+			if _, err := io.ReadFull(c, make([]byte, len(st.first))); err != nil {
+				done <- err
+				return
+			}
+			if _, err := c.Write(st.reply); err != nil {
+				done <- err
+				return
+			}
+			_, err = io.Copy(io.Discard, c)
+			done <- err
+		}()
+		c, err := net.Dial("tcp4", ln.Addr().String())
+		if err != nil {
+			return err
+		}
+		if _, err := c.Write(st.first); err != nil {
+			return err
+		}
+		if _, err := io.ReadFull(c, make([]byte, len(st.reply))); err != nil {
+			return err
+		}
+		chunk := bytes.Repeat([]byte{'z'}, 8<<10)
+		for n := 0; n < protocolBulk; n += len(chunk) {
+			if _, err := c.Write(chunk); err != nil {
+				return err
+			}
+		}
+		c.Close()
+		if err := <-done; err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TestLiveRecordOtherProtocols records connections of other protocols beside
+// HTTP ones: each keeps the calls that showed its protocol whole, and
+// records the rest by length only (flagged), so their bytes are never
+// copied; HTTP, an unlisted method and a sloppy request line answered by a
+// status line are kept whole; with KeepOther everything is.
+func TestLiveRecordOtherProtocols(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		t.Run(fmt.Sprintf("keep-other=%v", keep), func(t *testing.T) {
+			rec := startRecording(t, record.Options{Comms: []string{selfComm()}, KeepOther: keep})
+			cmd := helper(t, "protocols")
+			if err := runTimeout(cmd, 60*time.Second); err != nil {
+				t.Fatalf("workload: %v", err)
+			}
+			evs := rec.finish(t)
+			pid := uint32(cmd.Process.Pid)
+			// Connections in order of their client's connect.
+			var order []connKey
+			client := map[connKey]bool{}
+			for _, ev := range evs {
+				if c, ok := ev.(*capture.Connect); ok && c.PID == pid {
+					k := connKey{c.PID, c.FD, c.Gen}
+					order = append(order, k)
+					client[k] = true
+				}
+			}
+			if len(order) != len(protocolStreams) {
+				t.Fatalf("%d connections, want %d", len(order), len(protocolStreams))
+			}
+			type tally struct{ calls, kept, lengthOnly, bytes, other int }
+			got := map[connKey]*tally{}
+			for _, ev := range evs {
+				d, ok := ev.(*capture.Data)
+				if !ok || !client[connKey{d.PID, d.FD, d.Gen}] || d.Offset != 0 {
+					continue
+				}
+				k := connKey{d.PID, d.FD, d.Gen}
+				if got[k] == nil {
+					got[k] = &tally{}
+				}
+				g := got[k]
+				g.calls++
+				g.bytes += int(d.Len)
+				if len(d.Payload) == int(d.Len) {
+					g.kept++
+				} else if len(d.Payload) == 0 {
+					g.lengthOnly++
+				}
+				if d.Flags&capture.DataOtherProtocol != 0 {
+					g.other++
+					if len(d.Payload) != 0 {
+						t.Errorf("%v: a call flagged other protocol kept %d bytes", k, len(d.Payload))
+					}
+				}
+			}
+			for i, st := range protocolStreams {
+				g := got[order[i]]
+				if g == nil {
+					t.Errorf("%s: no data recorded", st.name)
+					continue
+				}
+				t.Logf("%s: %d calls (%d whole, %d by length only), %d bytes", st.name, g.calls, g.kept, g.lengthOnly, g.bytes)
+				if want := len(st.first) + len(st.reply) + protocolBulk; g.bytes != want {
+					t.Errorf("%s: %d bytes recorded, want %d: lengths are kept whatever the protocol", st.name, g.bytes, want)
+				}
+				if st.whole > 0 && !keep {
+					// The calls that showed the protocol are whole; the bulk
+					// after them is kept by length.
+					if g.kept != st.whole || g.other != g.calls-st.whole || g.other < protocolBulk/(8<<10) {
+						t.Errorf("%s: %d calls kept whole and %d flagged other of %d, want the first %d whole and the rest (at least %d) flagged",
+							st.name, g.kept, g.other, g.calls, st.whole, protocolBulk/(8<<10))
+					}
+				} else if g.kept != g.calls || g.other != 0 {
+					t.Errorf("%s: %d of %d calls kept whole, %d flagged other; want every call whole", st.name, g.kept, g.calls, g.other)
+				}
+			}
+		})
 	}
 }
 

@@ -260,6 +260,7 @@ type infoJSON struct {
 	BytesOut        uint64            `json:"bytes_out"`
 	CapturedBytes   uint64            `json:"captured_bytes"`
 	TLSBytes        uint64            `json:"tls_bytes"`
+	OtherBytes      uint64            `json:"other_protocol_bytes"`
 	LostEvents      uint64            `json:"lost_events"`
 	LostBySource    map[string]uint64 `json:"lost_by_source"`
 	CleanClose      bool              `json:"clean_close"`
@@ -300,6 +301,7 @@ func writeInfoJSON(w io.Writer, s *capture.Summary) error {
 		j.EventsByKind[k.String()] = s.Stats.EventsByKind[k]
 	}
 	j.Connections, j.BytesIn, j.BytesOut, j.CapturedBytes, j.TLSBytes = s.Connections, s.BytesIn, s.BytesOut, s.CapturedBytes, s.TLSBytes
+	j.OtherBytes = s.OtherBytes
 	j.LostEvents, j.LostBySource = s.Stats.Lost, s.LostBySource
 	j.CleanClose = s.Stats.CleanClose
 	if s.Trailer != nil {
@@ -340,8 +342,12 @@ func writeInfoText(w io.Writer, path string, s *capture.Summary) {
 		}
 	}
 	fmt.Fprintf(tw, "events\t%d (%s)\n", s.Stats.Events, strings.Join(kinds, ", "))
-	fmt.Fprintf(tw, "traffic\t%s opened; %s in, %s out (%s captured, %s TLS plaintext)\n",
-		plural(s.Connections, "connection"), report.Bytes(int64(s.BytesIn)), report.Bytes(int64(s.BytesOut)), report.Bytes(int64(s.CapturedBytes)), report.Bytes(int64(s.TLSBytes)))
+	other := ""
+	if s.OtherBytes > 0 {
+		other = fmt.Sprintf("; %s of other protocols kept by length only", report.Bytes(int64(s.OtherBytes)))
+	}
+	fmt.Fprintf(tw, "traffic\t%s opened; %s in, %s out (%s captured, %s TLS plaintext%s)\n",
+		plural(s.Connections, "connection"), report.Bytes(int64(s.BytesIn)), report.Bytes(int64(s.BytesOut)), report.Bytes(int64(s.CapturedBytes)), report.Bytes(int64(s.TLSBytes)), other)
 	if top := s.TopComms(5); len(top) > 0 {
 		parts := make([]string, len(top))
 		for i, c := range top {
@@ -445,6 +451,9 @@ func describeOptions(o capture.RecordingOptions) string {
 		parts = append(parts, "--max-size "+report.Bytes(o.MaxSize))
 	}
 	parts = append(parts, fmt.Sprintf("snaplen %s", report.Bytes(int64(o.Snaplen))))
+	if o.KeepOther {
+		parts = append(parts, "--keep-other")
+	}
 	if o.Compression != "" {
 		parts = append(parts, o.Compression+" chunks")
 	}
