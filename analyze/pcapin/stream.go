@@ -89,11 +89,10 @@ type assembler struct {
 
 	seg segment
 	q   []capture.Event
-	// pools of events handed out until the queue is drained.
-	datas []*capture.Data
-	dn    int
-	tcps  []*capture.TCP
-	tn    int
+	// out is the batch the queued events go to: Data and TCP events are
+	// made in its stores in the first place, rather than in pools of the
+	// assembler's own and then copied there (see batch.add).
+	out   *batch
 	used  [][]byte // out-of-order buffers delivered in this round
 	spare [][]byte
 }
@@ -106,7 +105,6 @@ func (a *assembler) init(maxBuf int, counts *Counts) {
 
 // recycle is called when every queued event has been consumed.
 func (a *assembler) recycle() {
-	a.dn, a.tn = 0, 0
 	for i, b := range a.used {
 		if len(a.spare) < 64 {
 			a.spare = append(a.spare, b[:0])
@@ -116,23 +114,11 @@ func (a *assembler) recycle() {
 	a.used = a.used[:0]
 }
 
-func (a *assembler) newData() *capture.Data {
-	if a.dn == len(a.datas) {
-		a.datas = append(a.datas, new(capture.Data))
-	}
-	d := a.datas[a.dn]
-	a.dn++
-	return d
-}
+// newData returns a zeroed Data event in the out batch's store.
+func (a *assembler) newData() *capture.Data { return carve(&a.out.datas) }
 
-func (a *assembler) newTCP() *capture.TCP {
-	if a.tn == len(a.tcps) {
-		a.tcps = append(a.tcps, new(capture.TCP))
-	}
-	t := a.tcps[a.tn]
-	a.tn++
-	return t
-}
+// newTCP returns a zeroed TCP event in the out batch's store.
+func (a *assembler) newTCP() *capture.TCP { return carve(&a.out.tcps) }
 
 func (a *assembler) lookup(k *flowKey) (*conn, int) {
 	s := &a.cache[k.slot()]
@@ -452,10 +438,9 @@ func (a *assembler) deliver(c *conn, d int, p []byte, wire uint32, ts uint64) {
 	if uint32(len(p)) < wire {
 		flags = capture.DataTruncated
 	}
-	// Cleared, then set field by field: a composite literal would be
-	// built on the stack and copied over with wide loads the CPU cannot
-	// forward from the narrow stores that built it.
-	*ev = capture.Data{}
+	// Set field by field (newData's event is zeroed): a composite literal
+	// would be built on the stack and copied over with wide loads the CPU
+	// cannot forward from the narrow stores that built it.
 	ev.Start, ev.Timestamp = ts, ts
 	ev.FD, ev.Gen = c.fd, 1
 	ev.Dir, ev.Flags = dirOf(d), flags
