@@ -314,7 +314,7 @@ func formatConn(b []byte, c *analyze.Conn) []byte {
 // before "method" to "query", formatted anew only when it differs from the
 // previous line's.
 func (w *Writer) requestPart(ex *analyze.Exchange) []byte {
-	r, route := &ex.Request, w.router.Endpoint(ex).Path
+	r, route := &ex.Request, w.router.Route(ex)
 	q := &w.req
 	if q.json != nil && r.Method == q.method && r.Host == q.host && r.Path == q.path && route == q.route && r.Query == q.query {
 		return q.json
