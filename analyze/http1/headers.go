@@ -302,7 +302,7 @@ func (p *Parser) fastBlock(b []byte) int {
 		}
 		p.fields = fields
 		p.fieldsParsed = true
-		p.fast = fastParse{ok: true, off: base, n: prev.n, f0: int32(n0), nf: prev.nf}
+		p.fast.set(base, prev.n, int32(n0), prev.nf)
 		return int(prev.n)
 	}
 	i := 0
@@ -316,7 +316,7 @@ func (p *Parser) fastBlock(b []byte) int {
 			}
 			p.fields = fields
 			p.fieldsParsed = true
-			p.fast = fastParse{ok: true, off: base, n: int32(i + 2), f0: int32(n0), nf: int32(len(fields) - n0)}
+			p.fast.set(base, int32(i+2), int32(n0), int32(len(fields)-n0))
 			return i + 2
 		}
 		k := i
@@ -354,6 +354,12 @@ func (p *Parser) fastBlock(b []byte) int {
 type fastParse struct {
 	ok             bool
 	off, n, f0, nf int32
+}
+
+// set records a parsed block. Field by field: a composite literal is built
+// on the stack and copied with wide loads that stall on its narrow stores.
+func (f *fastParse) set(off, n, f0, nf int32) {
+	f.ok, f.off, f.n, f.f0, f.nf = true, off, n, f0, nf
 }
 
 // parseFields parses the field lines of block from offset from up to the
