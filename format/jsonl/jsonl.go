@@ -74,12 +74,16 @@ func (ts *timestamps) append(b []byte, mono uint64) []byte {
 		ts.prefix, ts.zone, ts.sec = full[:i], full[i+9:], sec
 	}
 	b = append(b, ts.prefix...)
-	var digits [9]byte
+	// The nanoseconds are written in place: formatted in an array and
+	// appended, their byte stores were read back by one wide load, which
+	// the CPU cannot forward from them.
+	n := len(b)
+	b = append(b, "000000000"...)
+	digits := b[n : n+9]
 	for i := 8; i >= 0; i-- {
 		digits[i] = byte('0' + ns%10)
 		ns /= 10
 	}
-	b = append(b, digits[:]...)
 	return append(b, ts.zone...)
 }
 
