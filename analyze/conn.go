@@ -316,7 +316,9 @@ func (t *tracker) emit(cs *connState, ex *Exchange) {
 	if t.err != nil {
 		return
 	}
-	if ex.Conn.Comm == "" {
+	// A pcap has no processes: no lookup, which copies out the (large)
+	// value even when it finds nothing.
+	if ex.Conn.Comm == "" && len(t.procs) > 0 {
 		if p, ok := t.procs[ex.Conn.PID]; ok {
 			ex.Conn.Comm, ex.Conn.Exe, ex.Conn.Container = p.comm, p.exe, p.ctr
 		}

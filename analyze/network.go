@@ -127,6 +127,18 @@ func (t *tracker) byAddrGet(k addrPair) *connState {
 	return cs
 }
 
+// byAddrs is byAddrGet(addrPair{netns, *local, *remote}) that compares a
+// cached slot with the addresses where they are, rather than build the
+// key on the stack first and copy it: TCP events, a few per exchange,
+// nearly all hit the cache.
+func (t *tracker) byAddrs(netns uint64, local, remote *netip.AddrPort) *connState {
+	s := &t.addrCache[int(local.Port()*31^remote.Port())&(addrSlots-1)]
+	if s.valid && s.k.netns == netns && s.k.local == *local && s.k.remote == *remote {
+		return s.cs
+	}
+	return t.byAddrGet(addrPair{netns, *local, *remote})
+}
+
 func (t *tracker) byAddrSet(k addrPair, cs *connState) {
 	if cs == nil {
 		delete(t.byAddr, k)
@@ -163,9 +175,9 @@ func (t *tracker) unindex(cs *connState) {
 // tcp applies a TCP event to the connection it belongs to, in the
 // recorder's network namespace (like packets, TCP events carry no other).
 func (t *tracker) tcp(e *capture.TCP) {
-	cs, sender := t.byAddrGet(addrPair{t.hostNS, e.Local, e.Remote}), true
+	cs, sender := t.byAddrs(t.hostNS, &e.Local, &e.Remote), true
 	if cs == nil {
-		cs, sender = t.byAddrGet(addrPair{t.hostNS, e.Remote, e.Local}), false
+		cs, sender = t.byAddrs(t.hostNS, &e.Remote, &e.Local), false
 	}
 	if cs == nil {
 		return

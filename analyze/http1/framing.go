@@ -25,7 +25,8 @@ func (p *Parser) headerBlockDone() {
 	}
 	m.nHeader = len(p.fields)
 
-	ff := p.framingFields()
+	var ff framingFields
+	p.framingFields(&ff)
 	// RFC 9112 §9.3: "close" ends the connection after this message; an
 	// HTTP/1.0 connection persists only when "keep-alive" asks for it.
 	p.connClose = p.connClose || ff.connClose
@@ -67,10 +68,13 @@ type framingFields struct {
 }
 
 // framingFields gathers the fields that frame the current message:
-// Content-Length, Transfer-Encoding, Connection and Upgrade.
-func (p *Parser) framingFields() framingFields {
+// Content-Length, Transfer-Encoding, Connection and Upgrade. It fills in
+// the caller's ff rather than return one: a returned struct was copied
+// with wide loads that stall on the narrow stores that set it.
+func (p *Parser) framingFields(ff *framingFields) {
 	m := &p.m
-	ff := framingFields{contentLength: -1}
+	*ff = framingFields{}
+	ff.contentLength = -1
 	for i := range p.fields {
 		f := &p.fields[i]
 		switch f.nLen {
@@ -128,7 +132,6 @@ func (p *Parser) framingFields() framingFields {
 			}
 		}
 	}
-	return ff
 }
 
 // bodyFraming is how a message's body is delimited.

@@ -11,9 +11,9 @@ import (
 // Packet decoding and TCP reassembly run in a goroutine of their own (the
 // producer), a few batches ahead of the consumer of [Reader.Next], so that
 // they overlap with the replay on another core. A batch owns everything its
-// events point to: the events are copied out of the assembler's pools and
-// their payloads out of the packet buffer, so the producer may go on while
-// the consumer still holds the batch. The events and their order are exactly
+// events point to: the assembler makes them in the batch's stores and their
+// payloads are copied out of the packet buffer, so the producer may go on
+// while the consumer still holds the batch. The events and their order are exactly
 // what a single goroutine would give; only the timing differs.
 
 // Batch limits: a batch is handed over once it holds batchEvents events, or
@@ -71,30 +71,21 @@ func (b *batch) full() bool {
 	return len(b.evs) >= batchEvents || b.spilled || cap(b.arena)-len(b.arena) < batchReserve
 }
 
-// add appends a copy of ev that stays valid while the batch is held. Events
-// the assembler allocated afresh (Accept, Socket, Close) are kept as they
-// are; Data and TCP events come from pools the assembler reuses, and are
-// copied. A batch whose fixed stores are exhausted (a drain of many held
-// segments at once) takes the overflow from the heap.
+// add appends ev, which the assembler made for b (see assembler.out), and
+// makes it stay valid while the batch is held: a Data event's payload,
+// which points into the packet buffer or the assembler's out-of-order
+// buffers, is copied into the arena. Data and TCP events are in b's fixed
+// stores, or, when those were exhausted (a drain of many held segments at
+// once), on the heap; Accept, Socket and Close events are allocated afresh.
 func (b *batch) add(ev capture.Event) {
-	switch e := ev.(type) {
-	case *capture.Data:
-		d := carve(&b.datas)
-		*d = *e
-		if len(e.Payload) > 0 {
-			if start := len(b.arena); start+len(e.Payload) <= cap(b.arena) {
-				b.arena = append(b.arena, e.Payload...)
-				d.Payload = b.arena[start:len(b.arena):len(b.arena)]
-			} else {
-				d.Payload = append([]byte(nil), e.Payload...)
-				b.spilled = true
-			}
+	if d, ok := ev.(*capture.Data); ok && len(d.Payload) > 0 {
+		if start := len(b.arena); start+len(d.Payload) <= cap(b.arena) {
+			b.arena = append(b.arena, d.Payload...)
+			d.Payload = b.arena[start:len(b.arena):len(b.arena)]
+		} else {
+			d.Payload = append([]byte(nil), d.Payload...)
+			b.spilled = true
 		}
-		ev = d
-	case *capture.TCP:
-		t := carve(&b.tcps)
-		*t = *e
-		ev = t
 	}
 	b.evs = append(b.evs, ev)
 }
@@ -145,6 +136,7 @@ func (p *producer) run(free <-chan *batch, full chan<- *batch, stop <-chan struc
 			}
 		}
 		b.reset()
+		p.asm.out = b
 		for !b.last && !b.full() {
 			p.step(b)
 		}
@@ -208,8 +200,8 @@ func (p *producer) countLink(link int) {
 	p.counts.LinkTypes = append(p.counts.LinkTypes, LinkTypeCount{LinkType: link, Packets: 1})
 }
 
-// flush copies the queued events into b and gives the assembler its pools
-// back.
+// flush adds the queued events to b and gives the assembler its
+// out-of-order buffers back.
 func (p *producer) flush(b *batch) {
 	for i, ev := range p.q {
 		b.add(ev)

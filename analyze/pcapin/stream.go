@@ -89,11 +89,10 @@ type assembler struct {
 
 	seg segment
 	q   []capture.Event
-	// pools of events handed out until the queue is drained.
-	datas []*capture.Data
-	dn    int
-	tcps  []*capture.TCP
-	tn    int
+	// out is the batch the queued events go to: Data and TCP events are
+	// made in its stores in the first place, rather than in pools of the
+	// assembler's own and then copied there (see batch.add).
+	out   *batch
 	used  [][]byte // out-of-order buffers delivered in this round
 	spare [][]byte
 }
@@ -106,7 +105,6 @@ func (a *assembler) init(maxBuf int, counts *Counts) {
 
 // recycle is called when every queued event has been consumed.
 func (a *assembler) recycle() {
-	a.dn, a.tn = 0, 0
 	for i, b := range a.used {
 		if len(a.spare) < 64 {
 			a.spare = append(a.spare, b[:0])
@@ -116,43 +114,40 @@ func (a *assembler) recycle() {
 	a.used = a.used[:0]
 }
 
-func (a *assembler) newData() *capture.Data {
-	if a.dn == len(a.datas) {
-		a.datas = append(a.datas, new(capture.Data))
-	}
-	d := a.datas[a.dn]
-	a.dn++
-	return d
-}
+// newData returns a zeroed Data event in the out batch's store.
+func (a *assembler) newData() *capture.Data { return carve(&a.out.datas) }
 
-func (a *assembler) newTCP() *capture.TCP {
-	if a.tn == len(a.tcps) {
-		a.tcps = append(a.tcps, new(capture.TCP))
-	}
-	t := a.tcps[a.tn]
-	a.tn++
-	return t
-}
+// newTCP returns a zeroed TCP event in the out batch's store.
+func (a *assembler) newTCP() *capture.TCP { return carve(&a.out.tcps) }
 
-func (a *assembler) lookup(k flowKey) (*conn, int) {
+func (a *assembler) lookup(k *flowKey) (*conn, int) {
 	s := &a.cache[k.slot()]
 	if c := s.c; c != nil {
-		if k == c.keyIn {
+		if k.equal(&c.keyIn) {
 			return c, 0
 		}
-		if k == c.keyOut {
+		if k.equal(&c.keyOut) {
 			return c, 1
 		}
 	}
-	c := a.conns[k]
+	c := a.conns[*k]
 	if c == nil {
 		return nil, 0
 	}
 	s.c = c
-	if k == c.keyIn {
+	if k.equal(&c.keyIn) {
 		return c, 0
 	}
 	return c, 1
+}
+
+// equal is k == o, read 8 bytes at a time (see decodeIPv4) rather than
+// with runtime.memequal's wider loads, and without a call.
+func (k *flowKey) equal(o *flowKey) bool {
+	le := binary.LittleEndian
+	return le.Uint64(k.src[8:]) == le.Uint64(o.src[8:]) && le.Uint64(k.dst[8:]) == le.Uint64(o.dst[8:]) &&
+		k.sport == o.sport && k.dport == o.dport &&
+		le.Uint64(k.src[:8]) == le.Uint64(o.src[:8]) && le.Uint64(k.dst[:8]) == le.Uint64(o.dst[:8])
 }
 
 // flowSlot caches one connection of assembler.conns (c nil: none), under
@@ -167,7 +162,7 @@ const flowSlots = 64
 
 // slot returns k's slot in the cache. It is the same for both directions
 // of a connection: the ports and addresses are combined symmetrically.
-func (k flowKey) slot() int {
+func (k *flowKey) slot() int {
 	h := uint32(k.sport^k.dport) ^ binary.LittleEndian.Uint32(k.src[12:]) ^ binary.LittleEndian.Uint32(k.dst[12:])
 	return int((h*0x9E3779B1)>>26) & (flowSlots - 1)
 }
@@ -193,7 +188,7 @@ func (a *assembler) packet(link int, data []byte, ts uint64, q []capture.Event) 
 		a.counts.TruncatedPackets++
 	}
 	syn := seg.flags&flagSYN != 0
-	c, d := a.lookup(seg.key)
+	c, d := a.lookup(&seg.key)
 	if c != nil && syn {
 		h := &c.h[d]
 		if h.syn && h.synSeq == seg.seq {
@@ -443,8 +438,13 @@ func (a *assembler) deliver(c *conn, d int, p []byte, wire uint32, ts uint64) {
 	if uint32(len(p)) < wire {
 		flags = capture.DataTruncated
 	}
-	*ev = capture.Data{Start: ts, Timestamp: ts, FD: c.fd, Gen: 1, Dir: dirOf(d), Flags: flags,
-		Len: wire, Payload: p}
+	// Set field by field (newData's event is zeroed): a composite literal
+	// would be built on the stack and copied over with wide loads the CPU
+	// cannot forward from the narrow stores that built it.
+	ev.Start, ev.Timestamp = ts, ts
+	ev.FD, ev.Gen = c.fd, 1
+	ev.Dir, ev.Flags = dirOf(d), flags
+	ev.Len, ev.Payload = wire, p
 	a.q = append(a.q, ev)
 	h.next += wire
 	h.off += uint64(wire)

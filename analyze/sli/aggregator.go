@@ -161,8 +161,14 @@ func ParseGroupBy(s string) (GroupBy, error) {
 type Aggregator struct {
 	// hostNS is the recorder's network namespace in the current input
 	// (Begin): services in other namespaces are told apart by theirs.
-	hostNS       uint64
-	endpoint     EndpointFunc
+	hostNS   uint64
+	endpoint EndpointFunc
+	// router is the default endpoint function's (Options.Endpoint nil),
+	// called directly (Router.endpointInto) rather than through endpoint;
+	// ignoreHost then says to drop the Host.
+	router       *Router
+	ignoreHost   bool
+	key          EndpointKey // the current exchange's, from router
 	groupBy      GroupBy
 	maxEndpoints int
 	maxChildren  int
@@ -218,9 +224,11 @@ func New(opts Options) *Aggregator {
 		intern:       make(map[string]string),
 	}
 	if a.endpoint == nil {
-		a.endpoint = NewRouter(opts.Routes).Endpoint
+		a.router = NewRouter(opts.Routes)
+		a.ignoreHost = opts.IgnoreHost
+		a.endpoint = a.router.Endpoint
 	}
-	if opts.IgnoreHost {
+	if opts.IgnoreHost && a.router == nil {
 		inner := a.endpoint
 		a.endpoint = func(ex *analyze.Exchange) EndpointKey {
 			k := inner(ex)
@@ -340,14 +348,22 @@ func (a *Aggregator) Exchange(ex *analyze.Exchange) error {
 	}
 
 	svc := a.service(ex.Conn)
-	k := a.endpoint(ex)
-	var ep *acc
-	if a.lastEP != nil && a.lastEPSvc == svc && a.lastEPKey == k {
-		ep = a.lastEP
-	} else if ep = svc.endpoints[k]; ep != nil {
-		a.lastEP, a.lastEPSvc, a.lastEPKey = ep, svc, k
+	k := &a.key
+	if a.router != nil {
+		a.router.endpointInto(ex, k)
+		if a.ignoreHost {
+			k.Host = ""
+		}
 	} else {
-		ep = a.newEndpoint(svc, k)
+		*k = a.endpoint(ex)
+	}
+	var ep *acc
+	if a.lastEP != nil && a.lastEPSvc == svc && a.lastEPKey == *k {
+		ep = a.lastEP
+	} else if ep = svc.endpoints[*k]; ep != nil {
+		a.lastEP, a.lastEPSvc, a.lastEPKey = ep, svc, *k
+	} else {
+		ep = a.newEndpoint(svc, *k)
 	}
 	ep.add(ex, a.apdexT, idx)
 	return nil

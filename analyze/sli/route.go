@@ -249,6 +249,27 @@ func NewRouter(routes []Route) *Router {
 // as it is, never matched against routes nor made a template (a method
 // name is no variable).
 func (r *Router) Endpoint(ex *analyze.Exchange) EndpointKey {
+	var k EndpointKey
+	r.endpointInto(ex, &k)
+	return k
+}
+
+// endpointInto is Endpoint writing the key into k. The aggregator calls it
+// for every exchange: a key returned by value (three strings, in
+// registers) is stored to the stack a word at a time and then copied with
+// 16-byte loads, which cannot be forwarded from those stores and stall.
+func (r *Router) endpointInto(ex *analyze.Exchange, k *EndpointKey) {
+	k.Method = ex.Request.Method
+	if h := ex.Request.Host; h != r.lastHost {
+		r.lastHost, r.lastLower = h, strings.ToLower(h)
+	}
+	k.Host = r.lastLower
+	k.Path = r.Route(ex)
+}
+
+// Route returns the Path of ex's [Router.Endpoint]: its route template,
+// or a gRPC call's method path.
+func (r *Router) Route(ex *analyze.Exchange) string {
 	path := ex.Request.Path
 	if g := ex.GRPC; g == nil || g.Method == "" {
 		if path != r.lastPath || r.lastRoute == "" {
@@ -256,14 +277,7 @@ func (r *Router) Endpoint(ex *analyze.Exchange) EndpointKey {
 		}
 		path = r.lastRoute
 	}
-	if h := ex.Request.Host; h != r.lastHost {
-		r.lastHost, r.lastLower = h, strings.ToLower(h)
-	}
-	return EndpointKey{
-		Method: ex.Request.Method,
-		Host:   r.lastLower,
-		Path:   path,
-	}
+	return path
 }
 
 // Path returns the route of a request path.

@@ -4,7 +4,6 @@
 package jsonl
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"net/netip"
@@ -25,11 +24,14 @@ const tsLayout = "2006-01-02T15:04:05.000000000Z07:00"
 // Writer is an [analyze.Sink] writing one line per exchange. Output is
 // buffered: End flushes it, and must be called before w is closed.
 type Writer struct {
-	w   *bufio.Writer
-	out io.Writer // what w writes to
+	out io.Writer
+	// buf holds the lines not written to out yet: each line is formatted
+	// straight into it, and it is written out once it holds flushAt
+	// bytes, which saves copying every line into a bufio.Writer.
+	buf []byte
+	err error // out's error, returned from then on as bufio.Writer does
 	// router names each exchange's route, as the report does.
 	router *sli.Router
-	buf    []byte
 	// names is scratch for flag names.
 	names []string
 	ts    timestamps
@@ -72,12 +74,16 @@ func (ts *timestamps) append(b []byte, mono uint64) []byte {
 		ts.prefix, ts.zone, ts.sec = full[:i], full[i+9:], sec
 	}
 	b = append(b, ts.prefix...)
-	var digits [9]byte
+	// The nanoseconds are written in place: formatted in an array and
+	// appended, their byte stores were read back by one wide load, which
+	// the CPU cannot forward from them.
+	n := len(b)
+	b = append(b, "000000000"...)
+	digits := b[n : n+9]
 	for i := 8; i >= 0; i-- {
 		digits[i] = byte('0' + ns%10)
 		ns /= 10
 	}
-	b = append(b, digits[:]...)
 	return append(b, ts.zone...)
 }
 
@@ -85,7 +91,7 @@ func (ts *timestamps) append(b []byte, mono uint64) []byte {
 // report finds its endpoints: the first of routes (--route) that matches
 // the path, else the path's automatic template.
 func New(w io.Writer, routes ...sli.Route) *Writer {
-	return &Writer{w: bufio.NewWriterSize(w, 64<<10), out: w, buf: make([]byte, 0, 1024), router: sli.NewRouter(routes)}
+	return &Writer{out: w, buf: make([]byte, 0, bufSize), router: sli.NewRouter(routes)}
 }
 
 // NameInput makes every line name its input ("capture": its path, and
@@ -113,11 +119,43 @@ func (w *Writer) Begin(info *analyze.CaptureInfo) error {
 
 // Exchange implements [analyze.Sink].
 func (w *Writer) Exchange(ex *analyze.Exchange) error {
-	w.buf = w.appendExchange(w.buf[:0], ex)
-	w.buf = append(w.buf, '\n')
-	if _, err := w.w.Write(w.buf); err != nil {
-		return fmt.Errorf("writing exchange %d: %w", ex.Seq, err)
+	if w.err != nil {
+		return fmt.Errorf("writing exchange %d: %w", ex.Seq, w.err)
 	}
+	w.buf = w.appendExchange(w.buf, ex)
+	w.buf = append(w.buf, '\n')
+	if len(w.buf) >= flushAt {
+		if err := w.flush(); err != nil {
+			return fmt.Errorf("writing exchange %d: %w", ex.Seq, err)
+		}
+	}
+	return nil
+}
+
+// Lines are buffered up to flushAt bytes, in a buffer of bufSize: room for
+// a typical line beyond flushAt, so that it rarely grows.
+const (
+	flushAt = 256 << 10
+	bufSize = 260 << 10
+)
+
+// flush writes out the buffered lines.
+func (w *Writer) flush() error {
+	if w.err != nil {
+		return w.err
+	}
+	if len(w.buf) == 0 {
+		return nil
+	}
+	n, err := w.out.Write(w.buf)
+	if err == nil && n < len(w.buf) {
+		err = io.ErrShortWrite
+	}
+	if err != nil {
+		w.err = err
+		return err
+	}
+	w.buf = w.buf[:0]
 	return nil
 }
 
@@ -139,7 +177,7 @@ func (w *Writer) KeepsNoExchange() bool { return true }
 // Flush implements [analyze.FlushSink]: it writes out the lines buffered,
 // through the underlying writer's own Flush when it has one.
 func (w *Writer) Flush() error {
-	if err := w.w.Flush(); err != nil {
+	if err := w.flush(); err != nil {
 		return fmt.Errorf("writing exchanges: %w", err)
 	}
 	if f, ok := w.out.(interface{ Flush() error }); ok {
@@ -152,7 +190,7 @@ func (w *Writer) Flush() error {
 
 // End implements [analyze.Sink]: it flushes the output.
 func (w *Writer) End(*analyze.Summary) error {
-	if err := w.w.Flush(); err != nil {
+	if err := w.flush(); err != nil {
 		return fmt.Errorf("writing exchanges: %w", err)
 	}
 	return nil
@@ -280,7 +318,7 @@ func formatConn(b []byte, c *analyze.Conn) []byte {
 // before "method" to "query", formatted anew only when it differs from the
 // previous line's.
 func (w *Writer) requestPart(ex *analyze.Exchange) []byte {
-	r, route := &ex.Request, w.router.Endpoint(ex).Path
+	r, route := &ex.Request, w.router.Route(ex)
 	q := &w.req
 	if q.json != nil && r.Method == q.method && r.Host == q.host && r.Path == q.path && route == q.route && r.Query == q.query {
 		return q.json

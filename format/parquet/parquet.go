@@ -471,7 +471,7 @@ func (w *Writer) row(ex *analyze.Exchange, ts time.Time, p *part, i int) {
 		Conn: c.ID, PID: int64(c.PID), Comm: c.Comm, Role: c.Role.String(), TLS: c.TLS,
 		Proto:  ex.Proto,
 		Method: ex.Request.Method, ReqHost: ex.Request.Host, Path: ex.Request.Path,
-		Route:       w.router.Endpoint(ex).Path,
+		Route:       w.router.Route(ex),
 		ContentType: ex.Response.HeaderValue("Content-Type"),
 		Incomplete:  ex.Flags&analyze.FlagIncomplete != 0,
 		Truncated:   ex.Flags&analyze.FlagTruncated != 0,

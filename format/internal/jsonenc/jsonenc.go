@@ -5,6 +5,7 @@
 package jsonenc
 
 import (
+	"math/bits"
 	"slices"
 	"strconv"
 	"unicode/utf8"
@@ -113,8 +114,10 @@ func Int(b []byte, v int64) []byte {
 // a buffer and copied: the writers append several numbers per exchange,
 // and the copy's call cost as much as the formatting.
 func Uint(b []byte, v uint64) []byte {
-	n := 1
-	for n < len(pow10) && v >= pow10[n] {
+	// The digit count from the bit length (1233/4096 is about log10 2),
+	// then one comparison, rather than a comparison per digit.
+	n := bits.Len64(v|1) * 1233 >> 12
+	if v|1 >= pow10[n] {
 		n++
 	}
 	b = slices.Grow(b, n)
