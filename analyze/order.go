@@ -63,8 +63,12 @@ func (r *reorderer) push(ev capture.Event, release func(capture.Event)) {
 	t := ev.Time()
 	if t < r.lastOut {
 		// Too late to put in place: treat it as happening now, so time never
-		// runs backwards for the stages after us.
-		r.late++
+		// runs backwards for the stages after us. The summed lengths of
+		// another protocol's calls that the recorder wrote at its end are
+		// late by design, and nothing is timed with them.
+		if d, ok := ev.(*capture.Data); !ok || d.Flags&capture.DataMerged == 0 {
+			r.late++
+		}
 		t = r.lastOut
 	}
 	he := heldEvent{ev: r.copy(ev), t: t}

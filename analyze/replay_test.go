@@ -849,3 +849,45 @@ func TestHostName(t *testing.T) {
 		}
 	}
 }
+
+// TestOtherProtocolLengths replays a connection of another protocol as the
+// recorder writes it: the calls that showed the protocol whole, then the
+// summed lengths of the rest (DataOtherProtocol|DataMerged), the last of
+// them written at the recording's end with an old timestamp. It is no
+// HTTP, the HTTP exchange beside it is intact, and the late record is no
+// warning: nothing is timed with it.
+func TestOtherProtocolLengths(t *testing.T) {
+	b := capturetest.New()
+	p := b.Process(100, "app")
+	db := p.Connect(5, "127.0.0.1:40000", "127.0.0.1:5432")
+	db.Write("\x00\x00\x00\x08\x04\xd2\x16\x2f")
+	db.Read("N")
+	start := b.Now()
+	b.Advance(time.Millisecond)
+	merged := func(dir capture.Direction, n uint32, from, to uint64) *capture.Data {
+		return &capture.Data{Start: from, Timestamp: to, PID: 100, TID: 100, FD: 5, Gen: 1, Source: capture.SourceWrite,
+			Dir: dir, Len: n, Flags: capture.DataOtherProtocol | capture.DataMerged | capture.DataTruncated}
+	}
+	b.Event(merged(capture.Egress, 1<<20, start, b.Now()))
+	web := p.Accept(6, "127.0.0.1:8080", "127.0.0.1:40001")
+	web.Read("GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+	web.Write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	b.Advance(time.Second)
+	web.Close()
+	b.Advance(time.Second)
+	web2 := p.Accept(7, "127.0.0.1:8080", "127.0.0.1:40002")
+	web2.Close()
+	// Written at the end, stamped when its calls ran: after everything
+	// before it was released.
+	b.Event(merged(capture.Egress, 4096, start+uint64(2*time.Millisecond), start+uint64(3*time.Millisecond)))
+	got := replay(t, b, analyze.Options{})
+	if len(got.exs) != 1 || line(got.exs[0]) != "c2 server HTTP/1.1 GET h/ -> 200 req=0 resp=2 flags=[]" {
+		for _, e := range got.exs {
+			t.Log(line(e))
+		}
+		t.Fatalf("%d exchanges, want the one HTTP exchange intact", len(got.exs))
+	}
+	if len(got.sum.Warnings) != 0 {
+		t.Errorf("warnings: %q", got.sum.Warnings)
+	}
+}

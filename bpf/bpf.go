@@ -11,10 +11,12 @@
 package bpf
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -71,6 +73,10 @@ const (
 	// any rewind parses (see [Options.KeepOther]); the call is recorded by
 	// its length only.
 	DataOther uint8 = 32
+	// DataMerged (with DataOther): the record sums the lengths of
+	// consecutive calls of one direction and source, from the first's
+	// entry (StartNs) to the last's exit (TsNs); Tid is the last's.
+	DataMerged uint8 = 64
 )
 
 // TLS plaintext with none of the DataFD flags set had its fd read from the
@@ -554,6 +560,37 @@ func (rec *Record) Decode(raw []byte) error {
 		return fmt.Errorf("%w: type %d, %d bytes", ErrBadRecord, rec.Type, len(raw))
 	}
 	return nil
+}
+
+// PendingOther returns, as merged length-only records ([DataMerged]), the
+// calls of other protocols' connections the programs summed up and have
+// not written yet (they are written when a call cannot join them, at 1 MiB
+// or 100 ms, or at close). Call it after [Tracer.Detach], so that nothing
+// is added meanwhile, to account for every byte.
+func (t *Tracer) PendingOther() ([]DataEvent, error) {
+	var (
+		k   rewindConnKey
+		v   rewindConnVal
+		out []DataEvent
+	)
+	it := t.objs.Conns.Iterate()
+	for it.Next(&k, &v) {
+		if v.PendLen == 0 {
+			continue
+		}
+		out = append(out, DataEvent{
+			Type: EventData, Pid: k.Tgid, Tid: v.PendTid, Fd: k.Fd, StartNs: v.PendStart, TsNs: v.PendEnd,
+			Gen: v.Gen, Len: v.PendLen, Source: v.PendSource, Dir: v.PendDir,
+			Flags: DataOther | DataMerged | DataTruncated,
+		})
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("reading the connections map: %w", err)
+	}
+	// Map order is the kernel's hash order: sort, so the capture does
+	// not depend on it.
+	slices.SortFunc(out, func(a, b DataEvent) int { return cmp.Compare(a.TsNs, b.TsNs) })
+	return out, nil
 }
 
 // ErrClosed is returned by [Tracer.Read] after [Tracer.Close].

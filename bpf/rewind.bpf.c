@@ -164,7 +164,15 @@ struct conn_val {
 	__u32 gen;
 	__u8 class;	/* CLASS_* */
 	__u8 maybe_dir; /* DIR_* of first bytes that wait for the answer */
-	__u16 _pad;
+	/* A CLASS_OTHER connection's calls not yet written: consecutive calls
+	 * of one direction and source, written as one length-only record
+	 * (pend_flush). */
+	__u8 pend_dir;
+	__u8 pend_source;
+	__u32 pend_tid;
+	__u32 pend_len;
+	__u64 pend_start;
+	__u64 pend_end;
 };
 
 struct {
@@ -559,6 +567,52 @@ static __always_inline __u32 conn_classify(struct conn_val *v, __u8 dir, __u64 a
 	return 0;
 }
 
+/* The most a merged record holds, and the longest it waits: a slow stream
+ * still shows its progress. */
+#define PEND_MAX_BYTES (1 << 20)
+#define PEND_MAX_NS 100000000ULL
+
+/* pend_flush writes the pending calls of v as one length-only record. */
+static __always_inline void pend_flush(struct conn_val *v, __u32 tgid, int fd)
+{
+	if (!v->pend_len)
+		return;
+	struct data_event e = {
+		.type = EVENT_DATA,
+		.pid = tgid,
+		.tid = v->pend_tid,
+		.fd = fd,
+		.start_ns = v->pend_start,
+		.ts_ns = v->pend_end,
+		.gen = v->gen,
+		.len = v->pend_len,
+		.source = v->pend_source,
+		.dir = v->pend_dir,
+		.flags = DATA_OTHER | DATA_MERGED | DATA_TRUNCATED,
+	};
+	v->pend_len = 0;
+	submit(&e, sizeof(e));
+}
+
+/* pend_add adds a call of a CLASS_OTHER connection to its pending record,
+ * writing the pending one first when this call cannot join it. */
+static __always_inline void pend_add(struct conn_val *v, __u64 id, struct call *c, __u64 ts, __u32 len)
+{
+	if (v->pend_len && (v->pend_dir != c->dir || v->pend_source != c->source ||
+			    v->pend_len + len > PEND_MAX_BYTES || ts - v->pend_start > PEND_MAX_NS))
+		pend_flush(v, id >> 32, c->fd);
+	if (!v->pend_len) {
+		v->pend_start = c->start_ns;
+		v->pend_dir = c->dir;
+		v->pend_source = c->source;
+	}
+	v->pend_len += len;
+	v->pend_end = ts;
+	v->pend_tid = (__u32)id;
+	if (v->pend_len >= PEND_MAX_BYTES)
+		pend_flush(v, id >> 32, c->fd);
+}
+
 /* --- payload --------------------------------------------------------------- */
 
 /* The walk over a call's bytes: a plain buffer is one segment, an iovec array
@@ -858,8 +912,9 @@ static __always_inline int exit_call(long ret)
 	}
 	if (c.kind != CALL_SIZE && c.kind != CALL_MMSG &&
 	    conn_classify(cv, c.dir, first, first_len) == DATA_OTHER) {
-		c.kind = CALL_SIZE;
-		c.flags |= DATA_OTHER;
+		/* No record per call: the lengths of consecutive calls add up. */
+		pend_add(cv, id, &c, ts, ret);
+		return 0;
 	}
 	switch (c.kind) {
 	case CALL_BUF:
@@ -953,6 +1008,7 @@ int enter_close(struct syscall_enter_ctx *ctx)
 		.ts_ns = bpf_ktime_get_ns(),
 		.gen = g->gen,
 	};
+	pend_flush(g, k.tgid, k.fd);
 	bpf_map_delete_elem(&conns, &k);
 	submit(&e, sizeof(e));
 	return 0;

@@ -64,6 +64,7 @@ enum data_flags {
 	DATA_FD_UNKNOWN = 8, /* not found: fd is -1 */
 	/* 16 is capture.DataFDObject, set in user space. */
 	DATA_OTHER = 32,     /* a connection of another protocol: length only */
+	DATA_MERGED = 64,    /* with DATA_OTHER: the lengths of consecutive calls */
 };
 
 /* Indexes of the per-CPU losses array. */

@@ -57,11 +57,16 @@ type rewindConnKey struct {
 }
 
 type rewindConnVal struct {
-	_        structs.HostLayout
-	Gen      uint32
-	Class    uint8
-	MaybeDir uint8
-	Pad      uint16
+	_          structs.HostLayout
+	Gen        uint32
+	Class      uint8
+	MaybeDir   uint8
+	PendDir    uint8
+	PendSource uint8
+	PendTid    uint32
+	PendLen    uint32
+	PendStart  uint64
+	PendEnd    uint64
 }
 
 type rewindDataEvent struct {

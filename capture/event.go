@@ -273,6 +273,11 @@ const (
 	// rewind does not parse, so the recorder kept this call's length and
 	// none of its bytes (record --keep-other keeps them).
 	DataOtherProtocol DataFlags = 1 << 5
+	// DataMerged (with DataOtherProtocol): the record holds the length of
+	// several consecutive calls of one direction and source, from the
+	// first's Start to the last's Timestamp (TID is the last's), not of
+	// one call.
+	DataMerged DataFlags = 1 << 6
 )
 
 // Data records bytes moved by one call. A call that moved more than fits in

@@ -321,6 +321,21 @@ func (s *session) run(ctx context.Context) (string, error) {
 				break
 			}
 		}
+		// The lengths of other protocols' calls the programs were still
+		// summing up.
+		pend, err := s.tr.PendingOther()
+		if err != nil {
+			return "", err
+		}
+		for i := range pend {
+			rec.Type, rec.Data, rec.Payload = bpf.EventData, pend[i], nil
+			if s.full {
+				break
+			}
+			if err := s.add(&rec); err != nil {
+				return "", err
+			}
+		}
 	}
 	if err := s.writeLosses(); err != nil {
 		return "", err
@@ -504,6 +519,7 @@ func dataFlags(f uint8) capture.DataFlags {
 		{bpf.DataFDCached, capture.DataFDCached},
 		{bpf.DataFDUnknown, capture.DataFDUnknown},
 		{bpf.DataOther, capture.DataOtherProtocol},
+		{bpf.DataMerged, capture.DataMerged},
 	} {
 		if f&m.k != 0 {
 			out |= m.c
