@@ -23,6 +23,8 @@ import (
 	"unsafe"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
 	"github.com/cilium/ebpf/rlimit"
@@ -165,6 +167,9 @@ type Options struct {
 	// the ones started later (OpenSSL, BoringSSL, GnuTLS, Go crypto/tls;
 	// amd64 only, see [TLSProbesSupported]), recording their plaintext.
 	TLS bool
+	// NoUprobeMulti attaches the TLS probes with one link each even where
+	// the kernel has uprobe_multi links (for comparisons and tests).
+	NoUprobeMulti bool
 	// Log receives notices: each TLS library attached, or why one was not.
 	Log io.Writer
 	// PacketPayload is the TCP payload bytes the packet filter keeps after
@@ -192,6 +197,9 @@ type Tracer struct {
 	rd      *ringbuf.Reader
 	selfPID uint32
 	tls     *tlsAttacher // nil without TLS probes
+	// uprobeMulti: the TLS probes of a file are attached with one
+	// uprobe_multi link per program (kernels >= 6.6).
+	uprobeMulti bool
 	// The process filter, for the TLS attacher: with PIDs or Comms set it
 	// inspects the selected processes only.
 	filterPIDs bool
@@ -332,6 +340,16 @@ func Load(opts Options) (*Tracer, error) {
 	}
 
 	t := &Tracer{selfPID: opts.SelfPID, filterPIDs: len(opts.PIDs) > 0}
+	if opts.TLS && !opts.NoUprobeMulti {
+		if err := features.HaveBPFLinkUprobeMulti(); err == nil {
+			t.uprobeMulti = true
+		} else if !errors.Is(err, ebpf.ErrNotSupported) {
+			fmt.Fprintf(opts.Log, "rewind: TLS: probing for uprobe_multi links: %v: one link per probe\n", err)
+		}
+	}
+	if !t.uprobeMulti {
+		stubMultiPrograms(spec)
+	}
 	for _, c := range opts.Cgroups {
 		t.cgroups = append(t.cgroups, c.Path)
 	}
@@ -364,6 +382,23 @@ func Load(opts Options) (*Tracer, error) {
 		t.startTLS(opts.Log)
 	}
 	return t, nil
+}
+
+// stubMultiPrograms replaces the uprobe_multi programs, which kernels
+// before 6.6 refuse to load, with programs that only return 0: the
+// generated objects still load, and nothing attaches them.
+func stubMultiPrograms(spec *ebpf.CollectionSpec) {
+	for name, ps := range spec.Programs {
+		if ps.AttachType != ebpf.AttachTraceUprobeMulti {
+			continue
+		}
+		spec.Programs[name] = &ebpf.ProgramSpec{
+			Name:         ps.Name,
+			Type:         ps.Type,
+			Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()},
+			License:      ps.License,
+		}
+	}
 }
 
 func loadError(err error, logPath string) error {
@@ -498,7 +533,9 @@ func (t *Tracer) attach() error {
 // Probes lists the attached probes ("tracepoint:syscalls:sys_enter_read",
 // "tp_btf:sched_process_fork", …).
 // TLS uprobes are listed as "uprobe:FILE:SYMBOL@OFFSET" (and "uretprobe:…"),
-// those attached so far.
+// or "uprobe.multi:…" and "uretprobe.multi:…" when attached with
+// uprobe_multi links (one entry per probe all the same), those attached so
+// far.
 func (t *Tracer) Probes() []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()

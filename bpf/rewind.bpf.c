@@ -1135,8 +1135,7 @@ static __always_inline void emit_tls(__u64 id, __u64 start, __u64 ts, __u64 conn
  * gnutls_record_recv and gnutls_record_send: (conn, buf, num[, flags], out).
  * The cookie says which library and direction.
  */
-SEC("uprobe")
-int tls_enter(struct regs_x86 *ctx)
+static __always_inline int tls_enter_body(struct regs_x86 *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	if (id >> 32 == self_tgid)
@@ -1176,8 +1175,7 @@ int tls_enter(struct regs_x86 *ctx)
 
 /* Return of the functions above: the plaintext is in buf now (reads) and the
  * length in the return value, or in *out for the _ex variants. */
-SEC("uretprobe")
-int tls_exit(struct regs_x86 *ctx)
+static __always_inline int tls_exit_body(struct regs_x86 *ctx)
 {
 	struct thread *th = current_thread(false);
 	if (!th || !th->tls_depth)
@@ -1268,8 +1266,7 @@ static __always_inline int go_conn_fd(__u64 conn)
 	return sysfd;
 }
 
-SEC("uprobe")
-int go_tls_enter(struct regs_x86 *ctx)
+static __always_inline int go_tls_enter_body(struct regs_x86 *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	if (!tgid_traced(id >> 32))
@@ -1286,8 +1283,7 @@ int go_tls_enter(struct regs_x86 *ctx)
 	return 0;
 }
 
-SEC("uprobe")
-int go_tls_ret(struct regs_x86 *ctx)
+static __always_inline int go_tls_ret_body(struct regs_x86 *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct go_key k = { .tgid = id >> 32, .g = ctx->r14 };
@@ -1307,6 +1303,29 @@ int go_tls_ret(struct regs_x86 *ctx)
 	emit_tls(id, c.start_ns, ts, c.conn, c.buf, n, fd, fd >= 0 ? 0 : DATA_FD_UNKNOWN, SOURCE_GOTLS, c.dir);
 	return 0;
 }
+
+/*
+ * Each TLS program comes twice, with one body: attached one probe per link
+ * (a perf event each, kernels >= 5.15 for the cookie), and attached with one
+ * uprobe_multi link per file and program (kernels >= 6.6), which runs the
+ * program straight from the uprobe instead of through a perf event. The
+ * cookie and the registers are the same for both. The loader replaces the
+ * .multi programs with stubs where the kernel lacks uprobe_multi.
+ */
+#define TLS_PROGRAM(sec, name)                            \
+	SEC(sec) int name(struct regs_x86 *ctx)           \
+	{                                                 \
+		return name##_body(ctx);                  \
+	}                                                 \
+	SEC(sec ".multi") int name##_multi(struct regs_x86 *ctx) \
+	{                                                 \
+		return name##_body(ctx);                  \
+	}
+
+TLS_PROGRAM("uprobe", tls_enter)
+TLS_PROGRAM("uretprobe", tls_exit)
+TLS_PROGRAM("uprobe", go_tls_enter)
+TLS_PROGRAM("uprobe", go_tls_ret)
 
 /*
  * Packet capture: a socket filter on the recorder's AF_PACKET socket

@@ -241,13 +241,17 @@ const (
 	rewindProgExitWrite        = "exit_write"
 	rewindProgExitWritev       = "exit_writev"
 	rewindProgGoTlsEnter       = "go_tls_enter"
+	rewindProgGoTlsEnterMulti  = "go_tls_enter_multi"
 	rewindProgGoTlsRet         = "go_tls_ret"
+	rewindProgGoTlsRetMulti    = "go_tls_ret_multi"
 	rewindProgOnExec           = "on_exec"
 	rewindProgOnExit           = "on_exit"
 	rewindProgOnFork           = "on_fork"
 	rewindProgPacketFilter     = "packet_filter"
 	rewindProgTlsEnter         = "tls_enter"
+	rewindProgTlsEnterMulti    = "tls_enter_multi"
 	rewindProgTlsExit          = "tls_exit"
+	rewindProgTlsExitMulti     = "tls_exit_multi"
 	rewindVarCgroupLevels      = "cgroup_levels"
 	rewindVarFilterCgroups     = "filter_cgroups"
 	rewindVarFilterComms       = "filter_comms"
@@ -343,13 +347,17 @@ type rewindProgramSpecs struct {
 	ExitWrite       *ebpf.ProgramSpec `ebpf:"exit_write"`
 	ExitWritev      *ebpf.ProgramSpec `ebpf:"exit_writev"`
 	GoTlsEnter      *ebpf.ProgramSpec `ebpf:"go_tls_enter"`
+	GoTlsEnterMulti *ebpf.ProgramSpec `ebpf:"go_tls_enter_multi"`
 	GoTlsRet        *ebpf.ProgramSpec `ebpf:"go_tls_ret"`
+	GoTlsRetMulti   *ebpf.ProgramSpec `ebpf:"go_tls_ret_multi"`
 	OnExec          *ebpf.ProgramSpec `ebpf:"on_exec"`
 	OnExit          *ebpf.ProgramSpec `ebpf:"on_exit"`
 	OnFork          *ebpf.ProgramSpec `ebpf:"on_fork"`
 	PacketFilter    *ebpf.ProgramSpec `ebpf:"packet_filter"`
 	TlsEnter        *ebpf.ProgramSpec `ebpf:"tls_enter"`
+	TlsEnterMulti   *ebpf.ProgramSpec `ebpf:"tls_enter_multi"`
 	TlsExit         *ebpf.ProgramSpec `ebpf:"tls_exit"`
+	TlsExitMulti    *ebpf.ProgramSpec `ebpf:"tls_exit_multi"`
 }
 
 // rewindMapSpecs contains maps before they are loaded into the kernel.
@@ -512,13 +520,17 @@ type rewindPrograms struct {
 	ExitWrite       *ebpf.Program `ebpf:"exit_write"`
 	ExitWritev      *ebpf.Program `ebpf:"exit_writev"`
 	GoTlsEnter      *ebpf.Program `ebpf:"go_tls_enter"`
+	GoTlsEnterMulti *ebpf.Program `ebpf:"go_tls_enter_multi"`
 	GoTlsRet        *ebpf.Program `ebpf:"go_tls_ret"`
+	GoTlsRetMulti   *ebpf.Program `ebpf:"go_tls_ret_multi"`
 	OnExec          *ebpf.Program `ebpf:"on_exec"`
 	OnExit          *ebpf.Program `ebpf:"on_exit"`
 	OnFork          *ebpf.Program `ebpf:"on_fork"`
 	PacketFilter    *ebpf.Program `ebpf:"packet_filter"`
 	TlsEnter        *ebpf.Program `ebpf:"tls_enter"`
+	TlsEnterMulti   *ebpf.Program `ebpf:"tls_enter_multi"`
 	TlsExit         *ebpf.Program `ebpf:"tls_exit"`
+	TlsExitMulti    *ebpf.Program `ebpf:"tls_exit_multi"`
 }
 
 func (p *rewindPrograms) Close() error {
@@ -553,13 +565,17 @@ func (p *rewindPrograms) Close() error {
 		p.ExitWrite,
 		p.ExitWritev,
 		p.GoTlsEnter,
+		p.GoTlsEnterMulti,
 		p.GoTlsRet,
+		p.GoTlsRetMulti,
 		p.OnExec,
 		p.OnExit,
 		p.OnFork,
 		p.PacketFilter,
 		p.TlsEnter,
+		p.TlsEnterMulti,
 		p.TlsExit,
+		p.TlsExitMulti,
 	)
 }
 

@@ -198,7 +198,7 @@ func (a *tlsAttacher) attachFile(f tlsprobe.File) {
 	if target == nil {
 		return
 	}
-	n, err := a.t.attachTLS(f, target)
+	res, err := a.t.attachTLS(f, target)
 	if err != nil {
 		fmt.Fprintf(a.log, "rewind: TLS: attaching %s probes to %s: %v\n", target.Library, f.Name, err)
 		return
@@ -207,7 +207,14 @@ func (a *tlsAttacher) attachFile(f tlsprobe.File) {
 	if target.GoVersion != "" {
 		version = " (" + target.GoVersion + ")"
 	}
-	fmt.Fprintf(a.log, "rewind: TLS: %s%s in %s: %d probes\n", target.Library, version, f.Name, n)
+	how := ""
+	switch {
+	case res.multiErr != nil:
+		how = fmt.Sprintf(", one link each (uprobe_multi: %v)", res.multiErr)
+	case a.t.uprobeMulti:
+		how = fmt.Sprintf(" in %d uprobe_multi links", len(res.links))
+	}
+	fmt.Fprintf(a.log, "rewind: TLS: %s%s in %s: %d probes%s\n", target.Library, version, f.Name, len(res.ids), how)
 }
 
 // tlsCookie is what a TLS program reads with bpf_get_attach_cookie: the
@@ -216,61 +223,144 @@ func tlsCookie(lib tlsprobe.Library, p tlsprobe.Probe) uint64 {
 	return uint64(lib) | uint64(p.Dir)<<8 | uint64(p.OutArg)<<16
 }
 
-// attachTLS attaches every probe of target; on a failure it detaches the
-// ones of this target it attached.
-func (t *Tracer) attachTLS(f tlsprobe.File, target *tlsprobe.Target) (int, error) {
+// tlsProgram is the program of one probe kind, and its uprobe_multi twin.
+type tlsProgram struct {
+	kind        tlsprobe.Kind
+	prog, multi *ebpf.Program
+	ret         bool // a uretprobe
+}
+
+// tlsPrograms lists the programs by probe kind, returns first: a call
+// entered while its return probe is not attached yet would leave its state
+// behind.
+func (t *Tracer) tlsPrograms() []tlsProgram {
+	p := &t.objs.rewindPrograms
+	return []tlsProgram{
+		{tlsprobe.Return, p.TlsExit, p.TlsExitMulti, true},
+		{tlsprobe.GoReturn, p.GoTlsRet, p.GoTlsRetMulti, false},
+		{tlsprobe.Entry, p.TlsEnter, p.TlsEnterMulti, false},
+		{tlsprobe.GoEntry, p.GoTlsEnter, p.GoTlsEnterMulti, false},
+	}
+}
+
+// tlsLinks is what attachTLS attached for one target.
+type tlsLinks struct {
+	links []link.Link
+	ids   []string // one per probe, for [Tracer.Probes]
+	// multiErr is why uprobe_multi links were not used where the kernel
+	// has them (one link per probe instead).
+	multiErr error
+}
+
+func (l *tlsLinks) close() {
+	for _, k := range l.links {
+		k.Close()
+	}
+	l.links, l.ids = nil, nil
+}
+
+// attachTLS attaches every probe of target: with one uprobe_multi link per
+// program where the kernel has them, else (or when that fails) with one
+// link per probe. On a failure it detaches the ones of this target it
+// attached.
+func (t *Tracer) attachTLS(f tlsprobe.File, target *tlsprobe.Target) (*tlsLinks, error) {
 	ex, err := link.OpenExecutable(f.Path)
 	if err != nil {
-		return 0, fmt.Errorf("opening %s: %w", f.Name, err)
+		return nil, fmt.Errorf("opening %s: %w", f.Name, err)
 	}
-	var links []link.Link
-	var ids []string
-	fail := func(err error) (int, error) {
-		for _, l := range links {
-			l.Close()
+	var res tlsLinks
+	if t.uprobeMulti {
+		res.multiErr = t.attachTLSMulti(ex, f, target, &res)
+		if res.multiErr != nil {
+			res.close()
 		}
-		return 0, err
 	}
-	progs := &t.objs.rewindPrograms
-	for _, p := range target.Probes {
-		var (
-			prog *ebpf.Program
-			ret  bool
-			kind = "uprobe"
-		)
-		switch p.Kind {
-		case tlsprobe.Entry:
-			prog = progs.TlsEnter
-		case tlsprobe.Return:
-			prog, ret, kind = progs.TlsExit, true, "uretprobe"
-		case tlsprobe.GoEntry:
-			prog = progs.GoTlsEnter
-		case tlsprobe.GoReturn:
-			prog = progs.GoTlsRet
-		default:
-			continue
+	if res.links == nil {
+		if err := t.attachTLSEach(ex, f, target, &res); err != nil {
+			res.close()
+			return nil, err
 		}
-		opts := &link.UprobeOptions{Address: p.Offset, Cookie: tlsCookie(target.Library, p)}
-		var l link.Link
-		if ret {
-			l, err = ex.Uretprobe(p.Symbol, prog, opts)
-		} else {
-			l, err = ex.Uprobe(p.Symbol, prog, opts)
-		}
-		if err != nil {
-			return fail(fmt.Errorf("%s %s at %#x: %w", kind, p.Symbol, p.Offset, err))
-		}
-		links = append(links, l)
-		ids = append(ids, fmt.Sprintf("%s:%s:%s@%#x", kind, f.Name, p.Symbol, p.Offset))
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.detached {
-		return fail(errors.New("tracer detached"))
+		res.close()
+		return nil, errors.New("tracer detached")
 	}
-	t.uprobes = append(t.uprobes, links...)
-	t.probes = append(t.probes, ids...)
-	return len(links), nil
+	t.uprobes = append(t.uprobes, res.links...)
+	t.probes = append(t.probes, res.ids...)
+	return &res, nil
+}
+
+// attachTLSMulti attaches the probes of each kind in target with one
+// uprobe_multi link: the kernel runs the program from the uprobe itself,
+// without a perf event per probe.
+func (t *Tracer) attachTLSMulti(ex *link.Executable, f tlsprobe.File, target *tlsprobe.Target, res *tlsLinks) error {
+	for _, tp := range t.tlsPrograms() {
+		var opts link.UprobeMultiOptions
+		var ids []string
+		kind := "uprobe.multi"
+		if tp.ret {
+			kind = "uretprobe.multi"
+		}
+		for _, p := range target.Probes {
+			if p.Kind != tp.kind {
+				continue
+			}
+			opts.Addresses = append(opts.Addresses, p.Offset)
+			opts.Cookies = append(opts.Cookies, tlsCookie(target.Library, p))
+			ids = append(ids, fmt.Sprintf("%s:%s:%s@%#x", kind, f.Name, p.Symbol, p.Offset))
+		}
+		if len(ids) == 0 {
+			continue
+		}
+		var l link.Link
+		var err error
+		if tp.ret {
+			l, err = ex.UretprobeMulti(nil, tp.multi, &opts)
+		} else {
+			l, err = ex.UprobeMulti(nil, tp.multi, &opts)
+		}
+		if err != nil {
+			return fmt.Errorf("%s (%d probes): %w", kind, len(ids), err)
+		}
+		res.links = append(res.links, l)
+		res.ids = append(res.ids, ids...)
+	}
+	return nil
+}
+
+// attachTLSEach attaches the probes of target with one link (and perf
+// event) each.
+func (t *Tracer) attachTLSEach(ex *link.Executable, f tlsprobe.File, target *tlsprobe.Target, res *tlsLinks) error {
+	progs := map[tlsprobe.Kind]tlsProgram{}
+	for _, tp := range t.tlsPrograms() {
+		progs[tp.kind] = tp
+	}
+	for _, p := range target.Probes {
+		tp, ok := progs[p.Kind]
+		if !ok {
+			continue
+		}
+		kind := "uprobe"
+		if tp.ret {
+			kind = "uretprobe"
+		}
+		opts := &link.UprobeOptions{Address: p.Offset, Cookie: tlsCookie(target.Library, p)}
+		var l link.Link
+		var err error
+		if tp.ret {
+			l, err = ex.Uretprobe(p.Symbol, tp.prog, opts)
+		} else {
+			l, err = ex.Uprobe(p.Symbol, tp.prog, opts)
+		}
+		if err != nil {
+			return fmt.Errorf("%s %s at %#x: %w", kind, p.Symbol, p.Offset, err)
+		}
+		res.links = append(res.links, l)
+		res.ids = append(res.ids, fmt.Sprintf("%s:%s:%s@%#x", kind, f.Name, p.Symbol, p.Offset))
+	}
+	return nil
 }
 
 // errTLSArch says TLS probes are not available on this architecture.
