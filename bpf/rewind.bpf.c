@@ -876,9 +876,10 @@ static __always_inline int exit_call(long ret)
 
 	if (ret <= 0)
 		return 0;
+	struct conn_val none = {};
 	struct conn_val *cv = conn_of(id, c.fd, (struct sock *)c.sk);
 	if (!cv)
-		return 0;
+		cv = &none; /* no map entry: recorded whole, as generation 0 */
 	struct span sp = { .ts = ts, .len = ret, .gen = cv->gen };
 	/* The first bytes the call moved: a buffer's, or its first segment's. */
 	__u64 first = 0, first_len = ret;
@@ -1102,12 +1103,12 @@ static __always_inline void emit_tls(__u64 id, __u64 start, __u64 ts, __u64 conn
 		if (!ports_traced(sk))
 			return;
 		struct conn_val *cv = conn_of(id, fd, sk);
-		if (!cv)
-			return;
-		/* Its ciphertext is recorded by length only: the plaintext is
-		 * what is kept. */
-		cv->class = CLASS_KEEP;
-		gen = cv->gen;
+		if (cv) {
+			/* Its ciphertext is recorded by length only: the
+			 * plaintext is what is kept. */
+			cv->class = CLASS_KEEP;
+			gen = cv->gen;
+		}
 	} else {
 		/* No fd, or the fd is no TCP socket now (closed meanwhile). */
 		if (filter_ports)
