@@ -543,13 +543,16 @@ static __always_inline int first_bytes_verdict(const __u8 *p, __u32 n)
  * analysis decides the same from the same bytes. Connections that predate
  * the recording (generation 0) are joined mid-stream, where the first
  * bytes prove nothing: they are kept. */
+static __always_inline bool conn_undecided(struct conn_val *v, __u8 dir)
+{
+	return !keep_other && v->gen != 0 && v->class == CLASS_UNKNOWN && v->maybe_dir != dir;
+}
+
 static __always_inline __u32 conn_classify(struct conn_val *v, __u8 dir, __u64 addr, __u32 len)
 {
-	if (keep_other || v->gen == 0 || v->class == CLASS_KEEP)
-		return 0;
-	if (v->class == CLASS_OTHER)
+	if (!keep_other && v->class == CLASS_OTHER)
 		return DATA_OTHER;
-	if (v->maybe_dir == dir || !addr)
+	if (!conn_undecided(v, dir) || !addr)
 		return 0;
 	__u8 p[CLASSIFY_BYTES] = {};
 	__u32 n = len < CLASSIFY_BYTES ? len : CLASSIFY_BYTES;
@@ -903,7 +906,9 @@ static __always_inline int exit_call(long ret)
 		sp.buf = c.buf;
 		break;
 	}
-	if (sp.iov && sp.nseg > 0) {
+	/* Only a connection not yet told apart needs its first bytes: the
+	 * common call, on a decided one, reads no iovec here. */
+	if (sp.iov && sp.nseg > 0 && conn_undecided(cv, c.dir)) {
 		struct iovec v0;
 		if (!bpf_probe_read_user(&v0, sizeof(v0), (void *)sp.iov)) {
 			first = (__u64)v0.iov_base;
