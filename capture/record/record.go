@@ -270,23 +270,10 @@ func (s *session) run(ctx context.Context) (string, error) {
 		default:
 		}
 		s.tr.SetDeadline(time.Now().Add(pollInterval))
-		// Read what is there, up to a batch, then let the loop look at
+		// Write what is there, up to a batch, then let the loop look at
 		// its timers.
-		for i := 0; i < 4096 && !s.full; i++ {
-			err := s.tr.Read(&rec)
-			if err != nil {
-				if errors.Is(err, os.ErrDeadlineExceeded) {
-					break
-				}
-				if errors.Is(err, bpf.ErrBadRecord) {
-					s.bad++
-					continue
-				}
-				return "", fmt.Errorf("reading ring buffer: %w", err)
-			}
-			if err := s.add(&rec); err != nil {
-				return "", err
-			}
+		if _, err := s.drain(&rec, 4096); err != nil {
+			return "", err
 		}
 		if s.full {
 			reason = "max-size"
@@ -305,19 +292,9 @@ func (s *session) run(ctx context.Context) (string, error) {
 		}
 	}
 	if reason != "max-size" {
-		for {
-			s.tr.SetDeadline(time.Now())
-			err := s.tr.Read(&rec)
-			if err != nil {
-				if errors.Is(err, bpf.ErrBadRecord) {
-					continue
-				}
-				break
-			}
-			if err := s.add(&rec); err != nil {
-				return "", err
-			}
-			if s.full {
+		s.tr.SetDeadline(time.Now())
+		for !s.full {
+			if empty, err := s.drain(&rec, 4096); empty || err != nil {
 				break
 			}
 		}
@@ -386,6 +363,28 @@ func (s *session) writeLosses() error {
 		s.lastLoss[cause] = per
 	}
 	return nil
+}
+
+// drain writes up to max of the ring's records, waiting for the first
+// until the tracer's deadline; it reports whether the ring was empty.
+// Records that do not decode are counted and skipped.
+func (s *session) drain(rec *bpf.Record, max int) (empty bool, err error) {
+	for i := 0; i < max && !s.full; i++ {
+		err := s.tr.Read(rec)
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			return true, nil
+		case errors.Is(err, bpf.ErrBadRecord):
+			s.bad++
+			continue
+		case err != nil:
+			return false, fmt.Errorf("reading ring buffer: %w", err)
+		}
+		if err := s.add(rec); err != nil {
+			return false, err
+		}
+	}
+	return false, nil
 }
 
 // add writes a kernel record as a capture event, in the order the ring
