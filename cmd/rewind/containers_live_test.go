@@ -104,12 +104,7 @@ func TestLiveContainers(t *testing.T) {
 	rec := startRecording(t, record.Options{Ports: []int{ports["docker"], ports["k8s"], ports["crio"]}})
 	for name, p := range ports {
 		for i := range 3 {
-			resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/%s-%d", p, name, i))
-			if err != nil {
-				t.Fatal(err)
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
+			fetch(t, fmt.Sprintf("http://127.0.0.1:%d/%s-%d", p, name, i))
 		}
 	}
 	rec.stop()
@@ -252,12 +247,7 @@ func TestLiveCgroupV1(t *testing.T) {
 	waitHTTP(t, url, "python3")
 	rec := startRecording(t, record.Options{Ports: []int{port}})
 	for i := range 2 {
-		resp, err := http.Get(fmt.Sprintf("%sv1-%d", url, i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+		fetch(t, fmt.Sprintf("%sv1-%d", url, i))
 	}
 	rec.stop()
 	exs, _ := replayFile(t, rec.path)
@@ -301,4 +291,15 @@ func removeCgroups(t *testing.T, base string, leaves ...string) {
 			t.Errorf("removing cgroup %s: %v", d, err)
 		}
 	}
+}
+
+// fetch GETs url and reads the whole answer.
+func fetch(t *testing.T, url string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
 }

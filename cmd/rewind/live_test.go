@@ -30,6 +30,16 @@ func needTool(t *testing.T, name string) string {
 	return ""
 }
 
+// systemPython returns the system's python3, not a version manager's shim
+// (whose process would not be named python3), else whichever is installed.
+func systemPython(t *testing.T) string {
+	t.Helper()
+	if _, err := os.Stat("/usr/bin/python3"); err == nil {
+		return "/usr/bin/python3"
+	}
+	return needTool(t, "python3")
+}
+
 func freePort(t *testing.T) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

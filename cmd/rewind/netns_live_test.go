@@ -62,10 +62,7 @@ sys.stdin.readline()
 // A's namespace (#22 items 1 and 2).
 func TestLiveNetNSContainers(t *testing.T) {
 	bpftest.RequireRoot(t)
-	python := "/usr/bin/python3" // not a version manager's shim: its comm is python3
-	if _, err := os.Stat(python); err != nil {
-		python = needTool(t, "python3")
-	}
+	python := systemPython(t)
 	curl := needTool(t, "curl")
 	ip := needTool(t, "ip")
 	root := unifiedCgroups(t)

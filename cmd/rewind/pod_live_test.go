@@ -31,10 +31,7 @@ import (
 // pod alone, and the report names its service by the pod (#22 items 3-4).
 func TestLivePodNames(t *testing.T) {
 	bpftest.RequireRoot(t)
-	python := "/usr/bin/python3" // not a version manager's shim: its comm is python3
-	if _, err := os.Stat(python); err != nil {
-		python = needTool(t, "python3")
-	}
+	python := systemPython(t)
 	curl := needTool(t, "curl")
 	ip := needTool(t, "ip")
 	root := unifiedCgroups(t)
