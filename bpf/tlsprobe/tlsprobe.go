@@ -214,28 +214,14 @@ func symbols(f *elf.File) (defined map[string]elf.Symbol, imported map[string]bo
 func inspectC(path string, f *elf.File) (*Target, error) {
 	defined, imported := symbols(f)
 	t := &Target{Path: path}
-	addFuncs := func(funcs []cFunc) error {
-		for _, fn := range funcs {
-			s, ok := defined[fn.name]
-			if !ok {
-				continue
-			}
-			off, err := fileOffset(f, s.Value)
-			if err != nil {
-				return fmt.Errorf("%s in %s: %w", fn.name, path, err)
-			}
-			t.Probes = append(t.Probes,
-				Probe{Symbol: fn.name, Offset: off, Kind: Entry, Dir: fn.dir, OutArg: fn.out},
-				Probe{Symbol: fn.name, Offset: off, Kind: Return, Dir: fn.dir, OutArg: fn.out})
-		}
-		return nil
-	}
 	switch {
 	case defined["gnutls_record_recv"].Value != 0:
 		t.Library = GnuTLS
-		if err := addFuncs(gnutlsFuncs); err != nil {
-			return nil, err
+		probes, err := placeC(f, defined, gnutlsFuncs, false)
+		if err != nil {
+			return nil, fmt.Errorf("placing probes in %s: %w", path, err)
 		}
+		t.Probes = probes
 	case defined["SSL_read"].Value != 0 && !imported["gnutls_record_recv"]:
 		// (GnuTLS's OpenSSL compatibility library exports SSL_read too,
 		// on top of gnutls_record_recv, which is probed itself.)
@@ -243,9 +229,11 @@ func inspectC(path string, f *elf.File) (*Target, error) {
 		if defined["SSL_CTX_set_strict_cipher_list"].Value != 0 {
 			t.Library = BoringSSL // an API only BoringSSL has
 		}
-		if err := addFuncs(opensslFuncs); err != nil {
-			return nil, err
+		probes, err := placeC(f, defined, opensslFuncs, t.Library == OpenSSL)
+		if err != nil {
+			return nil, fmt.Errorf("placing probes in %s: %w", path, err)
 		}
+		t.Probes = probes
 	}
 	if len(t.Probes) == 0 {
 		return nil, nil

@@ -1,0 +1,498 @@
+//go:build linux
+
+package tlsprobe
+
+import (
+	"debug/elf"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"golang.org/x/arch/x86/x86asm"
+)
+
+// Where a C function's probes go.
+//
+// A uprobe replaces one instruction with a breakpoint. After the probe's
+// program runs, the kernel must carry out the instruction it replaced:
+// branches (call, jmp, jcc) and pushes of a register it emulates in a few
+// hundred nanoseconds; anything else it copies to a scratch page and
+// single-steps, which costs a second trap — about 17 µs a call on the
+// virtual machines we measured (0.5 µs for an emulated one), more than the
+// TLS call itself. A uretprobe needs a probe at the function's entry too.
+//
+// OpenSSL 3's SSL_read and SSL_write begin with `sub $n,%rsp` and forward
+// to internal functions (ssl_read_internal, ssl_write_internal) that begin
+// with `push`. So the probes go where the kernel emulates the instruction:
+//   - at the entry, after any endbr64, when that instruction is emulated;
+//   - else, when the function is a wrapper that hands its arguments to an
+//     internal function with an emulated first instruction, at that
+//     function's entry, with the argument that receives the byte count
+//     found by following the registers;
+//   - else at the entry, as before (correct, only slower).
+
+// maxWrapperInsts bounds the instructions read before a wrapper's call.
+const maxWrapperInsts = 48
+
+// endbr64 begins functions built with -fcf-protection (CET); it changes no
+// register, so a probe may go after it.
+var endbr64 = []byte{0xf3, 0x0f, 0x1e, 0xfa}
+
+// maxSlide bounds the instructions an entry probe may move past.
+const maxSlide = 4
+
+// cheapEntry returns the offset into code (a function's first bytes) of
+// the first instruction the kernel emulates, when every instruction before
+// it is an endbr64 or one that writes neither the stack pointer nor a
+// register of reads (the registers the entry program reads): the probe
+// there sees the arguments and return address of the entry. ok is false
+// when a single-stepped instruction comes first.
+func cheapEntry(code []byte, reads []x86asm.Reg) (skip int, ok bool) {
+	for n := 0; n <= maxSlide && skip < len(code); n++ {
+		if len(code)-skip >= len(endbr64) && string(code[skip:skip+len(endbr64)]) == string(endbr64) {
+			skip += len(endbr64)
+			continue
+		}
+		inst, err := x86asm.Decode(code[skip:], 64)
+		if err != nil {
+			return 0, false
+		}
+		if emulated(inst) {
+			return skip, true
+		}
+		if !known(inst.Op) || inst.Op == x86asm.PUSH {
+			return 0, false
+		}
+		if dst, writes := destination(inst); writes {
+			f := family(dst)
+			if f == x86asm.RSP || slices.Contains(reads, f) {
+				return 0, false
+			}
+		}
+		skip += inst.Len
+	}
+	return 0, false
+}
+
+// entryReads are the registers the entry program reads for a function
+// with out argument out (0: none).
+func entryReads(out uint8) []x86asm.Reg {
+	r := []x86asm.Reg{x86asm.RDI, x86asm.RSI}
+	if out != 0 {
+		r = append(r, argRegs[out-1])
+	}
+	return r
+}
+
+// branchesInto reports whether a direct branch in code (a whole function at
+// va) lands in (va+lo, va+hi]: an entry probe moved to va+hi would miss a
+// path that enters there, or fire twice on a loop.
+func branchesInto(code []byte, va uint64, lo, hi int) bool {
+	for pos := 0; pos < len(code); {
+		inst, err := x86asm.Decode(code[pos:], 64)
+		if err != nil || inst.Len == 0 {
+			pos++ // data or padding: resynchronise byte by byte
+			continue
+		}
+		pos += inst.Len
+		if rel, ok := inst.Args[0].(x86asm.Rel); ok {
+			t := int64(pos) + int64(rel)
+			if t > int64(lo) && t <= int64(hi) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// emulated reports whether the x86 kernel carries out inst for a uprobe
+// without single-stepping it: direct calls and jumps, conditional jumps,
+// and pushes of a 64-bit register.
+func emulated(inst x86asm.Inst) bool {
+	switch inst.Op {
+	case x86asm.CALL, x86asm.JMP:
+		_, rel := inst.Args[0].(x86asm.Rel)
+		return rel
+	case x86asm.PUSH:
+		r, ok := inst.Args[0].(x86asm.Reg)
+		return ok && r >= x86asm.RAX && r <= x86asm.R15
+	}
+	return conditionalJump(inst.Op)
+}
+
+func conditionalJump(op x86asm.Op) bool {
+	switch op {
+	case x86asm.JA, x86asm.JAE, x86asm.JB, x86asm.JBE, x86asm.JE, x86asm.JG, x86asm.JGE,
+		x86asm.JL, x86asm.JLE, x86asm.JNE, x86asm.JNO, x86asm.JNP, x86asm.JNS, x86asm.JO,
+		x86asm.JP, x86asm.JS:
+		return true
+	}
+	return false
+}
+
+// What an argument register holds at a wrapper's call, in terms of the
+// wrapper's own arguments.
+type regValue uint8
+
+const (
+	valUnknown regValue      = iota
+	valArg1                  // valArg1+i-1: the wrapper's argument i (1…6)
+	valStack   = valArg1 + 6 // an address in the wrapper's frame
+)
+
+// argRegs are the System V argument registers, in order.
+var argRegs = [6]x86asm.Reg{x86asm.RDI, x86asm.RSI, x86asm.RDX, x86asm.RCX, x86asm.R8, x86asm.R9}
+
+// forward is a wrapper's hand-over: the function it calls with the
+// wrapper's connection, buffer and length as its first three arguments.
+type forward struct {
+	target uint64 // address of the called function
+	// outArg is the callee's 1-based argument that receives the byte count:
+	// the wrapper's own out argument passed on, or, for a wrapper that
+	// returns the count, the one pointer into the wrapper's frame.
+	outArg uint8
+	tail   bool // a jump: the callee returns to the wrapper's caller
+}
+
+// findForward follows the straight path through a wrapper at address va
+// (code holds its first bytes; out is its own 1-based out argument, 0 when
+// it returns the count) to its first direct call or jump, tracking what
+// the argument registers hold. ok is false when an instruction it does not
+// model comes first, or the call's arguments are not the wrapper's
+// connection, buffer and length with exactly one place for the count.
+func findForward(code []byte, va uint64, out uint8) (fw forward, ok bool) {
+	var regs [6]regValue
+	for i := range regs {
+		regs[i] = valArg1 + regValue(i)
+	}
+	stackMoved := false
+	pos := 0
+	for n := 0; n < maxWrapperInsts && pos < len(code); n++ {
+		if len(code)-pos >= len(endbr64) && string(code[pos:pos+len(endbr64)]) == string(endbr64) {
+			pos += len(endbr64)
+			continue
+		}
+		inst, err := x86asm.Decode(code[pos:], 64)
+		if err != nil {
+			return forward{}, false
+		}
+		next := va + uint64(pos+inst.Len)
+		pos += inst.Len
+		switch {
+		case inst.Op == x86asm.CALL || inst.Op == x86asm.JMP:
+			rel, isRel := inst.Args[0].(x86asm.Rel)
+			if !isRel {
+				return forward{}, false
+			}
+			fw := forward{target: uint64(int64(next) + int64(rel)), tail: inst.Op == x86asm.JMP}
+			if fw.tail && stackMoved {
+				return forward{}, false // a jump out of a frame: not a tail call
+			}
+			fw.outArg, ok = handedOver(regs, out)
+			return fw, ok
+		case conditionalJump(inst.Op):
+			continue // the fall-through path is the call's
+		}
+		dst, writes := destination(inst)
+		if !writes {
+			if !known(inst.Op) {
+				return forward{}, false
+			}
+			continue
+		}
+		if family(dst) == x86asm.RSP {
+			stackMoved = true
+			continue
+		}
+		idx := argIndex(dst)
+		if idx < 0 {
+			continue // a register the call does not read as an argument
+		}
+		regs[idx] = valueAfter(inst, regs)
+	}
+	return forward{}, false
+}
+
+// handedOver checks the registers at a call and returns the callee's
+// argument that receives the byte count.
+func handedOver(regs [6]regValue, out uint8) (uint8, bool) {
+	for i := 0; i < 3; i++ {
+		if regs[i] != valArg1+regValue(i) {
+			return 0, false
+		}
+	}
+	want := valStack
+	if out != 0 {
+		want = valArg1 + regValue(out-1)
+	}
+	found := uint8(0)
+	for i := 3; i < len(regs); i++ {
+		if regs[i] == want {
+			if found != 0 {
+				return 0, false // two candidates: do not guess
+			}
+			found = uint8(i + 1)
+		}
+	}
+	return found, found == 4 || found == 5
+}
+
+// known lists the instructions findForward may pass that write no
+// argument register and no stack pointer when their first operand is
+// memory or another register (stores, compares, the stack guard's loads).
+func known(op x86asm.Op) bool {
+	switch op {
+	case x86asm.MOV, x86asm.MOVSXD, x86asm.MOVZX, x86asm.MOVSX, x86asm.LEA, x86asm.XOR,
+		x86asm.ADD, x86asm.SUB, x86asm.AND, x86asm.OR, x86asm.TEST, x86asm.CMP,
+		x86asm.NOP, x86asm.PUSH:
+		return true
+	}
+	return false
+}
+
+// destination returns the register inst writes (RSP for a push); false
+// for no register write and for instructions known does not list.
+func destination(inst x86asm.Inst) (x86asm.Reg, bool) {
+	switch inst.Op {
+	case x86asm.TEST, x86asm.CMP, x86asm.NOP:
+		return 0, false
+	case x86asm.PUSH:
+		return x86asm.RSP, true
+	}
+	if !known(inst.Op) {
+		return 0, false
+	}
+	r, ok := inst.Args[0].(x86asm.Reg)
+	return r, ok
+}
+
+// valueAfter is what the destination register of inst holds after it.
+func valueAfter(inst x86asm.Inst, regs [6]regValue) regValue {
+	dst, _ := inst.Args[0].(x86asm.Reg)
+	switch inst.Op {
+	case x86asm.MOV:
+		src, ok := inst.Args[1].(x86asm.Reg)
+		if !ok || !wide(dst) || !wide(src) {
+			return valUnknown
+		}
+		if src == x86asm.RSP {
+			return valStack
+		}
+		if i := argIndex(src); i >= 0 {
+			return regs[i]
+		}
+	case x86asm.MOVSXD:
+		// The int length of SSL_read widened to the size_t of the
+		// internal function: still the wrapper's length.
+		if src, ok := inst.Args[1].(x86asm.Reg); ok && wide(dst) {
+			if i := argIndex(src); i >= 0 {
+				return regs[i]
+			}
+		}
+	case x86asm.LEA:
+		if m, ok := inst.Args[1].(x86asm.Mem); ok && wide(dst) && m.Base == x86asm.RSP && m.Index == 0 && m.Segment == 0 {
+			return valStack
+		}
+	}
+	return valUnknown
+}
+
+// wide reports whether r is a 64-bit general register.
+func wide(r x86asm.Reg) bool { return r >= x86asm.RAX && r <= x86asm.R15 }
+
+// argIndex is the 0-based argument position of r's 64-bit register, or -1.
+func argIndex(r x86asm.Reg) int {
+	f := family(r)
+	for i, a := range argRegs {
+		if a == f {
+			return i
+		}
+	}
+	return -1
+}
+
+// family maps a general register of any width to its 64-bit register.
+func family(r x86asm.Reg) x86asm.Reg {
+	switch {
+	case r >= x86asm.RAX && r <= x86asm.R15:
+		return r
+	case r >= x86asm.EAX && r <= x86asm.R15L:
+		return x86asm.RAX + (r - x86asm.EAX)
+	case r >= x86asm.AX && r <= x86asm.R15W:
+		return x86asm.RAX + (r - x86asm.AX)
+	case r >= x86asm.AL && r <= x86asm.BL:
+		return x86asm.RAX + (r - x86asm.AL)
+	case r >= x86asm.AH && r <= x86asm.BH:
+		return x86asm.RAX + (r - x86asm.AH)
+	case r >= x86asm.SPB && r <= x86asm.DIB:
+		return x86asm.RSP + (r - x86asm.SPB)
+	case r >= x86asm.R8B && r <= x86asm.R15B:
+		return x86asm.R8 + (r - x86asm.R8B)
+	}
+	return r
+}
+
+// site is where one C function's probe pair goes.
+type site struct {
+	va     uint64
+	dir    uint8
+	out    uint8
+	names  []string // the API functions it reports for
+	inside bool     // an internal function the API functions forward to
+}
+
+// placeC returns the entry and return probes for the functions of funcs
+// that f defines. follow allows moving a probe into the internal function a
+// wrapper forwards to (OpenSSL, whose internal functions take the same
+// arguments and report the count through their out argument).
+func placeC(f *elf.File, defined map[string]elf.Symbol, funcs []cFunc, follow bool) ([]Probe, error) {
+	var exported map[uint64]bool // the file's exported functions, read when needed
+	isExported := func(va uint64) bool {
+		if exported == nil {
+			exported = map[uint64]bool{}
+			syms, _ := f.DynamicSymbols()
+			for _, s := range syms {
+				if s.Section != elf.SHN_UNDEF && elf.ST_TYPE(s.Info) == elf.STT_FUNC {
+					exported[s.Value] = true
+				}
+			}
+		}
+		return exported[va]
+	}
+	probed := map[uint64]cFunc{}
+	for _, fn := range funcs {
+		if s, ok := defined[fn.name]; ok {
+			probed[s.Value] = fn
+		}
+	}
+	// place returns where an entry probe at va goes: the first emulated
+	// instruction, when reaching it skips only an endbr64 or, in a function
+	// of known size that no branch re-enters past its entry, instructions
+	// that leave the arguments alone; else va itself (single-stepped).
+	place := func(va, size uint64, code []byte, out uint8) (uint64, bool) {
+		skip, ok := cheapEntry(code, entryReads(out))
+		if !ok {
+			return va, false
+		}
+		if skip == 0 || skip == len(endbr64) && string(code[:skip]) == string(endbr64) {
+			return va + uint64(skip), true
+		}
+		if size == 0 || size > 1<<16 {
+			return va, false
+		}
+		body, err := readVA(f, va, size)
+		if err != nil || branchesInto(body, va, 0, skip) {
+			return va, false
+		}
+		return va + uint64(skip), true
+	}
+	var sites []site
+	fallback := map[string]site{}
+	for _, fn := range funcs {
+		s, ok := defined[fn.name]
+		if !ok {
+			continue
+		}
+		code, err := readCode(f, s.Value)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", fn.name, err)
+		}
+		at, cheap := place(s.Value, s.Size, code, fn.out)
+		mine := site{va: at, dir: fn.dir, out: fn.out, names: []string{fn.name}}
+		fallback[fn.name] = mine
+		if cheap || !follow {
+			sites = append(sites, mine)
+			continue
+		}
+		fw, ok := findForward(code, s.Value, fn.out)
+		if !ok {
+			sites = append(sites, mine)
+			continue
+		}
+		if g, isProbed := probed[fw.target]; isProbed {
+			if g.dir == fn.dir && g.out == fw.outArg {
+				continue // SSL_write_ex handing over to SSL_write_ex2: its probes report
+			}
+			sites = append(sites, mine)
+			continue
+		}
+		if isExported(fw.target) {
+			// An API function of its own (BoringSSL's SSL_read calls
+			// SSL_peek): probing it would report its other callers' data.
+			sites = append(sites, mine)
+			continue
+		}
+		tcode, err := readCode(f, fw.target)
+		if err != nil {
+			sites = append(sites, mine)
+			continue
+		}
+		tat, tcheap := place(fw.target, 0, tcode, fw.outArg)
+		if !tcheap {
+			sites = append(sites, mine)
+			continue
+		}
+		sites = append(sites, site{va: tat, dir: fn.dir, out: fw.outArg, names: []string{fn.name}, inside: true})
+	}
+	// One pair per address; wrappers that disagree on what an internal
+	// function's arguments mean keep their own probes.
+	byVA := map[uint64]*site{}
+	conflict := map[uint64]bool{}
+	var order []uint64
+	for i := range sites {
+		s := &sites[i]
+		if o, ok := byVA[s.va]; ok {
+			if o.dir != s.dir || o.out != s.out {
+				conflict[s.va] = true
+			}
+			o.names = append(o.names, s.names...)
+			continue
+		}
+		byVA[s.va] = s
+		order = append(order, s.va)
+	}
+	var final []site
+	for _, va := range order {
+		s := byVA[va]
+		if conflict[va] && s.inside {
+			for _, n := range s.names {
+				final = append(final, fallback[n])
+			}
+			continue
+		}
+		final = append(final, *s)
+	}
+	sort.SliceStable(final, func(i, j int) bool { return final[i].va < final[j].va })
+	var probes []Probe
+	for _, s := range final {
+		name := strings.Join(s.names, ",")
+		if s.inside {
+			name += ">internal"
+		}
+		off, err := fileOffset(f, s.va)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		probes = append(probes,
+			Probe{Symbol: name, Offset: off, Kind: Entry, Dir: s.dir, OutArg: s.out},
+			Probe{Symbol: name, Offset: off, Kind: Return, Dir: s.dir, OutArg: s.out})
+	}
+	return probes, nil
+}
+
+// readCode returns up to 256 bytes of code at va, fewer at the end of its
+// section.
+func readCode(f *elf.File, va uint64) ([]byte, error) {
+	for _, s := range f.Sections {
+		if s.Type == elf.SHT_PROGBITS && s.Flags&elf.SHF_EXECINSTR != 0 && s.Addr <= va && va < s.Addr+s.Size {
+			n := min(s.Addr+s.Size-va, 256)
+			b := make([]byte, n)
+			if _, err := s.ReadAt(b, int64(va-s.Addr)); err != nil {
+				return nil, err
+			}
+			return b, nil
+		}
+	}
+	return nil, fmt.Errorf("address %#x is in no code section", va)
+}

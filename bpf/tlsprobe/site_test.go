@@ -1,0 +1,145 @@
+//go:build linux
+
+package tlsprobe
+
+import (
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"golang.org/x/arch/x86/x86asm"
+)
+
+// The first bytes of functions of Debian 12's libssl.so.3 (OpenSSL 3.0),
+// at their addresses there.
+var (
+	// SSL_read at 0x35430: sub $0x18,%rsp; stack guard; test %edx,%edx;
+	// js …; mov %rsp,%rcx; movslq %edx,%rdx; call 0x35290.
+	sslRead = []byte{0x48, 0x83, 0xec, 0x18, 0x64, 0x48, 0x8b, 0x04, 0x25, 0x28, 0x00, 0x00, 0x00, 0x48, 0x89, 0x44, 0x24, 0x08, 0x31, 0xc0, 0x85, 0xd2, 0x78, 0x2f, 0x48, 0x89, 0xe1, 0x48, 0x63, 0xd2, 0xe8, 0x3d, 0xfe, 0xff, 0xff, 0x85, 0xc0, 0x7e, 0x03, 0x8b, 0x04, 0x24}
+	// SSL_read_ex at 0x354c0: sub $0x8,%rsp; call 0x35290.
+	sslReadEx = []byte{0x48, 0x83, 0xec, 0x08, 0xe8, 0xc7, 0xfd, 0xff, 0xff, 0x31, 0xd2, 0x85, 0xc0}
+	// ssl_read_internal at 0x35290: push %r13; push %r12; push %rbp; …
+	readInternal = []byte{0x41, 0x55, 0x41, 0x54, 0x55, 0x53, 0x48, 0x83, 0xec, 0x38}
+)
+
+func TestCheapEntry(t *testing.T) {
+	di := entryReads(0)
+	for _, c := range []struct {
+		name string
+		code []byte
+		out  uint8
+		skip int
+		ok   bool
+	}{
+		{"push", readInternal, 0, 0, true},
+		{"endbr64 then push", append([]byte{0xf3, 0x0f, 0x1e, 0xfa}, readInternal...), 0, 4, true},
+		{"sub from the stack pointer", sslRead, 0, 0, false},
+		// GnuTLS 3.7's gnutls_record_send: xor %r8d,%r8d; xor %ecx,%ecx;
+		// jmp gnutls_record_send2: the jump sees the arguments it reads.
+		{"zeroing registers it does not read", []byte{0x45, 0x31, 0xc0, 0x31, 0xc9, 0xe9, 0x86, 0x9c, 0xff, 0xff}, 0, 5, true},
+		{"zeroing the out argument", []byte{0x45, 0x31, 0xc0, 0x31, 0xc9, 0xe9, 0x86, 0x9c, 0xff, 0xff}, 4, 0, false},
+		{"moving the buffer", []byte{0x48, 0x89, 0xd6, 0xe8, 0, 0, 0, 0}, 0, 0, false}, // mov %rdx,%rsi
+		{"pop", []byte{0x5f, 0xe8, 0, 0, 0, 0}, 0, 0, false},
+		{"undecodable", []byte{0x0f, 0xff}, 0, 0, false},
+	} {
+		reads := di
+		if c.out != 0 {
+			reads = entryReads(c.out)
+		}
+		skip, ok := cheapEntry(c.code, reads)
+		if skip != c.skip || ok != c.ok {
+			t.Errorf("%s: cheapEntry = %d, %v; want %d, %v", c.name, skip, ok, c.skip, c.ok)
+		}
+	}
+}
+
+func TestFindForward(t *testing.T) {
+	rel := func(b ...byte) []byte { return b }
+	for _, c := range []struct {
+		name string
+		code []byte
+		va   uint64
+		out  uint8
+		want forward
+		ok   bool
+	}{
+		{"SSL_read", sslRead, 0x35430, 0, forward{target: 0x35290, outArg: 4}, true},
+		{"SSL_read_ex", sslReadEx, 0x354c0, 4, forward{target: 0x35290, outArg: 4}, true},
+		// OpenSSL 3.3's SSL_write_ex(s, buf, num, written) is
+		// SSL_write_ex2(s, buf, num, 0, written): mov %rcx,%r8;
+		// xor %ecx,%ecx; jmp.
+		{"a tail call moving the out argument", rel(0x49, 0x89, 0xc8, 0x31, 0xc9, 0xe9, 0x10, 0x00, 0x00, 0x00), 0x1000, 4,
+			forward{target: 0x101a, outArg: 5, tail: true}, true},
+		// ssl_write_internal(s, buf, (size_t)num, 0, &written): sub;
+		// xor %ecx,%ecx; lea 0x8(%rsp),%r8; movslq %edx,%rdx; call.
+		{"the count's place in the frame as argument 5", rel(0x48, 0x83, 0xec, 0x18, 0x31, 0xc9, 0x4c, 0x8d, 0x44, 0x24, 0x08, 0x48, 0x63, 0xd2, 0xe8, 0x00, 0x01, 0x00, 0x00), 0x2000, 0,
+			forward{target: 0x2113, outArg: 5}, true},
+		{"two places in the frame", rel(0x48, 0x89, 0xe1, 0x4c, 0x8d, 0x44, 0x24, 0x08, 0xe8, 0, 0, 0, 0), 0, 0, forward{}, false},
+		{"no place for the count", rel(0x31, 0xc9, 0xe8, 0, 0, 0, 0), 0, 0, forward{}, false},
+		{"the buffer replaced", rel(0x48, 0x89, 0xe1, 0x48, 0x89, 0xd6, 0xe8, 0, 0, 0, 0), 0, 0, forward{}, false},
+		{"the connection loaded from memory", rel(0x48, 0x89, 0xe1, 0x48, 0x8b, 0x3f, 0xe8, 0, 0, 0, 0), 0, 0, forward{}, false},
+		{"a jump out of a frame", rel(0x48, 0x83, 0xec, 0x08, 0xe9, 0, 0, 0, 0), 0, 4, forward{}, false},
+		{"an indirect call", rel(0x48, 0x89, 0xe1, 0xff, 0xd0), 0, 0, forward{}, false},
+		{"an instruction it does not model", rel(0x48, 0x99, 0x48, 0x89, 0xe1, 0xe8, 0, 0, 0, 0), 0, 0, forward{}, false}, // cqo writes rdx
+		{"a return first", rel(0xc3), 0, 0, forward{}, false},
+	} {
+		got, ok := findForward(c.code, c.va, c.out)
+		if ok != c.ok || (ok && got != c.want) {
+			t.Errorf("%s: findForward = %+v, %v; want %+v, %v", c.name, got, ok, c.want, c.ok)
+		}
+	}
+}
+
+func TestBranchesInto(t *testing.T) {
+	// xor %ecx,%ecx; jmp …; … jne back to the jmp at +2.
+	code := []byte{0x31, 0xc9, 0xeb, 0x02, 0x90, 0x90, 0x75, 0xfa}
+	if !branchesInto(code, 0, 0, 2) {
+		t.Error("a branch back to +2 not seen")
+	}
+	if branchesInto(code, 0, 2, 4) {
+		t.Error("a branch to +2 seen in (2, 4]")
+	}
+}
+
+// TestSystemProbesEmulated checks that every entry probe Inspect places in
+// this machine's TLS libraries lands on an instruction the kernel emulates
+// (the single-stepped ones cost ~17 µs a call here). GnuTLS's
+// gnutls_record_recv, which begins with sub $8,%rsp and shuffles its
+// arguments before any call, is the one known exception.
+func TestSystemProbesEmulated(t *testing.T) {
+	if runtime.GOARCH != "amd64" {
+		t.Skip("TLS probes are amd64 only")
+	}
+	seen := 0
+	for _, lib := range SystemLibraries() {
+		base := filepath.Base(lib.Path)
+		if base != "libssl.so.3" && base != "libgnutls.so.30" {
+			continue
+		}
+		tg, err := Inspect(lib.Path)
+		if err != nil || tg == nil {
+			t.Fatalf("Inspect(%s) = %v, %v", lib.Path, tg, err)
+		}
+		raw, err := os.ReadFile(lib.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range tg.Probes {
+			if p.Kind != Entry || p.Symbol == "gnutls_record_recv" {
+				continue
+			}
+			seen++
+			inst, err := x86asm.Decode(raw[p.Offset:], 64)
+			if err != nil || !emulated(inst) {
+				t.Errorf("%s: %s probed at %#x on %v (single-stepped)", base, p.Symbol, p.Offset, inst)
+			}
+		}
+	}
+	if seen == 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("no libssl.so.3 or libgnutls.so.30 on this machine")
+		}
+		t.Skip("no libssl.so.3 or libgnutls.so.30 here")
+	}
+}
