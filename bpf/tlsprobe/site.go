@@ -75,6 +75,25 @@ func cheapEntry(code []byte, reads []x86asm.Reg) (skip int, ok bool) {
 	return 0, false
 }
 
+// entrySite returns the offset from a function's entry of its entry
+// probe: the first emulated instruction, when reaching it skips only an
+// endbr64 or, in a function whose whole body is known (body, else nil)
+// and no branch re-enters past its entry, instructions that leave the
+// registers of reads and the stack pointer alone; else 0, with ok false
+// (the entry, single-stepped).
+func entrySite(code, body []byte, reads []x86asm.Reg) (skip int, ok bool) {
+	skip, ok = cheapEntry(code, reads)
+	switch {
+	case !ok:
+		return 0, false
+	case skip == 0, skip == len(endbr64) && string(code[:skip]) == string(endbr64):
+		return skip, true
+	case body == nil || branchesInto(body, 0, skip):
+		return 0, false
+	}
+	return skip, true
+}
+
 // entryReads are the registers the entry program reads for a function
 // with out argument out (0: none).
 func entryReads(out uint8) []x86asm.Reg {
@@ -85,10 +104,10 @@ func entryReads(out uint8) []x86asm.Reg {
 	return r
 }
 
-// branchesInto reports whether a direct branch in code (a whole function at
-// va) lands in (va+lo, va+hi]: an entry probe moved to va+hi would miss a
+// branchesInto reports whether a direct branch in code (a whole function)
+// lands at an offset in (lo, hi]: an entry probe moved to hi would miss a
 // path that enters there, or fire twice on a loop.
-func branchesInto(code []byte, va uint64, lo, hi int) bool {
+func branchesInto(code []byte, lo, hi int) bool {
 	for pos := 0; pos < len(code); {
 		inst, err := x86asm.Decode(code[pos:], 64)
 		if err != nil || inst.Len == 0 {
@@ -366,26 +385,13 @@ func placeC(f *elf.File, defined map[string]elf.Symbol, funcs []cFunc, follow bo
 			probed[s.Value] = fn
 		}
 	}
-	// place returns where an entry probe at va goes: the first emulated
-	// instruction, when reaching it skips only an endbr64 or, in a function
-	// of known size that no branch re-enters past its entry, instructions
-	// that leave the arguments alone; else va itself (single-stepped).
 	place := func(va, size uint64, code []byte, out uint8) (uint64, bool) {
-		skip, ok := cheapEntry(code, entryReads(out))
-		if !ok {
-			return va, false
+		var body []byte
+		if size > 0 && size <= 1<<16 {
+			body, _ = readVA(f, va, size)
 		}
-		if skip == 0 || skip == len(endbr64) && string(code[:skip]) == string(endbr64) {
-			return va + uint64(skip), true
-		}
-		if size == 0 || size > 1<<16 {
-			return va, false
-		}
-		body, err := readVA(f, va, size)
-		if err != nil || branchesInto(body, va, 0, skip) {
-			return va, false
-		}
-		return va + uint64(skip), true
+		skip, ok := entrySite(code, body, entryReads(out))
+		return va + uint64(skip), ok
 	}
 	var sites []site
 	fallback := map[string]site{}

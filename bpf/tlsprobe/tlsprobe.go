@@ -125,6 +125,10 @@ var goFuncs = []struct {
 	{"crypto/tls.(*Conn).Write", DirEgress},
 }
 
+// goEntryReads are the registers go_tls_enter reads: the receiver, the
+// slice's pointer and length, and g.
+var goEntryReads = []x86asm.Reg{x86asm.RAX, x86asm.RBX, x86asm.RCX, x86asm.R14}
+
 // ErrUnsupported is wrapped by Inspect's error for a file with a TLS library
 // rewind cannot probe (another architecture, a Go older than 1.17).
 var ErrUnsupported = errors.New("unsupported TLS target")
@@ -270,7 +274,10 @@ func inspectGo(path string, f *elf.File) (*Target, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s in %s: %w", fn.name, path, err)
 		}
-		t.Probes = append(t.Probes, Probe{Symbol: fn.name, Offset: entry, Kind: GoEntry, Dir: fn.dir})
+		// The stack check (cmp 0x10(%r14),%rsp) is single-stepped, the
+		// jbe after it emulated; both see the arguments of the entry.
+		skip, _ := entrySite(code, code, goEntryReads)
+		t.Probes = append(t.Probes, Probe{Symbol: fn.name, Offset: entry + uint64(skip), Kind: GoEntry, Dir: fn.dir})
 		rets := RetOffsets(code)
 		if len(rets) == 0 {
 			return nil, fmt.Errorf("%s in %s: no RET instruction found", fn.name, path)
