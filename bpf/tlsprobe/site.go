@@ -412,7 +412,7 @@ func placeC(f *elf.File, defined map[string]elf.Symbol, funcs []cFunc, follow bo
 			continue
 		}
 		fw, ok := findForward(code, s.Value, fn.out)
-		if !ok {
+		if !ok || fw.target == s.Value {
 			sites = append(sites, mine)
 			continue
 		}

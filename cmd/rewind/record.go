@@ -51,6 +51,7 @@ func newRecordCommand() *cli.Command {
 			&cli.StringFlag{Name: "compression", Value: "s2", Usage: "chunk codec `CODEC`: s2 (least recorder CPU, files about twice zstd's) or zstd (smaller files, about three times the CPU per byte; readable by rewind releases before format version 2)"},
 			&cli.BoolFlag{Name: "force", Usage: "overwrite the -o file if it exists"},
 			&cli.StringFlag{Name: "verifier-log", Usage: "write the BPF verifier's log to `FILE` if the kernel refuses a program"},
+			&cli.StringFlag{Name: "cpuprofile", Hidden: true, Usage: "write a CPU profile of the recorder to `FILE` (the input of default.pgo)"},
 		},
 		Action: runRecord,
 	}
@@ -162,7 +163,14 @@ func runRecord(c *cli.Context) error {
 		}
 	}
 
+	stopProfile, err := startProfiles(c.String("cpuprofile"), "")
+	if err != nil {
+		return err
+	}
 	res, err := record.ToWriter(c.Context, opts, f)
+	if perr := stopProfile(); perr != nil && err == nil {
+		err = fmt.Errorf("writing CPU profile: %w", perr)
+	}
 	if status != nil {
 		status.Clear()
 	}
