@@ -71,8 +71,41 @@ duckdb_setup() {
   (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 }
 
+# trixie_setup unpacks Debian 13's libssl (OpenSSL 3.5: functions that
+# begin with endbr64, SSL_write_ex handing over to SSL_write_ex2) and the C
+# library it needs into .cache/trixie, for the live test that records
+# Python's ssl module over a second OpenSSL build (cmd/rewind,
+# TestLiveTLSPythonOpenSSL35). Only bytes are unpacked: nothing is installed.
+trixie_setup() {
+  local dir tmp pkg f
+  dir="$(dirname "$0")/../.cache/trixie"
+  [ -f "$dir/ok" ] && return 0
+  [ "$(uname -m)" = x86_64 ] || return 0
+  if [ "${CI:-}" != "true" ] && [ "${REWIND_SETUP:-}" != "1" ]; then
+    echo "test-setup: Debian 13's OpenSSL missing (REWIND_SETUP=1 make test fetches it)"
+    return 0
+  fi
+  echo "test-setup: unpacking Debian 13's libssl3t64 and libc6 into $dir"
+  tmp=$(mktemp -d)
+  mkdir -p "$dir"
+  curl -fsS -m 300 -o "$tmp/Packages.xz" http://deb.debian.org/debian/dists/trixie/main/binary-amd64/Packages.xz
+  for pkg in libssl3t64 libc6; do
+    f=$(xz -dc "$tmp/Packages.xz" | awk -v p="$pkg" '$1 == "Package:" { cur = $2 } cur == p && $1 == "Filename:" && !done { print $2; done = 1 }')
+    if [ -z "$f" ]; then
+      echo "test-setup: no $pkg in Debian 13's package index" >&2
+      rm -rf "$tmp"
+      return 1
+    fi
+    curl -fsS -m 300 -o "$tmp/$pkg.deb" "http://deb.debian.org/debian/$f"
+    dpkg-deb -x "$tmp/$pkg.deb" "$dir"
+  done
+  rm -rf "$tmp"
+  touch "$dir/ok"
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
   duckdb_setup
+  trixie_setup
   echo "test-setup: all test tools present"
   exit 0
 fi
@@ -95,4 +128,5 @@ apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 systemctl stop nginx >/dev/null 2>&1 || true
 service nginx stop >/dev/null 2>&1 || true
 duckdb_setup
+trixie_setup
 echo "test-setup: done"

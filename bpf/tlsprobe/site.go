@@ -75,23 +75,19 @@ func cheapEntry(code []byte, reads []x86asm.Reg) (skip int, ok bool) {
 	return 0, false
 }
 
-// entrySite returns the offset from a function's entry of its entry
-// probe: the first emulated instruction, when reaching it skips only an
-// endbr64 or, in a function whose whole body is known (body, else nil)
-// and no branch re-enters past its entry, instructions that leave the
-// registers of reads and the stack pointer alone; else 0, with ok false
-// (the entry, single-stepped).
-func entrySite(code, body []byte, reads []x86asm.Reg) (skip int, ok bool) {
-	skip, ok = cheapEntry(code, reads)
+// slideAllowed reports whether an entry probe may go skip bytes into a
+// function (code its first bytes, body all of it when known, else nil):
+// past an endbr64 always; past other instructions only when no branch of
+// the function lands between its entry and the probe, which would then
+// miss that path or fire twice on a loop.
+func slideAllowed(code, body []byte, skip int) bool {
 	switch {
-	case !ok:
-		return 0, false
 	case skip == 0, skip == len(endbr64) && string(code[:skip]) == string(endbr64):
-		return skip, true
-	case body == nil || branchesInto(body, 0, skip):
-		return 0, false
+		return true
+	case body == nil:
+		return false
 	}
-	return skip, true
+	return !branchesInto(body, 0, skip)
 }
 
 // entryReads are the registers the entry program reads for a function
@@ -181,11 +177,7 @@ type forward struct {
 // model comes first, or the call's arguments are not the wrapper's
 // connection, buffer and length with exactly one place for the count.
 func findForward(code []byte, va uint64, out uint8) (fw forward, ok bool) {
-	var regs [6]regValue
-	for i := range regs {
-		regs[i] = valArg1 + regValue(i)
-	}
-	stackMoved := false
+	st := newArgState()
 	pos := 0
 	for n := 0; n < maxWrapperInsts && pos < len(code); n++ {
 		if len(code)-pos >= len(endbr64) && string(code[pos:pos+len(endbr64)]) == string(endbr64) {
@@ -205,32 +197,94 @@ func findForward(code []byte, va uint64, out uint8) (fw forward, ok bool) {
 				return forward{}, false
 			}
 			fw := forward{target: uint64(int64(next) + int64(rel)), tail: inst.Op == x86asm.JMP}
-			if fw.tail && stackMoved {
+			if fw.tail && st.stackMoved {
 				return forward{}, false // a jump out of a frame: not a tail call
 			}
-			fw.outArg, ok = handedOver(regs, out)
+			fw.outArg, ok = handedOver(st.regs, out)
 			return fw, ok
 		case conditionalJump(inst.Op):
 			continue // the fall-through path is the call's
 		}
-		dst, writes := destination(inst)
-		if !writes {
-			if !known(inst.Op) {
-				return forward{}, false
-			}
-			continue
+		if !st.step(inst) {
+			return forward{}, false
 		}
-		if family(dst) == x86asm.RSP {
-			stackMoved = true
-			continue
-		}
-		idx := argIndex(dst)
-		if idx < 0 {
-			continue // a register the call does not read as an argument
-		}
-		regs[idx] = valueAfter(inst, regs)
 	}
 	return forward{}, false
+}
+
+// argState is what the argument registers hold, in terms of a function's
+// own arguments, as its instructions run in order from its entry, and
+// whether the stack pointer moved.
+type argState struct {
+	regs       [6]regValue
+	stackMoved bool
+}
+
+func newArgState() argState {
+	var st argState
+	for i := range st.regs {
+		st.regs[i] = valArg1 + regValue(i)
+	}
+	return st
+}
+
+// step follows one instruction that is no branch; false for one it does
+// not model.
+func (st *argState) step(inst x86asm.Inst) bool {
+	dst, writes := destination(inst)
+	if !writes {
+		return known(inst.Op)
+	}
+	if family(dst) == x86asm.RSP {
+		st.stackMoved = true
+		return true
+	}
+	if idx := argIndex(dst); idx >= 0 {
+		st.regs[idx] = valueAfter(inst, st.regs)
+	}
+	return true
+}
+
+// cEntrySite is cheapEntry for a C function with out argument out (0:
+// none), following the argument registers: the probe may move past
+// instructions that copy the out argument to another register (OpenSSL
+// 3.5's SSL_write_ex: mov %rcx,%r8; xor %ecx,%ecx; jmp SSL_write_ex2) as
+// long as the connection and buffer stay where they were and the stack
+// pointer does not move. siteOut is where the out argument is at the
+// probe (4 or 5; 0 when out is 0).
+func cEntrySite(code []byte, out uint8) (skip int, siteOut uint8, ok bool) {
+	st := newArgState()
+	for n := 0; n <= maxSlide && skip < len(code); n++ {
+		if len(code)-skip >= len(endbr64) && string(code[skip:skip+len(endbr64)]) == string(endbr64) {
+			skip += len(endbr64)
+			continue
+		}
+		inst, err := x86asm.Decode(code[skip:], 64)
+		if err != nil {
+			return 0, 0, false
+		}
+		if emulated(inst) {
+			if st.regs[0] != valArg1 || st.regs[1] != valArg1+1 {
+				return 0, 0, false
+			}
+			if out == 0 {
+				return skip, 0, true
+			}
+			want := valArg1 + regValue(out-1)
+			switch {
+			case st.regs[3] == want && st.regs[4] != want:
+				return skip, 4, true
+			case st.regs[4] == want && st.regs[3] != want:
+				return skip, 5, true
+			}
+			return 0, 0, false
+		}
+		if inst.Op == x86asm.PUSH || !st.step(inst) || st.stackMoved {
+			return 0, 0, false
+		}
+		skip += inst.Len
+	}
+	return 0, 0, false
 }
 
 // handedOver checks the registers at a call and returns the callee's
@@ -385,13 +439,19 @@ func placeC(f *elf.File, defined map[string]elf.Symbol, funcs []cFunc, follow bo
 			probed[s.Value] = fn
 		}
 	}
-	place := func(va, size uint64, code []byte, out uint8) (uint64, bool) {
+	// place returns where the entry probe of a function at va goes and
+	// where its out argument is there; cheap is false for the entry
+	// itself, single-stepped.
+	place := func(va, size uint64, code []byte, out uint8) (at uint64, siteOut uint8, cheap bool) {
 		var body []byte
 		if size > 0 && size <= 1<<16 {
 			body, _ = readVA(f, va, size)
 		}
-		skip, ok := entrySite(code, body, entryReads(out))
-		return va + uint64(skip), ok
+		skip, siteOut, ok := cEntrySite(code, out)
+		if !ok || !slideAllowed(code, body, skip) {
+			return va, out, false
+		}
+		return va + uint64(skip), siteOut, true
 	}
 	var sites []site
 	fallback := map[string]site{}
@@ -404,8 +464,8 @@ func placeC(f *elf.File, defined map[string]elf.Symbol, funcs []cFunc, follow bo
 		if err != nil {
 			return nil, fmt.Errorf("reading %s: %w", fn.name, err)
 		}
-		at, cheap := place(s.Value, s.Size, code, fn.out)
-		mine := site{va: at, dir: fn.dir, out: fn.out, names: []string{fn.name}}
+		at, out, cheap := place(s.Value, s.Size, code, fn.out)
+		mine := site{va: at, dir: fn.dir, out: out, names: []string{fn.name}}
 		fallback[fn.name] = mine
 		if cheap || !follow {
 			sites = append(sites, mine)
@@ -434,12 +494,12 @@ func placeC(f *elf.File, defined map[string]elf.Symbol, funcs []cFunc, follow bo
 			sites = append(sites, mine)
 			continue
 		}
-		tat, tcheap := place(fw.target, 0, tcode, fw.outArg)
+		tat, tout, tcheap := place(fw.target, 0, tcode, fw.outArg)
 		if !tcheap {
 			sites = append(sites, mine)
 			continue
 		}
-		sites = append(sites, site{va: tat, dir: fn.dir, out: fw.outArg, names: []string{fn.name}, inside: true})
+		sites = append(sites, site{va: tat, dir: fn.dir, out: tout, names: []string{fn.name}, inside: true})
 	}
 	// One pair per address; wrappers that disagree on what an internal
 	// function's arguments mean keep their own probes.

@@ -55,6 +55,32 @@ func TestCheapEntry(t *testing.T) {
 	}
 }
 
+func TestCEntrySite(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		code    []byte
+		out     uint8
+		skip    int
+		siteOut uint8
+		ok      bool
+	}{
+		{"push", readInternal, 4, 0, 4, true},
+		// OpenSSL 3.5's SSL_write_ex: endbr64; mov %rcx,%r8; xor %ecx,%ecx;
+		// jmp SSL_write_ex2@plt: at the jump the count's pointer is in r8.
+		{"the out argument moved to r8", []byte{0xf3, 0x0f, 0x1e, 0xfa, 0x49, 0x89, 0xc8, 0x31, 0xc9, 0xe9, 0x02, 0x70, 0xfe, 0xff}, 4, 9, 5, true},
+		{"GnuTLS's gnutls_record_send", []byte{0x45, 0x31, 0xc0, 0x31, 0xc9, 0xe9, 0x86, 0x9c, 0xff, 0xff}, 0, 5, 0, true},
+		{"the out argument zeroed", []byte{0x31, 0xc9, 0xe9, 0, 0, 0, 0}, 4, 0, 0, false},
+		{"the out argument in both", []byte{0x49, 0x89, 0xc8, 0xe9, 0, 0, 0, 0}, 4, 0, 0, false},
+		{"the buffer moved", []byte{0x48, 0x89, 0xd6, 0xe9, 0, 0, 0, 0}, 0, 0, 0, false},
+		{"the stack pointer moved", sslReadEx, 4, 0, 0, false},
+	} {
+		skip, siteOut, ok := cEntrySite(c.code, c.out)
+		if skip != c.skip || siteOut != c.siteOut || ok != c.ok {
+			t.Errorf("%s: cEntrySite = %d, %d, %v; want %d, %d, %v", c.name, skip, siteOut, ok, c.skip, c.siteOut, c.ok)
+		}
+	}
+}
+
 func TestFindForward(t *testing.T) {
 	rel := func(b ...byte) []byte { return b }
 	for _, c := range []struct {
@@ -114,16 +140,24 @@ func TestSystemProbesEmulated(t *testing.T) {
 		t.Skip("TLS probes are amd64 only")
 	}
 	seen := 0
+	paths := []string{}
 	for _, lib := range SystemLibraries() {
-		base := filepath.Base(lib.Path)
+		paths = append(paths, lib.Path)
+	}
+	// Debian 13's OpenSSL 3.5, when scripts/test-setup.sh unpacked it.
+	if p := "../../.cache/trixie/usr/lib/x86_64-linux-gnu/libssl.so.3"; fileExists(p) {
+		paths = append(paths, p)
+	}
+	for _, path := range paths {
+		base := filepath.Base(path)
 		if base != "libssl.so.3" && base != "libgnutls.so.30" {
 			continue
 		}
-		tg, err := Inspect(lib.Path)
+		tg, err := Inspect(path)
 		if err != nil || tg == nil {
-			t.Fatalf("Inspect(%s) = %v, %v", lib.Path, tg, err)
+			t.Fatalf("Inspect(%s) = %v, %v", path, tg, err)
 		}
-		raw, err := os.ReadFile(lib.Path)
+		raw, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -165,4 +199,9 @@ func TestSystemProbesEmulated(t *testing.T) {
 		}
 		t.Skip("no libssl.so.3, libgnutls.so.30 or go command here")
 	}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }

@@ -276,7 +276,10 @@ func inspectGo(path string, f *elf.File) (*Target, error) {
 		}
 		// The stack check (cmp 0x10(%r14),%rsp) is single-stepped, the
 		// jbe after it emulated; both see the arguments of the entry.
-		skip, _ := entrySite(code, code, goEntryReads)
+		skip, ok := cheapEntry(code, goEntryReads)
+		if !ok || !slideAllowed(code, code, skip) {
+			skip = 0
+		}
 		t.Probes = append(t.Probes, Probe{Symbol: fn.name, Offset: entry + uint64(skip), Kind: GoEntry, Dir: fn.dir})
 		rets := RetOffsets(code)
 		if len(rets) == 0 {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -343,16 +344,62 @@ func byPID(exs []*analyze.Exchange, server, client int) (srv, cli []*analyze.Exc
 func TestLiveTLSPython(t *testing.T) {
 	bpftest.RequireRoot(t)
 	python := needTool(t, "python3")
+	testPythonTLS(t, func(args ...string) *exec.Cmd { return exec.Command(python, args...) })
+}
+
+// TestLiveTLSPythonOpenSSL35 is TestLiveTLSPython over a second OpenSSL
+// build, Debian 13's 3.5 (scripts/test-setup.sh unpacks it and its C
+// library into .cache/trixie; the machine's python3 runs on them through
+// their ld.so). Its functions begin with endbr64, and SSL_write_ex moves
+// its out argument to r8 and jumps to SSL_write_ex2: the probes go on the
+// jump (the out argument read from r8) and inside ssl_write_internal.
+func TestLiveTLSPythonOpenSSL35(t *testing.T) {
+	bpftest.RequireRoot(t)
+	needTool(t, "python3")
+	lib, err := filepath.Abs(filepath.Join("..", "..", ".cache", "trixie", "usr", "lib", "x86_64-linux-gnu"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ldso := filepath.Join(lib, "ld-linux-x86-64.so.2")
+	if _, err := os.Stat(filepath.Join(lib, "libssl.so.3")); err != nil || runtime.GOARCH != "amd64" {
+		bpftest.Unavailable(t, "Debian 13's OpenSSL is not unpacked in .cache/trixie (REWIND_SETUP=1 scripts/test-setup.sh does it)")
+	}
+	run := func(args ...string) *exec.Cmd {
+		return exec.Command(ldso, append([]string{"--library-path", lib, "/usr/bin/python3"}, args...)...)
+	}
+	out, err := run("-c", "import ssl; print(ssl.OPENSSL_VERSION)").CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "OpenSSL 3.5") {
+		t.Fatalf("python3 over Debian 13's OpenSSL: %v: %s", err, out)
+	}
+	path := testPythonTLS(t, run)
+	var probes []string
+	for _, p := range captureHeader(t, path).Probes {
+		if strings.Contains(p, filepath.Join(lib, "libssl.so.3")) {
+			probes = append(probes, p)
+		}
+	}
+	for _, want := range []string{":SSL_read,SSL_read_ex>internal@", ":SSL_write,SSL_write_ex2>internal@", ":SSL_write_ex@"} {
+		if !slices.ContainsFunc(probes, func(p string) bool { return strings.Contains(p, want) }) {
+			t.Errorf("no probe %q on the OpenSSL 3.5 libssl: %v", want, probes)
+		}
+	}
+}
+
+// testPythonTLS runs the pythonTLS server and client through run (a
+// python3 command with its arguments), records them and checks both sides'
+// exchanges; it returns the capture's path.
+func testPythonTLS(t *testing.T, run func(args ...string) *exec.Cmd) string {
+	t.Helper()
 	cert, key := makeCert(t)
 	script := filepath.Join(t.TempDir(), "tls.py")
 	if err := os.WriteFile(script, []byte(pythonTLS), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	port := freePort(t)
-	srv := exec.Command(python, script, "server", fmt.Sprint(port), cert, key)
+	srv := run(script, "server", fmt.Sprint(port), cert, key)
 	startChild(t, srv, "ready")
 	rec := startRecording(t, record.Options{Ports: []int{port}, TLS: true})
-	cli := exec.Command(python, script, "client", fmt.Sprint(port))
+	cli := run(script, "client", fmt.Sprint(port))
 	out, err := cli.CombinedOutput()
 	if err != nil {
 		t.Fatalf("python client: %v\n%s", err, out)
@@ -384,6 +431,22 @@ func TestLiveTLSPython(t *testing.T) {
 	if methods["openssl"]["nested"] == 0 {
 		t.Errorf("no plaintext call found its fd through the nested syscall: %v", methods)
 	}
+	return rec.path
+}
+
+// captureHeader reads the header of the capture at path.
+func captureHeader(t *testing.T, path string) capture.Header {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rd, err := capture.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rd.Header()
 }
 
 // goTLS is a Go HTTPS server and client (net/http over crypto/tls).
