@@ -3,6 +3,7 @@
 package tlsprobe
 
 import (
+	"bytes"
 	"debug/elf"
 	"fmt"
 	"slices"
@@ -39,6 +40,9 @@ const maxWrapperInsts = 48
 // register, so a probe may go after it.
 var endbr64 = []byte{0xf3, 0x0f, 0x1e, 0xfa}
 
+// hasEndbr64 reports whether code begins with an endbr64.
+func hasEndbr64(code []byte) bool { return bytes.HasPrefix(code, endbr64) }
+
 // maxSlide bounds the instructions an entry probe may move past.
 const maxSlide = 4
 
@@ -49,8 +53,21 @@ const maxSlide = 4
 // there sees the arguments and return address of the entry. ok is false
 // when a single-stepped instruction comes first.
 func cheapEntry(code []byte, reads []x86asm.Reg) (skip int, ok bool) {
+	return slideTo(code, func(inst x86asm.Inst) bool {
+		if !known(inst.Op) || inst.Op == x86asm.PUSH {
+			return false
+		}
+		dst, writes := destination(inst)
+		return !writes || family(dst) != x86asm.RSP && !slices.Contains(reads, family(dst))
+	})
+}
+
+// slideTo returns the offset into code of its first emulated instruction,
+// when at most maxSlide instructions come before it, each an endbr64 or
+// one that pass accepts (pass sees them in order).
+func slideTo(code []byte, pass func(x86asm.Inst) bool) (skip int, ok bool) {
 	for n := 0; n <= maxSlide && skip < len(code); n++ {
-		if len(code)-skip >= len(endbr64) && string(code[skip:skip+len(endbr64)]) == string(endbr64) {
+		if hasEndbr64(code[skip:]) {
 			skip += len(endbr64)
 			continue
 		}
@@ -61,14 +78,8 @@ func cheapEntry(code []byte, reads []x86asm.Reg) (skip int, ok bool) {
 		if emulated(inst) {
 			return skip, true
 		}
-		if !known(inst.Op) || inst.Op == x86asm.PUSH {
+		if !pass(inst) {
 			return 0, false
-		}
-		if dst, writes := destination(inst); writes {
-			f := family(dst)
-			if f == x86asm.RSP || slices.Contains(reads, f) {
-				return 0, false
-			}
 		}
 		skip += inst.Len
 	}
@@ -82,7 +93,7 @@ func cheapEntry(code []byte, reads []x86asm.Reg) (skip int, ok bool) {
 // miss that path or fire twice on a loop.
 func slideAllowed(code, body []byte, skip int) bool {
 	switch {
-	case skip == 0, skip == len(endbr64) && string(code[:skip]) == string(endbr64):
+	case skip == 0, skip == len(endbr64) && hasEndbr64(code):
 		return true
 	case body == nil:
 		return false
@@ -180,7 +191,7 @@ func findForward(code []byte, va uint64, out uint8) (fw forward, ok bool) {
 	st := newArgState()
 	pos := 0
 	for n := 0; n < maxWrapperInsts && pos < len(code); n++ {
-		if len(code)-pos >= len(endbr64) && string(code[pos:pos+len(endbr64)]) == string(endbr64) {
+		if hasEndbr64(code[pos:]) {
 			pos += len(endbr64)
 			continue
 		}
@@ -254,35 +265,21 @@ func (st *argState) step(inst x86asm.Inst) bool {
 // probe (4 or 5; 0 when out is 0).
 func cEntrySite(code []byte, out uint8) (skip int, siteOut uint8, ok bool) {
 	st := newArgState()
-	for n := 0; n <= maxSlide && skip < len(code); n++ {
-		if len(code)-skip >= len(endbr64) && string(code[skip:skip+len(endbr64)]) == string(endbr64) {
-			skip += len(endbr64)
-			continue
-		}
-		inst, err := x86asm.Decode(code[skip:], 64)
-		if err != nil {
-			return 0, 0, false
-		}
-		if emulated(inst) {
-			if st.regs[0] != valArg1 || st.regs[1] != valArg1+1 {
-				return 0, 0, false
-			}
-			if out == 0 {
-				return skip, 0, true
-			}
-			want := valArg1 + regValue(out-1)
-			switch {
-			case st.regs[3] == want && st.regs[4] != want:
-				return skip, 4, true
-			case st.regs[4] == want && st.regs[3] != want:
-				return skip, 5, true
-			}
-			return 0, 0, false
-		}
-		if inst.Op == x86asm.PUSH || !st.step(inst) || st.stackMoved {
-			return 0, 0, false
-		}
-		skip += inst.Len
+	skip, ok = slideTo(code, func(inst x86asm.Inst) bool {
+		return inst.Op != x86asm.PUSH && st.step(inst) && !st.stackMoved
+	})
+	if !ok || st.regs[0] != valArg1 || st.regs[1] != valArg1+1 {
+		return 0, 0, false
+	}
+	if out == 0 {
+		return skip, 0, true
+	}
+	want := valArg1 + regValue(out-1)
+	switch {
+	case st.regs[3] == want && st.regs[4] != want:
+		return skip, 4, true
+	case st.regs[4] == want && st.regs[3] != want:
+		return skip, 5, true
 	}
 	return 0, 0, false
 }

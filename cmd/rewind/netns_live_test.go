@@ -283,15 +283,7 @@ func TestLiveNetNSContainers(t *testing.T) {
 // with those addresses.
 func snapshotHasSocket(t *testing.T, path string, pid uint32, local, remote string) bool {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	rd, err := capture.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rd := openCapture(t, path)
 	for {
 		ev, err := rd.Next()
 		if err != nil || !rd.InSnapshot() {

@@ -373,7 +373,7 @@ func TestLiveTLSPythonOpenSSL35(t *testing.T) {
 	}
 	path := testPythonTLS(t, run)
 	var probes []string
-	for _, p := range captureHeader(t, path).Probes {
+	for _, p := range openCapture(t, path).Header().Probes {
 		if strings.Contains(p, filepath.Join(lib, "libssl.so.3")) {
 			probes = append(probes, p)
 		}
@@ -432,21 +432,6 @@ func testPythonTLS(t *testing.T, run func(args ...string) *exec.Cmd) string {
 		t.Errorf("no plaintext call found its fd through the nested syscall: %v", methods)
 	}
 	return rec.path
-}
-
-// captureHeader reads the header of the capture at path.
-func captureHeader(t *testing.T, path string) capture.Header {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	rd, err := capture.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rd.Header()
 }
 
 // goTLS is a Go HTTPS server and client (net/http over crypto/tls).
