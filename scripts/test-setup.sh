@@ -15,6 +15,8 @@ declare -A want=(
   [nghttp]=nghttp2-client
   [gnutls-cli]=gnutls-bin
   [openssl]=openssl
+  # unpacking Debian 13's OpenSSL for the second-OpenSSL live test
+  [xz]=xz-utils
   # the container tests: network namespaces (ip netns) and python3 servers
   [ip]=iproute2
   [python3]=python3
