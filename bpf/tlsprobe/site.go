@@ -26,7 +26,9 @@ import (
 // OpenSSL 3's SSL_read and SSL_write begin with `sub $n,%rsp` and forward
 // to internal functions (ssl_read_internal, ssl_write_internal) that begin
 // with `push`. So the probes go where the kernel emulates the instruction:
-//   - at the entry, after any endbr64, when that instruction is emulated;
+//   - at the entry's first emulated instruction, past an endbr64 and past
+//     up to maxSlide instructions that leave the connection, the buffer,
+//     the out argument (followed if it moves) and the stack pointer alone;
 //   - else, when the function is a wrapper that hands its arguments to an
 //     internal function with an emulated first instruction, at that
 //     function's entry, with the argument that receives the byte count
@@ -46,12 +48,13 @@ func hasEndbr64(code []byte) bool { return bytes.HasPrefix(code, endbr64) }
 // maxSlide bounds the instructions an entry probe may move past.
 const maxSlide = 4
 
-// cheapEntry returns the offset into code (a function's first bytes) of
+// cheapEntry returns the offset into code (a Go function's first bytes) of
 // the first instruction the kernel emulates, when every instruction before
 // it is an endbr64 or one that writes neither the stack pointer nor a
 // register of reads (the registers the entry program reads): the probe
 // there sees the arguments and return address of the entry. ok is false
-// when a single-stepped instruction comes first.
+// when a single-stepped instruction comes first. C functions use
+// cEntrySite, which also follows the out argument.
 func cheapEntry(code []byte, reads []x86asm.Reg) (skip int, ok bool) {
 	return slideTo(code, func(inst x86asm.Inst) bool {
 		if !known(inst.Op) || inst.Op == x86asm.PUSH {
@@ -99,16 +102,6 @@ func slideAllowed(code, body []byte, skip int) bool {
 		return false
 	}
 	return !branchesInto(body, 0, skip)
-}
-
-// entryReads are the registers the entry program reads for a function
-// with out argument out (0: none).
-func entryReads(out uint8) []x86asm.Reg {
-	r := []x86asm.Reg{x86asm.RDI, x86asm.RSI}
-	if out != 0 {
-		r = append(r, argRegs[out-1])
-	}
-	return r
 }
 
 // branchesInto reports whether a direct branch in code (a whole function)
