@@ -163,11 +163,10 @@ type Aggregator struct {
 	// (Begin): services in other namespaces are told apart by theirs.
 	hostNS   uint64
 	endpoint EndpointFunc
-	// router is the default endpoint function's (Options.Endpoint nil),
-	// called directly (Router.endpointInto) rather than through endpoint;
-	// ignoreHost then says to drop the Host.
+	// router makes the keys when Options.Endpoint is nil, called directly
+	// (Router.endpointInto) rather than through a function value.
 	router       *Router
-	ignoreHost   bool
+	ignoreHost   bool        // drop the Host from every key
 	key          EndpointKey // the current exchange's, from router
 	groupBy      GroupBy
 	maxEndpoints int
@@ -225,17 +224,8 @@ func New(opts Options) *Aggregator {
 	}
 	if a.endpoint == nil {
 		a.router = NewRouter(opts.Routes)
-		a.ignoreHost = opts.IgnoreHost
-		a.endpoint = a.router.Endpoint
 	}
-	if opts.IgnoreHost && a.router == nil {
-		inner := a.endpoint
-		a.endpoint = func(ex *analyze.Exchange) EndpointKey {
-			k := inner(ex)
-			k.Host = ""
-			return k
-		}
-	}
+	a.ignoreHost = opts.IgnoreHost
 	if a.maxEndpoints <= 0 {
 		a.maxEndpoints = DefaultMaxEndpoints
 	}
@@ -351,11 +341,11 @@ func (a *Aggregator) Exchange(ex *analyze.Exchange) error {
 	k := &a.key
 	if a.router != nil {
 		a.router.endpointInto(ex, k)
-		if a.ignoreHost {
-			k.Host = ""
-		}
 	} else {
 		*k = a.endpoint(ex)
+	}
+	if a.ignoreHost {
+		k.Host = ""
 	}
 	var ep *acc
 	if a.lastEP != nil && a.lastEPSvc == svc && a.lastEPKey == *k {
