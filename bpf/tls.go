@@ -230,6 +230,19 @@ type tlsProgram struct {
 	ret         bool // a uretprobe
 }
 
+// linkKind names the probe in [Tracer.Probes]: "uprobe", "uretprobe",
+// or with ".multi" for a uprobe_multi link.
+func (tp tlsProgram) linkKind(multi bool) string {
+	kind := "uprobe"
+	if tp.ret {
+		kind = "uretprobe"
+	}
+	if multi {
+		kind += ".multi"
+	}
+	return kind
+}
+
 // tlsPrograms lists the programs by probe kind, returns first: a call
 // entered while its return probe is not attached yet would leave its state
 // behind.
@@ -299,10 +312,7 @@ func (t *Tracer) attachTLSMulti(ex *link.Executable, f tlsprobe.File, target *tl
 	for _, tp := range t.tlsPrograms() {
 		var opts link.UprobeMultiOptions
 		var ids []string
-		kind := "uprobe.multi"
-		if tp.ret {
-			kind = "uretprobe.multi"
-		}
+		kind := tp.linkKind(true)
 		for _, p := range target.Probes {
 			if p.Kind != tp.kind {
 				continue
@@ -331,34 +341,28 @@ func (t *Tracer) attachTLSMulti(ex *link.Executable, f tlsprobe.File, target *tl
 }
 
 // attachTLSEach attaches the probes of target with one link (and perf
-// event) each.
+// event) each, kind by kind in tlsPrograms' order (returns first).
 func (t *Tracer) attachTLSEach(ex *link.Executable, f tlsprobe.File, target *tlsprobe.Target, res *tlsLinks) error {
-	progs := map[tlsprobe.Kind]tlsProgram{}
 	for _, tp := range t.tlsPrograms() {
-		progs[tp.kind] = tp
-	}
-	for _, p := range target.Probes {
-		tp, ok := progs[p.Kind]
-		if !ok {
-			continue
+		kind := tp.linkKind(false)
+		for _, p := range target.Probes {
+			if p.Kind != tp.kind {
+				continue
+			}
+			opts := &link.UprobeOptions{Address: p.Offset, Cookie: tlsCookie(target.Library, p)}
+			var l link.Link
+			var err error
+			if tp.ret {
+				l, err = ex.Uretprobe(p.Symbol, tp.prog, opts)
+			} else {
+				l, err = ex.Uprobe(p.Symbol, tp.prog, opts)
+			}
+			if err != nil {
+				return fmt.Errorf("%s %s at %#x: %w", kind, p.Symbol, p.Offset, err)
+			}
+			res.links = append(res.links, l)
+			res.ids = append(res.ids, fmt.Sprintf("%s:%s:%s@%#x", kind, f.Name, p.Symbol, p.Offset))
 		}
-		kind := "uprobe"
-		if tp.ret {
-			kind = "uretprobe"
-		}
-		opts := &link.UprobeOptions{Address: p.Offset, Cookie: tlsCookie(target.Library, p)}
-		var l link.Link
-		var err error
-		if tp.ret {
-			l, err = ex.Uretprobe(p.Symbol, tp.prog, opts)
-		} else {
-			l, err = ex.Uprobe(p.Symbol, tp.prog, opts)
-		}
-		if err != nil {
-			return fmt.Errorf("%s %s at %#x: %w", kind, p.Symbol, p.Offset, err)
-		}
-		res.links = append(res.links, l)
-		res.ids = append(res.ids, fmt.Sprintf("%s:%s:%s@%#x", kind, f.Name, p.Symbol, p.Offset))
 	}
 	return nil
 }
