@@ -92,16 +92,15 @@ func slideTo(code []byte, pass func(x86asm.Inst) bool) (skip int, ok bool) {
 // slideAllowed reports whether an entry probe may go skip bytes into a
 // function (code its first bytes, body all of it when known, else nil):
 // past an endbr64 always; past other instructions only when no branch of
-// the function lands between its entry and the probe, which would then
+// the function (body returns all of it, or nil when its size is unknown;
+// read only then) lands between its entry and the probe, which would then
 // miss that path or fire twice on a loop.
-func slideAllowed(code, body []byte, skip int) bool {
-	switch {
-	case skip == 0, skip == len(endbr64) && hasEndbr64(code):
+func slideAllowed(code []byte, skip int, body func() []byte) bool {
+	if skip == 0 || skip == len(endbr64) && hasEndbr64(code) {
 		return true
-	case body == nil:
-		return false
 	}
-	return !branchesInto(body, 0, skip)
+	b := body()
+	return b != nil && !branchesInto(b, 0, skip)
 }
 
 // branchesInto reports whether a direct branch in code (a whole function)
@@ -433,12 +432,15 @@ func placeC(f *elf.File, defined map[string]elf.Symbol, funcs []cFunc, follow bo
 	// where its out argument is there; cheap is false for the entry
 	// itself, single-stepped.
 	place := func(va, size uint64, code []byte, out uint8) (at uint64, siteOut uint8, cheap bool) {
-		var body []byte
-		if size > 0 && size <= 1<<16 {
-			body, _ = readVA(f, va, size)
+		body := func() []byte {
+			if size == 0 || size > 1<<16 {
+				return nil
+			}
+			b, _ := readVA(f, va, size)
+			return b
 		}
 		skip, siteOut, ok := cEntrySite(code, out)
-		if !ok || !slideAllowed(code, body, skip) {
+		if !ok || !slideAllowed(code, skip, body) {
 			return va, out, false
 		}
 		return va + uint64(skip), siteOut, true
@@ -542,12 +544,7 @@ func placeC(f *elf.File, defined map[string]elf.Symbol, funcs []cFunc, follow bo
 func readCode(f *elf.File, va uint64) ([]byte, error) {
 	for _, s := range f.Sections {
 		if s.Type == elf.SHT_PROGBITS && s.Flags&elf.SHF_EXECINSTR != 0 && s.Addr <= va && va < s.Addr+s.Size {
-			n := min(s.Addr+s.Size-va, 256)
-			b := make([]byte, n)
-			if _, err := s.ReadAt(b, int64(va-s.Addr)); err != nil {
-				return nil, err
-			}
-			return b, nil
+			return readVA(f, va, min(s.Addr+s.Size-va, 256))
 		}
 	}
 	return nil, fmt.Errorf("address %#x is in no code section", va)

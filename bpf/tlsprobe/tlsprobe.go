@@ -277,7 +277,7 @@ func inspectGo(path string, f *elf.File) (*Target, error) {
 		// The stack check (cmp 0x10(%r14),%rsp) is single-stepped, the
 		// jbe after it emulated; both see the arguments of the entry.
 		skip, ok := cheapEntry(code, goEntryReads)
-		if !ok || !slideAllowed(code, code, skip) {
+		if !ok || !slideAllowed(code, skip, func() []byte { return code }) {
 			skip = 0
 		}
 		t.Probes = append(t.Probes, Probe{Symbol: fn.name, Offset: entry + uint64(skip), Kind: GoEntry, Dir: fn.dir})
