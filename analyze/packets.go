@@ -1,9 +1,9 @@
 package analyze
 
 import (
-	"encoding/binary"
 	"net/netip"
 
+	"github.com/rewind-tools/rewind/analyze/tcpip"
 	"github.com/rewind-tools/rewind/capture"
 )
 
@@ -24,14 +24,6 @@ import (
 //     bytes queued at that point; a connection joined mid-transfer may get
 //     ACK offsets shifted by what was queued, and then network timings that
 //     are too early or missing, never wrong in sign.
-
-// TCP header flags read here.
-const (
-	tcpFIN = 0x01
-	tcpSYN = 0x02
-	tcpRST = 0x04
-	tcpACK = 0x10
-)
 
 // maxFlows bounds the 4-tuples followed; beyond it the idle ones are
 // forgotten.
@@ -91,102 +83,51 @@ func (r *segRing) find(end uint32) (uint64, bool) {
 	return 0, false
 }
 
-// tcpSegment is a decoded IP/TCP header.
-type tcpSegment struct {
-	src, dst netip.AddrPort
-	seq, ack uint32
-	flags    uint8
-	payload  uint32 // payload length on the wire (from the IP header)
-}
-
-// parseTCP decodes the headers of a raw IP packet (LINKTYPE_RAW) without
-// allocating. It reports false for anything but an unfragmented TCP
-// segment with complete headers.
-func parseTCP(b []byte, s *tcpSegment) bool {
-	if len(b) < 20 {
-		return false
-	}
-	var l3 int
-	var total int
-	switch b[0] >> 4 {
-	case 4:
-		l3 = int(b[0]&0xf) * 4
-		if l3 < 20 || len(b) < l3+20 || b[9] != 6 || binary.BigEndian.Uint16(b[6:8])&0x1fff != 0 {
-			return false
-		}
-		total = int(binary.BigEndian.Uint16(b[2:4]))
-		s.src = netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[12:16])), 0)
-		s.dst = netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[16:20])), 0)
-	case 6:
-		l3 = 40
-		if len(b) < 60 || b[6] != 6 {
-			return false
-		}
-		total = 40 + int(binary.BigEndian.Uint16(b[4:6]))
-		s.src = netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[8:24])).Unmap(), 0)
-		s.dst = netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[24:40])).Unmap(), 0)
-	default:
-		return false
-	}
-	t := b[l3:]
-	doff := int(t[12]>>4) * 4
-	if doff < 20 || total < l3+doff {
-		return false
-	}
-	s.src = netip.AddrPortFrom(s.src.Addr(), binary.BigEndian.Uint16(t[0:2]))
-	s.dst = netip.AddrPortFrom(s.dst.Addr(), binary.BigEndian.Uint16(t[2:4]))
-	s.seq = binary.BigEndian.Uint32(t[4:8])
-	s.ack = binary.BigEndian.Uint32(t[8:12])
-	s.flags = t[13]
-	s.payload = uint32(total - l3 - doff)
-	return true
-}
-
 // packetTCP follows a captured packet's TCP sequence space (packets are
 // captured in the recorder's network namespace: they match connections of
 // that namespace only): ACKs of the
 // traced connections' bytes release the exchanges waiting for them, and
 // segments sent again count as retransmissions.
 func (t *tracker) packetTCP(p *capture.Packet) {
-	if p.LinkType != 101 {
+	var seg tcpip.Segment
+	if tcpip.Decode(int(p.LinkType), p.Data, &seg) != tcpip.TCP {
 		return
 	}
-	var s tcpSegment
-	if !parseTCP(p.Data, &s) {
-		return
-	}
+	// Syscall events name IPv4 peers of an IPv6 socket by their IPv4
+	// address.
+	src, dst := unmap(seg.Src()), unmap(seg.Dst())
 	ts := p.Timestamp
 	t.rawPackets = true
-	if s.flags&tcpSYN != 0 {
-		f := t.flow(addrPair{t.hostNS, s.src, s.dst}, ts)
-		if s.flags&tcpACK == 0 {
+	if seg.Flags&tcpip.SYN != 0 {
+		f := t.flow(addrPair{t.hostNS, src, dst}, ts)
+		if seg.Flags&tcpip.ACK == 0 {
 			// A new connection on this 4-tuple: forget the old one's.
 			*f = flow{}
-			delete(t.flows, addrPair{t.hostNS, s.dst, s.src})
+			delete(t.flows, addrPair{t.hostNS, dst, src})
 		}
-		f.base, f.hasBase, f.started, f.end, f.lastTS = s.seq+1, true, true, s.seq+1, ts
+		f.base, f.hasBase, f.started, f.end, f.lastTS = seg.Seq+1, true, true, seg.Seq+1, ts
 		return
 	}
 	// The connection seen from the sender's end and the one seen from the
 	// receiver's: both are traced when client and server run on this host.
-	snd, rcv := t.byAddrGet(addrPair{t.hostNS, s.src, s.dst}), t.byAddrGet(addrPair{t.hostNS, s.dst, s.src})
+	snd, rcv := t.byAddrGet(addrPair{t.hostNS, src, dst}), t.byAddrGet(addrPair{t.hostNS, dst, src})
 	if snd == nil && rcv == nil {
 		return
 	}
-	if s.payload > 0 || s.flags&tcpFIN != 0 {
-		out := t.flow(addrPair{t.hostNS, s.src, s.dst}, ts)
-		if snd != nil && !out.hasBase && s.payload > 0 {
-			out.base, out.hasBase = s.seq-uint32(snd.egressOff), true
+	if seg.WireLen > 0 || seg.Flags&tcpip.FIN != 0 {
+		out := t.flow(addrPair{t.hostNS, src, dst}, ts)
+		if snd != nil && !out.hasBase && seg.WireLen > 0 {
+			out.base, out.hasBase = seg.Seq-uint32(snd.egressOff), true
 		}
-		end := s.seq + s.payload
-		if s.flags&tcpFIN != 0 {
+		end := seg.Seq + seg.WireLen
+		if seg.Flags&tcpip.FIN != 0 {
 			end++
 		}
 		fresh := false
 		switch {
 		case !out.started:
 			out.started, out.end, fresh = true, end, true
-		case int32(end-out.end) <= 0 && s.payload > 0:
+		case int32(end-out.end) <= 0 && seg.WireLen > 0:
 			for _, cs := range [2]*connState{snd, rcv} {
 				if cs != nil {
 					cs.c.Retransmits++
@@ -195,28 +136,33 @@ func (t *tracker) packetTCP(p *capture.Packet) {
 		case int32(end-out.end) > 0:
 			out.end, fresh = end, true
 		}
-		if fresh && snd != nil && out.hasBase && s.payload > 0 {
+		if fresh && snd != nil && out.hasBase && seg.WireLen > 0 {
 			if out.segs == nil {
 				out.segs = new(segRing)
 			}
-			out.segs.add(s.seq-out.base, s.seq+s.payload-out.base, ts)
+			out.segs.add(seg.Seq-out.base, seg.Seq+seg.WireLen-out.base, ts)
 		}
 	}
-	if rcv == nil || s.flags&tcpACK == 0 || s.flags&tcpRST != 0 {
+	if rcv == nil || seg.Flags&tcpip.ACK == 0 || seg.Flags&tcpip.RST != 0 {
 		return
 	}
 	// The packet acknowledges the receiver's bytes: the traced process at
 	// that end gets its ACK.
-	in := t.flows[addrPair{t.hostNS, s.dst, s.src}]
+	in := t.flows[addrPair{t.hostNS, dst, src}]
 	if in == nil || !in.hasBase {
 		return
 	}
-	off := s.ack - in.base
+	off := seg.Ack - in.base
 	if in.hasAcked && int32(off-in.acked) <= 0 {
 		return // nothing new
 	}
 	in.acked, in.ackedAt, in.hasAcked = off, ts, true
 	rcv.acked(off, ts)
+}
+
+// unmap returns a with an IPv4-mapped IPv6 address as IPv4.
+func unmap(a netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
 }
 
 // flow returns the state of direction k, creating it.

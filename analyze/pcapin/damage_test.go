@@ -11,6 +11,8 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
+
+	"github.com/rewind-tools/rewind/analyze/tcpip"
 )
 
 // damagePackets is a capture of 24 packets, enough to damage one in the
@@ -69,7 +71,7 @@ func readCounts(t *testing.T, b []byte) Counts {
 // its offset and size (#19 item 6).
 func TestPcapResync(t *testing.T) {
 	pkts := damagePackets()
-	file := writePcap(t, linkEthernet, pkts, false)
+	file := writePcap(t, tcpip.LinkEthernet, pkts, false)
 	rec := pcapRecords(file)
 	n := uint64(len(rec))
 	k := rec[9]
@@ -125,7 +127,7 @@ func oneInterfacePcapng(t *testing.T, pkts []pkt) []byte {
 		t.Fatal(err)
 	}
 	for i, p := range pkts {
-		data := frame(linkEthernet, ipv4TCP(p))
+		data := frame(tcpip.LinkEthernet, ipv4TCP(p))
 		if err := w.WritePacket(gopacket.CaptureInfo{Timestamp: ts(i), CaptureLength: len(data), Length: len(data)}, data); err != nil {
 			t.Fatal(err)
 		}
@@ -198,7 +200,7 @@ func TestResyncOverNoise(t *testing.T) {
 	pkts := damagePackets()
 	noise := slices.Concat(junk(8<<20), make([]byte, 8<<20))
 	for name, file := range map[string][]byte{
-		"pcap":   writePcap(t, linkEthernet, pkts, false),
+		"pcap":   writePcap(t, tcpip.LinkEthernet, pkts, false),
 		"pcapng": oneInterfacePcapng(t, pkts),
 	} {
 		var at int

@@ -18,6 +18,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/rewind-tools/rewind/analyze/tcpip"
 	"github.com/rewind-tools/rewind/capture"
 	"github.com/rewind-tools/rewind/internal/golden"
 )
@@ -68,19 +69,19 @@ func ipv4TCP(p pkt) []byte {
 func frame(link int, ip []byte) []byte {
 	var h []byte
 	switch link {
-	case linkEthernet:
+	case tcpip.LinkEthernet:
 		h = make([]byte, 18) // with one VLAN tag
 		binary.BigEndian.PutUint16(h[12:], 0x8100)
 		binary.BigEndian.PutUint16(h[16:], 0x0800)
-	case linkSLL:
+	case tcpip.LinkSLL:
 		h = make([]byte, 16)
 		binary.BigEndian.PutUint16(h[14:], 0x0800)
-	case linkSLL2:
+	case tcpip.LinkSLL2:
 		h = make([]byte, 20)
 		binary.BigEndian.PutUint16(h[0:], 0x0800)
-	case linkNull:
+	case tcpip.LinkNull:
 		h = []byte{2, 0, 0, 0}
-	case linkLoop:
+	case tcpip.LinkLoop:
 		h = []byte{0, 0, 0, 2}
 	}
 	return append(h, ip...)
@@ -93,16 +94,16 @@ func conversation() []pkt {
 	resp := "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"
 	c, s := uint32(1000), uint32(5000)
 	return []pkt{
-		{true, c, 0, flagSYN, "", 0},
-		{false, s, c + 1, flagSYN | flagACK, "", 0},
-		{true, c + 1, s + 1, flagACK, "", 0},
-		{true, c + 1 + uint32(len(req1)), s + 1, flagACK, req2, 0}, // ahead of req1
-		{true, c + 1, s + 1, flagACK, req1, 0},
-		{true, c + 1, s + 1, flagACK, req1, 0}, // retransmitted
-		{false, s + 1, c + 1 + uint32(len(req1+req2)), flagACK, resp, 0},
-		{true, c + 1 + uint32(len(req1+req2)), s + 1 + uint32(len(resp)), flagACK | flagFIN, "", 0},
-		{false, s + 1 + uint32(len(resp)), c + 2 + uint32(len(req1+req2)), flagACK | flagFIN, "", 0},
-		{true, c + 2 + uint32(len(req1+req2)), s + 2 + uint32(len(resp)), flagACK, "", 0},
+		{true, c, 0, tcpip.SYN, "", 0},
+		{false, s, c + 1, tcpip.SYN | tcpip.ACK, "", 0},
+		{true, c + 1, s + 1, tcpip.ACK, "", 0},
+		{true, c + 1 + uint32(len(req1)), s + 1, tcpip.ACK, req2, 0}, // ahead of req1
+		{true, c + 1, s + 1, tcpip.ACK, req1, 0},
+		{true, c + 1, s + 1, tcpip.ACK, req1, 0}, // retransmitted
+		{false, s + 1, c + 1 + uint32(len(req1+req2)), tcpip.ACK, resp, 0},
+		{true, c + 1 + uint32(len(req1+req2)), s + 1 + uint32(len(resp)), tcpip.ACK | tcpip.FIN, "", 0},
+		{false, s + 1 + uint32(len(resp)), c + 2 + uint32(len(req1+req2)), tcpip.ACK | tcpip.FIN, "", 0},
+		{true, c + 2 + uint32(len(req1+req2)), s + 2 + uint32(len(resp)), tcpip.ACK, "", 0},
 	}
 }
 
@@ -165,9 +166,9 @@ func writePcapng(t testing.TB, pkts []pkt) []byte {
 		t.Fatal(err)
 	}
 	for i, p := range pkts {
-		link, iface := linkEthernet, 0
+		link, iface := tcpip.LinkEthernet, 0
 		if i%2 == 1 {
-			link, iface = linkSLL2, id
+			link, iface = tcpip.LinkSLL2, id
 		}
 		data := frame(link, ipv4TCP(p))
 		ci := gopacket.CaptureInfo{Timestamp: ts(i), CaptureLength: len(data), Length: len(data) + p.cut,
@@ -247,12 +248,12 @@ close fd=1
 func TestFormatsAndLinkTypes(t *testing.T) {
 	pkts := conversation()
 	inputs := map[string][]byte{
-		"pcap-ethernet-vlan": writePcap(t, linkEthernet, pkts, false),
-		"pcap-ns-sll":        writePcap(t, linkSLL, pkts, true),
-		"pcap-be-raw":        bigEndian(writePcap(t, linkRaw, pkts, false)),
-		"pcap-null":          writePcap(t, linkNull, pkts, false),
-		"pcap-loop":          writePcap(t, linkLoop, pkts, false),
-		"pcap-ipv4":          writePcap(t, linkIPv4, pkts, false),
+		"pcap-ethernet-vlan": writePcap(t, tcpip.LinkEthernet, pkts, false),
+		"pcap-ns-sll":        writePcap(t, tcpip.LinkSLL, pkts, true),
+		"pcap-be-raw":        bigEndian(writePcap(t, tcpip.LinkRaw, pkts, false)),
+		"pcap-null":          writePcap(t, tcpip.LinkNull, pkts, false),
+		"pcap-loop":          writePcap(t, tcpip.LinkLoop, pkts, false),
+		"pcap-ipv4":          writePcap(t, tcpip.LinkIPv4, pkts, false),
 		"pcapng-two-ifaces":  writePcapng(t, pkts),
 	}
 	for name, b := range inputs {
@@ -274,16 +275,16 @@ func TestMidStreamGapsAndTruncation(t *testing.T) {
 	c, s := uint32(7000), uint32(9000)
 	pkts := []pkt{
 		// joined mid-stream: the server's response tail first
-		{false, s, c, flagACK, "tail", 0},
-		{true, c, s + 4, flagACK, "GET / HTTP/1.1\r\n\r\n", 0},
+		{false, s, c, tcpip.ACK, "tail", 0},
+		{true, c, s + 4, tcpip.ACK, "GET / HTTP/1.1\r\n\r\n", 0},
 		// 10 bytes of the response never captured; the client acks them
-		{false, s + 14, c + 18, flagACK, "more", 0},
-		{true, c + 18, s + 18, flagACK, "", 0},
+		{false, s + 14, c + 18, tcpip.ACK, "more", 0},
+		{true, c + 18, s + 18, tcpip.ACK, "", 0},
 		// a segment cut by the snaplen
-		{false, s + 18, c + 18, flagACK, "abcdef", 4},
-		{true, c + 18, s + 24, flagACK | flagRST, "", 0},
+		{false, s + 18, c + 18, tcpip.ACK, "abcdef", 4},
+		{true, c + 18, s + 24, tcpip.ACK | tcpip.RST, "", 0},
 	}
-	got, counts := summarize(t, writePcap(t, linkEthernet, pkts, false))
+	got, counts := summarize(t, writePcap(t, tcpip.LinkEthernet, pkts, false))
 	want := `socket fd=1 10.0.0.1:40000 10.0.0.2:80
 data fd=1 in len=4 trunc=false "tail"
 data fd=1 out len=18 trunc=false "GET / HTTP/1.1\r\n\r\n"
@@ -307,24 +308,24 @@ func TestTupleReuseAndBufferLimit(t *testing.T) {
 	var pkts []pkt
 	for round, isn := range []uint32{100, 90000} {
 		pkts = append(pkts,
-			pkt{true, isn, 0, flagSYN, "", 0},
-			pkt{true, isn + 1, 0, flagACK, "x", 0},
-			pkt{true, isn + 2, 0, flagACK | flagFIN, "", 0},
-			pkt{false, 500, isn + 3, flagACK | flagFIN | flagSYN, "", 0},
+			pkt{true, isn, 0, tcpip.SYN, "", 0},
+			pkt{true, isn + 1, 0, tcpip.ACK, "x", 0},
+			pkt{true, isn + 2, 0, tcpip.ACK | tcpip.FIN, "", 0},
+			pkt{false, 500, isn + 3, tcpip.ACK | tcpip.FIN | tcpip.SYN, "", 0},
 		)
 		_ = round
 	}
-	got, _ := summarize(t, writePcap(t, linkEthernet, pkts, false))
+	got, _ := summarize(t, writePcap(t, tcpip.LinkEthernet, pkts, false))
 	if n := strings.Count(got, "accept"); n != 2 {
 		t.Errorf("want two connections on one 4-tuple:\n%s", got)
 	}
 	// A hole never filled is given up once the buffer limit is reached.
-	pkts = []pkt{{true, 1, 0, flagSYN, "", 0}}
+	pkts = []pkt{{true, 1, 0, tcpip.SYN, "", 0}}
 	big := strings.Repeat("y", 1000)
 	for i := 0; i < 10; i++ {
-		pkts = append(pkts, pkt{true, 2 + 100 + uint32(i*1000), 0, flagACK, big, 0})
+		pkts = append(pkts, pkt{true, 2 + 100 + uint32(i*1000), 0, tcpip.ACK, big, 0})
 	}
-	r, err := NewReader(bytes.NewReader(writePcap(t, linkEthernet, pkts, false)), Options{MaxBuffered: 4000})
+	r, err := NewReader(bytes.NewReader(writePcap(t, tcpip.LinkEthernet, pkts, false)), Options{MaxBuffered: 4000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,7 +349,7 @@ func TestNotPcap(t *testing.T) {
 		t.Fatal("want an error for a non-pcap input")
 	}
 	// A file cut mid-packet yields what is there and says so.
-	b := writePcap(t, linkEthernet, conversation(), false)
+	b := writePcap(t, tcpip.LinkEthernet, conversation(), false)
 	r, err := NewReader(bytes.NewReader(b[:len(b)-10]), Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -372,7 +373,7 @@ func FuzzPcapReader(f *testing.F) {
 			f.Add(b)
 		}
 	}
-	f.Add(writePcap(f, linkEthernet, conversation(), false))
+	f.Add(writePcap(f, tcpip.LinkEthernet, conversation(), false))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if len(b) > 1<<20 {
 			return
@@ -407,11 +408,11 @@ func TestWriteSeeds(t *testing.T) {
 	}
 	pkts := conversation()
 	seeds := map[string][]byte{
-		"conversation.pcap":         writePcap(t, linkEthernet, pkts, false),
-		"conversation-ns.pcap":      writePcap(t, linkSLL, pkts, true),
+		"conversation.pcap":         writePcap(t, tcpip.LinkEthernet, pkts, false),
+		"conversation-ns.pcap":      writePcap(t, tcpip.LinkSLL, pkts, true),
 		"conversation.pcapng":       writePcapng(t, pkts),
 		"conversation.pcapng.gz":    compress(t, "gzip", writePcapng(t, pkts)),
-		"conversation-raw.pcap.zst": compress(t, "zstd", writePcap(t, linkRaw, pkts, false)),
+		"conversation-raw.pcap.zst": compress(t, "zstd", writePcap(t, tcpip.LinkRaw, pkts, false)),
 	}
 	for name, b := range seeds {
 		golden.Write(t, filepath.Join("testdata", name), b)

@@ -30,6 +30,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/rewind-tools/rewind/analyze/tcpip"
 	"github.com/rewind-tools/rewind/capture"
 )
 
@@ -82,21 +83,21 @@ type LinkTypeCount struct {
 // "unsupported" for types this package does not decode.
 func LinkTypeName(lt int) string {
 	switch lt {
-	case linkNull:
+	case tcpip.LinkNull:
 		return "BSD loopback"
-	case linkEthernet:
+	case tcpip.LinkEthernet:
 		return "Ethernet"
-	case linkRaw, linkRawAlt:
+	case tcpip.LinkRaw, tcpip.LinkRawAlt:
 		return "raw IP"
-	case linkLoop:
+	case tcpip.LinkLoop:
 		return "OpenBSD loopback"
-	case linkSLL:
+	case tcpip.LinkSLL:
 		return "Linux cooked"
-	case linkIPv4:
+	case tcpip.LinkIPv4:
 		return "raw IPv4"
-	case linkIPv6:
+	case tcpip.LinkIPv6:
 		return "raw IPv6"
-	case linkSLL2:
+	case tcpip.LinkSLL2:
 		return "Linux cooked v2"
 	}
 	return fmt.Sprintf("link type %d (unsupported)", lt)

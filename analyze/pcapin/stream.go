@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/rewind-tools/rewind/analyze/tcpip"
 	"github.com/rewind-tools/rewind/capture"
 )
 
@@ -28,7 +29,7 @@ const (
 // handshake was seen, the first packet's destination otherwise.
 type conn struct {
 	fd            int32
-	keyIn, keyOut flowKey // the 4-tuples of directions 0 and 1
+	keyIn, keyOut tcpip.FlowKey // the 4-tuples of directions 0 and 1
 	local, remote netip.AddrPort
 	h             [2]half
 	syn           bool // the handshake was seen: an Accept was emitted
@@ -73,13 +74,12 @@ func (h *half) start(seq uint32) {
 }
 
 // seqLess reports a < b in sequence space.
-func seqDiff(a, b uint32) int32 { return int32(a - b) }
 
 // assembler turns TCP segments into pipeline events.
 type assembler struct {
 	maxBuf int
 	counts *Counts
-	conns  map[flowKey]*conn
+	conns  map[tcpip.FlowKey]*conn
 	// cache sits in front of conns: packets of a few busy connections
 	// take turns, and hashing a 36-byte key for each is a visible cost.
 	cache  [flowSlots]flowSlot
@@ -87,7 +87,7 @@ type assembler struct {
 	closed []*conn // tombstones, oldest first
 	pktNo  uint64
 
-	seg segment
+	seg tcpip.Segment
 	q   []capture.Event
 	// out is the batch the queued events go to: Data and TCP events are
 	// made in its stores in the first place, rather than in pools of the
@@ -100,7 +100,7 @@ type assembler struct {
 func (a *assembler) init(maxBuf int, counts *Counts) {
 	a.maxBuf = maxBuf
 	a.counts = counts
-	a.conns = map[flowKey]*conn{}
+	a.conns = map[tcpip.FlowKey]*conn{}
 }
 
 // recycle is called when every queued event has been consumed.
@@ -120,13 +120,13 @@ func (a *assembler) newData() *capture.Data { return carve(&a.out.datas) }
 // newTCP returns a zeroed TCP event in the out batch's store.
 func (a *assembler) newTCP() *capture.TCP { return carve(&a.out.tcps) }
 
-func (a *assembler) lookup(k *flowKey) (*conn, int) {
-	s := &a.cache[k.slot()]
+func (a *assembler) lookup(k *tcpip.FlowKey) (*conn, int) {
+	s := &a.cache[slot(k)]
 	if c := s.c; c != nil {
-		if k.equal(&c.keyIn) {
+		if k.Equal(&c.keyIn) {
 			return c, 0
 		}
-		if k.equal(&c.keyOut) {
+		if k.Equal(&c.keyOut) {
 			return c, 1
 		}
 	}
@@ -135,19 +135,10 @@ func (a *assembler) lookup(k *flowKey) (*conn, int) {
 		return nil, 0
 	}
 	s.c = c
-	if k.equal(&c.keyIn) {
+	if k.Equal(&c.keyIn) {
 		return c, 0
 	}
 	return c, 1
-}
-
-// equal is k == o, read 8 bytes at a time (see decodeIPv4) rather than
-// with runtime.memequal's wider loads, and without a call.
-func (k *flowKey) equal(o *flowKey) bool {
-	le := binary.LittleEndian
-	return le.Uint64(k.src[8:]) == le.Uint64(o.src[8:]) && le.Uint64(k.dst[8:]) == le.Uint64(o.dst[8:]) &&
-		k.sport == o.sport && k.dport == o.dport &&
-		le.Uint64(k.src[:8]) == le.Uint64(o.src[:8]) && le.Uint64(k.dst[:8]) == le.Uint64(o.dst[:8])
 }
 
 // flowSlot caches one connection of assembler.conns (c nil: none), under
@@ -162,8 +153,8 @@ const flowSlots = 64
 
 // slot returns k's slot in the cache. It is the same for both directions
 // of a connection: the ports and addresses are combined symmetrically.
-func (k *flowKey) slot() int {
-	h := uint32(k.sport^k.dport) ^ binary.LittleEndian.Uint32(k.src[12:]) ^ binary.LittleEndian.Uint32(k.dst[12:])
+func slot(k *tcpip.FlowKey) int {
+	h := uint32(k.SrcPort^k.DstPort) ^ binary.LittleEndian.Uint32(k.Src[12:]) ^ binary.LittleEndian.Uint32(k.Dst[12:])
 	return int((h*0x9E3779B1)>>26) & (flowSlots - 1)
 }
 
@@ -172,30 +163,30 @@ func (a *assembler) packet(link int, data []byte, ts uint64, q []capture.Event) 
 	a.q = q
 	a.pktNo++
 	seg := &a.seg
-	switch decode(link, data, seg) {
-	case decodedTCP:
-	case decodedFragment:
+	switch tcpip.Decode(link, data, seg) {
+	case tcpip.TCP:
+	case tcpip.Fragment:
 		a.counts.Fragments++
 		return a.q
-	case decodedBad:
+	case tcpip.Bad:
 		a.counts.Malformed++
 		return a.q
 	default:
 		a.counts.NonTCP++
 		return a.q
 	}
-	if seg.wireLen > uint32(len(seg.payload)) {
+	if seg.WireLen > uint32(len(seg.Payload)) {
 		a.counts.TruncatedPackets++
 	}
-	syn := seg.flags&flagSYN != 0
-	c, d := a.lookup(&seg.key)
+	syn := seg.Flags&tcpip.SYN != 0
+	c, d := a.lookup(&seg.Key)
 	if c != nil && syn {
 		h := &c.h[d]
-		if h.syn && h.synSeq == seg.seq {
+		if h.syn && h.synSeq == seg.Seq {
 			if c.closed {
 				return a.q // a duplicate of the old connection's SYN
 			}
-		} else if c.closed || seg.flags&flagACK == 0 {
+		} else if c.closed || seg.Flags&tcpip.ACK == 0 {
 			// A new connection on this 4-tuple.
 			if !c.closed {
 				a.end(c, ts)
@@ -208,7 +199,7 @@ func (a *assembler) packet(link int, data []byte, ts uint64, q []capture.Event) 
 		return a.q // late packets of a closed connection
 	}
 	if c == nil {
-		if seg.flags&flagRST != 0 || (!syn && seg.wireLen == 0) {
+		if seg.Flags&tcpip.RST != 0 || (!syn && seg.WireLen == 0) {
 			return a.q // nothing to start a connection from
 		}
 		c, d = a.create(seg, ts)
@@ -218,29 +209,28 @@ func (a *assembler) packet(link int, data []byte, ts uint64, q []capture.Event) 
 }
 
 // create starts a connection at its first useful packet.
-func (a *assembler) create(seg *segment, ts uint64) (*conn, int) {
+func (a *assembler) create(seg *tcpip.Segment, ts uint64) (*conn, int) {
 	a.nextFD++
 	a.counts.Connections++
-	src := addrPort(seg.key.src, seg.key.sport, seg.v6)
-	dst := addrPort(seg.key.dst, seg.key.dport, seg.v6)
+	src, dst := seg.Src(), seg.Dst()
 	c := &conn{fd: a.nextFD}
 	d := 0
-	syn := seg.flags&flagSYN != 0
-	if syn && seg.flags&flagACK != 0 {
+	syn := seg.Flags&tcpip.SYN != 0
+	if syn && seg.Flags&tcpip.ACK != 0 {
 		// SYN-ACK without the SYN: its sender is the server.
 		d = 1
 	}
 	if d == 0 {
 		c.local, c.remote = dst, src
-		c.keyIn = seg.key
+		c.keyIn = seg.Key
 	} else {
 		c.local, c.remote = src, dst
-		c.keyIn = reverse(seg.key)
+		c.keyIn = seg.Key.Reverse()
 	}
-	c.keyOut = reverse(c.keyIn)
+	c.keyOut = c.keyIn.Reverse()
 	a.conns[c.keyIn] = c
 	a.conns[c.keyOut] = c
-	a.cache[seg.key.slot()] = flowSlot{c: c}
+	a.cache[slot(&seg.Key)] = flowSlot{c: c}
 	if syn {
 		c.syn = true
 		a.q = append(a.q, &capture.Accept{Start: ts, Timestamp: ts, FD: c.fd, Gen: 1, Local: c.local, Remote: c.remote})
@@ -251,19 +241,8 @@ func (a *assembler) create(seg *segment, ts uint64) (*conn, int) {
 	return c, d
 }
 
-func reverse(k flowKey) flowKey {
-	return flowKey{src: k.dst, dst: k.src, sport: k.dport, dport: k.sport}
-}
-
-func addrPort(a [16]byte, port uint16, v6 bool) netip.AddrPort {
-	if !v6 {
-		return netip.AddrPortFrom(netip.AddrFrom4([4]byte(a[12:16])), port)
-	}
-	return netip.AddrPortFrom(netip.AddrFrom16(a), port)
-}
-
 // segment applies one segment of direction d.
-func (a *assembler) segment(c *conn, d int, seg *segment, ts uint64) {
+func (a *assembler) segment(c *conn, d int, seg *tcpip.Segment, ts uint64) {
 	for i := range c.h {
 		if h := &c.h[i]; h.ackAhead && h.ackAheadPkt < a.pktNo {
 			a.fillTo(c, i, h.ackAheadSeq, ts)
@@ -271,29 +250,29 @@ func (a *assembler) segment(c *conn, d int, seg *segment, ts uint64) {
 		}
 	}
 	h := &c.h[d]
-	seq := seg.seq
-	if seg.flags&flagSYN != 0 {
+	seq := seg.Seq
+	if seg.Flags&tcpip.SYN != 0 {
 		if !h.started {
 			h.start(seq + 1)
 			h.syn, h.synSeq = true, seq
 		}
 		seq++
-		if seg.flags&flagACK != 0 && c.syn && !c.h[1-d].started {
-			c.h[1-d].start(seg.ack)
+		if seg.Flags&tcpip.ACK != 0 && c.syn && !c.h[1-d].started {
+			c.h[1-d].start(seg.Ack)
 		}
 	} else if !h.started {
 		h.start(seq)
 	}
-	if seg.wireLen > 0 {
-		a.data(c, d, seq, seg.payload, seg.wireLen, ts)
+	if seg.WireLen > 0 {
+		a.data(c, d, seq, seg.Payload, seg.WireLen, ts)
 	}
-	if seg.flags&flagFIN != 0 && !h.fin {
-		h.fin, h.finSeq = true, seq+seg.wireLen
+	if seg.Flags&tcpip.FIN != 0 && !h.fin {
+		h.fin, h.finSeq = true, seq+seg.WireLen
 	}
-	if seg.flags&flagACK != 0 {
-		a.acked(c, 1-d, seg.ack, ts)
+	if seg.Flags&tcpip.ACK != 0 {
+		a.acked(c, 1-d, seg.Ack, ts)
 	}
-	if seg.flags&flagRST != 0 {
+	if seg.Flags&tcpip.RST != 0 {
 		a.end(c, ts)
 		return
 	}
@@ -309,7 +288,7 @@ func (a *assembler) data(c *conn, d int, seq uint32, p []byte, wire uint32, ts u
 		a.retransmit(c, d, seq, ts)
 		return
 	}
-	diff := seqDiff(seq, h.next)
+	diff := tcpip.SeqDiff(seq, h.next)
 	if diff < 0 {
 		trim := uint32(-int64(diff))
 		if trim >= wire {
@@ -361,7 +340,7 @@ func (a *assembler) hold(h *half, seq uint32, p []byte, wire uint32) {
 	}
 	buf = append(buf, p...)
 	i := len(h.ooo)
-	for i > 0 && seqDiff(h.ooo[i-1].seq, seq) > 0 {
+	for i > 0 && tcpip.SeqDiff(h.ooo[i-1].seq, seq) > 0 {
 		i--
 	}
 	h.ooo = slices.Insert(h.ooo, i, held{seq: seq, wire: wire, buf: buf})
@@ -373,7 +352,7 @@ func (a *assembler) drain(c *conn, d int, ts uint64) {
 	h := &c.h[d]
 	for len(h.ooo) > 0 {
 		s := h.ooo[0]
-		diff := seqDiff(s.seq, h.next)
+		diff := tcpip.SeqDiff(s.seq, h.next)
 		if diff > 0 {
 			return
 		}
@@ -400,12 +379,12 @@ func (a *assembler) drain(c *conn, d int, ts uint64) {
 // segments where it can and gaps where the capture has nothing.
 func (a *assembler) fillTo(c *conn, d int, end uint32, ts uint64) {
 	h := &c.h[d]
-	for seqDiff(end, h.next) > 0 {
+	for tcpip.SeqDiff(end, h.next) > 0 {
 		to := end
-		if len(h.ooo) > 0 && seqDiff(h.ooo[0].seq, to) < 0 {
+		if len(h.ooo) > 0 && tcpip.SeqDiff(h.ooo[0].seq, to) < 0 {
 			to = h.ooo[0].seq
 		}
-		if n := seqDiff(to, h.next); n > 0 {
+		if n := tcpip.SeqDiff(to, h.next); n > 0 {
 			a.gap(c, d, uint64(uint32(n)), ts)
 		}
 		a.drain(c, d, ts)
@@ -480,12 +459,12 @@ func (a *assembler) acked(c *conn, d int, ack uint32, ts uint64) {
 		}
 		return
 	}
-	if ahead := seqDiff(ack, h.next); ahead > 0 && ahead < 1<<30 {
+	if ahead := tcpip.SeqDiff(ack, h.next); ahead > 0 && ahead < 1<<30 {
 		end := ack
-		if h.fin && seqDiff(end, h.finSeq) > 0 {
+		if h.fin && tcpip.SeqDiff(end, h.finSeq) > 0 {
 			end = h.finSeq
 		}
-		if seqDiff(end, h.next) > 0 {
+		if tcpip.SeqDiff(end, h.next) > 0 {
 			h.ackAhead, h.ackAheadSeq, h.ackAheadPkt = true, end, a.pktNo
 		}
 	}
@@ -498,7 +477,7 @@ func (a *assembler) acked(c *conn, d int, ack uint32, ts uint64) {
 	if uint64(rel) > h.off && h.off < 1<<32 {
 		rel = uint32(h.off)
 	}
-	if seqDiff(rel, h.ackedRel) <= 0 {
+	if tcpip.SeqDiff(rel, h.ackedRel) <= 0 {
 		return
 	}
 	h.ackedRel = rel
@@ -513,7 +492,7 @@ func (a *assembler) acked(c *conn, d int, ack uint32, ts uint64) {
 func (a *assembler) checkFin(c *conn, ts uint64) {
 	for i := range c.h {
 		h := &c.h[i]
-		if h.fin && !h.done && seqDiff(h.next, h.finSeq) >= 0 {
+		if h.fin && !h.done && tcpip.SeqDiff(h.next, h.finSeq) >= 0 {
 			h.done = true
 		}
 	}
@@ -554,7 +533,7 @@ func (a *assembler) forget(c *conn) {
 		delete(a.conns, c.keyIn)
 		delete(a.conns, c.keyOut)
 	}
-	if s := &a.cache[c.keyIn.slot()]; s.c == c {
+	if s := &a.cache[slot(&c.keyIn)]; s.c == c {
 		*s = flowSlot{}
 	}
 }

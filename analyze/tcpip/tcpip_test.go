@@ -1,0 +1,91 @@
+package tcpip
+
+import (
+	"encoding/binary"
+	"testing"
+)
+
+// tcpHeader writes a 20-byte TCP header at b.
+func tcpHeader(b []byte, sport, dport uint16, seq, ack uint32, flags uint8) {
+	binary.BigEndian.PutUint16(b[0:2], sport)
+	binary.BigEndian.PutUint16(b[2:4], dport)
+	binary.BigEndian.PutUint32(b[4:8], seq)
+	binary.BigEndian.PutUint32(b[8:12], ack)
+	b[12] = 5 << 4
+	b[13] = flags
+}
+
+// ipv4 is a raw IPv4 packet of a segment with 300 payload bytes, cut by a
+// snaplen after 5 of them.
+func ipv4() []byte {
+	b := make([]byte, 20+20+5)
+	b[0] = 0x45
+	binary.BigEndian.PutUint16(b[2:4], uint16(20+20+300))
+	b[9] = 6
+	copy(b[12:16], []byte{127, 0, 0, 1})
+	copy(b[16:20], []byte{127, 0, 0, 2})
+	tcpHeader(b[20:], 8080, 40000, 1000, 2000, ACK)
+	return b
+}
+
+func TestDecodeIPv4(t *testing.T) {
+	b := ipv4()
+	var s Segment
+	if r := Decode(LinkRaw, b, &s); r != TCP {
+		t.Fatalf("result %d", r)
+	}
+	if s.Src().String() != "127.0.0.1:8080" || s.Dst().String() != "127.0.0.2:40000" || s.Seq != 1000 || s.Ack != 2000 ||
+		s.WireLen != 300 || len(s.Payload) != 5 || s.Flags != ACK || s.V6 {
+		t.Errorf("got %+v", s)
+	}
+	if r, rr := s.Key.Reverse(), s.Key.Reverse().Reverse(); rr != s.Key || r.SrcPort != 40000 || !rr.Equal(&s.Key) || r.Equal(&s.Key) {
+		t.Errorf("reverse %+v of %+v", r, s.Key)
+	}
+	if n := testing.AllocsPerRun(100, func() { Decode(LinkRaw, b, &s) }); n != 0 {
+		t.Errorf("%v allocations per packet", n)
+	}
+	for _, frag := range []uint16{0x0010, 0x2000} { // a later fragment; the first, more to come
+		f := ipv4()
+		binary.BigEndian.PutUint16(f[6:8], frag)
+		if r := Decode(LinkRaw, f, &s); r != Fragment {
+			t.Errorf("fragment %#x: result %d", frag, r)
+		}
+	}
+	udp := ipv4()
+	udp[9] = 17
+	if r := Decode(LinkRaw, udp, &s); r != Other {
+		t.Errorf("UDP: result %d", r)
+	}
+	for _, n := range []int{0, 19, 39} {
+		if r := Decode(LinkRaw, b[:n], &s); r != Bad && !(n == 0 && r == Other) {
+			t.Errorf("cut at %d: result %d", n, r)
+		}
+	}
+}
+
+func TestDecodeIPv6(t *testing.T) {
+	// An IPv6 packet from an IPv4-mapped address, with a destination
+	// options header before the TCP header and 7 payload bytes.
+	b := make([]byte, 40+8+20+7)
+	b[0] = 0x60
+	binary.BigEndian.PutUint16(b[4:6], 8+20+7)
+	b[6] = 60
+	copy(b[8:24], []byte{10: 0xff, 11: 0xff, 12: 192, 13: 0, 14: 2, 15: 1})
+	b[39] = 1 // ::1
+	b[40] = 6 // next: TCP; length 0: 8 bytes
+	tcpHeader(b[48:], 443, 50000, 7, 9, SYN|ACK)
+	var s Segment
+	if r := Decode(LinkIPv6, b, &s); r != TCP {
+		t.Fatalf("result %d", r)
+	}
+	if s.Src().String() != "[::ffff:192.0.2.1]:443" || s.Dst().String() != "[::1]:50000" || !s.V6 ||
+		s.WireLen != 7 || string(s.Payload) != "\x00\x00\x00\x00\x00\x00\x00" || s.Flags != SYN|ACK {
+		t.Errorf("got %+v", s)
+	}
+}
+
+func TestSeqDiff(t *testing.T) {
+	if SeqDiff(5, 0xfffffff0) != 21 || SeqDiff(0xfffffff0, 5) != -21 || SeqDiff(3, 3) != 0 {
+		t.Error("sequence numbers do not wrap")
+	}
+}
