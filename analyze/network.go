@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/rewind-tools/rewind/analyze/tcpip"
 	"github.com/rewind-tools/rewind/capture"
 )
 
@@ -242,7 +243,7 @@ func (cs *connState) releaseAcked(seq uint32, ts uint64, force bool, n int) {
 			if n > 0 && i >= n {
 				break
 			}
-		} else if a.end != 0 && int32(seq-uint32(a.end)) < 0 {
+		} else if a.end != 0 && tcpip.SeqDiff(seq, uint32(a.end)) < 0 {
 			break // not covered yet; later ones are not either
 		}
 		switch {

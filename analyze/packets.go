@@ -76,7 +76,7 @@ func (r *segRing) add(start, end uint32, ts uint64) {
 func (r *segRing) find(end uint32) (uint64, bool) {
 	for i := 0; i < min(r.n, segRingSize); i++ {
 		s := &r.seg[(r.n-1-i)%segRingSize]
-		if int32(end-s.start) > 0 && int32(end-s.end) <= 0 {
+		if tcpip.SeqDiff(end, s.start) > 0 && tcpip.SeqDiff(end, s.end) <= 0 {
 			return s.ts, true
 		}
 	}
@@ -127,13 +127,13 @@ func (t *tracker) packetTCP(p *capture.Packet) {
 		switch {
 		case !out.started:
 			out.started, out.end, fresh = true, end, true
-		case int32(end-out.end) <= 0 && seg.WireLen > 0:
+		case tcpip.SeqDiff(end, out.end) <= 0 && seg.WireLen > 0:
 			for _, cs := range [2]*connState{snd, rcv} {
 				if cs != nil {
 					cs.c.Retransmits++
 				}
 			}
-		case int32(end-out.end) > 0:
+		case tcpip.SeqDiff(end, out.end) > 0:
 			out.end, fresh = end, true
 		}
 		if fresh && snd != nil && out.hasBase && seg.WireLen > 0 {
@@ -153,7 +153,7 @@ func (t *tracker) packetTCP(p *capture.Packet) {
 		return
 	}
 	off := seg.Ack - in.base
-	if in.hasAcked && int32(off-in.acked) <= 0 {
+	if in.hasAcked && tcpip.SeqDiff(off, in.acked) <= 0 {
 		return // nothing new
 	}
 	in.acked, in.ackedAt, in.hasAcked = off, ts, true
@@ -195,7 +195,7 @@ func (t *tracker) flow(k addrPair, ts uint64) *flow {
 // is often stamped before the write that sent it returns.
 func (t *tracker) ackedBefore(cs *connState, end uint64) (uint64, bool) {
 	f := t.flows[addrPair{cs.c.NetNS, cs.c.Local, cs.c.Remote}]
-	if f == nil || !f.hasAcked || int32(f.acked-uint32(end)) < 0 {
+	if f == nil || !f.hasAcked || tcpip.SeqDiff(f.acked, uint32(end)) < 0 {
 		return 0, false
 	}
 	return f.ackedAt, true
