@@ -133,8 +133,11 @@ func emulated(inst x86asm.Inst) bool {
 		_, rel := inst.Args[0].(x86asm.Rel)
 		return rel
 	case x86asm.PUSH:
+		// The kernel emulates push %reg without a prefix, or with REX.B
+		// alone (r8-r15): 50+r or 41 50+r.
 		r, ok := inst.Args[0].(x86asm.Reg)
-		return ok && r >= x86asm.RAX && r <= x86asm.R15
+		return ok && r >= x86asm.RAX && r <= x86asm.R15 &&
+			(inst.Len == 1 || inst.Len == 2 && inst.Prefix[0]&0xff == x86asm.PrefixREX|x86asm.PrefixREXB)
 	}
 	return conditionalJump(inst.Op)
 }
@@ -177,9 +180,15 @@ type forward struct {
 // (code holds its first bytes; out is its own 1-based out argument, 0 when
 // it returns the count) to its first direct call or jump, tracking what
 // the argument registers hold. ok is false when an instruction it does not
-// model comes first, or the call's arguments are not the wrapper's
-// connection, buffer and length with exactly one place for the count.
-func findForward(code []byte, va uint64, out uint8) (fw forward, ok bool) {
+// model comes first, the call's arguments are not the wrapper's
+// connection, buffer and length with exactly one place for the count, or a
+// conditional branch on the way may lead anywhere but out of the wrapper:
+// exits reports whether the path a branch takes leaves the function
+// without other work (an argument check's error return). Without that
+// check a wrapper that tests something (OpenSSL 3.2's QUIC connections,
+// inlined) and calls a helper on one side would be followed into the
+// helper, and its ordinary calls missed.
+func findForward(code []byte, va uint64, out uint8, exits func(target uint64) bool) (fw forward, ok bool) {
 	st := newArgState()
 	pos := 0
 	for n := 0; n < maxWrapperInsts && pos < len(code); n++ {
@@ -200,12 +209,18 @@ func findForward(code []byte, va uint64, out uint8) (fw forward, ok bool) {
 				return forward{}, false
 			}
 			fw := forward{target: uint64(int64(next) + int64(rel)), tail: inst.Op == x86asm.JMP}
-			if fw.tail && st.stackMoved {
-				return forward{}, false // a jump out of a frame: not a tail call
+			if fw.tail && (st.stackMoved || out == 0) {
+				// A jump out of a frame is no tail call; and a tail
+				// call cannot hand over a place in a frame it leaves.
+				return forward{}, false
 			}
 			fw.outArg, ok = handedOver(st.regs, out)
 			return fw, ok
 		case conditionalJump(inst.Op):
+			rel, isRel := inst.Args[0].(x86asm.Rel)
+			if !isRel || !exits(uint64(int64(next)+int64(rel))) {
+				return forward{}, false
+			}
 			continue // the fall-through path is the call's
 		}
 		if !st.step(inst) {
@@ -213,6 +228,48 @@ func findForward(code []byte, va uint64, out uint8) (fw forward, ok bool) {
 		}
 	}
 	return forward{}, false
+}
+
+// maxExitInsts bounds the instructions exitPath follows.
+const maxExitInsts = 64
+
+// exitPath reports whether the code at va returns from its function within
+// maxExitInsts instructions, calling nothing but through the PLT (isPLT):
+// the error return of a wrapper's argument check, which reports through
+// another library (OpenSSL's ERR_new, ERR_set_error) and may fail the
+// stack guard (__stack_chk_fail). It follows direct jumps and the
+// fall-through side of conditional ones; read returns the code at an
+// address, nil when there is none.
+func exitPath(read func(va uint64) []byte, isPLT func(va uint64) bool, va uint64) bool {
+	code, pos := read(va), 0
+	for n := 0; n < maxExitInsts; n++ {
+		if pos >= len(code) {
+			return false
+		}
+		inst, err := x86asm.Decode(code[pos:], 64)
+		if err != nil {
+			return false
+		}
+		pos += inst.Len
+		next := va + uint64(pos)
+		switch {
+		case inst.Op == x86asm.RET:
+			return true
+		case inst.Op == x86asm.CALL:
+			rel, isRel := inst.Args[0].(x86asm.Rel)
+			if !isRel || !isPLT(uint64(int64(next)+int64(rel))) {
+				return false
+			}
+		case inst.Op == x86asm.JMP:
+			rel, isRel := inst.Args[0].(x86asm.Rel)
+			if !isRel {
+				return false
+			}
+			va = uint64(int64(next) + int64(rel))
+			code, pos = read(va), 0
+		}
+	}
+	return false
 }
 
 // argState is what the argument registers hold, in terms of a function's
@@ -407,20 +464,43 @@ type site struct {
 // placeC returns the entry and return probes for the functions of funcs
 // that f defines. follow allows moving a probe into the internal function a
 // wrapper forwards to (OpenSSL, whose internal functions take the same
-// arguments and report the count through their out argument).
+// arguments and report the count through their out argument). OpenSSL's
+// SSL BIO calls those internal functions too (bio_ssl.c), so BIO_read and
+// BIO_write on one are recorded as well, under the wrapper's name: the
+// same connection's plaintext, which probes on the API functions miss.
 func placeC(f *elf.File, defined map[string]elf.Symbol, funcs []cFunc, follow bool) ([]Probe, error) {
-	var exported map[uint64]bool // the file's exported functions, read when needed
-	isExported := func(va uint64) bool {
-		if exported == nil {
-			exported = map[uint64]bool{}
-			syms, _ := f.DynamicSymbols()
-			for _, s := range syms {
-				if s.Section != elf.SHN_UNDEF && elf.ST_TYPE(s.Info) == elf.STT_FUNC {
-					exported[s.Value] = true
-				}
+	// The file's exported functions: a wrapper is not followed into one.
+	// Without a dynamic symbol table (a static program) nothing tells an
+	// internal function from another library's, so none is followed.
+	exported := map[uint64]bool{}
+	if follow {
+		syms, err := f.DynamicSymbols()
+		for _, s := range syms {
+			if s.Section != elf.SHN_UNDEF && elf.ST_TYPE(s.Info) == elf.STT_FUNC {
+				exported[s.Value] = true
 			}
 		}
-		return exported[va]
+		follow = err == nil && len(exported) > 0
+	}
+	var plt [][2]uint64 // the PLT sections' address ranges
+	for _, sec := range f.Sections {
+		if sec.Name == ".plt" || sec.Name == ".plt.sec" || sec.Name == ".plt.got" {
+			plt = append(plt, [2]uint64{sec.Addr, sec.Addr + sec.Size})
+		}
+	}
+	isPLT := func(va uint64) bool {
+		for _, r := range plt {
+			if r[0] <= va && va < r[1] {
+				return true
+			}
+		}
+		return false
+	}
+	exits := func(va uint64) bool {
+		return exitPath(func(va uint64) []byte {
+			b, _ := readCode(f, va)
+			return b
+		}, isPLT, va)
 	}
 	probed := map[uint64]cFunc{}
 	for _, fn := range funcs {
@@ -454,7 +534,12 @@ func placeC(f *elf.File, defined map[string]elf.Symbol, funcs []cFunc, follow bo
 		}
 		code, err := readCode(f, s.Value)
 		if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", fn.name, err)
+			// Code this cannot read is probed at its entry, as a
+			// library without placement would be.
+			mine := site{va: s.Value, dir: fn.dir, out: fn.out, names: []string{fn.name}}
+			fallback[fn.name] = mine
+			sites = append(sites, mine)
+			continue
 		}
 		at, out, cheap := place(s.Value, s.Size, code, fn.out)
 		mine := site{va: at, dir: fn.dir, out: out, names: []string{fn.name}}
@@ -463,7 +548,7 @@ func placeC(f *elf.File, defined map[string]elf.Symbol, funcs []cFunc, follow bo
 			sites = append(sites, mine)
 			continue
 		}
-		fw, ok := findForward(code, s.Value, fn.out)
+		fw, ok := findForward(code, s.Value, fn.out, exits)
 		if !ok || fw.target == s.Value {
 			sites = append(sites, mine)
 			continue
@@ -475,7 +560,7 @@ func placeC(f *elf.File, defined map[string]elf.Symbol, funcs []cFunc, follow bo
 			sites = append(sites, mine)
 			continue
 		}
-		if isExported(fw.target) {
+		if exported[fw.target] {
 			// An API function of its own (BoringSSL's SSL_read calls
 			// SSL_peek): probing it would report its other callers' data.
 			sites = append(sites, mine)

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 
 	"golang.org/x/arch/x86/x86asm"
@@ -15,9 +16,13 @@ import (
 // The first bytes of functions of Debian 12's libssl.so.3 (OpenSSL 3.0),
 // at their addresses there.
 var (
-	// SSL_read at 0x35430: sub $0x18,%rsp; stack guard; test %edx,%edx;
-	// js …; mov %rsp,%rcx; movslq %edx,%rdx; call 0x35290.
-	sslRead = []byte{0x48, 0x83, 0xec, 0x18, 0x64, 0x48, 0x8b, 0x04, 0x25, 0x28, 0x00, 0x00, 0x00, 0x48, 0x89, 0x44, 0x24, 0x08, 0x31, 0xc0, 0x85, 0xd2, 0x78, 0x2f, 0x48, 0x89, 0xe1, 0x48, 0x63, 0xd2, 0xe8, 0x3d, 0xfe, 0xff, 0xff, 0x85, 0xc0, 0x7e, 0x03, 0x8b, 0x04, 0x24}
+	// SSL_read at 0x35430, whole: sub $0x18,%rsp; stack guard;
+	// test %edx,%edx; js 0x35477; mov %rsp,%rcx; movslq %edx,%rdx;
+	// call 0x35290; …; ret at 0x35476. At 0x35477 the error return:
+	// ERR_new, ERR_set_debug and ERR_set_error through the PLT (0x1f020
+	// to 0x218c8 in that file), then a jump back to the epilogue.
+	sslRead   = []byte{0x48, 0x83, 0xec, 0x18, 0x64, 0x48, 0x8b, 0x04, 0x25, 0x28, 0x00, 0x00, 0x00, 0x48, 0x89, 0x44, 0x24, 0x08, 0x31, 0xc0, 0x85, 0xd2, 0x78, 0x2f, 0x48, 0x89, 0xe1, 0x48, 0x63, 0xd2, 0xe8, 0x3d, 0xfe, 0xff, 0xff, 0x85, 0xc0, 0x7e, 0x03, 0x8b, 0x04, 0x24, 0x48, 0x8b, 0x54, 0x24, 0x08, 0x64, 0x48, 0x2b, 0x14, 0x25, 0x28, 0x00, 0x00, 0x00, 0x75, 0x44, 0x48, 0x83, 0xc4, 0x18, 0x31, 0xd2, 0x31, 0xc9, 0x31, 0xf6, 0x31, 0xff, 0xc3, 0xe8, 0x44, 0x9f, 0xfe, 0xff, 0x48, 0x8d, 0x15, 0x05, 0xd5, 0x04, 0x00, 0xbe, 0x4c, 0x07, 0x00, 0x00, 0x48, 0x8d, 0x3d, 0x62, 0xcc, 0x04, 0x00, 0xe8, 0x2c, 0xa6, 0xfe, 0xff, 0x31, 0xc0, 0x31, 0xd2, 0xbe, 0x0f, 0x01, 0x00, 0x00, 0xbf, 0x14, 0x00, 0x00, 0x00, 0xe8, 0x49, 0xa4, 0xfe, 0xff, 0xb8, 0xff, 0xff, 0xff, 0xff, 0xeb, 0xac, 0xe8, 0x3d, 0xb1, 0xfe, 0xff}
+	sslReadVA = uint64(0x35430)
 	// SSL_read_ex at 0x354c0: sub $0x8,%rsp; call 0x35290.
 	sslReadEx = []byte{0x48, 0x83, 0xec, 0x08, 0xe8, 0xc7, 0xfd, 0xff, 0xff, 0x31, 0xd2, 0x85, 0xc0}
 	// ssl_read_internal at 0x35290: push %r13; push %r12; push %rbp; …
@@ -37,6 +42,7 @@ func TestCheapEntry(t *testing.T) {
 		{"Go's stack check of a larger frame", []byte{0x4c, 0x8d, 0x64, 0x24, 0xb8, 0x4d, 0x3b, 0x66, 0x10, 0x0f, 0x86, 0x93, 0x07, 0x00, 0x00}, 9, true},
 		{"the slice's pointer overwritten", []byte{0x48, 0x89, 0xc3, 0x0f, 0x86, 0, 0, 0, 0}, 0, false}, // mov %rax,%rbx
 		{"push", readInternal, 0, true},
+		{"push with REX.W, single-stepped", []byte{0x48, 0x53}, 0, false},
 		{"endbr64 then push", append([]byte{0xf3, 0x0f, 0x1e, 0xfa}, readInternal...), 4, true},
 		{"sub from the stack pointer", sslRead, 0, false},
 		{"pop", []byte{0x5f, 0xe8, 0, 0, 0, 0}, 0, false},
@@ -75,8 +81,21 @@ func TestCEntrySite(t *testing.T) {
 	}
 }
 
+// debian12 reads the code of SSL_read in Debian 12's libssl.so.3.
+func debian12(va uint64) []byte {
+	if va >= sslReadVA && va < sslReadVA+uint64(len(sslRead)) {
+		return sslRead[va-sslReadVA:]
+	}
+	return nil
+}
+
+func debian12PLT(va uint64) bool { return va >= 0x1f020 && va < 0x218c8 }
+
 func TestFindForward(t *testing.T) {
 	rel := func(b ...byte) []byte { return b }
+	// exits: SSL_read's error return in Debian 12; any other branch target
+	// leads elsewhere.
+	exits := func(va uint64) bool { return exitPath(debian12, debian12PLT, va) }
 	for _, c := range []struct {
 		name string
 		code []byte
@@ -85,7 +104,7 @@ func TestFindForward(t *testing.T) {
 		want forward
 		ok   bool
 	}{
-		{"SSL_read", sslRead, 0x35430, 0, forward{target: 0x35290, outArg: 4}, true},
+		{"SSL_read", sslRead, sslReadVA, 0, forward{target: 0x35290, outArg: 4}, true},
 		{"SSL_read_ex", sslReadEx, 0x354c0, 4, forward{target: 0x35290, outArg: 4}, true},
 		// OpenSSL 3.3's SSL_write_ex(s, buf, num, written) is
 		// SSL_write_ex2(s, buf, num, 0, written): mov %rcx,%r8;
@@ -96,6 +115,14 @@ func TestFindForward(t *testing.T) {
 		// xor %ecx,%ecx; lea 0x8(%rsp),%r8; movslq %edx,%rdx; call.
 		{"the count's place in the frame as argument 5", rel(0x48, 0x83, 0xec, 0x18, 0x31, 0xc9, 0x4c, 0x8d, 0x44, 0x24, 0x08, 0x48, 0x63, 0xd2, 0xe8, 0x00, 0x01, 0x00, 0x00), 0x2000, 0,
 			forward{target: 0x2113, outArg: 5}, true},
+		// The same with a QUIC check inlined before the call: cmpl
+		// $1,(%rdi); jne to the TLS path, which is not an error return.
+		{"a branch to other work", rel(0x48, 0x83, 0xec, 0x18, 0x83, 0x3f, 0x01, 0x75, 0x20, 0x31, 0xc9, 0x4c, 0x8d, 0x44, 0x24, 0x08, 0x48, 0x63, 0xd2, 0xe8, 0x00, 0x01, 0x00, 0x00), 0x2000, 0,
+			forward{}, false},
+		{"a test and a call with the arguments as they came", rel(0xf3, 0x0f, 0x1e, 0xfa, 0x83, 0x3f, 0x01, 0x75, 0x10, 0xe8, 0, 0, 0, 0), 0x3000, 4,
+			forward{}, false},
+		// lea -0x10(%rsp),%rcx; jmp: a place in a frame the jump leaves.
+		{"a tail call handing over the caller's stack", rel(0x48, 0x8d, 0x4c, 0x24, 0xf0, 0xe9, 0, 0, 0, 0), 0, 0, forward{}, false},
 		{"two places in the frame", rel(0x48, 0x89, 0xe1, 0x4c, 0x8d, 0x44, 0x24, 0x08, 0xe8, 0, 0, 0, 0), 0, 0, forward{}, false},
 		{"no place for the count", rel(0x31, 0xc9, 0xe8, 0, 0, 0, 0), 0, 0, forward{}, false},
 		{"the buffer replaced", rel(0x48, 0x89, 0xe1, 0x48, 0x89, 0xd6, 0xe8, 0, 0, 0, 0), 0, 0, forward{}, false},
@@ -105,9 +132,32 @@ func TestFindForward(t *testing.T) {
 		{"an instruction it does not model", rel(0x48, 0x99, 0x48, 0x89, 0xe1, 0xe8, 0, 0, 0, 0), 0, 0, forward{}, false}, // cqo writes rdx
 		{"a return first", rel(0xc3), 0, 0, forward{}, false},
 	} {
-		got, ok := findForward(c.code, c.va, c.out)
+		got, ok := findForward(c.code, c.va, c.out, exits)
 		if ok != c.ok || (ok && got != c.want) {
 			t.Errorf("%s: findForward = %+v, %v; want %+v, %v", c.name, got, ok, c.want, c.ok)
+		}
+	}
+}
+
+func TestExitPath(t *testing.T) {
+	if !exitPath(debian12, debian12PLT, 0x35477) {
+		t.Error("SSL_read's error return not seen as one")
+	}
+	if exitPath(debian12, func(uint64) bool { return false }, 0x35477) {
+		t.Error("calls outside the PLT passed")
+	}
+	if exitPath(debian12, debian12PLT, 0x35290) {
+		t.Error("code that is not there passed")
+	}
+	code := map[uint64][]byte{
+		0x100: {0xff, 0xe0},                   // jmp *%rax
+		0x200: {0xeb, 0xfe},                   // a jump to itself
+		0x300: {0x31, 0xc0, 0x74, 0x01, 0xc3}, // xor; je (fall through); ret
+	}
+	read := func(va uint64) []byte { return code[va] }
+	for va, want := range map[uint64]bool{0x100: false, 0x200: false, 0x300: true} {
+		if got := exitPath(read, debian12PLT, va); got != want {
+			t.Errorf("%#x: exitPath = %v, want %v", va, got, want)
 		}
 	}
 }
@@ -134,6 +184,7 @@ func TestSystemProbesEmulated(t *testing.T) {
 		t.Skip("TLS probes are amd64 only")
 	}
 	seen := 0
+	libs := map[string]int{} // entry probes checked, by library
 	paths := []string{}
 	for _, lib := range SystemLibraries() {
 		paths = append(paths, lib.Path)
@@ -143,7 +194,7 @@ func TestSystemProbesEmulated(t *testing.T) {
 		paths = append(paths, p)
 	}
 	for _, path := range paths {
-		base := filepath.Base(path)
+		base := soname(path)
 		if base != "libssl.so.3" && base != "libgnutls.so.30" {
 			continue
 		}
@@ -160,12 +211,14 @@ func TestSystemProbesEmulated(t *testing.T) {
 				continue
 			}
 			seen++
+			libs[path]++
 			inst, err := x86asm.Decode(raw[p.Offset:], 64)
 			if err != nil || !emulated(inst) {
 				t.Errorf("%s: %s probed at %#x on %v (single-stepped)", base, p.Symbol, p.Offset, inst)
 			}
 		}
 	}
+	t.Logf("entry probes checked: %v", libs)
 	// A Go program's entry probes: past the stack check, on its jbe.
 	if goCmd, err := exec.LookPath("go"); err == nil {
 		tg, err := Inspect(goCmd)
@@ -193,6 +246,22 @@ func TestSystemProbesEmulated(t *testing.T) {
 		}
 		t.Skip("no libssl.so.3, libgnutls.so.30 or go command here")
 	}
+}
+
+// soname returns the name of the library a path leads to up to its major
+// version (libssl.so.3, libgnutls.so.30): SystemLibraries lists a library
+// under the first of its names it finds, often the libssl.so link.
+func soname(path string) string {
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real
+	}
+	base := filepath.Base(path)
+	for _, n := range []string{"libssl.so.3", "libgnutls.so.30"} {
+		if strings.HasPrefix(base, n) && (len(base) == len(n) || base[len(n)] == '.') {
+			return n
+		}
+	}
+	return base
 }
 
 func fileExists(p string) bool {

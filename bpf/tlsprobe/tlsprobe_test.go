@@ -4,7 +4,6 @@ package tlsprobe
 
 import (
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -41,7 +40,7 @@ func TestInspectSystem(t *testing.T) {
 	libs := SystemLibraries()
 	var ssl string
 	for _, f := range libs {
-		if filepath.Base(f.Path) == "libssl.so.3" {
+		if soname(f.Path) == "libssl.so.3" {
 			ssl = f.Path
 		}
 	}
