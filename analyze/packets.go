@@ -90,7 +90,7 @@ func (r *segRing) find(end uint32) (uint64, bool) {
 // segments sent again count as retransmissions.
 func (t *tracker) packetTCP(p *capture.Packet) {
 	var seg tcpip.Segment
-	if tcpip.Decode(int(p.LinkType), p.Data, &seg) != tcpip.TCP {
+	if tcpip.Decode(int(p.LinkType), p.Data, int(p.OrigLen), &seg) != tcpip.TCP {
 		return
 	}
 	// Syscall events name IPv4 peers of an IPv6 socket by their IPv4

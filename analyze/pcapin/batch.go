@@ -154,7 +154,7 @@ func (p *producer) run(free <-chan *batch, full chan<- *batch, stop <-chan struc
 // step reads one packet and adds the events it causes to b; at the end of
 // the file it ends the open connections and marks b as the last batch.
 func (p *producer) step(b *batch) {
-	data, link, ts, err := p.pkts.next()
+	data, wire, link, ts, err := p.pkts.next()
 	if err != nil {
 		d := p.pkts.skipped()
 		var stop *damageError
@@ -183,7 +183,7 @@ func (p *producer) step(b *batch) {
 	} else {
 		p.lastTS = ts
 	}
-	p.q = p.asm.packet(link, data, ts, p.q[:0])
+	p.q = p.asm.packet(link, data, wire, ts, p.q[:0])
 	p.flush(b)
 }
 

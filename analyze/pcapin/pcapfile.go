@@ -101,19 +101,19 @@ func (f *pcapFile) u32(b []byte) uint32 {
 // io.EOF at the end of the file and a *damageError where reading has to
 // stop (a record cut off, or damage with no sound record after it).
 // Damage it could resume after is in skipped.
-func (f *pcapFile) next() (data []byte, link int, ts uint64, err error) {
+func (f *pcapFile) next() (data []byte, wire int, link int, ts uint64, err error) {
 	for {
 		h, err := f.w.need(16)
 		if err != nil {
 			if errors.Is(err, io.ErrUnexpectedEOF) {
 				err = &damageError{Offset: f.w.pos, Reason: fmt.Sprintf("the file ends inside the record header at byte %d", f.w.pos), Cut: true}
 			}
-			return nil, 0, 0, err
+			return nil, 0, 0, 0, err
 		}
 		incl, why := f.check(h)
 		if why != "" {
 			if err := f.resync(why); err != nil {
-				return nil, 0, 0, err
+				return nil, 0, 0, 0, err
 			}
 			continue
 		}
@@ -125,16 +125,17 @@ func (f *pcapFile) next() (data []byte, link int, ts uint64, err error) {
 				// A damaged length can point past the end too: resume at
 				// a sound record if one follows; else the file was cut.
 				if f.resync(fmt.Sprintf("capture length %d runs past the end of the file", incl)) != nil {
-					return nil, 0, 0, cut
+					return nil, 0, 0, 0, cut
 				}
 				continue
 			}
-			return nil, 0, 0, fmt.Errorf("reading the record at byte %d: %w", f.w.pos, err)
+			return nil, 0, 0, 0, fmt.Errorf("reading the record at byte %d: %w", f.w.pos, err)
 		}
 		f.lastSec = f.u32(data)
 		ts = uint64(f.lastSec)*1e9 + uint64(f.u32(data[4:]))*f.fracNS
+		wire = int(f.u32(data[12:]))
 		f.w.consume(16 + int(incl))
-		return data[16:], f.link, ts, nil
+		return data[16:], wire, f.link, ts, nil
 	}
 }
 

@@ -52,9 +52,12 @@ func TestPcapFileFormats(t *testing.T) {
 				t.Fatal(err)
 			}
 			for i, n := range sizes {
-				data, link, ts, err := f.next()
+				data, wire, link, ts, err := f.next()
 				if err != nil {
 					t.Fatalf("record %d: %v", i, err)
+				}
+				if wire != n+3 {
+					t.Errorf("record %d: length on the wire %d, want %d", i, wire, n+3)
 				}
 				if link != 1 {
 					t.Errorf("link %d, want 1 (FCS bits dropped)", link)
@@ -70,7 +73,7 @@ func TestPcapFileFormats(t *testing.T) {
 					t.Errorf("record %d: %d bytes, want %d of %d", i, len(data), n, i)
 				}
 			}
-			if _, _, _, err := f.next(); err != io.EOF {
+			if _, _, _, _, err := f.next(); err != io.EOF {
 				t.Errorf("after the last record: %v, want io.EOF", err)
 			}
 		})
@@ -108,7 +111,7 @@ func TestPcapFileCutEverywhere(t *testing.T) {
 		}
 		got := 0
 		for {
-			_, _, _, err = f.next()
+			_, _, _, _, err = f.next()
 			if err != nil {
 				break
 			}
@@ -132,13 +135,13 @@ func TestPcapFileDamage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, _, err := f.next(); err == nil || errors.Is(err, io.EOF) {
+	if _, _, _, _, err := f.next(); err == nil || errors.Is(err, io.EOF) {
 		t.Errorf("huge captured length: %v", err)
 	}
 	bad = append([]byte(nil), file...)
 	binary.LittleEndian.PutUint32(bad[24+12:], 5) // original < captured
 	f, _ = newPcapFile(bytes.NewReader(bad))
-	if _, _, _, err := f.next(); err == nil || errors.Is(err, io.EOF) {
+	if _, _, _, _, err := f.next(); err == nil || errors.Is(err, io.EOF) {
 		t.Errorf("captured > original: %v", err)
 	}
 	bad = append([]byte(nil), file...)
@@ -165,7 +168,7 @@ func BenchmarkPcapFile(b *testing.B) {
 			b.Fatal(err)
 		}
 		for {
-			if _, _, _, err := f.next(); err != nil {
+			if _, _, _, _, err := f.next(); err != nil {
 				break
 			}
 		}

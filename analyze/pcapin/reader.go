@@ -128,11 +128,12 @@ type Reader struct {
 }
 
 // packetSource yields a file's packets: the captured bytes (valid until the
-// next call), their link type and their time in ns since the Unix epoch.
+// next call), the packet's length on the wire (its record's original
+// length), their link type and their time in ns since the Unix epoch.
 type packetSource interface {
 	// next returns io.EOF at the end and a *damageError where damage ends
 	// the reading early.
-	next() (data []byte, link int, ts uint64, err error)
+	next() (data []byte, wire int, link int, ts uint64, err error)
 	// skipped is the damage passed over so far.
 	skipped() *damageLog
 }
@@ -292,18 +293,18 @@ type ngSource struct {
 
 func (s ngSource) skipped() *damageLog { return s.fr.skipped() }
 
-func (s ngSource) next() ([]byte, int, uint64, error) {
+func (s ngSource) next() ([]byte, int, int, uint64, error) {
 	data, ci, err := s.r.ZeroCopyReadPacketData()
 	if err != nil {
 		if errors.Is(err, io.EOF) && s.fr.stopped != nil {
-			return nil, 0, 0, s.fr.stopped
+			return nil, 0, 0, 0, s.fr.stopped
 		}
 		if !errors.Is(err, io.EOF) {
 			// The framer checked the block's framing; this is what
 			// pcapgo found wrong inside it.
 			err = fmt.Errorf("a block that ends before byte %d: %w", s.fr.w.pos, err)
 		}
-		return nil, 0, 0, err
+		return nil, 0, 0, 0, err
 	}
 	link := -1
 	if len(ci.AncillaryData) > 0 {
@@ -311,7 +312,7 @@ func (s ngSource) next() ([]byte, int, uint64, error) {
 			link = int(lt)
 		}
 	}
-	return data, link, unixNS(ci.Timestamp), nil
+	return data, ci.Length, link, unixNS(ci.Timestamp), nil
 }
 
 // Format returns "pcap" or "pcapng".

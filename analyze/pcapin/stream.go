@@ -158,12 +158,13 @@ func slot(k *tcpip.FlowKey) int {
 	return int((h*0x9E3779B1)>>26) & (flowSlots - 1)
 }
 
-// packet handles one captured packet and appends the events it causes to q.
-func (a *assembler) packet(link int, data []byte, ts uint64, q []capture.Event) []capture.Event {
+// packet handles one captured packet (wire: its length on the wire, 0 when
+// unknown) and appends the events it causes to q.
+func (a *assembler) packet(link int, data []byte, wire int, ts uint64, q []capture.Event) []capture.Event {
 	a.q = q
 	a.pktNo++
 	seg := &a.seg
-	switch tcpip.Decode(link, data, seg) {
+	switch tcpip.Decode(link, data, wire, seg) {
 	case tcpip.TCP:
 	case tcpip.Fragment:
 		a.counts.Fragments++

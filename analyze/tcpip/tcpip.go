@@ -93,8 +93,13 @@ const (
 )
 
 // Decode fills seg from a packet of the given link type, without
-// allocating.
-func Decode(link int, data []byte, seg *Segment) Result {
+// allocating. wire is the packet's length on the wire from its link header
+// on, as its capture says (pcap's orig_len), or 0 when unknown: an IP
+// header that gives no length (a GSO or BIG TCP packet captured on the
+// sending host has 0 there) is then taken to end with what was captured,
+// and otherwise where wire ends, though the capture was cut shorter.
+func Decode(link int, data []byte, wire int, seg *Segment) Result {
+	full := len(data)
 	var ethertype uint16
 	switch link {
 	case LinkEthernet:
@@ -135,11 +140,17 @@ func Decode(link int, data []byte, seg *Segment) Result {
 	default:
 		return Other
 	}
+	// What the wire held from the IP header on, for a header without a
+	// length.
+	ipWire := len(data)
+	if wire > 0 {
+		ipWire = max(wire-(full-len(data)), 0)
+	}
 	switch ethertype {
 	case 0x0800:
-		return decodeIPv4(data, seg)
+		return decodeIPv4(data, ipWire, seg)
 	case 0x86dd:
-		return decodeIPv6(data, seg)
+		return decodeIPv6(data, ipWire, seg)
 	}
 	return Other
 }
@@ -161,7 +172,7 @@ func versionType(data []byte) uint16 {
 // but the IPv4 address, read as a little-endian uint64.
 const v4InV6High = 0xffff << 16
 
-func decodeIPv4(data []byte, seg *Segment) Result {
+func decodeIPv4(data []byte, ipWire int, seg *Segment) Result {
 	if len(data) < 20 || data[0]>>4 != 4 {
 		return Bad
 	}
@@ -178,7 +189,7 @@ func decodeIPv4(data []byte, seg *Segment) Result {
 	total := int(binary.BigEndian.Uint16(data[2:4]))
 	if total == 0 {
 		// TSO/GSO segments captured on the sending host may carry 0.
-		total = len(data)
+		total = ipWire
 	}
 	if total < ihl {
 		return Bad
@@ -194,7 +205,7 @@ func decodeIPv4(data []byte, seg *Segment) Result {
 	return decodeTCP(data[ihl:], total-ihl, seg)
 }
 
-func decodeIPv6(data []byte, seg *Segment) Result {
+func decodeIPv6(data []byte, ipWire int, seg *Segment) Result {
 	if len(data) < 40 || data[0]>>4 != 6 {
 		return Bad
 	}
@@ -205,7 +216,7 @@ func decodeIPv6(data []byte, seg *Segment) Result {
 	seg.V6 = true
 	data = data[40:]
 	if plen == 0 {
-		plen = len(data) // jumbogram or GSO: trust what was captured
+		plen = max(ipWire-40, 0) // jumbogram or GSO
 	}
 	// Skip extension headers; each shortens the payload length.
 	for i := 0; i < 16; i++ {

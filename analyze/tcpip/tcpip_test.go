@@ -31,7 +31,7 @@ func ipv4() []byte {
 func TestDecodeIPv4(t *testing.T) {
 	b := ipv4()
 	var s Segment
-	if r := Decode(LinkRaw, b, &s); r != TCP {
+	if r := Decode(LinkRaw, b, 0, &s); r != TCP {
 		t.Fatalf("result %d", r)
 	}
 	if s.Src().String() != "127.0.0.1:8080" || s.Dst().String() != "127.0.0.2:40000" || s.Seq != 1000 || s.Ack != 2000 ||
@@ -41,25 +41,42 @@ func TestDecodeIPv4(t *testing.T) {
 	if r, rr := s.Key.Reverse(), s.Key.Reverse().Reverse(); rr != s.Key || r.SrcPort != 40000 || !rr.Equal(&s.Key) || r.Equal(&s.Key) {
 		t.Errorf("reverse %+v of %+v", r, s.Key)
 	}
-	if n := testing.AllocsPerRun(100, func() { Decode(LinkRaw, b, &s) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { Decode(LinkRaw, b, 0, &s) }); n != 0 {
 		t.Errorf("%v allocations per packet", n)
 	}
 	for _, frag := range []uint16{0x0010, 0x2000} { // a later fragment; the first, more to come
 		f := ipv4()
 		binary.BigEndian.PutUint16(f[6:8], frag)
-		if r := Decode(LinkRaw, f, &s); r != Fragment {
+		if r := Decode(LinkRaw, f, 0, &s); r != Fragment {
 			t.Errorf("fragment %#x: result %d", frag, r)
 		}
 	}
 	udp := ipv4()
 	udp[9] = 17
-	if r := Decode(LinkRaw, udp, &s); r != Other {
+	if r := Decode(LinkRaw, udp, 0, &s); r != Other {
 		t.Errorf("UDP: result %d", r)
 	}
 	for _, n := range []int{0, 19, 39} {
-		if r := Decode(LinkRaw, b[:n], &s); r != Bad && !(n == 0 && r == Other) {
+		if r := Decode(LinkRaw, b[:n], 0, &s); r != Bad && !(n == 0 && r == Other) {
 			t.Errorf("cut at %d: result %d", n, r)
 		}
+	}
+}
+
+// TestDecodeNoLength checks a GSO segment captured on the sending host,
+// whose IP header gives no length, cut by the snaplen: its length on the
+// wire comes from the capture's, not from what was captured.
+func TestDecodeNoLength(t *testing.T) {
+	b := ipv4()
+	b[2], b[3] = 0, 0
+	eth := append(make([]byte, 14), b...)
+	eth[12], eth[13] = 0x08, 0x00
+	var s Segment
+	if r := Decode(LinkEthernet, eth, 14+20+20+70000, &s); r != TCP || s.WireLen != 70000 || len(s.Payload) != 5 {
+		t.Errorf("with the wire length: %d, %+v", r, s)
+	}
+	if r := Decode(LinkEthernet, eth, 0, &s); r != TCP || s.WireLen != 5 {
+		t.Errorf("without: %d, %+v", r, s)
 	}
 }
 
@@ -75,7 +92,7 @@ func TestDecodeIPv6(t *testing.T) {
 	b[40] = 6 // next: TCP; length 0: 8 bytes
 	tcpHeader(b[48:], 443, 50000, 7, 9, SYN|ACK)
 	var s Segment
-	if r := Decode(LinkIPv6, b, &s); r != TCP {
+	if r := Decode(LinkIPv6, b, 0, &s); r != TCP {
 		t.Fatalf("result %d", r)
 	}
 	if s.Src().String() != "[::ffff:192.0.2.1]:443" || s.Dst().String() != "[::1]:50000" || !s.V6 ||
