@@ -106,3 +106,31 @@ func TestSeqDiff(t *testing.T) {
 		t.Error("sequence numbers do not wrap")
 	}
 }
+
+// FuzzDecode checks, for any bytes, link type and wire length, that Decode
+// neither panics nor reads outside the packet, and that what it reports
+// holds together.
+func FuzzDecode(f *testing.F) {
+	f.Add(LinkRaw, ipv4(), 0)
+	f.Add(LinkEthernet, append([]byte{12: 0x08, 13: 0x00}, ipv4()...), 400)
+	f.Add(LinkIPv6, make([]byte, 75), 0)
+	f.Add(LinkSLL2, make([]byte, 80), 1500)
+	f.Fuzz(func(t *testing.T, link int, data []byte, wire int) {
+		var s Segment
+		if Decode(link, data, wire, &s) != TCP {
+			return
+		}
+		if uint32(len(s.Payload)) > s.WireLen {
+			t.Fatalf("%d payload bytes captured of %d on the wire", len(s.Payload), s.WireLen)
+		}
+		if len(s.Payload) > 0 {
+			off := cap(data) - cap(s.Payload) // where the payload starts in data
+			if off < 0 || off+len(s.Payload) > len(data) || &data[off] != &s.Payload[0] {
+				t.Fatal("the payload is not a part of the packet")
+			}
+		}
+		if s.V6 == (s.Src().Addr().Is4()) {
+			t.Fatalf("V6 %v with source %v", s.V6, s.Src())
+		}
+	})
+}
