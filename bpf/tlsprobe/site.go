@@ -230,43 +230,71 @@ func findForward(code []byte, va uint64, out uint8, exits func(target uint64) bo
 	return forward{}, false
 }
 
-// maxExitInsts bounds the instructions exitPath follows.
-const maxExitInsts = 64
+// maxExitInsts bounds the instructions exitPath follows, over all paths.
+const maxExitInsts = 96
 
-// exitPath reports whether the code at va returns from its function within
-// maxExitInsts instructions, calling nothing but through the PLT (isPLT):
-// the error return of a wrapper's argument check, which reports through
-// another library (OpenSSL's ERR_new, ERR_set_error) and may fail the
-// stack guard (__stack_chk_fail). It follows direct jumps and the
-// fall-through side of conditional ones; read returns the code at an
-// address, nil when there is none.
+// exitPath reports whether every path from the code at va returns from
+// its function within maxExitInsts instructions in all, calling nothing but
+// through the PLT (isPLT): the error return of a wrapper's argument check,
+// which reports through another library (OpenSSL's ERR_new, ERR_set_error).
+// It follows direct jumps and both sides of conditional ones, except the
+// side a failed stack guard takes (a branch right after reading %fs:0x28
+// goes to __stack_chk_fail, which does not return); read returns the code
+// at an address, nil when there is none.
 func exitPath(read func(va uint64) []byte, isPLT func(va uint64) bool, va uint64) bool {
-	code, pos := read(va), 0
-	for n := 0; n < maxExitInsts; n++ {
-		if pos >= len(code) {
-			return false
+	budget := maxExitInsts
+	seen := map[uint64]bool{}
+	var walk func(va uint64) bool
+	walk = func(va uint64) bool {
+		seen[va] = true
+		code, base, pos := read(va), va, 0
+		guard := false // the previous instruction read the stack guard
+		for ; budget > 0; budget-- {
+			if pos >= len(code) {
+				return false
+			}
+			inst, err := x86asm.Decode(code[pos:], 64)
+			if err != nil {
+				return false
+			}
+			pos += inst.Len
+			next := base + uint64(pos)
+			target := uint64(0)
+			if rel, ok := inst.Args[0].(x86asm.Rel); ok {
+				target = uint64(int64(next) + int64(rel))
+			}
+			switch {
+			case inst.Op == x86asm.RET:
+				return true
+			case inst.Op == x86asm.CALL:
+				if target == 0 || !isPLT(target) {
+					return false
+				}
+			case inst.Op == x86asm.JMP:
+				if target == 0 || seen[target] {
+					return false // indirect, or a loop with no way out
+				}
+				seen[target] = true
+				code, base, pos = read(target), target, 0
+			case conditionalJump(inst.Op):
+				// A side already seen is being checked on another path.
+				if !guard && !seen[target] && !walk(target) {
+					return false
+				}
+			}
+			guard = readsStackGuard(inst)
 		}
-		inst, err := x86asm.Decode(code[pos:], 64)
-		if err != nil {
-			return false
-		}
-		pos += inst.Len
-		next := va + uint64(pos)
-		switch {
-		case inst.Op == x86asm.RET:
+		return false
+	}
+	return walk(va)
+}
+
+// readsStackGuard reports whether inst reads the stack protector's canary,
+// %fs:0x28 on x86-64 Linux.
+func readsStackGuard(inst x86asm.Inst) bool {
+	for _, a := range inst.Args {
+		if m, ok := a.(x86asm.Mem); ok && m.Segment == x86asm.FS && m.Base == 0 && m.Index == 0 && m.Disp == 0x28 {
 			return true
-		case inst.Op == x86asm.CALL:
-			rel, isRel := inst.Args[0].(x86asm.Rel)
-			if !isRel || !isPLT(uint64(int64(next)+int64(rel))) {
-				return false
-			}
-		case inst.Op == x86asm.JMP:
-			rel, isRel := inst.Args[0].(x86asm.Rel)
-			if !isRel {
-				return false
-			}
-			va = uint64(int64(next) + int64(rel))
-			code, pos = read(va), 0
 		}
 	}
 	return false
