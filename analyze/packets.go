@@ -89,8 +89,10 @@ func (r *segRing) find(end uint32) (uint64, bool) {
 // traced connections' bytes release the exchanges waiting for them, and
 // segments sent again count as retransmissions.
 func (t *tracker) packetTCP(p *capture.Packet) {
+	// The recorder keeps packets from the IP header on (OrigLen counts from
+	// there too).
 	var seg tcpip.Segment
-	if tcpip.Decode(int(p.LinkType), p.Data, int(p.OrigLen), &seg) != tcpip.TCP {
+	if p.LinkType != tcpip.LinkRaw || tcpip.Decode(tcpip.LinkRaw, p.Data, int(p.OrigLen), &seg) != tcpip.TCP {
 		return
 	}
 	// Syscall events name IPv4 peers of an IPv6 socket by their IPv4

@@ -696,6 +696,33 @@ func TestNetworkTimingFromPackets(t *testing.T) {
 	}
 }
 
+// TestNetworkTimingGSOPacket: a recorded packet sent with GSO has no IP
+// length (0 in the header); the record's length on the wire says how many
+// bytes it carried, so the response's network timing starts at it.
+func TestNetworkTimingGSOPacket(t *testing.T) {
+	b := capturetest.New()
+	b.Header.Options.Packets = true
+	srv := b.Process(100, "app")
+	c := srv.Accept(0, "127.0.0.1:8080", "127.0.0.1:40009")
+	server, client := netip.MustParseAddrPort("127.0.0.1:8080"), netip.MustParseAddrPort("127.0.0.1:40009")
+	resp := "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+	n := uint32(len(resp))
+	const us = uint64(time.Microsecond)
+	c.Read("GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+	w := b.Now()
+	seg := rawTCP(server, client, 1000, 5000, 0)
+	seg[2], seg[3] = 0, 0 // GSO: no length in the header
+	b.Event(&capture.Packet{Timestamp: w + 2*us, Dir: capture.Ingress, OrigLen: 40 + n, LinkType: 101, Data: seg})
+	b.Event(&capture.Packet{Timestamp: w + 9*us, Dir: capture.Ingress, OrigLen: 40, LinkType: 101,
+		Data: rawTCP(client, server, 5000, 1000+n, 0)})
+	c.Write(resp)
+	c.Close()
+	got := replay(t, b, analyze.Options{})
+	if len(got.exs) != 1 || got.exs[0].Timings.Network != int64(7*us) {
+		t.Fatalf("exchanges %d, network %v; want 1, 7 µs", len(got.exs), got.exs[0].Timings.Network)
+	}
+}
+
 // TestNetworkTimingAfterGap: on pcap input, a response whose last bytes
 // were never captured (a gap, stamped when the assembler gave up on them)
 // has no network timing, rather than one measured from the gap's stamp.

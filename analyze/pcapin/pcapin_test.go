@@ -418,3 +418,51 @@ func TestWriteSeeds(t *testing.T) {
 		golden.Write(t, filepath.Join("testdata", name), b)
 	}
 }
+
+// TestNoIPLength reads a segment sent with GSO, whose IP header gives no
+// length, cut by the snaplen, from a pcap and a pcapng file: the length
+// the capture gives for the packet says how much was not captured, so
+// the missing bytes are a truncation, as when the header has its length.
+func TestNoIPLength(t *testing.T) {
+	c, s := uint32(7000), uint32(9000)
+	pkts := []pkt{
+		{true, c, s, tcpip.ACK, "GET / HTTP/1.1\r\n\r\n", 0},
+		{false, s, c + 18, tcpip.ACK, "abcdef", 4}, // no IP length, 4 bytes cut
+		{true, c + 18, s + 6, tcpip.ACK | tcpip.RST, "", 0},
+	}
+	packet := func(i int, p pkt, link int) (gopacket.CaptureInfo, []byte) {
+		ip := ipv4TCP(p)
+		if i == 1 {
+			ip[2], ip[3] = 0, 0
+		}
+		data := frame(link, ip)
+		return gopacket.CaptureInfo{Timestamp: ts(i), CaptureLength: len(data), Length: len(data) + p.cut}, data
+	}
+	var pcap, ng bytes.Buffer
+	pw := pcapgo.NewWriter(&pcap)
+	if err := pw.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
+		t.Fatal(err)
+	}
+	nw, err := pcapgo.NewNgWriterInterface(&ng, pcapgo.NgInterface{Name: "lo", LinkType: layers.LinkTypeLinuxSLL2,
+		SnapLength: 65535, TimestampResolution: 9}, pcapgo.DefaultNgWriterOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range pkts {
+		if err := pw.WritePacket(packet(i, p, tcpip.LinkEthernet)); err != nil {
+			t.Fatal(err)
+		}
+		if err := nw.WritePacket(packet(i, p, tcpip.LinkSLL2)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := nw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for name, file := range map[string][]byte{"pcap": pcap.Bytes(), "pcapng": ng.Bytes()} {
+		got, counts := summarize(t, file)
+		if !strings.Contains(got, `data fd=1 out len=6 trunc=true "ab"`) || counts.TruncatedPackets != 1 {
+			t.Errorf("%s: counts %+v, events:\n%s", name, counts, got)
+		}
+	}
+}

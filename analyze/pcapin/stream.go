@@ -73,8 +73,6 @@ func (h *half) start(seq uint32) {
 	h.base, h.next = seq, seq
 }
 
-// seqLess reports a < b in sequence space.
-
 // assembler turns TCP segments into pipeline events.
 type assembler struct {
 	maxBuf int

@@ -82,6 +82,11 @@ func (k *FlowKey) Equal(o *FlowKey) bool {
 // SeqDiff returns a - b in sequence space: negative when a comes before b.
 func SeqDiff(a, b uint32) int32 { return int32(a - b) }
 
+// maxWire bounds the length on the wire a capture may claim for a packet
+// whose IP header gives none: BIG TCP packets reach 512 KiB; a capture's
+// damaged length must not become a 4 GiB segment.
+const maxWire = 16 << 20
+
 // Result says whether a packet gave a segment, and why not.
 type Result uint8
 
@@ -141,10 +146,11 @@ func Decode(link int, data []byte, wire int, seg *Segment) Result {
 		return Other
 	}
 	// What the wire held from the IP header on, for a header without a
-	// length.
+	// length: never less than was captured (a damaged capture length), nor
+	// more than maxWire.
 	ipWire := len(data)
 	if wire > 0 {
-		ipWire = max(wire-(full-len(data)), 0)
+		ipWire = min(max(wire-(full-len(data)), len(data)), maxWire)
 	}
 	switch ethertype {
 	case 0x0800:

@@ -78,6 +78,13 @@ func TestDecodeNoLength(t *testing.T) {
 	if r := Decode(LinkEthernet, eth, 0, &s); r != TCP || s.WireLen != 5 {
 		t.Errorf("without: %d, %+v", r, s)
 	}
+	// A damaged capture length: less than was captured, or absurdly large.
+	if r := Decode(LinkEthernet, eth, 30, &s); r != TCP || s.WireLen != 5 {
+		t.Errorf("a wire length shorter than the capture: %d, %+v", r, s)
+	}
+	if r := Decode(LinkEthernet, eth, 1<<33+42, &s); r != TCP || s.WireLen != maxWire-40 {
+		t.Errorf("a wire length of 8 GiB: %d, WireLen %d", r, s.WireLen)
+	}
 }
 
 func TestDecodeIPv6(t *testing.T) {
@@ -129,8 +136,8 @@ func FuzzDecode(f *testing.F) {
 				t.Fatal("the payload is not a part of the packet")
 			}
 		}
-		if s.V6 == (s.Src().Addr().Is4()) {
-			t.Fatalf("V6 %v with source %v", s.V6, s.Src())
+		if link == LinkRaw && s.V6 != (data[0]>>4 == 6) {
+			t.Fatalf("V6 %v for IP version %d", s.V6, data[0]>>4)
 		}
 	})
 }
