@@ -73,7 +73,9 @@ func ipLength(b []byte, n int) uint32 {
 		}
 	}
 	if len(b) >= 40 && b[0]>>4 == 6 {
-		return 40 + uint32(binary.BigEndian.Uint16(b[4:6]))
+		if l := binary.BigEndian.Uint16(b[4:6]); l > 0 { // 0: a jumbogram or BIG TCP
+			return 40 + uint32(l)
+		}
 	}
 	return uint32(n)
 }
