@@ -80,6 +80,7 @@ for attempt in 1 2 3; do
   nginx -p "$tmp" -c "$tmp/nginx.conf" &
   ngx_pid=$!
 
+  rm -f "$tmp/tcpdump.err" # a retry waits for the new tcpdump's "listening"
   tcpdump -i lo -s 0 -B 262144 -U --immediate-mode -w "$tmp/bench.pcap" "tcp port $PORT" 2>"$tmp/tcpdump.err" &
   dump_pid=$!
   for _ in $(seq 50); do
@@ -102,7 +103,7 @@ for attempt in 1 2 3; do
   server=$(wc -l <"$tmp/logs/access.log")
   size=$(du -h "$tmp/bench.pcap" | cut -f1)
   echo "pcap: $size, server logged $server requests"
-  dropped=$(sed -n 's/^\([0-9]*\) packets dropped by kernel$/\1/p' "$tmp/tcpdump.err")
+  dropped=$(sed -n 's/^\([0-9]*\) packets\{0,1\} dropped by kernel$/\1/p' "$tmp/tcpdump.err")
   [ "${dropped:-0}" = 0 ] && break
   if [ "$attempt" = 3 ]; then
     echo "bench-pcap: tcpdump dropped $dropped packets in each of 3 captures; the machine is too busy to capture $SHAPE" >&2
