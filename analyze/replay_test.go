@@ -547,12 +547,19 @@ func TestRedactCredentials(t *testing.T) {
 	}
 }
 
-func TestNetworkTimingFromAcks(t *testing.T) {
-	b := capturetest.New()
+// packetRecording starts a recording with packets in which process "app"
+// accepts a connection on 127.0.0.1:8080 from 127.0.0.1:port.
+func packetRecording(port int) (b *capturetest.Builder, c *capturetest.Conn, server, client netip.AddrPort) {
+	b = capturetest.New()
 	b.Header.Options.Packets = true
-	srv := b.Process(100, "app")
-	c := srv.Accept(0, "127.0.0.1:8080", "127.0.0.1:40006")
-	local, remote := netip.MustParseAddrPort("127.0.0.1:8080"), netip.MustParseAddrPort("127.0.0.1:40006")
+	server = netip.MustParseAddrPort("127.0.0.1:8080")
+	client = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
+	c = b.Process(100, "app").Accept(0, server.String(), client.String())
+	return b, c, server, client
+}
+
+func TestNetworkTimingFromAcks(t *testing.T) {
+	b, c, local, remote := packetRecording(40006)
 	resp := "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 	c.Read("GET /1 HTTP/1.1\r\nHost: h\r\n\r\n")
 	c.Write(resp)
@@ -638,11 +645,7 @@ func tcpPacket(src, dst netip.AddrPort, seq, ack uint32, flags byte, payload []b
 // that used to give 0), and a timing that cannot be tied to packets is
 // unknown and counted in the warnings.
 func TestNetworkTimingFromPackets(t *testing.T) {
-	b := capturetest.New()
-	b.Header.Options.Packets = true
-	srv := b.Process(100, "app")
-	c := srv.Accept(0, "127.0.0.1:8080", "127.0.0.1:40007")
-	server, client := netip.MustParseAddrPort("127.0.0.1:8080"), netip.MustParseAddrPort("127.0.0.1:40007")
+	b, c, server, client := packetRecording(40007)
 	packet := func(ts uint64, from, to netip.AddrPort, seq, ack uint32, payload int) {
 		b.Event(&capture.Packet{Timestamp: ts, Dir: capture.Ingress, OrigLen: uint32(40 + payload), LinkType: 101,
 			Data: rawTCP(from, to, seq, ack, payload)})
@@ -700,11 +703,7 @@ func TestNetworkTimingFromPackets(t *testing.T) {
 // length (0 in the header); the record's length on the wire says how many
 // bytes it carried, so the response's network timing starts at it.
 func TestNetworkTimingGSOPacket(t *testing.T) {
-	b := capturetest.New()
-	b.Header.Options.Packets = true
-	srv := b.Process(100, "app")
-	c := srv.Accept(0, "127.0.0.1:8080", "127.0.0.1:40009")
-	server, client := netip.MustParseAddrPort("127.0.0.1:8080"), netip.MustParseAddrPort("127.0.0.1:40009")
+	b, c, server, client := packetRecording(40009)
 	resp := "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 	n := uint32(len(resp))
 	const us = uint64(time.Microsecond)
@@ -727,11 +726,7 @@ func TestNetworkTimingGSOPacket(t *testing.T) {
 // were never captured (a gap, stamped when the assembler gave up on them)
 // has no network timing, rather than one measured from the gap's stamp.
 func TestNetworkTimingAfterGap(t *testing.T) {
-	b := capturetest.New()
-	b.Header.Options.Packets = true
-	srv := b.Process(100, "app")
-	c := srv.Accept(0, "127.0.0.1:8080", "127.0.0.1:40008")
-	local, remote := netip.MustParseAddrPort("127.0.0.1:8080"), netip.MustParseAddrPort("127.0.0.1:40008")
+	b, c, local, remote := packetRecording(40008)
 	head := "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"
 	c.Read("GET /1 HTTP/1.1\r\nHost: h\r\n\r\n")
 	c.Write(head + strings.Repeat("x", 40))
