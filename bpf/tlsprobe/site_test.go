@@ -3,6 +3,7 @@
 package tlsprobe
 
 import (
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -284,4 +285,57 @@ func soname(path string) string {
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
+}
+
+// TestPlacementOpenSSL pins where the probes of the two OpenSSL builds the
+// tests run on go, by name and out argument: Debian 12's 3.0 (the
+// machine's) follows SSL_read and SSL_read_ex, SSL_write and SSL_write_ex
+// into their internal functions; Debian 13's 3.5 (unpacked by
+// scripts/test-setup.sh) follows SSL_write into ssl_write_internal, which
+// SSL_write_ex2 shares with its count in r8, while SSL_write_ex, a jump
+// to SSL_write_ex2 with its out argument moved to r8, keeps its own pair.
+// A change to following, to merging wrappers that share an internal
+// function, or to the conflict rule shows here.
+func TestPlacementOpenSSL(t *testing.T) {
+	if runtime.GOARCH != "amd64" {
+		t.Skip("TLS probes are amd64 only")
+	}
+	cases := map[string]map[string]uint8{
+		"../../.cache/trixie/usr/lib/x86_64-linux-gnu/libssl.so.3": {
+			"SSL_read,SSL_read_ex>internal":    4,
+			"SSL_write,SSL_write_ex2>internal": 5,
+			"SSL_write_ex":                     5,
+		},
+	}
+	for _, lib := range SystemLibraries() {
+		if soname(lib.Path) == "libssl.so.3" {
+			cases[lib.Path] = map[string]uint8{
+				"SSL_read,SSL_read_ex>internal":   4,
+				"SSL_write,SSL_write_ex>internal": 4,
+			}
+		}
+	}
+	checked := 0
+	for path, want := range cases {
+		if !fileExists(path) {
+			continue
+		}
+		tg, err := Inspect(path)
+		if err != nil || tg == nil {
+			t.Fatalf("Inspect(%s) = %v, %v", path, tg, err)
+		}
+		got := map[string]uint8{}
+		for _, p := range tg.Probes {
+			if p.Kind == Entry {
+				got[p.Symbol] = p.OutArg
+			}
+		}
+		if !maps.Equal(got, want) {
+			t.Errorf("%s: entry probes %v, want %v", path, got, want)
+		}
+		checked++
+	}
+	if checked == 0 && os.Getenv("CI") == "true" {
+		t.Fatal("no OpenSSL build to check")
+	}
 }
