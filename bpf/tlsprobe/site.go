@@ -114,11 +114,8 @@ func branchesInto(code []byte, lo, hi int) bool {
 			continue
 		}
 		pos += inst.Len
-		if rel, ok := inst.Args[0].(x86asm.Rel); ok {
-			t := int64(pos) + int64(rel)
-			if t > int64(lo) && t <= int64(hi) {
-				return true
-			}
+		if t, ok := branchTarget(inst, uint64(pos)); ok && int64(t) > int64(lo) && int64(t) <= int64(hi) {
+			return true
 		}
 	}
 	return false
@@ -130,8 +127,8 @@ func branchesInto(code []byte, lo, hi int) bool {
 func emulated(inst x86asm.Inst) bool {
 	switch inst.Op {
 	case x86asm.CALL, x86asm.JMP:
-		_, rel := inst.Args[0].(x86asm.Rel)
-		return rel
+		_, direct := branchTarget(inst, 0)
+		return direct
 	case x86asm.PUSH:
 		// The kernel emulates push %reg without a prefix, or with REX.B
 		// alone (r8-r15): 50+r or 41 50+r.
@@ -140,6 +137,13 @@ func emulated(inst x86asm.Inst) bool {
 			(inst.Len == 1 || inst.Len == 2 && inst.Prefix[0]&0xff == x86asm.PrefixREX|x86asm.PrefixREXB)
 	}
 	return conditionalJump(inst.Op)
+}
+
+// branchTarget returns where a direct call or jump (or conditional one)
+// goes, next being the address after it; false for any other instruction.
+func branchTarget(inst x86asm.Inst, next uint64) (uint64, bool) {
+	rel, ok := inst.Args[0].(x86asm.Rel)
+	return uint64(int64(next) + int64(rel)), ok
 }
 
 func conditionalJump(op x86asm.Op) bool {
@@ -204,11 +208,11 @@ func findForward(code []byte, va uint64, out uint8, exits func(target uint64) bo
 		pos += inst.Len
 		switch {
 		case inst.Op == x86asm.CALL || inst.Op == x86asm.JMP:
-			rel, isRel := inst.Args[0].(x86asm.Rel)
-			if !isRel {
+			target, direct := branchTarget(inst, next)
+			if !direct {
 				return forward{}, false
 			}
-			fw := forward{target: uint64(int64(next) + int64(rel)), tail: inst.Op == x86asm.JMP}
+			fw := forward{target: target, tail: inst.Op == x86asm.JMP}
 			if fw.tail && (st.stackMoved || out == 0) {
 				// A jump out of a frame is no tail call; and a tail
 				// call cannot hand over a place in a frame it leaves.
@@ -217,8 +221,7 @@ func findForward(code []byte, va uint64, out uint8, exits func(target uint64) bo
 			fw.outArg, ok = handedOver(st.regs, out)
 			return fw, ok
 		case conditionalJump(inst.Op):
-			rel, isRel := inst.Args[0].(x86asm.Rel)
-			if !isRel || !exits(uint64(int64(next)+int64(rel))) {
+			if target, direct := branchTarget(inst, next); !direct || !exits(target) {
 				return forward{}, false
 			}
 			continue // the fall-through path is the call's
@@ -258,20 +261,16 @@ func exitPath(read func(va uint64) []byte, isPLT func(va uint64) bool, va uint64
 				return false
 			}
 			pos += inst.Len
-			next := base + uint64(pos)
-			target := uint64(0)
-			if rel, ok := inst.Args[0].(x86asm.Rel); ok {
-				target = uint64(int64(next) + int64(rel))
-			}
+			target, direct := branchTarget(inst, base+uint64(pos))
 			switch {
 			case inst.Op == x86asm.RET:
 				return true
 			case inst.Op == x86asm.CALL:
-				if target == 0 || !isPLT(target) {
+				if !direct || !isPLT(target) {
 					return false
 				}
 			case inst.Op == x86asm.JMP:
-				if target == 0 || seen[target] {
+				if !direct || seen[target] {
 					return false // indirect, or a loop with no way out
 				}
 				seen[target] = true
@@ -553,6 +552,28 @@ func placeC(f *elf.File, defined map[string]elf.Symbol, funcs []cFunc, follow bo
 		}
 		return va + uint64(skip), siteOut, true
 	}
+	// inside returns the site in the internal function the wrapper fn at
+	// va forwards to; ok is false when there is none to use, and none then
+	// says that fn hands over to another probed API function with its out
+	// argument in place, whose probes report its calls.
+	inside := func(fn cFunc, va uint64, code []byte) (t site, ok, none bool) {
+		fw, ok := findForward(code, va, fn.out, exits)
+		if !ok || fw.target == va {
+			return site{}, false, false
+		}
+		if g, isProbed := probed[fw.target]; isProbed {
+			// SSL_write_ex handing over to SSL_write_ex2.
+			return site{}, false, g.dir == fn.dir && g.out == fw.outArg
+		}
+		if exported[fw.target] {
+			// An API function of its own (BoringSSL's SSL_read calls
+			// SSL_peek): probing it would report its other callers' data.
+			return site{}, false, false
+		}
+		tcode, _ := readCode(f, fw.target)
+		at, out, cheap := place(fw.target, 0, tcode, fw.outArg)
+		return site{va: at, dir: fn.dir, out: out, names: []string{fn.name}, inside: true}, cheap, false
+	}
 	var sites []site
 	fallback := map[string]site{}
 	for _, fn := range funcs {
@@ -560,15 +581,9 @@ func placeC(f *elf.File, defined map[string]elf.Symbol, funcs []cFunc, follow bo
 		if !ok {
 			continue
 		}
-		code, err := readCode(f, s.Value)
-		if err != nil {
-			// Code this cannot read is probed at its entry, as a
-			// library without placement would be.
-			mine := site{va: s.Value, dir: fn.dir, out: fn.out, names: []string{fn.name}}
-			fallback[fn.name] = mine
-			sites = append(sites, mine)
-			continue
-		}
+		// Code this cannot read (nil) is probed at its entry, as a
+		// library without placement would be.
+		code, _ := readCode(f, s.Value)
 		at, out, cheap := place(s.Value, s.Size, code, fn.out)
 		mine := site{va: at, dir: fn.dir, out: out, names: []string{fn.name}}
 		fallback[fn.name] = mine
@@ -576,35 +591,12 @@ func placeC(f *elf.File, defined map[string]elf.Symbol, funcs []cFunc, follow bo
 			sites = append(sites, mine)
 			continue
 		}
-		fw, ok := findForward(code, s.Value, fn.out, exits)
-		if !ok || fw.target == s.Value {
+		switch t, ok, none := inside(fn, s.Value, code); {
+		case ok:
+			sites = append(sites, t)
+		case !none:
 			sites = append(sites, mine)
-			continue
 		}
-		if g, isProbed := probed[fw.target]; isProbed {
-			if g.dir == fn.dir && g.out == fw.outArg {
-				continue // SSL_write_ex handing over to SSL_write_ex2: its probes report
-			}
-			sites = append(sites, mine)
-			continue
-		}
-		if exported[fw.target] {
-			// An API function of its own (BoringSSL's SSL_read calls
-			// SSL_peek): probing it would report its other callers' data.
-			sites = append(sites, mine)
-			continue
-		}
-		tcode, err := readCode(f, fw.target)
-		if err != nil {
-			sites = append(sites, mine)
-			continue
-		}
-		tat, tout, tcheap := place(fw.target, 0, tcode, fw.outArg)
-		if !tcheap {
-			sites = append(sites, mine)
-			continue
-		}
-		sites = append(sites, site{va: tat, dir: fn.dir, out: tout, names: []string{fn.name}, inside: true})
 	}
 	// One pair per address; wrappers that disagree on what an internal
 	// function's arguments mean keep their own probes.
