@@ -170,10 +170,7 @@ func TestInspectNode(t *testing.T) {
 		}
 		t.Skip("no node")
 	}
-	tg, err := Inspect(node)
-	if err != nil || tg == nil {
-		t.Fatalf("Inspect(%s) = %v, %v", node, tg, err)
-	}
+	tg := mustInspect(t, node)
 	have := map[string]bool{}
 	for _, p := range tg.Probes {
 		if p.Kind == Entry {

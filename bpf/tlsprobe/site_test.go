@@ -216,47 +216,14 @@ func TestSystemProbesEmulated(t *testing.T) {
 		if base != "libssl.so.3" && base != "libgnutls.so.30" {
 			continue
 		}
-		tg, err := Inspect(path)
-		if err != nil || tg == nil {
-			t.Fatalf("Inspect(%s) = %v, %v", path, tg, err)
-		}
-		raw, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, p := range tg.Probes {
-			if p.Kind != Entry || p.Symbol == "gnutls_record_recv" {
-				continue
-			}
-			seen++
-			libs[path]++
-			inst, err := x86asm.Decode(raw[p.Offset:], 64)
-			if err != nil || !emulated(inst) {
-				t.Errorf("%s: %s probed at %#x on %v (single-stepped)", base, p.Symbol, p.Offset, inst)
-			}
-		}
+		n := entriesEmulated(t, path, base, func(p Probe) bool { return p.Kind == Entry && p.Symbol != "gnutls_record_recv" })
+		seen += n
+		libs[path] += n
 	}
 	t.Logf("entry probes checked: %v", libs)
 	// A Go program's entry probes: past the stack check, on its jbe.
 	if goCmd, err := exec.LookPath("go"); err == nil {
-		tg, err := Inspect(goCmd)
-		if err != nil || tg == nil {
-			t.Fatalf("Inspect(%s) = %v, %v", goCmd, tg, err)
-		}
-		raw, err := os.ReadFile(goCmd)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, p := range tg.Probes {
-			if p.Kind != GoEntry {
-				continue
-			}
-			seen++
-			inst, err := x86asm.Decode(raw[p.Offset:], 64)
-			if err != nil || !emulated(inst) {
-				t.Errorf("go: %s probed at %#x on %v (single-stepped)", p.Symbol, p.Offset, inst)
-			}
-		}
+		seen += entriesEmulated(t, goCmd, "go", func(p Probe) bool { return p.Kind == GoEntry })
 	}
 	if seen == 0 {
 		if os.Getenv("CI") == "true" {
@@ -280,6 +247,39 @@ func soname(path string) string {
 		}
 	}
 	return base
+}
+
+// mustInspect is Inspect for a file the test knows to have TLS probes.
+func mustInspect(t testing.TB, path string) *Target {
+	t.Helper()
+	tg, err := Inspect(path)
+	if err != nil || tg == nil {
+		t.Fatalf("Inspect(%s) = %v, %v", path, tg, err)
+	}
+	return tg
+}
+
+// entriesEmulated checks that the probes of path that keep selects lie on
+// instructions the kernel emulates, and returns how many it checked.
+func entriesEmulated(t *testing.T, path, label string, keep func(Probe) bool) int {
+	t.Helper()
+	tg := mustInspect(t, path)
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, p := range tg.Probes {
+		if !keep(p) {
+			continue
+		}
+		n++
+		inst, err := x86asm.Decode(raw[p.Offset:], 64)
+		if err != nil || !emulated(inst) {
+			t.Errorf("%s: %s probed at %#x on %v (single-stepped)", label, p.Symbol, p.Offset, inst)
+		}
+	}
+	return n
 }
 
 func fileExists(p string) bool {
@@ -320,10 +320,7 @@ func TestPlacementOpenSSL(t *testing.T) {
 		if !fileExists(path) {
 			continue
 		}
-		tg, err := Inspect(path)
-		if err != nil || tg == nil {
-			t.Fatalf("Inspect(%s) = %v, %v", path, tg, err)
-		}
+		tg := mustInspect(t, path)
 		got := map[string]uint8{}
 		for _, p := range tg.Probes {
 			if p.Kind == Entry {

@@ -45,10 +45,7 @@ func TestInspectSystem(t *testing.T) {
 		}
 	}
 	if ssl != "" {
-		tg, err := Inspect(ssl)
-		if err != nil || tg == nil {
-			t.Fatalf("Inspect(%s) = %v, %v", ssl, tg, err)
-		}
+		tg := mustInspect(t, ssl)
 		if tg.Library != OpenSSL {
 			t.Errorf("%s: library %s", ssl, tg.Library)
 		}
@@ -71,10 +68,7 @@ func TestInspectSystem(t *testing.T) {
 	if err != nil {
 		t.Skip("no go command on PATH")
 	}
-	tg, err := Inspect(goCmd)
-	if err != nil || tg == nil {
-		t.Fatalf("Inspect(%s) = %v, %v", goCmd, tg, err)
-	}
+	tg := mustInspect(t, goCmd)
 	entries, rets := 0, 0
 	for _, p := range tg.Probes {
 		switch p.Kind {
