@@ -26,7 +26,6 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
-	"github.com/cilium/ebpf/ringbuf"
 	"github.com/cilium/ebpf/rlimit"
 )
 
@@ -127,11 +126,10 @@ type Record struct {
 	Proc  ProcEvent
 	// Packet is the header of a packet record.
 	Packet PacketEvent
-	// Payload holds the data or packet record's bytes. It aliases the reader's buffer
-	// and is valid until the next [Tracer.Read].
+	// Payload holds the data or packet record's bytes. It aliases the ring
+	// buffer, which is mapped read-only: copy it to change it. It is valid
+	// until the next [Tracer.Read].
 	Payload []byte
-
-	raw ringbuf.Record
 }
 
 // Options select what the programs record.
@@ -194,7 +192,7 @@ type Cgroup struct {
 // Tracer is the loaded and attached set of programs. Close detaches them.
 type Tracer struct {
 	objs    rewindObjects
-	rd      *ringbuf.Reader
+	rd      *eventRing
 	selfPID uint32
 	tls     *tlsAttacher // nil without TLS probes
 	// uprobeMulti: the TLS probes of a file are attached with one
@@ -373,7 +371,7 @@ func Load(opts Options) (*Tracer, error) {
 		t.Close()
 		return nil, err
 	}
-	t.rd, err = ringbuf.NewReader(t.objs.Events)
+	t.rd, err = newEventRing(t.objs.Events)
 	if err != nil {
 		t.Close()
 		return nil, fmt.Errorf("opening ring buffer: %w", err)
@@ -545,20 +543,22 @@ func (t *Tracer) Probes() []string {
 // SetDeadline makes Read return os.ErrDeadlineExceeded once the ring is
 // empty after deadline. The programs wake the reader only when the ring
 // fills up, so a reader should poll with a short deadline.
-func (t *Tracer) SetDeadline(deadline time.Time) { t.rd.SetDeadline(deadline) }
+func (t *Tracer) SetDeadline(deadline time.Time) { t.rd.deadline = deadline }
 
 // Read reads the next record into rec. It returns [ErrClosed] after Close
 // and os.ErrDeadlineExceeded when the deadline passed with the ring empty.
 // Records it cannot decode are returned as errors wrapping
-// [ErrBadRecord]; reading may go on after them.
+// [ErrBadRecord]; reading may go on after them. Read, SetDeadline and Close
+// are for one goroutine: the reader's.
 func (t *Tracer) Read(rec *Record) error {
-	if err := t.rd.ReadInto(&rec.raw); err != nil {
-		if errors.Is(err, ringbuf.ErrClosed) || errors.Is(err, os.ErrClosed) {
+	raw, err := t.rd.read()
+	if err != nil {
+		if errors.Is(err, errRingClosed) {
 			return ErrClosed
 		}
 		return err
 	}
-	return rec.Decode(rec.raw.RawSample)
+	return rec.Decode(raw)
 }
 
 // Decode fills rec from raw, a record's bytes. Payload then aliases raw.
@@ -714,7 +714,7 @@ func (t *Tracer) Detach() error {
 func (t *Tracer) Close() error {
 	errs := []error{t.Detach()}
 	if t.rd != nil {
-		errs = append(errs, t.rd.Close())
+		errs = append(errs, t.rd.close())
 	}
 	errs = append(errs, t.objs.Close())
 	return errors.Join(errs...)

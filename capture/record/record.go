@@ -237,6 +237,8 @@ type session struct {
 	bad      uint64
 	full     bool            // MaxSize reached
 	redact   *recordRedactor // nil unless Options.Redact
+	// redactBuf holds the payload being masked.
+	redactBuf []byte
 }
 
 // pollInterval bounds how long a read waits for records: the programs only
@@ -410,7 +412,15 @@ func (s *session) add(rec *bpf.Record) error {
 	} else if ev = s.event(rec); ev == nil {
 		return nil
 	}
-	s.redact.apply(ev)
+	if s.redact != nil {
+		if d, ok := ev.(*capture.Data); ok && len(d.Payload) > 0 {
+			// The payload lies in the kernel's ring, mapped read-only:
+			// mask a copy.
+			s.redactBuf = append(s.redactBuf[:0], d.Payload...)
+			d.Payload = s.redactBuf
+		}
+		s.redact.apply(ev)
+	}
 	if err := s.w.Write(ev); err != nil {
 		return err
 	}

@@ -1,0 +1,132 @@
+//go:build linux
+
+package bpf
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/rewind-tools/rewind/bpf/bpftest"
+)
+
+// TestRingInPlace sends 2 MiB through a 64 KiB ring, a burst at a time, so
+// that records wrap around its end many times (a wrapped record reads as
+// one slice through the ring's second mapping) and the consumer position is
+// published in steps: every write must come out once, whole, in order, and
+// nothing be lost. Then an empty ring must answer its deadline.
+func TestRingInPlace(t *testing.T) {
+	bpftest.RequireRoot(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := uint16(ln.Addr().(*net.TCPAddr).Port)
+	// This process is traced (SelfPID names another), on this port only.
+	tr, err := Load(Options{Ports: []uint16{port}, SelfPID: 1, RingSize: 64 << 10, KeepOther: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	if tr.rd.publish != 4<<10 {
+		t.Fatalf("publishes every %d bytes, want 4096", tr.rd.publish)
+	}
+
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	srv, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	// A write's bytes say which write it is; sizes vary so that records
+	// end at every alignment.
+	msg := func(i int) []byte {
+		n := 100 + (i*397)%3000
+		return bytes.Repeat([]byte{byte(i)}, n)[:n:n]
+	}
+	pid := uint32(os.Getpid())
+	var rec Record
+	next, sent := 0, 0
+	for sent < 2<<20 {
+		// A burst the ring holds with room to spare, the reads' records
+		// included.
+		// The server reads it at once: the reads' records are as
+		// large as the writes', never a backlog's worth.
+		first, burst := next, 0
+		for burst < 8<<10 {
+			m := msg(next)
+			if _, err := c.Write(m); err != nil {
+				t.Fatal(err)
+			}
+			burst += len(m)
+			next++
+		}
+		sent += burst
+		if _, err := io.ReadFull(srv, make([]byte, burst)); err != nil {
+			t.Fatal(err)
+		}
+		for want := first; want < next; {
+			tr.SetDeadline(time.Now().Add(2 * time.Second))
+			if err := tr.Read(&rec); err != nil {
+				t.Fatalf("reading write %d of %d: %v", want, next, err)
+			}
+			if rec.Type != EventData || rec.Data.Pid != pid || rec.Data.Dir != DirEgress {
+				continue
+			}
+			if m := msg(want); !bytes.Equal(rec.Payload, m) {
+				t.Fatalf("write %d: %d bytes recorded, want %d bytes of %d; got %s", want, len(rec.Payload), len(m), byte(want), head(rec.Payload))
+			}
+			want++
+		}
+	}
+	for _, cause := range LossCauses {
+		per, err := tr.Losses(cause)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for cpu, n := range per {
+			if n != 0 {
+				t.Errorf("%d records lost (cause %v) on CPU %d", n, cause, cpu)
+			}
+		}
+	}
+
+	// Drain what is left (the reads, the close), then the empty ring
+	// waits for its deadline and no longer.
+	for {
+		tr.SetDeadline(time.Now().Add(200 * time.Millisecond))
+		if err := tr.Read(&rec); errors.Is(err, os.ErrDeadlineExceeded) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	tr.SetDeadline(start.Add(50 * time.Millisecond))
+	if err := tr.Read(&rec); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("empty ring: %v, want a deadline error", err)
+	}
+	if d := time.Since(start); d < 50*time.Millisecond || d > time.Second {
+		t.Errorf("empty ring answered its 50 ms deadline after %v", d)
+	}
+	if tr.rd.published != tr.rd.pos {
+		t.Errorf("consumer position %d not published before waiting (read up to %d)", tr.rd.published, tr.rd.pos)
+	}
+}
+
+func head(b []byte) string {
+	if len(b) > 16 {
+		b = b[:16]
+	}
+	return fmt.Sprintf("%x", b)
+}
