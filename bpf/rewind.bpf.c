@@ -41,8 +41,8 @@ const volatile __u8 filter_cgroups = 0;	/* traced_cgroups decides */
 /* Bit L is set when a selected cgroup lies L levels below the root. */
 const volatile __u32 cgroup_levels = 0;
 const volatile __u8 filter_ports = 0;	/* traced_ports decides */
-/* Above this many unread bytes in the ring a submit wakes the reader up;
- * below, the reader finds records on its own short poll. */
+/* A submit that takes the unread bytes across a multiple of this wakes the
+ * reader up; otherwise the reader finds records on its own short poll. */
 const volatile __u64 wakeup_bytes = 1 << 20;
 /* TLS probes are attached: wake the reader at every exec. */
 const volatile __u8 tls_wake_exec = 0;
@@ -205,15 +205,28 @@ static __always_inline void count_loss(__u32 cause)
 		*n += 1;
 }
 
-static __always_inline __u64 wakeup_flag(void)
+/* wakeup_flag decides whether a record of size bytes wakes the reader:
+ * only the record that takes the unread bytes across a multiple of
+ * wakeup_bytes does. Every record above the mark used to, and each of them
+ * queued an irq_work (a self-IPI, a VM exit in a guest) while the reader was
+ * already awake and draining: a flat-out recording raised thousands a
+ * second. A reader that went to sleep had read everything, so the next
+ * crossing, at wakeup_bytes, is the one it needs; the later marks wake it
+ * again should it miss one. before is what the ring held before the record
+ * (for a reserved record, the query counts it already). */
+static __always_inline __u64 wakeup_flag(__u64 before, __u64 size)
 {
-	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
-									     : BPF_RB_NO_WAKEUP;
+	return before / wakeup_bytes != (before + size) / wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline __u64 unread_bytes(void)
+{
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
 }
 
 static __always_inline void submit(void *data, __u64 size)
 {
-	if (bpf_ringbuf_output(&events, data, size, wakeup_flag()))
+	if (bpf_ringbuf_output(&events, data, size, wakeup_flag(unread_bytes(), size)))
 		count_loss(LOSS_RINGBUF);
 }
 
@@ -1036,7 +1049,7 @@ static __always_inline void emit_proc(__u32 type, struct task_struct *task, __u6
 	/* Both programs run in the task's own context (exec, exit). */
 	e.cgroup_id = bpf_get_current_cgroup_id();
 	e.netns = BPF_CORE_READ(task, nsproxy, net_ns, ns.inum);
-	if (bpf_ringbuf_output(&events, &e, sizeof(e), wake ? BPF_RB_FORCE_WAKEUP : wakeup_flag()))
+	if (bpf_ringbuf_output(&events, &e, sizeof(e), wake ? BPF_RB_FORCE_WAKEUP : wakeup_flag(unread_bytes(), sizeof(e))))
 		count_loss(LOSS_RINGBUF);
 }
 
@@ -1434,6 +1447,7 @@ int packet_filter(struct __sk_buff *skb)
 	e->cap = 0;
 	if (keep > 0 && !bpf_skb_load_bytes(skb, 0, e->data, keep))
 		e->cap = keep;
-	bpf_ringbuf_submit(e, wakeup_flag());
+	__u64 unread = unread_bytes();
+	bpf_ringbuf_submit(e, wakeup_flag(unread - sizeof(*e), sizeof(*e)));
 	return 0;
 }

@@ -130,3 +130,78 @@ func head(b []byte) string {
 	}
 	return fmt.Sprintf("%x", b)
 }
+
+// TestRingWakesReader checks the programs' wake-ups: a reader asleep on an
+// empty ring, with no deadline near, wakes when the records written take
+// the ring across wakeup_bytes (an eighth of it), and not before.
+func TestRingWakesReader(t *testing.T) {
+	bpftest.RequireRoot(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := uint16(ln.Addr().(*net.TCPAddr).Port)
+	tr, err := Load(Options{Ports: []uint16{port}, SelfPID: 1, RingSize: 64 << 10, KeepOther: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	srv, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	// Whatever the connection's setup wrote.
+	var rec Record
+	for {
+		tr.SetDeadline(time.Now().Add(100 * time.Millisecond))
+		if err := tr.Read(&rec); errors.Is(err, os.ErrDeadlineExceeded) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The deadline is far enough for the test, and the test waits for
+	// the read before it closes the ring.
+	woke, done := make(chan time.Time, 1), make(chan error, 1)
+	tr.SetDeadline(time.Now().Add(3 * time.Second))
+	go func() {
+		err := tr.Read(&rec)
+		woke <- time.Now()
+		done <- err
+	}()
+	defer func() {
+		if err := <-done; err != nil {
+			t.Errorf("reading: %v", err)
+		}
+	}()
+	// 1 KiB: far below the mark, the reader sleeps on.
+	if _, err := c.Write(make([]byte, 1<<10)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-woke:
+		t.Fatal("a record far below wakeup_bytes woke the reader")
+	case <-time.After(300 * time.Millisecond):
+	}
+	// 8 KiB more: across the mark.
+	sent := time.Now()
+	if _, err := c.Write(make([]byte, 8<<10)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case at := <-woke:
+		if d := at.Sub(sent); d > time.Second {
+			t.Errorf("the reader woke %v after the ring crossed wakeup_bytes", d)
+		}
+	case <-time.After(2 * time.Second):
+		t.Error("crossing wakeup_bytes did not wake the reader")
+	}
+}
