@@ -128,7 +128,7 @@ type Record struct {
 	Packet PacketEvent
 	// Payload holds the data or packet record's bytes. It aliases the ring
 	// buffer, which is mapped read-only: copy it to change it. It is valid
-	// until the next [Tracer.Read].
+	// until the next [Tracer.Read] or [Tracer.Close].
 	Payload []byte
 }
 
@@ -541,8 +541,9 @@ func (t *Tracer) Probes() []string {
 }
 
 // SetDeadline makes Read return os.ErrDeadlineExceeded once the ring is
-// empty after deadline. The programs wake the reader only when the ring
-// fills up, so a reader should poll with a short deadline.
+// empty after deadline. The programs wake a waiting reader only each time
+// another eighth of the ring fills up, so a reader should poll with a short
+// deadline.
 func (t *Tracer) SetDeadline(deadline time.Time) { t.rd.deadline = deadline }
 
 // Read reads the next record into rec. It returns [ErrClosed] after Close
@@ -709,8 +710,10 @@ func (t *Tracer) Detach() error {
 	return errors.Join(errs...)
 }
 
-// Close detaches every probe, closes the ring buffer (interrupting Read)
-// and frees the programs and maps.
+// Close detaches every probe, unmaps the ring buffer and frees the programs
+// and maps. It is for the reader's goroutine, like Read: a Read in progress
+// on another goroutine is not interrupted, and would then fault on the
+// unmapped ring.
 func (t *Tracer) Close() error {
 	errs := []error{t.Detach()}
 	if t.rd != nil {

@@ -212,8 +212,15 @@ static __always_inline void count_loss(__u32 cause)
  * already awake and draining: a flat-out recording raised thousands a
  * second. A reader that went to sleep had read everything, so the next
  * crossing, at wakeup_bytes, is the one it needs; the later marks wake it
- * again should it miss one. before is what the ring held before the record
- * (for a reserved record, the query counts it already). */
+ * again should it miss one (programs on two CPUs that query before either
+ * reserves can both step over a mark). before is what the ring held before
+ * the record and size what the record takes in it (ring_bytes), so that
+ * one program's records, one after the other, cover every byte; for a
+ * reserved record the query counts the record already. */
+/* ring_bytes is what a record of size bytes takes in the ring: an 8-byte
+ * header, then the data padded to 8 bytes. */
+#define ring_bytes(size) ((((__u64)(size)) + 8 + 7) & ~7ULL)
+
 static __always_inline __u64 wakeup_flag(__u64 before, __u64 size)
 {
 	return before / wakeup_bytes != (before + size) / wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
@@ -226,7 +233,7 @@ static __always_inline __u64 unread_bytes(void)
 
 static __always_inline void submit(void *data, __u64 size)
 {
-	if (bpf_ringbuf_output(&events, data, size, wakeup_flag(unread_bytes(), size)))
+	if (bpf_ringbuf_output(&events, data, size, wakeup_flag(unread_bytes(), ring_bytes(size))))
 		count_loss(LOSS_RINGBUF);
 }
 
@@ -1049,7 +1056,7 @@ static __always_inline void emit_proc(__u32 type, struct task_struct *task, __u6
 	/* Both programs run in the task's own context (exec, exit). */
 	e.cgroup_id = bpf_get_current_cgroup_id();
 	e.netns = BPF_CORE_READ(task, nsproxy, net_ns, ns.inum);
-	if (bpf_ringbuf_output(&events, &e, sizeof(e), wake ? BPF_RB_FORCE_WAKEUP : wakeup_flag(unread_bytes(), sizeof(e))))
+	if (bpf_ringbuf_output(&events, &e, sizeof(e), wake ? BPF_RB_FORCE_WAKEUP : wakeup_flag(unread_bytes(), ring_bytes(sizeof(e)))))
 		count_loss(LOSS_RINGBUF);
 }
 
@@ -1448,6 +1455,6 @@ int packet_filter(struct __sk_buff *skb)
 	if (keep > 0 && !bpf_skb_load_bytes(skb, 0, e->data, keep))
 		e->cap = keep;
 	__u64 unread = unread_bytes();
-	bpf_ringbuf_submit(e, wakeup_flag(unread - sizeof(*e), sizeof(*e)));
+	bpf_ringbuf_submit(e, wakeup_flag(unread - ring_bytes(sizeof(*e)), ring_bytes(sizeof(*e))));
 	return 0;
 }

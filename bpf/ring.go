@@ -5,6 +5,7 @@ package bpf
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"runtime"
 	"sync/atomic"
@@ -26,11 +27,11 @@ import (
 // Flat out, reading the ring was about 30 % of the recorder's CPU.
 //
 // Here a record's bytes are handed out where they lie, valid until the next
-// read, and the consumer position is published once per 1/16 of the ring read,
-// before waiting, and whenever the reader catches up with the producer
-// position it last loaded: the kernel sees the space freed in steps of at
-// most 1/16 of the ring, which it does not need sooner: the programs wake
-// the reader once an eighth of the ring is filled.
+// read, and the consumer position is published once per 1/16 of the ring
+// read, before waiting, whenever the reader catches up with the producer
+// position it last loaded, and after every record while that position shows
+// the ring 15/16 full: the kernel gets the space back in steps of at most
+// 1/16 of the ring while there is room, and at once when there is little.
 //
 // The layout is the kernel's (kernel/bpf/ringbuf.c): a read-write page
 // holding the consumer position, then a read-only page holding the
@@ -40,14 +41,17 @@ import (
 // submitted) and a discard bit, and the page offset the kernel uses.
 type eventRing struct {
 	consPage, prodPage []byte
-	cons, prod         *uint64 // in the pages
-	data               []byte  // the data pages, twice
-	mask               uint64
+	// The kernel's positions are unsigned longs: uintptr on every
+	// architecture.
+	cons, prod *uintptr // in the pages
+	data       []byte   // the data pages, twice
+	mask       uintptr
 
-	pos       uint64 // where the next record starts
-	published uint64 // the consumer position the kernel sees
-	limit     uint64 // the producer position last loaded
-	publish   uint64 // publish after this many bytes read
+	pos       uintptr // where the next record starts
+	published uintptr // the consumer position the kernel sees
+	limit     uintptr // the producer position last loaded
+	publish   uintptr // publish after this many bytes read
+	full      uintptr // publish after every record above this many unread
 
 	epfd     int
 	deadline time.Time
@@ -66,7 +70,7 @@ const (
 var errRingClosed = errors.New("ring closed")
 
 func newEventRing(m *ebpf.Map) (*eventRing, error) {
-	size := uint64(m.MaxEntries())
+	size := uintptr(m.MaxEntries())
 	if size == 0 || size&(size-1) != 0 {
 		return nil, fmt.Errorf("ring buffer size %d is not a power of two", size)
 	}
@@ -83,14 +87,15 @@ func newEventRing(m *ebpf.Map) (*eventRing, error) {
 	}
 	r := &eventRing{
 		consPage: cons, prodPage: prod,
-		cons:    (*uint64)(unsafe.Pointer(&cons[0])),
-		prod:    (*uint64)(unsafe.Pointer(&prod[0])),
+		cons:    (*uintptr)(unsafe.Pointer(&cons[0])),
+		prod:    (*uintptr)(unsafe.Pointer(&prod[0])),
 		data:    prod[page:],
 		mask:    size - 1,
 		publish: max(size/16, 4096),
+		full:    size - size/16,
 		epfd:    -1,
 	}
-	r.pos = atomic.LoadUint64(r.cons)
+	r.pos = atomic.LoadUintptr(r.cons)
 	r.published, r.limit = r.pos, r.pos
 	if r.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
 		r.close()
@@ -110,14 +115,14 @@ func (r *eventRing) read() ([]byte, error) {
 	if r.closed {
 		return nil, errRingClosed
 	}
-	// The previous record is done with: its space may go back.
-	if r.pos-r.published >= r.publish {
-		r.release()
-	}
 	for spins := 0; ; {
+		// The records before pos are done with: their space may go back.
+		if r.pos-r.published >= r.publish || r.limit-r.published > r.full {
+			r.release()
+		}
 		if r.pos == r.limit {
 			r.release()
-			r.limit = atomic.LoadUint64(r.prod)
+			r.limit = atomic.LoadUintptr(r.prod)
 			if r.pos == r.limit {
 				if err := r.wait(); err != nil {
 					return nil, err
@@ -131,12 +136,16 @@ func (r *eventRing) read() ([]byte, error) {
 		if hdr&ringBusy != 0 {
 			// Reserved but not submitted yet: a program is writing it
 			// on another CPU, or was interrupted doing so on this one.
-			if spins++; spins%64 == 0 {
+			r.release()
+			switch spins++; {
+			case spins%1024 == 0:
+				time.Sleep(20 * time.Microsecond) // give the CPU up
+			case spins%64 == 0:
 				runtime.Gosched()
 			}
 			continue
 		}
-		n := uint64(hdr &^ (ringBusy | ringDiscard))
+		n := uintptr(hdr &^ (ringBusy | ringDiscard))
 		start := r.pos + ringHdrSize
 		end := start + (n+7)&^7
 		if end-r.pos > r.limit-r.pos {
@@ -156,7 +165,7 @@ func (r *eventRing) read() ([]byte, error) {
 // release publishes the consumer position up to the records read.
 func (r *eventRing) release() {
 	if r.published != r.pos {
-		atomic.StoreUint64(r.cons, r.pos)
+		atomic.StoreUintptr(r.cons, r.pos)
 		r.published = r.pos
 	}
 }
@@ -169,7 +178,7 @@ func (r *eventRing) wait() error {
 		if d <= 0 {
 			return os.ErrDeadlineExceeded
 		}
-		timeout = int((d + time.Millisecond - 1) / time.Millisecond)
+		timeout = int(min((d+time.Millisecond-1)/time.Millisecond, math.MaxInt32))
 	}
 	var ev [1]unix.EpollEvent
 	n, err := unix.EpollWait(r.epfd, ev[:], timeout)
@@ -178,7 +187,7 @@ func (r *eventRing) wait() error {
 	}
 	if n == 0 && err == nil && !r.deadline.IsZero() && !time.Now().Before(r.deadline) {
 		// One more look: a program may have written without a wake-up.
-		if atomic.LoadUint64(r.prod) == r.pos {
+		if atomic.LoadUintptr(r.prod) == r.pos {
 			return os.ErrDeadlineExceeded
 		}
 	}

@@ -205,3 +205,129 @@ func TestRingWakesReader(t *testing.T) {
 		t.Error("crossing wakeup_bytes did not wake the reader")
 	}
 }
+
+// fakeRing is an eventRing over ordinary memory, with a producer that
+// writes records as the kernel lays them out (the data written twice, as the
+// kernel maps its pages twice) and refuses one the ring has no room for.
+type fakeRing struct {
+	r          *eventRing
+	cons, prod uintptr
+	size       uintptr
+}
+
+func newFakeRing(size uintptr) *fakeRing {
+	f := &fakeRing{size: size}
+	f.r = &eventRing{
+		cons: &f.cons, prod: &f.prod, data: make([]byte, 2*size), mask: size - 1,
+		publish: size / 16, full: size - size/16, epfd: -1,
+		deadline: time.Unix(1, 0), // long past: an empty ring answers at once
+	}
+	return f
+}
+
+func (f *fakeRing) put(p uintptr, b byte) {
+	f.r.data[p&f.r.mask] = b
+	f.r.data[p&f.r.mask+f.size] = b
+}
+
+// write appends a record of payload, discarded when discard is set; false
+// when the ring is full.
+func (f *fakeRing) write(payload []byte, discard bool) bool {
+	n := uintptr(len(payload))
+	total := ringHdrSize + (n+7)&^7
+	if f.prod+total-f.cons > f.size {
+		return false
+	}
+	hdr := uint32(n)
+	if discard {
+		hdr |= ringDiscard
+	}
+	for i := uintptr(0); i < 8; i++ {
+		f.put(f.prod+i, byte(uint64(hdr)>>(8*i)))
+	}
+	for i, b := range payload {
+		f.put(f.prod+ringHdrSize+uintptr(i), b)
+	}
+	f.prod += total
+	return true
+}
+
+// poison overwrites the space the reader has given back.
+func (f *fakeRing) poison(from uintptr) {
+	for p := from; p != f.cons; p++ {
+		f.put(p, 0xee)
+	}
+}
+
+// TestRingGivesBackOnlyWhatWasRead runs the reader against a fake producer
+// that writes over every byte the reader gives back, as the kernel may: a
+// record in hand must stay intact, the space goes back in steps of 1/16 of
+// the ring while there is room, after every record once the ring is 15/16
+// full, and all of it before the reader waits. Discarded records are
+// skipped. No root needed.
+func TestRingGivesBackOnlyWhatWasRead(t *testing.T) {
+	f := newFakeRing(4096)
+	rng := uint32(1)
+	next := func() uint32 { rng = rng*1664525 + 1013904223; return rng >> 8 }
+	payload := func(i int) []byte { return bytes.Repeat([]byte{byte(i)}, 1+(i*37)%300) }
+	written, discarded := 0, 0
+	add := func() bool {
+		discard := next()%7 == 0
+		if !f.write(payload(written), discard) {
+			return false
+		}
+		if discard {
+			discarded++
+		} else {
+			written++
+		}
+		return true
+	}
+	// A few records before each read, or the ring filled up now and
+	// then: it runs empty at times and full at others.
+	produce := func() {
+		n := next() % 3
+		if next()%16 == 0 {
+			n = 1 << 20
+		}
+		for ; n > 0 && add(); n-- {
+		}
+	}
+	sawFull, sawStep, sawEmpty := false, false, false
+	for want := 0; want < 20000; {
+		produce()
+		before, seen := f.cons, f.prod-f.cons
+		raw, err := f.r.read()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			if f.cons != f.r.pos {
+				t.Fatalf("waiting with %d bytes read but not given back", f.r.pos-f.cons)
+			}
+			sawEmpty = true
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := f.r.pos - ringHdrSize - (uintptr(len(raw))+7)&^7
+		if f.cons > start {
+			t.Fatalf("record at %d in hand, but the space up to %d given back", start, f.cons)
+		}
+		if f.r.limit-f.cons > f.r.full && f.cons != start {
+			t.Fatalf("ring 15/16 full, yet %d bytes before the record in hand not given back", start-f.cons)
+		}
+		if start-f.cons >= f.r.publish {
+			t.Fatalf("%d bytes read and not given back (step %d)", start-f.cons, f.r.publish)
+		}
+		sawFull = sawFull || seen > f.r.full
+		sawStep = sawStep || (f.cons > before && seen <= f.r.full)
+		// The kernel writes over whatever space came back.
+		f.poison(before)
+		if m := payload(want); !bytes.Equal(raw, m) {
+			t.Fatalf("record %d: got %s, want %d bytes of %d", want, head(raw), len(m), byte(want))
+		}
+		want++
+	}
+	if discarded == 0 || !sawFull || !sawStep || !sawEmpty {
+		t.Fatalf("the run did not cover the cases: %d discarded, full %v, step %v, empty %v", discarded, sawFull, sawStep, sawEmpty)
+	}
+}

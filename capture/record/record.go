@@ -241,8 +241,8 @@ type session struct {
 	redactBuf []byte
 }
 
-// pollInterval bounds how long a read waits for records: the programs only
-// wake the reader when the ring fills up.
+// pollInterval bounds how long a read waits for records: the programs wake
+// the reader only each time another eighth of the ring fills up.
 const pollInterval = 50 * time.Millisecond
 
 func (s *session) run(ctx context.Context) (string, error) {
