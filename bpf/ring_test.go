@@ -28,8 +28,9 @@ func TestRingInPlace(t *testing.T) {
 	}
 	defer ln.Close()
 	port := uint16(ln.Addr().(*net.TCPAddr).Port)
-	// This process is traced (SelfPID names another), on this port only.
-	tr, err := Load(Options{Ports: []uint16{port}, SelfPID: 1, RingSize: 64 << 10, KeepOther: true})
+	// This process only is traced (SelfPID names another), on this port
+	// only: other processes' starts and exits would fill the ring too.
+	tr, err := Load(Options{PIDs: []uint32{uint32(os.Getpid())}, Ports: []uint16{port}, SelfPID: 1, RingSize: 64 << 10, KeepOther: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +143,7 @@ func TestRingWakesReader(t *testing.T) {
 	}
 	defer ln.Close()
 	port := uint16(ln.Addr().(*net.TCPAddr).Port)
-	tr, err := Load(Options{Ports: []uint16{port}, SelfPID: 1, RingSize: 64 << 10, KeepOther: true})
+	tr, err := Load(Options{PIDs: []uint32{uint32(os.Getpid())}, Ports: []uint16{port}, SelfPID: 1, RingSize: 64 << 10, KeepOther: true})
 	if err != nil {
 		t.Fatal(err)
 	}
