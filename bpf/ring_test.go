@@ -21,34 +21,10 @@ import (
 // published in steps: every write must come out once, whole, in order, and
 // nothing be lost. Then an empty ring must answer its deadline.
 func TestRingInPlace(t *testing.T) {
-	bpftest.RequireRoot(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	port := uint16(ln.Addr().(*net.TCPAddr).Port)
-	// This process only is traced (SelfPID names another), on this port
-	// only: other processes' starts and exits would fill the ring too.
-	tr, err := Load(Options{PIDs: []uint32{uint32(os.Getpid())}, Ports: []uint16{port}, SelfPID: 1, RingSize: 64 << 10, KeepOther: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
+	tr, c, srv := ringConn(t)
 	if tr.rd.publish != 4<<10 {
 		t.Fatalf("publishes every %d bytes, want 4096", tr.rd.publish)
 	}
-
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	srv, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
 	// A write's bytes say which write it is; sizes vary so that records
 	// end at every alignment.
 	msg := func(i int) []byte {
@@ -132,10 +108,13 @@ func head(b []byte) string {
 	return fmt.Sprintf("%x", b)
 }
 
-// TestRingWakesReader checks the programs' wake-ups: a reader asleep on an
-// empty ring, with no deadline near, wakes when the records written take
-// the ring across wakeup_bytes (an eighth of it), and not before.
-func TestRingWakesReader(t *testing.T) {
+// ringConn loads a tracer with a 64 KiB ring (wakeup_bytes 8 KiB) that
+// records this process only (SelfPID names another), on one loopback
+// connection's port only: other processes' starts and exits would fill the
+// ring too. It returns the connection's client and server ends; all three
+// are closed when the test ends.
+func ringConn(t *testing.T) (tr *Tracer, client, server net.Conn) {
+	t.Helper()
 	bpftest.RequireRoot(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -143,21 +122,27 @@ func TestRingWakesReader(t *testing.T) {
 	}
 	defer ln.Close()
 	port := uint16(ln.Addr().(*net.TCPAddr).Port)
-	tr, err := Load(Options{PIDs: []uint32{uint32(os.Getpid())}, Ports: []uint16{port}, SelfPID: 1, RingSize: 64 << 10, KeepOther: true})
+	tr, err = Load(Options{PIDs: []uint32{uint32(os.Getpid())}, Ports: []uint16{port}, SelfPID: 1, RingSize: 64 << 10, KeepOther: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tr.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
+	t.Cleanup(func() { tr.Close() })
+	if client, err = net.Dial("tcp", ln.Addr().String()); err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	srv, err := ln.Accept()
-	if err != nil {
+	t.Cleanup(func() { client.Close() })
+	if server, err = ln.Accept(); err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Close()
+	t.Cleanup(func() { server.Close() })
+	return tr, client, server
+}
+
+// TestRingWakesReader checks the programs' wake-ups: a reader asleep on an
+// empty ring, with no deadline near, wakes when the records written take
+// the ring across wakeup_bytes (an eighth of it), and not before.
+func TestRingWakesReader(t *testing.T) {
+	tr, c, _ := ringConn(t)
 	// Whatever the connection's setup wrote.
 	var rec Record
 	for {
