@@ -554,9 +554,6 @@ func (t *Tracer) SetDeadline(deadline time.Time) { t.rd.deadline = deadline }
 func (t *Tracer) Read(rec *Record) error {
 	raw, err := t.rd.read()
 	if err != nil {
-		if errors.Is(err, errRingClosed) {
-			return ErrClosed
-		}
 		return err
 	}
 	return rec.Decode(raw)

@@ -205,6 +205,10 @@ static __always_inline void count_loss(__u32 cause)
 		*n += 1;
 }
 
+/* ring_bytes is what a record of size bytes takes in the ring: an 8-byte
+ * header, then the data padded to 8 bytes. */
+#define ring_bytes(size) ((((__u64)(size)) + 8 + 7) & ~7ULL)
+
 /* wakeup_flag decides whether a record of size bytes wakes the reader:
  * only the record that takes the unread bytes across a multiple of
  * wakeup_bytes does. Every record above the mark used to, and each of them
@@ -217,10 +221,6 @@ static __always_inline void count_loss(__u32 cause)
  * the record and size what the record takes in it (ring_bytes), so that
  * one program's records, one after the other, cover every byte; for a
  * reserved record the query counts the record already. */
-/* ring_bytes is what a record of size bytes takes in the ring: an 8-byte
- * header, then the data padded to 8 bytes. */
-#define ring_bytes(size) ((((__u64)(size)) + 8 + 7) & ~7ULL)
-
 static __always_inline __u64 wakeup_flag(__u64 before, __u64 size)
 {
 	return before / wakeup_bytes != (before + size) / wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
@@ -231,10 +231,18 @@ static __always_inline __u64 unread_bytes(void)
 	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
 }
 
+/* output writes a record, waking the reader when it crosses a mark or when
+ * force is set; a full ring counts a loss. */
+static __always_inline void output(void *data, __u64 size, bool force)
+{
+	__u64 flags = force ? BPF_RB_FORCE_WAKEUP : wakeup_flag(unread_bytes(), ring_bytes(size));
+	if (bpf_ringbuf_output(&events, data, size, flags))
+		count_loss(LOSS_RINGBUF);
+}
+
 static __always_inline void submit(void *data, __u64 size)
 {
-	if (bpf_ringbuf_output(&events, data, size, wakeup_flag(unread_bytes(), ring_bytes(size))))
-		count_loss(LOSS_RINGBUF);
+	output(data, size, false);
 }
 
 /* --- which processes are traced ------------------------------------------ */
@@ -1056,8 +1064,7 @@ static __always_inline void emit_proc(__u32 type, struct task_struct *task, __u6
 	/* Both programs run in the task's own context (exec, exit). */
 	e.cgroup_id = bpf_get_current_cgroup_id();
 	e.netns = BPF_CORE_READ(task, nsproxy, net_ns, ns.inum);
-	if (bpf_ringbuf_output(&events, &e, sizeof(e), wake ? BPF_RB_FORCE_WAKEUP : wakeup_flag(unread_bytes(), ring_bytes(sizeof(e)))))
-		count_loss(LOSS_RINGBUF);
+	output(&e, sizeof(e), wake);
 }
 
 /* Children of traced processes are traced too. */

@@ -66,9 +66,6 @@ const (
 	ringHdrSize = 8
 )
 
-// errRingClosed is returned by read after close.
-var errRingClosed = errors.New("ring closed")
-
 func newEventRing(m *ebpf.Map) (*eventRing, error) {
 	size := uintptr(m.MaxEntries())
 	if size == 0 || size&(size-1) != 0 {
@@ -109,11 +106,11 @@ func newEventRing(m *ebpf.Map) (*eventRing, error) {
 }
 
 // read returns the next record's bytes, which stay valid until the next
-// read. With the ring empty it waits until the deadline (none: for ever)
+// read, or ErrClosed after close. With the ring empty it waits until the deadline (none: for ever)
 // and then returns os.ErrDeadlineExceeded.
 func (r *eventRing) read() ([]byte, error) {
 	if r.closed {
-		return nil, errRingClosed
+		return nil, ErrClosed
 	}
 	for spins := 0; ; {
 		// The records before pos are done with: their space may go back.
