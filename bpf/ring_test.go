@@ -80,14 +80,7 @@ func TestRingInPlace(t *testing.T) {
 
 	// Drain what is left (the reads, the close), then the empty ring
 	// waits for its deadline and no longer.
-	for {
-		tr.SetDeadline(time.Now().Add(200 * time.Millisecond))
-		if err := tr.Read(&rec); errors.Is(err, os.ErrDeadlineExceeded) {
-			break
-		} else if err != nil {
-			t.Fatal(err)
-		}
-	}
+	drainRing(t, tr, 200*time.Millisecond)
 	start := time.Now()
 	tr.SetDeadline(start.Add(50 * time.Millisecond))
 	if err := tr.Read(&rec); !errors.Is(err, os.ErrDeadlineExceeded) {
@@ -138,21 +131,28 @@ func ringConn(t *testing.T) (tr *Tracer, client, server net.Conn) {
 	return tr, client, server
 }
 
+// drainRing reads tr's records until none came for quiet.
+func drainRing(t *testing.T, tr *Tracer, quiet time.Duration) {
+	t.Helper()
+	var rec Record
+	for {
+		tr.SetDeadline(time.Now().Add(quiet))
+		if err := tr.Read(&rec); errors.Is(err, os.ErrDeadlineExceeded) {
+			return
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestRingWakesReader checks the programs' wake-ups: a reader asleep on an
 // empty ring, with no deadline near, wakes when the records written take
 // the ring across wakeup_bytes (an eighth of it), and not before.
 func TestRingWakesReader(t *testing.T) {
 	tr, c, _ := ringConn(t)
 	// Whatever the connection's setup wrote.
+	drainRing(t, tr, 100*time.Millisecond)
 	var rec Record
-	for {
-		tr.SetDeadline(time.Now().Add(100 * time.Millisecond))
-		if err := tr.Read(&rec); errors.Is(err, os.ErrDeadlineExceeded) {
-			break
-		} else if err != nil {
-			t.Fatal(err)
-		}
-	}
 
 	// The deadline is far enough for the test, and the test waits for
 	// the read before it closes the ring.
@@ -168,6 +168,9 @@ func TestRingWakesReader(t *testing.T) {
 			t.Errorf("reading: %v", err)
 		}
 	}()
+	// Let the reader find the ring empty and go to sleep: a record
+	// written before it looks would be read without any wake-up.
+	time.Sleep(200 * time.Millisecond)
 	// 1 KiB: far below the mark, the reader sleeps on.
 	if _, err := c.Write(make([]byte, 1<<10)); err != nil {
 		t.Fatal(err)
