@@ -24,6 +24,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
@@ -168,6 +169,10 @@ type Options struct {
 	// NoUprobeMulti attaches the TLS probes with one link each even where
 	// the kernel has uprobe_multi links (for comparisons and tests).
 	NoUprobeMulti bool
+	// NoFieldLoads reads the kernel's socket structures with
+	// bpf_probe_read_kernel, as on kernels without bpf_rdonly_cast, even
+	// where direct loads are possible (for comparisons and tests).
+	NoFieldLoads bool
 	// Log receives notices: each TLS library attached, or why one was not.
 	Log io.Writer
 	// PacketPayload is the TCP payload bytes the packet filter keeps after
@@ -198,6 +203,9 @@ type Tracer struct {
 	// uprobeMulti: the TLS probes of a file are attached with one
 	// uprobe_multi link per program (kernels >= 6.6).
 	uprobeMulti bool
+	// fieldLoads: the syscall programs load socket fields directly
+	// (btf_walk) rather than with helper calls.
+	fieldLoads bool
 	// The process filter, for the TLS attacher: with PIDs or Comms set it
 	// inspects the selected processes only.
 	filterPIDs bool
@@ -360,7 +368,24 @@ func Load(opts Options) (*Tracer, error) {
 		}
 		t.comms[c] = true
 	}
-	if err := spec.LoadAndAssign(&t.objs, &ebpf.CollectionOptions{}); err != nil {
+	t.fieldLoads = !opts.NoFieldLoads && kernelHasFunc("bpf_rdonly_cast")
+	if err := set("btf_walk", b(t.fieldLoads)); err != nil {
+		return nil, err
+	}
+	err = spec.LoadAndAssign(&t.objs, &ebpf.CollectionOptions{})
+	if err != nil && t.fieldLoads {
+		// A verifier that has the kfunc but refuses the loads: the
+		// helper calls do the same, a little slower.
+		first := err
+		t.fieldLoads = false
+		if err = set("btf_walk", b(false)); err != nil {
+			return nil, err
+		}
+		if err = spec.LoadAndAssign(&t.objs, &ebpf.CollectionOptions{}); err == nil {
+			fmt.Fprintf(opts.Log, "rewind: the kernel refused direct loads of socket fields (%v); reading them with bpf_probe_read_kernel\n", first)
+		}
+	}
+	if err != nil {
 		return nil, loadError(err, opts.VerifierLog)
 	}
 	if err := t.fillFilters(opts); err != nil {
@@ -381,6 +406,22 @@ func Load(opts Options) (*Tracer, error) {
 	}
 	return t, nil
 }
+
+// kernelHasFunc reports whether the running kernel's BTF has the function
+// (a kfunc) name.
+func kernelHasFunc(name string) bool {
+	spec, err := btf.LoadKernelSpec()
+	if err != nil {
+		return false
+	}
+	var fn *btf.Func
+	return spec.TypeByName(name, &fn) == nil
+}
+
+// FieldLoads reports whether the syscall programs load the kernel's socket
+// fields directly (kernels with bpf_rdonly_cast, 6.2 and later) rather
+// than with bpf_probe_read_kernel helper calls.
+func (t *Tracer) FieldLoads() bool { return t.fieldLoads }
 
 // stubMultiPrograms replaces the uprobe_multi programs, which kernels
 // before 6.6 refuse to load, with programs that only return 0: the

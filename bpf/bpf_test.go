@@ -3,7 +3,13 @@
 package bpf
 
 import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
 	"testing"
+	"time"
 
 	"github.com/rewind-tools/rewind/bpf/bpftest"
 )
@@ -23,4 +29,114 @@ func TestLoadAttach(t *testing.T) {
 			t.Error(err)
 		}
 	}
+}
+
+// TestSocketOfFD checks the programs' fd → TCP socket walk both ways it is
+// done: with direct loads of the kernel's fields (where the kernel has
+// bpf_rdonly_cast, which must then be used) and with helper reads. Of
+// writes on a TCP connection of the traced port, on one of another port,
+// on a pipe and on a UDP socket, only the first is recorded, both ends.
+func TestSocketOfFD(t *testing.T) {
+	bpftest.RequireRoot(t)
+	for _, noLoads := range []bool{false, true} {
+		t.Run(fmt.Sprintf("NoFieldLoads=%v", noLoads), func(t *testing.T) {
+			listen := func() (net.Listener, uint16) {
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { ln.Close() })
+				return ln, uint16(ln.Addr().(*net.TCPAddr).Port)
+			}
+			ln, port := listen()
+			other, _ := listen()
+			tr, err := Load(Options{PIDs: []uint32{uint32(os.Getpid())}, Ports: []uint16{port}, SelfPID: 1, RingSize: 1 << 20, KeepOther: true, NoFieldLoads: noLoads})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tr.Close()
+			if want := !noLoads && kernelHasFunc("bpf_rdonly_cast"); tr.FieldLoads() != want {
+				t.Fatalf("FieldLoads() = %v, want %v (the kernel has bpf_rdonly_cast: %v)", tr.FieldLoads(), want, kernelHasFunc("bpf_rdonly_cast"))
+			}
+			pair := func(ln net.Listener) (net.Conn, net.Conn) {
+				c, err := net.Dial("tcp", ln.Addr().String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { c.Close() })
+				s, err := ln.Accept()
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { s.Close() })
+				return c, s
+			}
+			c1, s1 := pair(ln)
+			c2, s2 := pair(other)
+			pr, pw, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pr.Close()
+			defer pw.Close()
+			udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer udp.Close()
+			uc, err := net.Dial("udp", udp.LocalAddr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer uc.Close()
+
+			send := func(w io.Writer, r io.Reader, msg string) {
+				if _, err := w.Write([]byte(msg)); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := io.ReadFull(r, make([]byte, len(msg))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			send(c1, s1, "traced-tcp")
+			send(c2, s2, "other-port")
+			send(pw, pr, "a-pipe")
+			if _, err := uc.Write([]byte("a-datagram")); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := udp.ReadFrom(make([]byte, 64)); err != nil {
+				t.Fatal(err)
+			}
+
+			seen := map[string][]uint8{} // payload -> directions
+			var rec Record
+			for {
+				tr.SetDeadline(time.Now().Add(300 * time.Millisecond))
+				if err := tr.Read(&rec); errors.Is(err, os.ErrDeadlineExceeded) {
+					break
+				} else if err != nil {
+					t.Fatal(err)
+				}
+				if rec.Type == EventData && rec.Data.Pid == uint32(os.Getpid()) {
+					seen[string(rec.Payload)] = append(seen[string(rec.Payload)], rec.Data.Dir)
+				}
+			}
+			if d := seen["traced-tcp"]; len(d) != 2 || d[0] == d[1] {
+				t.Errorf("traced connection: recorded in directions %v, want one egress and one ingress (all: %q)", d, keys(seen))
+			}
+			for _, msg := range []string{"other-port", "a-pipe", "a-datagram"} {
+				if _, ok := seen[msg]; ok {
+					t.Errorf("%q was recorded", msg)
+				}
+			}
+		})
+	}
+}
+
+func keys(m map[string][]uint8) []string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	return ks
 }

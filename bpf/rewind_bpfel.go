@@ -252,6 +252,7 @@ const (
 	rewindProgTlsEnterMulti    = "tls_enter_multi"
 	rewindProgTlsExit          = "tls_exit"
 	rewindProgTlsExitMulti     = "tls_exit_multi"
+	rewindVarBtfWalk           = "btf_walk"
 	rewindVarCgroupLevels      = "cgroup_levels"
 	rewindVarFilterCgroups     = "filter_cgroups"
 	rewindVarFilterComms       = "filter_comms"
@@ -383,6 +384,7 @@ type rewindMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type rewindVariableSpecs struct {
+	BtfWalk           *ebpf.VariableSpec `ebpf:"btf_walk"`
 	CgroupLevels      *ebpf.VariableSpec `ebpf:"cgroup_levels"`
 	FilterCgroups     *ebpf.VariableSpec `ebpf:"filter_cgroups"`
 	FilterComms       *ebpf.VariableSpec `ebpf:"filter_comms"`
@@ -463,6 +465,7 @@ func (m *rewindMaps) Close() error {
 //
 // It can be passed to loadRewindObjects or ebpf.CollectionSpec.LoadAndAssign.
 type rewindVariables struct {
+	BtfWalk           *ebpf.Variable `ebpf:"btf_walk"`
 	CgroupLevels      *ebpf.Variable `ebpf:"cgroup_levels"`
 	FilterCgroups     *ebpf.Variable `ebpf:"filter_cgroups"`
 	FilterComms       *ebpf.Variable `ebpf:"filter_comms"`
