@@ -357,7 +357,14 @@ static __always_inline bool thread_traced(struct thread *th, __u32 tgid)
 	if (!filter_pids && !filter_comms && !filter_cgroups)
 		return true;
 	char comm[TASK_COMM_LEN];
-	bpf_get_current_comm(comm, sizeof(comm));
+	if (btf_walk) {
+		/* Two loads where the helper is a call: every syscall of
+		 * every thread, traced or not, comes through here. */
+		struct task_struct *task = bpf_get_current_task_btf();
+		__builtin_memcpy(comm, task->comm, sizeof(comm));
+	} else {
+		bpf_get_current_comm(comm, sizeof(comm));
+	}
 	__u64 *now = (__u64 *)comm, *then = (__u64 *)th->comm;
 	if (th->verdict != VERDICT_UNKNOWN && now[0] == then[0] && now[1] == then[1])
 		return th->verdict == VERDICT_TRACED;
