@@ -211,7 +211,7 @@ func (b *bench) scenario(s scenario) (string, error) {
 				return "", fmt.Errorf("overload: the recorder said %d lost, rewind info %d: losses must be counted and reported", r.lost, r.infoLost)
 			}
 		}
-		target += fmt.Sprintf(" (info agrees: %d)", tr[0].infoLost)
+		target += " (rewind info agrees in every run)"
 	}
 	if s.copy {
 		target += fmt.Sprintf("; 1 GiB copy %.2f s → %.2f s", med(un, func(r run) float64 { return r.copySecs }), med(tr, func(r run) float64 { return r.copySecs }))
