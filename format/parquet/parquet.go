@@ -334,33 +334,15 @@ func (w *Writer) newPart(dst string) (*part, error) {
 	return p, nil
 }
 
-// unboundedColumns are the string columns written without min/max bounds
-// (in the column index and the row group statistics). Their values come
-// in no order (every connection, route and path interleaves with the
-// others), so the bounds of any page or row group span nearly everything
-// and let an engine skip nothing; working them out compares every value
-// of every page, and with the page statistics below it was a tenth of the
-// writer's CPU. The columns whose bounds do prune stay bounded: ts and the
-// numbers, and capture, host and comm, which are constant over a capture
-// and so over the row groups of each input in a combined file.
-var unboundedColumns = []string{"conn", "local", "remote", "req_host", "route", "path", "query", "resp_content_type"}
-
 // writerOptions are the file's compression and page size: zstd at its
 // fastest level, without entropy coding of literals (see zstdCodec).
-// Pages carry no statistics in their headers: the column index holds the
-// same bounds, and it is what engines read to skip pages.
 func writerOptions(version string) []parquet.WriterOption {
-	opts := []parquet.WriterOption{
+	return []parquet.WriterOption{
 		parquet.Compression(&zstdCodec{}),
 		parquet.CreatedBy("rewind", version, ""),
 		parquet.MaxRowsPerRowGroup(RowGroupRows),
 		parquet.PageBufferSize(PageBytes),
-		parquet.DataPageStatistics(false),
 	}
-	for _, c := range unboundedColumns {
-		opts = append(opts, parquet.SkipPageBounds(c))
-	}
-	return opts
 }
 
 // Concat writes the rows of the Parquet files srcs, written by Writers,

@@ -570,31 +570,3 @@ func captureToParquet(t *testing.T, b *capturetest.Builder) string {
 	analyzeToParquet(t, in, out)
 	return out
 }
-
-// TestBoundsWherePruning checks, through DuckDB's parquet_metadata, that
-// the row group statistics an engine prunes with are there (ts, the
-// numbers, capture and host) and that the interleaved string columns,
-// whose bounds would prune nothing, are written without them.
-func TestBoundsWherePruning(t *testing.T) {
-	out := filepath.Join(t.TempDir(), "b.parquet")
-	analyzeToParquet(t, "../../testdata/sample.rwd", out)
-	rows := duckdb(t, fmt.Sprintf(`select path_in_schema as col,
-		count(*) filter (where stats_min_value is not null) as bounded
-		from parquet_metadata('%s') group by all order by all`, out))
-	bounded := map[string]bool{}
-	for _, r := range rows {
-		bounded[r["col"].(string)] = num(r["bounded"]) > 0
-	}
-	for _, c := range []string{"ts", "seq", "capture", "host", "comm", "status", "total_ns"} {
-		if !bounded[c] {
-			t.Errorf("column %s has no min/max statistics", c)
-		}
-	}
-	for _, c := range []string{"conn", "local", "remote", "route", "path"} {
-		if _, ok := bounded[c]; !ok {
-			t.Errorf("column %s is not in the file", c)
-		} else if bounded[c] {
-			t.Errorf("column %s has min/max statistics, which cost CPU and prune nothing", c)
-		}
-	}
-}
