@@ -169,9 +169,9 @@ type Options struct {
 	// NoUprobeMulti attaches the TLS probes with one link each even where
 	// the kernel has uprobe_multi links (for comparisons and tests).
 	NoUprobeMulti bool
-	// NoFieldLoads reads the kernel's socket structures with
-	// bpf_probe_read_kernel, as on kernels without bpf_rdonly_cast, even
-	// where direct loads are possible (for comparisons and tests).
+	// NoFieldLoads reads the kernel's socket structures and the task name
+	// with helper calls, as on kernels without bpf_rdonly_cast, even where
+	// direct loads are possible (for comparisons and tests).
 	NoFieldLoads bool
 	// Log receives notices: each TLS library attached, or why one was not.
 	Log io.Writer
@@ -373,9 +373,11 @@ func Load(opts Options) (*Tracer, error) {
 		return nil, err
 	}
 	err = spec.LoadAndAssign(&t.objs, &ebpf.CollectionOptions{})
-	if err != nil && t.fieldLoads {
+	var ve *ebpf.VerifierError
+	if err != nil && t.fieldLoads && errors.As(err, &ve) {
 		// A verifier that has the kfunc but refuses the loads: the
-		// helper calls do the same, a little slower.
+		// helper calls do the same, a little slower. Other errors (no
+		// memory for a map, no permission) would only repeat.
 		first := err
 		t.fieldLoads = false
 		if err = set("btf_walk", b(false)); err != nil {

@@ -35,11 +35,14 @@ func TestLoadAttach(t *testing.T) {
 // done: with direct loads of the kernel's fields (where the kernel has
 // bpf_rdonly_cast, which must then be used) and with helper reads. Of
 // writes on a TCP connection of the traced port, on one of another port,
-// on a pipe and on a UDP socket, only the first is recorded, both ends.
+// on a pipe and on a UDP socket, only the first is recorded, both ends;
+// without the port filter, both TCP connections and still neither the
+// pipe nor the UDP socket, which only the walk tells apart.
 func TestSocketOfFD(t *testing.T) {
 	bpftest.RequireRoot(t)
-	for _, noLoads := range []bool{false, true} {
-		t.Run(fmt.Sprintf("NoFieldLoads=%v", noLoads), func(t *testing.T) {
+	for _, tc := range []struct{ noLoads, byPort bool }{{false, true}, {true, true}, {false, false}, {true, false}} {
+		noLoads := tc.noLoads
+		t.Run(fmt.Sprintf("NoFieldLoads=%v,port=%v", noLoads, tc.byPort), func(t *testing.T) {
 			listen := func() (net.Listener, uint16) {
 				ln, err := net.Listen("tcp", "127.0.0.1:0")
 				if err != nil {
@@ -50,7 +53,11 @@ func TestSocketOfFD(t *testing.T) {
 			}
 			ln, port := listen()
 			other, _ := listen()
-			tr, err := Load(Options{PIDs: []uint32{uint32(os.Getpid())}, Ports: []uint16{port}, SelfPID: 1, RingSize: 1 << 20, KeepOther: true, NoFieldLoads: noLoads})
+			opts := Options{PIDs: []uint32{uint32(os.Getpid())}, SelfPID: 1, RingSize: 1 << 20, KeepOther: true, NoFieldLoads: noLoads}
+			if tc.byPort {
+				opts.Ports = []uint16{port}
+			}
+			tr, err := Load(opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -121,10 +128,18 @@ func TestSocketOfFD(t *testing.T) {
 					seen[string(rec.Payload)] = append(seen[string(rec.Payload)], rec.Data.Dir)
 				}
 			}
-			if d := seen["traced-tcp"]; len(d) != 2 || d[0] == d[1] {
-				t.Errorf("traced connection: recorded in directions %v, want one egress and one ingress (all: %q)", d, keys(seen))
+			recorded, unrecorded := []string{"traced-tcp"}, []string{"a-pipe", "a-datagram"}
+			if tc.byPort {
+				unrecorded = append(unrecorded, "other-port")
+			} else {
+				recorded = append(recorded, "other-port")
 			}
-			for _, msg := range []string{"other-port", "a-pipe", "a-datagram"} {
+			for _, msg := range recorded {
+				if d := seen[msg]; len(d) != 2 || d[0] == d[1] {
+					t.Errorf("%q: recorded in directions %v, want one egress and one ingress (all: %q)", msg, d, keys(seen))
+				}
+			}
+			for _, msg := range unrecorded {
 				if _, ok := seen[msg]; ok {
 					t.Errorf("%q was recorded", msg)
 				}
