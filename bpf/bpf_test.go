@@ -43,16 +43,8 @@ func TestSocketOfFD(t *testing.T) {
 	for _, tc := range []struct{ noLoads, byPort bool }{{false, true}, {true, true}, {false, false}, {true, false}} {
 		noLoads := tc.noLoads
 		t.Run(fmt.Sprintf("NoFieldLoads=%v,port=%v", noLoads, tc.byPort), func(t *testing.T) {
-			listen := func() (net.Listener, uint16) {
-				ln, err := net.Listen("tcp", "127.0.0.1:0")
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { ln.Close() })
-				return ln, uint16(ln.Addr().(*net.TCPAddr).Port)
-			}
-			ln, port := listen()
-			other, _ := listen()
+			ln, port := loopbackListener(t)
+			other, _ := loopbackListener(t)
 			opts := Options{PIDs: []uint32{uint32(os.Getpid())}, SelfPID: 1, RingSize: 1 << 20, KeepOther: true, NoFieldLoads: noLoads}
 			if tc.byPort {
 				opts.Ports = []uint16{port}
@@ -65,21 +57,8 @@ func TestSocketOfFD(t *testing.T) {
 			if want := !noLoads && kernelHasFunc("bpf_rdonly_cast"); tr.FieldLoads() != want {
 				t.Fatalf("FieldLoads() = %v, want %v (the kernel has bpf_rdonly_cast: %v)", tr.FieldLoads(), want, kernelHasFunc("bpf_rdonly_cast"))
 			}
-			pair := func(ln net.Listener) (net.Conn, net.Conn) {
-				c, err := net.Dial("tcp", ln.Addr().String())
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { c.Close() })
-				s, err := ln.Accept()
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { s.Close() })
-				return c, s
-			}
-			c1, s1 := pair(ln)
-			c2, s2 := pair(other)
+			c1, s1 := connPair(t, ln)
+			c2, s2 := connPair(t, other)
 			pr, pw, err := os.Pipe()
 			if err != nil {
 				t.Fatal(err)
@@ -154,4 +133,33 @@ func keys(m map[string][]uint8) []string {
 		ks = append(ks, k)
 	}
 	return ks
+}
+
+// loopbackListener listens on a free TCP port of 127.0.0.1 until the test
+// ends.
+func loopbackListener(t *testing.T) (net.Listener, uint16) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln, uint16(ln.Addr().(*net.TCPAddr).Port)
+}
+
+// connPair opens a connection to ln and accepts it: its client and server
+// ends, closed when the test ends.
+func connPair(t *testing.T, ln net.Listener) (client, server net.Conn) {
+	t.Helper()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	server, err = ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close() })
+	return client, server
 }

@@ -109,25 +109,13 @@ func head(b []byte) string {
 func ringConn(t *testing.T) (tr *Tracer, client, server net.Conn) {
 	t.Helper()
 	bpftest.RequireRoot(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	port := uint16(ln.Addr().(*net.TCPAddr).Port)
-	tr, err = Load(Options{PIDs: []uint32{uint32(os.Getpid())}, Ports: []uint16{port}, SelfPID: 1, RingSize: 64 << 10, KeepOther: true})
+	ln, port := loopbackListener(t)
+	tr, err := Load(Options{PIDs: []uint32{uint32(os.Getpid())}, Ports: []uint16{port}, SelfPID: 1, RingSize: 64 << 10, KeepOther: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { tr.Close() })
-	if client, err = net.Dial("tcp", ln.Addr().String()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Close() })
-	if server, err = ln.Accept(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { server.Close() })
+	client, server = connPair(t, ln)
 	return tr, client, server
 }
 
