@@ -225,6 +225,9 @@ func (b *bench) once(s scenario, traced bool) (run, error) {
 	var r run
 	var rec *exec.Cmd
 	var log bytes.Buffer
+	// ready says when the recorder is recording, and is closed once its
+	// whole stderr is in log.
+	var ready chan error
 	capFile := filepath.Join(b.tmp, "bench.rwd")
 	if traced {
 		args := []string{"record", "-o", capFile}
@@ -248,7 +251,7 @@ func (b *bench) once(s scenario, traced bool) (run, error) {
 			return r, err
 		}
 		pw.Close()
-		ready := make(chan error, 1)
+		ready = make(chan error, 1)
 		go func() {
 			sc := bufio.NewScanner(pr)
 			sent := false
@@ -306,7 +309,10 @@ func (b *bench) once(s scenario, traced bool) (run, error) {
 	}
 	r.rssKiB = procHWM(rec.Process.Pid)
 	_ = rec.Process.Signal(syscall.SIGINT)
-	if err := rec.Wait(); err != nil {
+	err = rec.Wait()
+	for range ready { // the last lines, the summary among them, may still be in the pipe
+	}
+	if err != nil {
 		return r, fmt.Errorf("recorder: %v\n%s", err, log.String())
 	}
 	ru := rec.ProcessState.SysUsage().(*syscall.Rusage)
