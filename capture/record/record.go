@@ -241,9 +241,39 @@ type session struct {
 	redactBuf []byte
 }
 
-// pollInterval bounds how long a read waits for records: the programs wake
-// the reader only each time another eighth of the ring fills up.
-const pollInterval = 50 * time.Millisecond
+// A read waits for records at most a poll interval: the programs wake the
+// reader only each time another eighth of the ring fills up. At moderate
+// rates the interval is minPoll, so the reader drains the ring in small
+// batches: with 50 ms it wrote 4,000 events at a time on nginx at 20k
+// req/s, about 2.5 ms of work beside nginx and wrk on two CPUs, and the
+// requests in step behind it waited. With 5 ms, bench-record's paced-20k
+// kept a median 98.0 % of the untraced rate (96.9–98.4) instead of 96.9 %
+// (96.6–97.7), and its p99 change was +23 % (+19–25) instead of +37 %
+// (+15–42), in six alternations; the recorder spent about 0.12 µs more
+// CPU per event. A drain of bigDrain records or more means a high rate,
+// where small batches cost the traced programs throughput (flat out kept
+// 63–65 % with 5 ms throughout, against 68–69 %):
+// the interval goes back to maxPoll and the programs' wake-ups pace the
+// reader. Each empty wait doubles the interval up to maxPoll, so an idle
+// host wakes the recorder 20 times a second, not 200.
+const (
+	minPoll  = 5 * time.Millisecond
+	maxPoll  = 50 * time.Millisecond
+	bigDrain = 1024
+)
+
+// nextPoll is the poll interval after a drain of n records that waited
+// at most poll.
+func nextPoll(poll time.Duration, n int) time.Duration {
+	switch {
+	case n >= bigDrain:
+		return maxPoll
+	case n > 0:
+		return minPoll
+	default:
+		return min(2*poll, maxPoll)
+	}
+}
 
 func (s *session) run(ctx context.Context) (string, error) {
 	start := time.Now()
@@ -257,6 +287,7 @@ func (s *session) run(ctx context.Context) (string, error) {
 	defer tick.Stop()
 	var rec bpf.Record
 	reason := ""
+	poll := minPoll
 	for reason == "" {
 		select {
 		case <-ctx.Done():
@@ -271,12 +302,14 @@ func (s *session) run(ctx context.Context) (string, error) {
 			}
 		default:
 		}
-		s.tr.SetDeadline(time.Now().Add(pollInterval))
+		s.tr.SetDeadline(time.Now().Add(poll))
 		// Write what is there, up to a batch, then let the loop look at
 		// its timers.
-		if _, err := s.drain(&rec, 4096); err != nil {
+		n, _, err := s.drain(&rec, 4096)
+		if err != nil {
 			return "", err
 		}
+		poll = nextPoll(poll, n)
 		if s.full {
 			reason = "max-size"
 		}
@@ -296,7 +329,7 @@ func (s *session) run(ctx context.Context) (string, error) {
 	if reason != "max-size" {
 		s.tr.SetDeadline(time.Now())
 		for !s.full {
-			if empty, err := s.drain(&rec, 4096); empty || err != nil {
+			if _, empty, err := s.drain(&rec, 4096); empty || err != nil {
 				break
 			}
 		}
@@ -368,25 +401,26 @@ func (s *session) writeLosses() error {
 }
 
 // drain writes up to max of the ring's records, waiting for the first
-// until the tracer's deadline; it reports whether the ring was empty.
-// Records that do not decode are counted and skipped.
-func (s *session) drain(rec *bpf.Record, max int) (empty bool, err error) {
-	for i := 0; i < max && !s.full; i++ {
+// until the tracer's deadline; it reports how many records it read and
+// whether it stopped at an empty ring. Records that do not decode are
+// counted and skipped.
+func (s *session) drain(rec *bpf.Record, max int) (read int, empty bool, err error) {
+	for ; read < max && !s.full; read++ {
 		err := s.tr.Read(rec)
 		switch {
 		case errors.Is(err, os.ErrDeadlineExceeded):
-			return true, nil
+			return read, true, nil
 		case errors.Is(err, bpf.ErrBadRecord):
 			s.bad++
 			continue
 		case err != nil:
-			return false, fmt.Errorf("reading ring buffer: %w", err)
+			return read, false, fmt.Errorf("reading ring buffer: %w", err)
 		}
 		if err := s.add(rec); err != nil {
-			return false, err
+			return read, false, err
 		}
 	}
-	return false, nil
+	return read, false, nil
 }
 
 // add writes a kernel record as a capture event, in the order the ring
