@@ -318,25 +318,38 @@ func liveNetworkTimings(t *testing.T, tls bool) {
 	for round := 1; ; round++ {
 		var pcap string
 		var rec *recording
+		var want []tsharkResponse
 		for attempt := 1; ; attempt++ {
 			var dropped int
 			pcap, rec, dropped = networkTraffic(t, ngx, scheme)
-			if dropped == 0 {
-				break
-			}
 			// The reference must be whole: a response whose last segment
 			// tcpdump dropped has no tshark measurement to compare with.
-			if attempt == 3 {
-				t.Fatalf("tcpdump dropped packets in 3 attempts (%d in the last): no complete reference", dropped)
+			// The reference is tcpdump's file read by tshark; the
+			// recording plays no part in it.
+			why := ""
+			if dropped > 0 {
+				why = fmt.Sprintf("tcpdump dropped %d packets", dropped)
+			} else if want = tsharkResponses(t, pcap, ngx.Port, tls); len(want) < 16 {
+				// Seen once in CI under load (7 of 16 over TLS), never
+				// reproduced: tshark's reading of the file, not the
+				// recording, came up short.
+				why = fmt.Sprintf("tshark finds %d acknowledged responses in tcpdump's file, want 16", len(want))
+				keepReference(t, pcap, attempt)
 			}
-			t.Logf("attempt %d: tcpdump dropped %d packets; capturing again", attempt, dropped)
+			if why == "" {
+				break
+			}
+			if attempt == 3 {
+				t.Fatalf("no complete reference in 3 attempts: %s in the last", why)
+			}
+			t.Logf("attempt %d: %s; capturing again", attempt, why)
 		}
 		// tcpdump and the recorder stamp each packet at their own point in
 		// the kernel: on this shared machine a burst of load can part them
 		// by more than the bound on one exchange. Such a disagreement must
 		// persist over three rounds of traffic to fail; every other check
 		// fails at once.
-		off := checkNetworkTimings(t, pcap, rec, ngx.Port, tls)
+		off := checkNetworkTimings(t, want, pcap, rec, tls)
 		if len(off) == 0 {
 			return
 		}
@@ -347,6 +360,25 @@ func liveNetworkTimings(t *testing.T, tls bool) {
 			return
 		}
 		t.Logf("round %d: %d exchanges outside the bound (%s); measuring again", round, len(off), off[0])
+	}
+}
+
+// keepReference copies an incomplete reference to $KEEP_FAILED, when set,
+// for a look at what tshark made of it.
+func keepReference(t *testing.T, pcap string, attempt int) {
+	dir := os.Getenv("KEEP_FAILED")
+	if dir == "" {
+		return
+	}
+	b, err := os.ReadFile(pcap)
+	if err == nil {
+		dst := filepath.Join(dir, fmt.Sprintf("%s-%d.pcap", strings.ReplaceAll(t.Name(), "/", "-"), attempt))
+		if err = os.WriteFile(dst, b, 0o644); err == nil {
+			t.Logf("incomplete reference kept as %s", dst)
+		}
+	}
+	if err != nil {
+		t.Logf("keeping the incomplete reference: %v", err)
 	}
 }
 
@@ -383,13 +415,10 @@ func networkTraffic(t *testing.T, ngx *nginxServer, scheme string) (string, *rec
 }
 
 // checkNetworkTimings compares the network times of a recording and of
-// tcpdump's file with tshark's. It fails t for missing, zero or unknown
-// times, and returns the exchanges that disagree by more than the bound.
-func checkNetworkTimings(t *testing.T, pcap string, rec *recording, port int, tls bool) (off []string) {
-	want := tsharkResponses(t, pcap, port, tls)
-	if len(want) < 16 {
-		t.Fatalf("tshark finds %d acknowledged responses in tcpdump's file, want 16", len(want))
-	}
+// tcpdump's file with tshark's, want. It fails t for missing, zero or
+// unknown times, and returns the exchanges that disagree by more than the
+// bound.
+func checkNetworkTimings(t *testing.T, want []tsharkResponse, pcap string, rec *recording, tls bool) (off []string) {
 	fromRec, recSum := replayFile(t, rec.path)
 	sources := []struct {
 		name string
