@@ -247,31 +247,33 @@ type session struct {
 // batches: with 50 ms it wrote 4,000 events at a time on nginx at 20k
 // req/s, about 2.5 ms of work beside nginx and wrk on two CPUs, and the
 // requests in step behind it waited. With 5 ms, bench-record's paced-20k
-// kept a median 98.0 % of the untraced rate (96.9–98.4) instead of 96.9 %
-// (96.6–97.7), and its p99 change was +23 % (+19–25) instead of +37 %
-// (+15–42), in six alternations; the recorder spent about 0.12 µs more
-// CPU per event. A drain of bigDrain records or more means a high rate,
-// where small batches cost the traced programs throughput (flat out kept
-// 63–65 % with 5 ms throughout, against 68–69 %):
-// the interval goes back to maxPoll and the programs' wake-ups pace the
-// reader. Each empty wait doubles the interval up to maxPoll, so an idle
-// host wakes the recorder 20 times a second, not 200.
+// kept a median 98.0 % of the untraced rate (96.3–98.8) instead of 96.9 %
+// (96.5–97.7), and its p99 change was +23 % (+19–45) instead of +36 %
+// (+15–42), in eight alternations; the recorder spent about 0.1 µs more
+// CPU per event. At highRate records per second or more, small batches
+// cost the traced programs throughput (flat out kept 63–65 % with 5 ms
+// throughout, against 66–69 %): the interval goes back to maxPoll and the
+// programs' wake-ups pace the reader. It is the rate that decides, not a
+// drain's count: after a long wait even a moderate rate fills a big
+// drain, and a count would then keep the reader at maxPoll. Each empty wait doubles the interval
+// up to maxPoll, so an idle host wakes the recorder 20 times a second, not
+// 200.
 const (
 	minPoll  = 5 * time.Millisecond
 	maxPoll  = 50 * time.Millisecond
-	bigDrain = 1024
+	highRate = 200_000 // records per second: about 1,000 per minPoll
 )
 
-// nextPoll is the poll interval after a drain of n records that waited
-// at most poll.
-func nextPoll(poll time.Duration, n int) time.Duration {
+// nextPoll is the poll interval after a drain that read n records written
+// over the time since the previous drain ended.
+func nextPoll(poll time.Duration, n int, over time.Duration) time.Duration {
 	switch {
-	case n >= bigDrain:
-		return maxPoll
-	case n > 0:
-		return minPoll
-	default:
+	case n == 0:
 		return min(2*poll, maxPoll)
+	case float64(n) >= highRate*max(over, time.Microsecond).Seconds():
+		return maxPoll
+	default:
+		return minPoll
 	}
 }
 
@@ -287,7 +289,7 @@ func (s *session) run(ctx context.Context) (string, error) {
 	defer tick.Stop()
 	var rec bpf.Record
 	reason := ""
-	poll := minPoll
+	poll, drained := minPoll, time.Now()
 	for reason == "" {
 		select {
 		case <-ctx.Done():
@@ -309,7 +311,8 @@ func (s *session) run(ctx context.Context) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		poll = nextPoll(poll, n)
+		now := time.Now()
+		poll, drained = nextPoll(poll, n, now.Sub(drained)), now
 		if s.full {
 			reason = "max-size"
 		}
