@@ -252,16 +252,21 @@ type session struct {
 // (+15–42), in eight alternations; the recorder spent about 0.1 µs more
 // CPU per event. At highRate records per second or more, small batches
 // cost the traced programs throughput (flat out kept 63–65 % with 5 ms
-// throughout, against 66–69 %): the interval goes back to maxPoll and the
-// programs' wake-ups pace the reader. It is the rate that decides, not a
-// drain's count: after a long wait even a moderate rate fills a big
-// drain, and a count would then keep the reader at maxPoll. Each empty wait doubles the interval
+// throughout, against 66–69 %): the interval goes back to maxPoll, and
+// the reader drains in big batches (sooner when the programs' wake-ups
+// come first). It is the rate that decides, not a drain's count: after a
+// long wait even a moderate rate fills a big drain, and a count would
+// then keep the reader at maxPoll. A drain reads at most drainBatch
+// records before the loop looks at its timers; that is more than
+// highRate writes in maxPoll, so a drain that waited maxPoll is not cut
+// short below highRate, which would understate the rate. Each empty wait doubles the interval
 // up to maxPoll, so an idle host wakes the recorder 20 times a second, not
 // 200.
 const (
-	minPoll  = 5 * time.Millisecond
-	maxPoll  = 50 * time.Millisecond
-	highRate = 200_000 // records per second: about 1,000 per minPoll
+	minPoll    = 5 * time.Millisecond
+	maxPoll    = 50 * time.Millisecond
+	highRate   = 200_000 // records per second: about 1,000 per minPoll
+	drainBatch = 16384   // > highRate × maxPoll (10,000)
 )
 
 // nextPoll is the poll interval after a drain that read n records written
@@ -307,7 +312,7 @@ func (s *session) run(ctx context.Context) (string, error) {
 		s.tr.SetDeadline(time.Now().Add(poll))
 		// Write what is there, up to a batch, then let the loop look at
 		// its timers.
-		n, _, err := s.drain(&rec, 4096)
+		n, _, err := s.drain(&rec, drainBatch)
 		if err != nil {
 			return "", err
 		}
@@ -332,7 +337,7 @@ func (s *session) run(ctx context.Context) (string, error) {
 	if reason != "max-size" {
 		s.tr.SetDeadline(time.Now())
 		for !s.full {
-			if _, empty, err := s.drain(&rec, 4096); empty || err != nil {
+			if _, empty, err := s.drain(&rec, drainBatch); empty || err != nil {
 				break
 			}
 		}
