@@ -331,10 +331,10 @@ func liveNetworkTimings(t *testing.T, tls bool) {
 				why = fmt.Sprintf("tcpdump dropped %d packets", dropped)
 			} else if want = tsharkResponses(t, pcap, ngx.Port, tls); len(want) < 16 {
 				// Seen once in CI under load (7 of 16 over TLS), never
-				// reproduced: tshark's reading of the file, not the
-				// recording, came up short.
+				// reproduced: the reference came up short, whether in
+				// tcpdump's file or in tshark's reading of it.
 				why = fmt.Sprintf("tshark finds %d acknowledged responses in tcpdump's file, want 16", len(want))
-				keepReference(t, pcap, attempt)
+				keepReference(t, pcap, round, attempt)
 			}
 			if why == "" {
 				break
@@ -365,14 +365,14 @@ func liveNetworkTimings(t *testing.T, tls bool) {
 
 // keepReference copies an incomplete reference to $KEEP_FAILED, when set,
 // for a look at what tshark made of it.
-func keepReference(t *testing.T, pcap string, attempt int) {
+func keepReference(t *testing.T, pcap string, round, attempt int) {
 	dir := os.Getenv("KEEP_FAILED")
 	if dir == "" {
 		return
 	}
 	b, err := os.ReadFile(pcap)
 	if err == nil {
-		dst := filepath.Join(dir, fmt.Sprintf("%s-%d.pcap", strings.ReplaceAll(t.Name(), "/", "-"), attempt))
+		dst := filepath.Join(dir, fmt.Sprintf("%s-%d-%d.pcap", strings.ReplaceAll(t.Name(), "/", "-"), round, attempt))
 		if err = os.WriteFile(dst, b, 0o644); err == nil {
 			t.Logf("incomplete reference kept as %s", dst)
 		}

@@ -363,7 +363,10 @@ func (b *bench) wrk(s scenario, d time.Duration) (wrkResult, error) {
 		script := "function delay() return 2 end\n"
 		if s.indep {
 			// wrk truncates the delay to whole milliseconds: rounding up
-			// with the fraction's probability keeps the mean at 2 ms.
+			// with the fraction's probability keeps the mean at 2 ms. (Its
+			// timers also fire up to a millisecond early, in both
+			// shapes, so neither waits quite its mean; each scenario
+			// is compared with its own untraced runs.)
 			// Each wrk thread has its own Lua state: seeded from a table's
 			// address, the threads' sequences differ.
 			script = "math.randomseed(os.time() + tonumber(tostring({}):match('0x(%x+)'), 16) % 1000003)\n" +
