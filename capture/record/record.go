@@ -242,26 +242,23 @@ type session struct {
 }
 
 // A read waits for records at most a poll interval: the programs wake the
-// reader only each time another eighth of the ring fills up. At moderate
-// rates the interval is minPoll, so the reader drains the ring in small
-// batches: with 50 ms it wrote 4,000 events at a time on nginx at 20k
-// req/s, about 2.5 ms of work beside nginx and wrk on two CPUs, and the
-// requests in step behind it waited. With 5 ms, bench-record's paced-20k
-// kept a median 98.0 % of the untraced rate (96.3–98.8) instead of 96.9 %
-// (96.5–97.7), and its p99 change was +23 % (+19–45) instead of +36 %
-// (+15–42), in eight alternations; the recorder spent about 0.1 µs more
-// CPU per event. At highRate records per second or more, small batches
-// cost the traced programs throughput (flat out kept 63–65 % with 5 ms
-// throughout, against 66–69 %): the interval goes back to maxPoll, and
-// the reader drains in big batches (sooner when the programs' wake-ups
-// come first). It is the rate that decides, not a drain's count: after a
-// long wait even a moderate rate fills a big drain, and a count would
-// then keep the reader at maxPoll. A drain reads at most drainBatch
-// records before the loop looks at its timers; that is more than
-// highRate writes in maxPoll, so a drain that waited maxPoll is not cut
-// short below highRate, which would understate the rate. Each empty wait doubles the interval
-// up to maxPoll, so an idle host wakes the recorder 20 times a second, not
-// 200.
+// reader only each time another eighth of the ring fills up. Below
+// highRate records per second the interval is minPoll, so the reader
+// drains the ring in small batches: with 50 ms it wrote 4,000 events at a
+// time on nginx at 20k req/s, ~2.5 ms of work on one of the two CPUs
+// nginx and wrk share, and the requests behind it waited. With 5 ms,
+// bench-record's paced-20k kept a median 98.0 % of the untraced rate
+// instead of 96.9 % and its p99 change was +23 % instead of +36 % (eight
+// alternations), for ~0.1 µs more recorder CPU per event. At highRate or
+// more, small batches cost the traced programs throughput (flat out kept
+// 63–65 % with 5 ms throughout, against 66–69 %), so the interval goes
+// back to maxPoll. The rate decides, not a drain's count: after a long
+// wait even a moderate rate fills a big drain. drainBatch, the most a
+// drain reads before the loop looks at its timers, is more than highRate
+// writes in maxPoll, so a drain that waited maxPoll is never cut short
+// below highRate, which would understate the rate. Each empty wait
+// doubles the interval up to maxPoll: an idle host wakes the recorder 20
+// times a second, not 200.
 const (
 	minPoll    = 5 * time.Millisecond
 	maxPoll    = 50 * time.Millisecond
